@@ -1,1 +1,140 @@
-//! placeholder
+//! Multipath TCP for Rust, in one line: dial and listen with MPTCP and get
+//! the standard [`std::net::TcpStream`] / [`tokio::net::TcpStream`] back.
+//!
+//! [Multipath TCP](https://www.rfc-editor.org/rfc/rfc8684) (RFC 8684) lets one
+//! TCP connection use several paths at once (Wi-Fi and cellular, two uplinks,
+//! two NICs) and survive the loss of one. Linux has it since 5.6: a program
+//! only has to open its socket with `IPPROTO_MPTCP` instead of TCP. This
+//! crate makes that choice for you, safely, the way Go's `net` package does
+//! (`Dialer.SetMultipathTCP`, `ListenConfig.SetMultipathTCP`,
+//! `TCPConn.MultipathTCP`, `GODEBUG=multipathtcp`), and tells you whether
+//! MPTCP is really on the wire.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use mptcp_net::{Dialer, ListenConfig, MptcpExt};
+//!
+//! let listener = ListenConfig::new().listen("127.0.0.1:0")?;
+//! let mut client = Dialer::new().dial(listener.local_addr()?)?;
+//! let (mut server, peer) = listener.accept()?;
+//! client.write_all(b"ping")?;
+//! let mut buf = [0; 4];
+//! server.read_exact(&mut buf)?;
+//! println!("{peer}: {} (client side: {})", server.mptcp_status()?, client.mptcp_status()?);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! With tokio (feature `tokio`):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use mptcp_net::{Dialer, ListenConfig, MptcpExt};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let listener = ListenConfig::new().listen_async("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let server = tokio::spawn(async move {
+//!     let (mut stream, _) = listener.accept().await?;
+//!     let mut buf = [0; 4];
+//!     stream.read_exact(&mut buf).await?;
+//!     stream.write_all(&buf).await?;
+//!     std::io::Result::Ok(stream.mptcp_status()?)
+//! });
+//! let mut client = Dialer::new().dial_async(addr).await?;
+//! client.write_all(b"ping").await?;
+//! let mut buf = [0; 4];
+//! client.read_exact(&mut buf).await?;
+//! println!("client: {}, server: {}", client.mptcp_status()?, server.await??);
+//! # Ok(()) }
+//! ```
+//!
+//! # Policy
+//!
+//! Each [`Dialer`] and [`ListenConfig`] follows the process default unless
+//! told otherwise with `set_multipath_tcp(bool)`; `multipath_tcp()` reports
+//! the resolved intent. The process default comes from the environment
+//! variable [`MPTCP_NET`](ENV_VAR), read once, with Go's meanings (`0|off`,
+//! `1|on`, `2|listen` for listeners only, `3|dial` for dialers only). Unset,
+//! both use MPTCP: see [`ProcessDefault`] for why. `require_multipath_tcp(true)`
+//! makes a dial or listen fail, naming the cause and the fix, where it would
+//! otherwise fall back to TCP.
+//!
+//! # Fallback, and what is never done
+//!
+//! A dial or listen uses plain TCP instead of MPTCP only when
+//!
+//! - creating the MPTCP socket fails with `ENOPROTOOPT`
+//!   (`net.mptcp.enabled=0`), `EPROTONOSUPPORT` (kernel without MPTCP),
+//!   `EINVAL` (kernel older than 5.6), or `EACCES`/`EPERM` (a security
+//!   policy). `EPROTONOSUPPORT` and `EINVAL` are remembered for the life of
+//!   the process, so later dials skip the attempt; `ENOPROTOOPT` is asked
+//!   again each time, since the sysctl is per network namespace and can change
+//!   (the failed `socket()` is the cheapest possible check);
+//! - or the socket hook fails with `EOPNOTSUPP`/`ENOPROTOOPT` on the MPTCP
+//!   socket (an option MPTCP does not support): one retry with a TCP socket,
+//!   with a `tracing` event saying why.
+//!
+//! A connect error is never followed by a second connect: a refused or
+//! timed-out dial is returned as it is, once. (Go re-dials with TCP after any
+//! MPTCP error; the `mptcp` crate even returns `Ok` for a refused async
+//! connect.) When the *peer* or a middlebox does not speak MPTCP, the kernel
+//! carries on as TCP inside the MPTCP socket: [`MptcpExt::mptcp_status`] says
+//! [`MptcpStatus::FellBack`].
+//!
+//! # Status
+//!
+//! [`MptcpExt`] works on std and tokio streams and listeners and anything
+//! [`AsFd`](std::os::fd::AsFd): `multipath_tcp()` (Go parity) and
+//! `mptcp_status()` (plain TCP / MPTCP active / fell back). The kernel
+//! interface is picked once per process by trying it ([`Detection`]):
+//! `TCP_IS_MPTCP` (6.10+), else the `MPTCP_INFO` errno test (5.16+), else
+//! `SO_PROTOCOL`. [`support()`] tells whether this host and network
+//! namespace can create MPTCP sockets, and if not why.
+//!
+//! # Where MPTCP needs the network's help
+//!
+//! MPTCP opens extra subflows only where the kernel path manager is told to:
+//! endpoints (`ip mptcp endpoint add ADDR dev IF subflow` on clients,
+//! `signal` on servers) and limits (`ip mptcp limits set subflows N`). With
+//! no endpoint a connection is MPTCP with one subflow. Servers should listen
+//! on the wildcard address so joins to their other addresses find the
+//! listener.
+//!
+//! # Features
+//!
+//! - `tokio`: [`Dialer::dial_async`], [`ListenConfig::listen_async`].
+//! - `serde`: `Serialize` for the status types.
+//!
+//! # Platforms
+//!
+//! Linux only speaks MPTCP here. Elsewhere the crate compiles, dials and
+//! listens with plain TCP, reports [`MptcpStatus::PlainTcp`], and a required
+//! dial or listen fails with [`Unavailable::NotLinux`].
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod dialer;
+mod listen;
+mod policy;
+mod socket;
+pub mod socket_options;
+mod status;
+mod support;
+#[cfg(target_os = "linux")]
+mod sys;
+
+#[cfg(all(feature = "test-seam", target_os = "linux"))]
+#[doc(hidden)]
+pub mod seam;
+
+pub use dialer::Dialer;
+pub use listen::{ListenConfig, DEFAULT_BACKLOG};
+pub use policy::{process_default, PolicySource, ProcessDefault, ENV_VAR};
+pub use status::{detection, Detection, MptcpExt, MptcpStatus};
+pub use support::{support, Support, Unavailable};
+
+/// The `socket2` crate this API takes in socket hooks.
+pub use socket2;

@@ -1,0 +1,322 @@
+//! [`Dialer`]: outgoing connections, MPTCP first.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket};
+
+use crate::policy::{process_default, Policy};
+use crate::socket::{no_addresses, open, Hook, Plan};
+
+/// Options for opening outgoing connections with Multipath TCP (Go's
+/// `net.Dialer`).
+///
+/// A `Dialer` returns the standard stream types, so everything built on them
+/// (hyper, tonic, rustls, ...) keeps working. MPTCP is tried first; plain TCP
+/// is used only when this host cannot create MPTCP sockets at all
+/// (`net.mptcp.enabled=0`, a kernel without MPTCP, a security policy) or when
+/// the [socket hook](Dialer::set_socket_hook) sets an option MPTCP does not
+/// support. A connect error is returned as it is, after exactly one connect
+/// per resolved address: nothing is ever re-dialed.
+///
+/// When the peer or a middlebox does not speak MPTCP, the kernel itself
+/// carries on as plain TCP inside the MPTCP socket ("fell back"); ask
+/// [`MptcpExt::mptcp_status`](crate::MptcpExt::mptcp_status) to find out.
+///
+/// ```no_run
+/// use std::io::Write;
+/// use mptcp_net::{Dialer, MptcpExt};
+///
+/// let mut stream = Dialer::new().dial("example.com:80")?;
+/// println!("MPTCP on the wire: {}", stream.multipath_tcp()?);
+/// stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Dialer {
+    policy: Policy,
+    timeout: Option<Duration>,
+    local_addr: Option<SocketAddr>,
+    hook: Option<Hook>,
+}
+
+impl Dialer {
+    /// A dialer that follows the process default ([`process_default`]) and
+    /// has no timeout, no local address and no hook.
+    pub fn new() -> Dialer {
+        Dialer::default()
+    }
+
+    /// Uses MPTCP (`true`) or plain TCP (`false`) for this dialer, whatever
+    /// the process default says (Go's `Dialer.SetMultipathTCP`). `false`
+    /// also clears [`require_multipath_tcp`](Dialer::require_multipath_tcp).
+    pub fn set_multipath_tcp(&mut self, enabled: bool) -> &mut Self {
+        self.policy.set(enabled);
+        self
+    }
+
+    /// Whether this dialer will try MPTCP: the value given to
+    /// [`set_multipath_tcp`](Dialer::set_multipath_tcp), else the process
+    /// default (Go's `Dialer.MultipathTCP`). This is the intent; whether a
+    /// connection really uses MPTCP is told by
+    /// [`MptcpExt`](crate::MptcpExt).
+    ///
+    /// ```
+    /// let mut dialer = mptcp_net::Dialer::new();
+    /// dialer.set_multipath_tcp(false);
+    /// assert!(!dialer.multipath_tcp());
+    /// ```
+    pub fn multipath_tcp(&self) -> bool {
+        self.policy.resolve(|| process_default().dialers)
+    }
+
+    /// With `true`, dial fails with an [`io::ErrorKind::Unsupported`] error
+    /// (holding an [`Unavailable`](crate::Unavailable) that names the cause
+    /// and the fix) instead of falling back to TCP when this host cannot
+    /// create MPTCP sockets, and a socket hook error is never retried on TCP.
+    /// Implies `set_multipath_tcp(true)`.
+    ///
+    /// A *peer* that does not speak MPTCP still yields a connection that
+    /// fell back to TCP; check [`MptcpExt::mptcp_status`](crate::MptcpExt::mptcp_status)
+    /// if that matters.
+    pub fn require_multipath_tcp(&mut self, required: bool) -> &mut Self {
+        self.policy.require(required);
+        self
+    }
+
+    /// Whether [`require_multipath_tcp`](Dialer::require_multipath_tcp) is on.
+    pub fn multipath_tcp_required(&self) -> bool {
+        self.policy.required
+    }
+
+    /// Gives up on a dial after `timeout` (`None`: the kernel's own SYN
+    /// retry limit). When a name resolves to several addresses, the time left
+    /// is shared among those not yet tried, as Go does, so a black-holed
+    /// first address cannot eat it all.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The connect timeout.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Binds outgoing sockets to this local address (port 0 lets the kernel
+    /// pick). Only remote addresses of the same family are dialed.
+    ///
+    /// This is the address of the *first* subflow; the kernel path manager
+    /// adds the others from its endpoints.
+    pub fn set_local_addr(&mut self, addr: Option<SocketAddr>) -> &mut Self {
+        self.local_addr = addr;
+        self
+    }
+
+    /// The local address, if one is set.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// Runs `hook` on each new socket before it is bound or connected (Go's
+    /// `Dialer.Control`), to set socket options.
+    ///
+    /// If the hook fails with `EOPNOTSUPP` or `ENOPROTOOPT` on an MPTCP
+    /// socket (an option MPTCP does not support, such as `TCP_MD5SIG` or, on
+    /// some kernels, `TCP_USER_TIMEOUT`), and MPTCP is not required, the
+    /// socket is closed and the dial goes on with a plain TCP socket, on
+    /// which the hook runs a second time; a `tracing` event says why. Check
+    /// `socket.protocol()` in the hook to tell the two apart. See
+    /// [`crate::socket_options`] for each option.
+    ///
+    /// ```
+    /// let mut dialer = mptcp_net::Dialer::new();
+    /// dialer.set_socket_hook(|socket| socket.set_tcp_nodelay(true));
+    /// ```
+    pub fn set_socket_hook<F>(&mut self, hook: F) -> &mut Self
+    where
+        F: Fn(&Socket) -> io::Result<()> + Send + Sync + 'static,
+    {
+        self.hook = Some(Hook::new(hook));
+        self
+    }
+
+    /// Removes the socket hook.
+    pub fn clear_socket_hook(&mut self) -> &mut Self {
+        self.hook = None;
+        self
+    }
+
+    /// Connects to `addr`, trying each resolved address in order, and
+    /// returns the first connection made (like
+    /// [`TcpStream::connect`](std::net::TcpStream::connect)).
+    ///
+    /// One `socket()` (two if the hook forces TCP), one `connect()` per
+    /// address tried. The error is the last address's error, as it came from
+    /// the kernel: `ConnectionRefused` stays `ConnectionRefused`.
+    pub fn dial<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpStream> {
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+        let mut attempts = Attempts::new(self, &addrs)?;
+        let mut last_err = None;
+        while let Some((addr, timeout)) = attempts.next() {
+            match self.dial_one(addr, timeout) {
+                Ok(stream) => return Ok(stream),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| attempts.timed_out()))
+    }
+
+    fn dial_one(&self, addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        let socket = self.open(addr)?;
+        match timeout {
+            Some(t) => socket.connect_timeout(&addr.into(), t)?,
+            None => socket.connect(&addr.into())?,
+        }
+        Ok(socket.into())
+    }
+
+    /// A bound, unconnected socket for `addr`.
+    pub(crate) fn open(&self, addr: SocketAddr) -> io::Result<Socket> {
+        let plan = Plan {
+            mptcp: self.multipath_tcp(),
+            required: self.policy.required,
+            defaults: &|_| Ok(()),
+            hook: self.hook.as_ref(),
+            what: "dial",
+        };
+        let socket = open(Domain::for_address(addr), &plan)?;
+        if let Some(local) = self.local_addr {
+            socket.bind(&local.into())?;
+        }
+        Ok(socket)
+    }
+
+    /// Connects to `addr` without blocking the runtime, trying each resolved
+    /// address in order (names are resolved with
+    /// [`tokio::net::lookup_host`]).
+    ///
+    /// The connect is a real non-blocking `connect()`; completion is read
+    /// from `SO_ERROR`, so a refused connect is an error, not a stream that
+    /// fails later. The future is `Send`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// use mptcp_net::{Dialer, MptcpExt};
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// let mut stream = Dialer::new().dial_async("example.com:80").await?;
+    /// println!("{}", stream.mptcp_status()?);
+    /// stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn dial_async<A: tokio::net::ToSocketAddrs>(
+        &self,
+        addr: A,
+    ) -> io::Result<tokio::net::TcpStream> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
+        let mut attempts = Attempts::new(self, &addrs)?;
+        let mut last_err = None;
+        while let Some((addr, timeout)) = attempts.next() {
+            match self.dial_one_async(addr, timeout).await {
+                Ok(stream) => return Ok(stream),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| attempts.timed_out()))
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn dial_one_async(
+        &self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+    ) -> io::Result<tokio::net::TcpStream> {
+        let socket = self.open(addr)?;
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+        // tokio's connect waits for writability, then reads SO_ERROR.
+        let connect = socket.connect(addr);
+        match timeout {
+            None => connect.await,
+            Some(t) => match tokio::time::timeout(t, connect).await {
+                Ok(result) => result,
+                Err(_) => Err(timed_out(addr)),
+            },
+        }
+    }
+}
+
+fn timed_out(addr: SocketAddr) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("connection to {addr} timed out"),
+    )
+}
+
+/// The addresses to dial, each with its share of the time left.
+struct Attempts {
+    addrs: std::vec::IntoIter<SocketAddr>,
+    deadline: Option<Instant>,
+    last: Option<SocketAddr>,
+}
+
+impl Attempts {
+    fn new(dialer: &Dialer, addrs: &[SocketAddr]) -> io::Result<Attempts> {
+        if addrs.is_empty() {
+            return Err(no_addresses());
+        }
+        let usable: Vec<SocketAddr> = match dialer.local_addr {
+            None => addrs.to_vec(),
+            Some(local) => {
+                let same: Vec<_> = addrs
+                    .iter()
+                    .copied()
+                    .filter(|a| a.is_ipv4() == local.is_ipv4())
+                    .collect();
+                if same.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "no address of the local address's family ({local}) among {addrs:?}"
+                        ),
+                    ));
+                }
+                same
+            }
+        };
+        Ok(Attempts {
+            addrs: usable.into_iter(),
+            deadline: dialer.timeout.map(|t| Instant::now() + t),
+            last: None,
+        })
+    }
+
+    /// The next address and its timeout; `None` when done or out of time.
+    fn next(&mut self) -> Option<(SocketAddr, Option<Duration>)> {
+        let timeout = match self.deadline {
+            None => None,
+            Some(deadline) => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return None;
+                }
+                // Go's rule: share the time left among the addresses left.
+                let left = u32::try_from(self.addrs.len()).unwrap_or(u32::MAX).max(1);
+                Some((remaining / left).max(Duration::from_millis(1)))
+            }
+        };
+        let addr = self.addrs.next()?;
+        self.last = Some(addr);
+        Some((addr, timeout))
+    }
+
+    fn timed_out(&self) -> io::Error {
+        match self.last {
+            Some(addr) => timed_out(addr),
+            None => io::Error::new(io::ErrorKind::TimedOut, "dial timed out"),
+        }
+    }
+}
