@@ -9,14 +9,16 @@
 //!
 //! The kernel copies `min(optlen, sizeof(struct))` bytes and reports how many it copied, so an
 //! old kernel returns a shorter struct. Every field a reply does not cover is `None`, never a
-//! guessed or zero value. Sizes of `struct mptcp_info` by kernel: 48 bytes (5.16 to 6.4), 80
+//! guessed or zero value; nor is a field read from bytes that were tail padding in an older
+//! layout (`mptcpi_retransmits` at 44 and `mptcpi_last_data_sent` at 84 were). Sizes of `struct mptcp_info` by kernel: 48 bytes (5.16 to 6.4), 80
 //! (6.5 to 6.7), 88 (6.8 and 6.9), 96 (6.10 and later). `struct tcp_info` grows the same way
 //! (104 bytes is the oldest layout accepted here, 232 on 6.1, 248 on 6.7 to 6.17, 280 on 6.18).
 //!
 //! Fields that a newer kernel put in former padding cannot be told apart from padding by
 //! length: `endp_laminar_max` (6.18) and `endp_fullmesh_max` (6.19) live in bytes 81 and 82 of
 //! `struct mptcp_info`, which 6.8 to 6.17 kernels return as zero. They are `Some` whenever the
-//! reply covers their byte, so `Some(0)` means "zero, or a kernel that predates the field".
+//! reply has the 6.8 layout (88 bytes) or a later one, so `Some(0)` means "zero, or a kernel
+//! that predates the field".
 //!
 //! # Units
 //!
@@ -115,11 +117,11 @@ pub struct MptcpInfo {
     pub bytes_acked: Option<u64>,
     /// All subflows, the initial one included (`mptcpi_subflows_total`). Linux 6.8+.
     pub subflows_total: Option<u8>,
-    /// Number of `laminar` endpoints (`mptcpi_endp_laminar_max`, Linux 6.18+). `Some` whenever
-    /// the reply covers byte 81; a 6.8 to 6.17 kernel reports 0 there (see the module docs).
+    /// Number of `laminar` endpoints (`mptcpi_endp_laminar_max`, Linux 6.18+). `Some` from the
+    /// 88-byte layout on; a 6.8 to 6.17 kernel reports 0 there (see the module docs).
     pub endp_laminar_max: Option<u8>,
-    /// Number of `fullmesh` endpoints (`mptcpi_endp_fullmesh_max`, Linux 6.19+). `Some`
-    /// whenever the reply covers byte 82; older kernels report 0 there (see the module docs).
+    /// Number of `fullmesh` endpoints (`mptcpi_endp_fullmesh_max`, Linux 6.19+). `Some` from
+    /// the 88-byte layout on; older kernels report 0 there (see the module docs).
     pub endp_fullmesh_max: Option<u8>,
     /// Time since data was last sent on any subflow (`mptcpi_last_data_sent`). Linux 6.10+.
     pub last_data_sent: Option<Duration>,
@@ -500,6 +502,10 @@ pub mod wire {
     pub const MPTCP_INFO_MIN_LEN: usize = 48;
     /// Largest `struct mptcp_info` known (6.10+): the buffer size to ask for.
     pub const MPTCP_INFO_LEN: usize = 96;
+    /// `struct mptcp_info` of 6.5 to 6.7.
+    const LEN_6_5: usize = 80;
+    /// `struct mptcp_info` of 6.8 and 6.9.
+    const LEN_6_8: usize = 88;
     /// Smallest `struct tcp_info` accepted (through `tcpi_total_retrans`).
     pub const TCP_INFO_MIN_LEN: usize = 104;
     /// Largest `struct tcp_info` known (6.18). Asking for more is harmless: the kernel
@@ -701,10 +707,16 @@ pub mod wire {
     /// Parses a `struct mptcp_info` as returned by `getsockopt(SOL_MPTCP, MPTCP_INFO)` (pass
     /// the bytes the kernel reported, i.e. the buffer truncated to the returned optlen).
     ///
-    /// Needs at least [`MPTCP_INFO_MIN_LEN`] bytes; fields beyond the slice are `None`.
+    /// Needs at least [`MPTCP_INFO_MIN_LEN`] bytes. A later field is read only when the
+    /// slice is at least as long as the first layout that had it (80 bytes for the 6.5
+    /// fields, 88 for 6.8, 96 for 6.10), else it is `None`: `mptcpi_retransmits` and
+    /// `mptcpi_last_data_sent` sit in what was tail padding of the 48- and 88-byte layouts,
+    /// which must not be read as values.
     pub fn parse_mptcp_info(bytes: &[u8]) -> Result<MptcpInfo, ParseError> {
         need("mptcp_info", bytes, MPTCP_INFO_MIN_LEN)?;
         let f = Fields(bytes);
+        let since = |layout_len: usize| (bytes.len() >= layout_len).then_some(f);
+        let (v6_5, v6_8, v6_10) = (since(LEN_6_5), since(LEN_6_8), since(MPTCP_INFO_LEN));
         Ok(MptcpInfo {
             kernel_len: bytes.len(),
             subflows: f.req_u8(mi::SUBFLOWS),
@@ -721,17 +733,17 @@ pub mod wire {
             local_addr_used: f.req_u8(mi::LOCAL_ADDR_USED),
             local_addr_max: f.req_u8(mi::LOCAL_ADDR_MAX),
             csum_enabled: f.req_u8(mi::CSUM_ENABLED) != 0,
-            retransmits: f.u32(mi::RETRANSMITS),
-            bytes_retrans: f.u64(mi::BYTES_RETRANS),
-            bytes_sent: f.u64(mi::BYTES_SENT),
-            bytes_received: f.u64(mi::BYTES_RECEIVED),
-            bytes_acked: f.u64(mi::BYTES_ACKED),
-            subflows_total: f.u8(mi::SUBFLOWS_TOTAL),
-            endp_laminar_max: f.u8(mi::ENDP_LAMINAR_MAX),
-            endp_fullmesh_max: f.u8(mi::ENDP_FULLMESH_MAX),
-            last_data_sent: f.u32(mi::LAST_DATA_SENT).map(millis),
-            last_data_recv: f.u32(mi::LAST_DATA_RECV).map(millis),
-            last_ack_recv: f.u32(mi::LAST_ACK_RECV).map(millis),
+            retransmits: v6_5.and_then(|f| f.u32(mi::RETRANSMITS)),
+            bytes_retrans: v6_5.and_then(|f| f.u64(mi::BYTES_RETRANS)),
+            bytes_sent: v6_5.and_then(|f| f.u64(mi::BYTES_SENT)),
+            bytes_received: v6_5.and_then(|f| f.u64(mi::BYTES_RECEIVED)),
+            bytes_acked: v6_5.and_then(|f| f.u64(mi::BYTES_ACKED)),
+            subflows_total: v6_8.and_then(|f| f.u8(mi::SUBFLOWS_TOTAL)),
+            endp_laminar_max: v6_8.and_then(|f| f.u8(mi::ENDP_LAMINAR_MAX)),
+            endp_fullmesh_max: v6_8.and_then(|f| f.u8(mi::ENDP_FULLMESH_MAX)),
+            last_data_sent: v6_10.and_then(|f| f.u32(mi::LAST_DATA_SENT)).map(millis),
+            last_data_recv: v6_10.and_then(|f| f.u32(mi::LAST_DATA_RECV)).map(millis),
+            last_ack_recv: v6_10.and_then(|f| f.u32(mi::LAST_ACK_RECV)).map(millis),
         })
     }
 
@@ -1240,15 +1252,16 @@ mod tests {
     #[test]
     fn mptcp_info_in_between_lengths() {
         let full = mptcp_info_fixture();
-        // A field partly covered is absent, never half-read.
-        let i = parse_mptcp_info(&full[..52]).unwrap();
-        assert_eq!(i.retransmits, Some(9));
-        assert_eq!(i.bytes_retrans, None);
-        let i = parse_mptcp_info(&full[..82]).unwrap();
-        assert_eq!((i.subflows_total, i.endp_laminar_max, i.endp_fullmesh_max), (Some(14), Some(15), None));
+        // Only whole layouts count: shorter-than-layout tails are ignored, and bytes that
+        // were tail padding in the 48- and 88-byte layouts are never read as values.
+        let i = parse_mptcp_info(&full[..79]).unwrap();
+        assert_eq!((i.retransmits, i.bytes_retrans, i.bytes_acked), (None, None, None));
+        let i = parse_mptcp_info(&full[..87]).unwrap();
+        assert_eq!(i.bytes_acked, Some(13));
+        assert_eq!((i.subflows_total, i.endp_laminar_max, i.endp_fullmesh_max), (None, None, None));
         let i = parse_mptcp_info(&full[..95]).unwrap();
-        assert_eq!(i.last_data_recv, Some(Duration::from_millis(18)));
-        assert_eq!(i.last_ack_recv, None);
+        assert_eq!(i.subflows_total, Some(14));
+        assert_eq!((i.last_data_sent, i.last_data_recv, i.last_ack_recv), (None, None, None));
         // A 6.8-6.17 kernel leaves the laminar/fullmesh bytes zero.
         let mut old = full.clone();
         old[81] = 0;
@@ -1530,8 +1543,11 @@ mod tests {
         // Huge counts and sizes are bounded by the buffer.
         let huge = subflow_reply([16, u32::MAX, u32::MAX, u32::MAX], &[], 0);
         assert!(parse_tcpinfo_reply(&huge).unwrap().items.is_empty());
-        let huge = subflow_reply([u32::MAX, u32::MAX, 280, 280], &[], 0);
-        assert!(parse_tcpinfo_reply(&huge).is_err()); // header shorter than declared
+        // A declared header longer than the reply: nothing was copied.
+        let mut huge = subflow_reply([16, u32::MAX, 280, 280], &[tcp_info_fixture()], 280);
+        huge[0..4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        let r = parse_tcpinfo_reply(&huge).unwrap();
+        assert!(r.items.is_empty() && !r.is_complete());
     }
 
     fn addrs_element(local: &[u8], remote: &[u8]) -> Vec<u8> {
