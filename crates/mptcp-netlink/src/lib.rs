@@ -1,0 +1,1 @@
+//! The Linux MPTCP path manager over generic netlink (work in progress).
