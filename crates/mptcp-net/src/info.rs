@@ -452,7 +452,11 @@ impl fmt::Display for ParseError {
             Self::UnknownFamily { family } => {
                 write!(f, "sockaddr: unknown address family {family}")
             }
-            Self::Invalid { what, value, reason } => {
+            Self::Invalid {
+                what,
+                value,
+                reason,
+            } => {
                 write!(f, "{what}: invalid value {value} ({reason})")
             }
         }
@@ -482,8 +486,8 @@ impl From<ParseError> for std::io::Error {
 /// from a 6.18 kernel (see the tests).
 pub mod wire {
     use super::{
-        Duration, Ipv4Addr, Ipv6Addr, MptcpFlags, MptcpInfo, ParseError, SocketAddr,
-        SocketAddrV4, SocketAddrV6, SubflowInfo, TcpCaState, TcpState, TcpStats,
+        Duration, Ipv4Addr, Ipv6Addr, MptcpFlags, MptcpInfo, ParseError, SocketAddr, SocketAddrV4,
+        SocketAddrV6, SubflowInfo, TcpCaState, TcpState, TcpStats,
     };
 
     /// Socket level of the MPTCP options (`SOL_MPTCP`).
@@ -690,7 +694,11 @@ pub mod wire {
 
     fn need(what: &'static str, bytes: &[u8], need: usize) -> Result<(), ParseError> {
         if bytes.len() < need {
-            Err(ParseError::TooShort { what, len: bytes.len(), need })
+            Err(ParseError::TooShort {
+                what,
+                len: bytes.len(),
+                need,
+            })
         } else {
             Ok(())
         }
@@ -758,8 +766,7 @@ pub mod wire {
         // high bits on big-endian ones.
         let wscale = f.req_u8(ti::WSCALE);
         let app_limited = f.req_u8(ti::APP_LIMITED);
-        let (snd_wscale, rcv_wscale, delivery_rate_app_limited) = if cfg!(target_endian = "big")
-        {
+        let (snd_wscale, rcv_wscale, delivery_rate_app_limited) = if cfg!(target_endian = "big") {
             (wscale >> 4, wscale & 0x0f, app_limited & 0x80 != 0)
         } else {
             (wscale & 0x0f, wscale >> 4, app_limited & 0x01 != 0)
@@ -860,22 +867,34 @@ pub mod wire {
                 let flowinfo = f.req_u32(4);
                 let ip = Ipv6Addr::from(f.array::<16>(8).unwrap_or_default());
                 let scope_id = f.req_u32(24);
-                Ok(Some(SocketAddr::V6(SocketAddrV6::new(ip, port, flowinfo, scope_id))))
+                Ok(Some(SocketAddr::V6(SocketAddrV6::new(
+                    ip, port, flowinfo, scope_id,
+                ))))
             }
             family => Err(ParseError::UnknownFamily { family }),
         }
     }
 
+    /// A subflow's `(local, remote)` addresses from `struct mptcp_subflow_addrs`; `None` where
+    /// the kernel reported none (or the element did not reach that far).
+    pub type SubflowAddrs = (Option<SocketAddr>, Option<SocketAddr>);
+
     /// Parses a `struct mptcp_subflow_addrs` element of which the kernel copied `bytes`:
     /// local address in the first 128 bytes, remote in the next 128. An address the copy
     /// does not reach at all is `None`.
-    fn parse_addrs_pair(
-        bytes: &[u8],
-    ) -> Result<(Option<SocketAddr>, Option<SocketAddr>), ParseError> {
+    fn parse_addrs_pair(bytes: &[u8]) -> Result<SubflowAddrs, ParseError> {
         let local = window(bytes, 0, SOCKADDR_STORAGE_LEN);
         let remote = window(bytes, SOCKADDR_STORAGE_LEN, SOCKADDR_STORAGE_LEN);
-        let local = if local.is_empty() { None } else { parse_sockaddr(local)? };
-        let remote = if remote.is_empty() { None } else { parse_sockaddr(remote)? };
+        let local = if local.is_empty() {
+            None
+        } else {
+            parse_sockaddr(local)?
+        };
+        let remote = if remote.is_empty() {
+            None
+        } else {
+            parse_sockaddr(remote)?
+        };
         Ok((local, remote))
     }
 
@@ -930,7 +949,8 @@ pub mod wire {
     impl<T> SubflowReply<T> {
         /// Every subflow fitted; when `false`, retry with room for `header.num_subflows`.
         pub fn is_complete(&self) -> bool {
-            u64::try_from(self.items.len()).unwrap_or(u64::MAX) >= u64::from(self.header.num_subflows)
+            u64::try_from(self.items.len()).unwrap_or(u64::MAX)
+                >= u64::from(self.header.num_subflows)
         }
     }
 
@@ -950,12 +970,15 @@ pub mod wire {
                 reason: "smaller than the 16-byte header",
             });
         }
-        let data = bytes.get(to_usize(header.size_subflow_data)..).unwrap_or(&[]);
+        let data = bytes
+            .get(to_usize(header.size_subflow_data)..)
+            .unwrap_or(&[]);
         let stride = to_usize(header.size_user);
         let copied = to_usize(header.size_user.min(header.size_kernel));
         let mut items = Vec::new();
-        if stride > 0 {
-            let count = (data.len() / stride).min(to_usize(header.num_subflows));
+        // A zero stride means nothing was copied.
+        if let Some(fit) = data.len().checked_div(stride) {
+            let count = fit.min(to_usize(header.num_subflows));
             for i in 0..count {
                 // i < data.len() / stride, so i * stride <= data.len(): no overflow.
                 let start = i.saturating_mul(stride);
@@ -975,22 +998,24 @@ pub mod wire {
     /// array): `(local, remote)` per subflow.
     pub fn parse_subflow_addrs_reply(
         bytes: &[u8],
-    ) -> Result<SubflowReply<(Option<SocketAddr>, Option<SocketAddr>)>, ParseError> {
+    ) -> Result<SubflowReply<SubflowAddrs>, ParseError> {
         parse_subflow_reply(bytes, parse_addrs_pair)
     }
 
     /// Pairs the results of `MPTCP_TCPINFO` and `MPTCP_SUBFLOW_ADDRS` (the 5.16 to 6.4 path)
     /// by position. Subflows can come and go between the two calls: when the two headers'
     /// `num_subflows` differ, query again. Missing addresses are `None`; ids are `None`.
-    pub fn subflows_from_legacy(
-        tcp: Vec<TcpStats>,
-        addrs: Vec<(Option<SocketAddr>, Option<SocketAddr>)>,
-    ) -> Vec<SubflowInfo> {
+    pub fn subflows_from_legacy(tcp: Vec<TcpStats>, addrs: Vec<SubflowAddrs>) -> Vec<SubflowInfo> {
         let mut addrs = addrs.into_iter();
         tcp.into_iter()
             .map(|tcp| {
                 let (local, remote) = addrs.next().unwrap_or((None, None));
-                SubflowInfo { id: None, local, remote, tcp }
+                SubflowInfo {
+                    id: None,
+                    local,
+                    remote,
+                    tcp,
+                }
             })
             .collect()
     }
@@ -1056,7 +1081,11 @@ pub mod wire {
         subflow_info_array: &[u8],
         tcp_info_array: &[u8],
     ) -> Result<FullInfo, ParseError> {
-        need("mptcp_full_info", header, FULL_INFO_HEADER_LEN + MPTCP_INFO_MIN_LEN)?;
+        need(
+            "mptcp_full_info",
+            header,
+            FULL_INFO_HEADER_LEN + MPTCP_INFO_MIN_LEN,
+        )?;
         let f = Fields(header);
         let size_tcpinfo_kernel = f.req_u32(fi::SIZE_TCPINFO_KERNEL);
         let size_tcpinfo_user = f.req_u32(fi::SIZE_TCPINFO_USER);
@@ -1103,12 +1132,25 @@ pub mod wire {
         // the loop below is bounded by the input's length; offsets cannot overflow.
         let mut subflows = Vec::new();
         for i in 0..to_usize(count) {
-            let tcp_el = window(tcp_info_array, i.saturating_mul(to_usize(tcp_stride)), tcp_copied);
-            let sf_el = window(subflow_info_array, i.saturating_mul(to_usize(sf_stride)), sf_copied);
+            let tcp_el = window(
+                tcp_info_array,
+                i.saturating_mul(to_usize(tcp_stride)),
+                tcp_copied,
+            );
+            let sf_el = window(
+                subflow_info_array,
+                i.saturating_mul(to_usize(sf_stride)),
+                sf_copied,
+            );
             let tcp = parse_tcp_info(tcp_el)?;
             let id = Fields(sf_el).u32(0);
             let (local, remote) = parse_addrs_pair(sf_el.get(addrs_off..).unwrap_or(&[]))?;
-            subflows.push(SubflowInfo { id, local, remote, tcp });
+            subflows.push(SubflowInfo {
+                id,
+                local,
+                remote,
+                tcp,
+            });
         }
 
         Ok(FullInfo {
@@ -1146,9 +1188,13 @@ pub mod wire {
             let (header, rest) = rest.split_at(usize::from(a).min(rest.len()));
             let (sf, tcp) = rest.split_at(usize::from(b).min(rest.len()));
             if let Ok(full) = parse_full_info(header, sf, tcp) {
-                let expected = u64::from(full.num_subflows).min(u64::from(Fields(header).req_u32(fi::SIZE_ARRAYS_USER)));
+                let expected = u64::from(full.num_subflows)
+                    .min(u64::from(Fields(header).req_u32(fi::SIZE_ARRAYS_USER)));
                 assert_eq!(full.subflows.len() as u64, expected);
-                assert_eq!(full.complete, full.subflows.len() as u64 == u64::from(full.num_subflows));
+                assert_eq!(
+                    full.complete,
+                    full.subflows.len() as u64 == u64::from(full.num_subflows)
+                );
             }
         }
     }
@@ -1203,7 +1249,9 @@ mod tests {
         let mut b = Buf::new(96);
         b.u8(0, 1).u8(1, 2).u8(2, 3).u8(3, 4).u8(4, 5).u8(5, 6);
         b.u32(8, 3).u32(12, 0xdead_beef);
-        b.u64(16, 0x1111_2222_3333_4444).u64(24, 0x1111_2222_3333_0000).u64(32, 0x5555_6666_7777_8888);
+        b.u64(16, 0x1111_2222_3333_4444)
+            .u64(24, 0x1111_2222_3333_0000)
+            .u64(32, 0x5555_6666_7777_8888);
         b.u8(40, 7).u8(41, 8).u8(42, 1);
         b.u32(44, 9).u64(48, 10).u64(56, 11).u64(64, 12).u64(72, 13);
         b.u8(80, 14).u8(81, 15).u8(82, 16).u8(83, 0xff);
@@ -1220,7 +1268,12 @@ mod tests {
             let i = parse_mptcp_info(&bytes).unwrap();
             assert_eq!(i.kernel_len, len);
             assert_eq!(
-                (i.subflows, i.add_addr_signal, i.add_addr_accepted, i.subflows_max),
+                (
+                    i.subflows,
+                    i.add_addr_signal,
+                    i.add_addr_accepted,
+                    i.subflows_max
+                ),
                 (1, 2, 3, 4)
             );
             assert_eq!((i.add_addr_signal_max, i.add_addr_accepted_max), (5, 6));
@@ -1230,7 +1283,10 @@ mod tests {
             assert_eq!(i.write_seq, 0x1111_2222_3333_4444);
             assert_eq!(i.snd_una, 0x1111_2222_3333_0000);
             assert_eq!(i.rcv_nxt, 0x5555_6666_7777_8888);
-            assert_eq!((i.local_addr_used, i.local_addr_max, i.csum_enabled), (7, 8, true));
+            assert_eq!(
+                (i.local_addr_used, i.local_addr_max, i.csum_enabled),
+                (7, 8, true)
+            );
 
             let v65 = len >= 80;
             assert_eq!(i.retransmits, v65.then_some(9));
@@ -1255,26 +1311,45 @@ mod tests {
         // Only whole layouts count: shorter-than-layout tails are ignored, and bytes that
         // were tail padding in the 48- and 88-byte layouts are never read as values.
         let i = parse_mptcp_info(&full[..79]).unwrap();
-        assert_eq!((i.retransmits, i.bytes_retrans, i.bytes_acked), (None, None, None));
+        assert_eq!(
+            (i.retransmits, i.bytes_retrans, i.bytes_acked),
+            (None, None, None)
+        );
         let i = parse_mptcp_info(&full[..87]).unwrap();
         assert_eq!(i.bytes_acked, Some(13));
-        assert_eq!((i.subflows_total, i.endp_laminar_max, i.endp_fullmesh_max), (None, None, None));
+        assert_eq!(
+            (i.subflows_total, i.endp_laminar_max, i.endp_fullmesh_max),
+            (None, None, None)
+        );
         let i = parse_mptcp_info(&full[..95]).unwrap();
         assert_eq!(i.subflows_total, Some(14));
-        assert_eq!((i.last_data_sent, i.last_data_recv, i.last_ack_recv), (None, None, None));
+        assert_eq!(
+            (i.last_data_sent, i.last_data_recv, i.last_ack_recv),
+            (None, None, None)
+        );
         // A 6.8-6.17 kernel leaves the laminar/fullmesh bytes zero.
         let mut old = full.clone();
         old[81] = 0;
         old[82] = 0;
         let i = parse_mptcp_info(&old).unwrap();
-        assert_eq!((i.endp_laminar_max, i.endp_fullmesh_max), (Some(0), Some(0)));
+        assert_eq!(
+            (i.endp_laminar_max, i.endp_fullmesh_max),
+            (Some(0), Some(0))
+        );
     }
 
     #[test]
     fn mptcp_info_too_short() {
         let full = mptcp_info_fixture();
         let err = parse_mptcp_info(&full[..20]).unwrap_err();
-        assert_eq!(err, ParseError::TooShort { what: "mptcp_info", len: 20, need: 48 });
+        assert_eq!(
+            err,
+            ParseError::TooShort {
+                what: "mptcp_info",
+                len: 20,
+                need: 48
+            }
+        );
         assert_eq!(err.to_string(), "mptcp_info: 20 bytes, need at least 48");
         assert!(parse_mptcp_info(&full[..47]).is_err());
         assert!(parse_mptcp_info(&[]).is_err());
@@ -1296,9 +1371,20 @@ mod tests {
     fn tcp_info_fixture() -> Vec<u8> {
         let mut b = Buf::new(280);
         b.u8(0, 1).u8(1, 3).u8(2, 2).u8(3, 4).u8(4, 5).u8(5, 7);
-        let wscale = if cfg!(target_endian = "big") { 0x79 } else { 0x97 };
+        let wscale = if cfg!(target_endian = "big") {
+            0x79
+        } else {
+            0x97
+        };
         b.u8(6, wscale); // snd_wscale 7, rcv_wscale 9
-        b.u8(7, if cfg!(target_endian = "big") { 0x80 } else { 0x01 });
+        b.u8(
+            7,
+            if cfg!(target_endian = "big") {
+                0x80
+            } else {
+                0x01
+            },
+        );
         let mut off = 8;
         while off < 104 {
             b.u32(off, off as u32 + 1000);
@@ -1313,7 +1399,10 @@ mod tests {
         for off in [160, 168, 176, 184] {
             b.u64(off, off as u64 + 1000);
         }
-        b.u32(192, 1192).u32(196, 1196).u64(200, 1200).u64(208, 1208);
+        b.u32(192, 1192)
+            .u32(196, 1196)
+            .u64(200, 1200)
+            .u64(208, 1208);
         for off in [216, 220, 224, 228, 232, 236] {
             b.u32(off, off as u32 + 1000);
         }
@@ -1335,20 +1424,29 @@ mod tests {
             assert_eq!(t.kernel_len, len);
             assert_eq!(t.state, TcpState::Established);
             assert_eq!(t.ca_state, TcpCaState::Recovery);
-            assert_eq!((t.retransmits, t.probes, t.backoff, t.options), (2, 4, 5, 7));
+            assert_eq!(
+                (t.retransmits, t.probes, t.backoff, t.options),
+                (2, 4, 5, 7)
+            );
             assert_eq!((t.snd_wscale, t.rcv_wscale), (7, 9));
             assert!(t.delivery_rate_app_limited);
             assert_eq!(t.rto, Duration::from_micros(1008));
             assert_eq!(t.ato, Duration::from_micros(1012));
             assert_eq!((t.snd_mss, t.rcv_mss), (1016, 1020));
-            assert_eq!((t.unacked, t.sacked, t.lost, t.retrans), (1024, 1028, 1032, 1036));
+            assert_eq!(
+                (t.unacked, t.sacked, t.lost, t.retrans),
+                (1024, 1028, 1032, 1036)
+            );
             assert_eq!(t.last_data_sent, Duration::from_millis(1044));
             assert_eq!(t.last_data_recv, Duration::from_millis(1052));
             assert_eq!(t.last_ack_recv, Duration::from_millis(1056));
             assert_eq!((t.pmtu, t.rcv_ssthresh), (1060, 1064));
             assert_eq!(t.rtt, Duration::from_micros(1068));
             assert_eq!(t.rttvar, Duration::from_micros(1072));
-            assert_eq!((t.snd_ssthresh, t.snd_cwnd, t.advmss, t.reordering), (1076, 1080, 1084, 1088));
+            assert_eq!(
+                (t.snd_ssthresh, t.snd_cwnd, t.advmss, t.reordering),
+                (1076, 1080, 1084, 1088)
+            );
             assert_eq!(t.rcv_rtt, Duration::from_micros(1092));
             assert_eq!((t.rcv_space, t.total_retrans), (1096, 1100));
 
@@ -1365,8 +1463,14 @@ mod tests {
             assert_eq!(t.data_segs_out, has(160).then_some(1156));
             assert_eq!(t.delivery_rate, has(168).then_some(1160));
             assert_eq!(t.busy_time, has(176).then_some(Duration::from_micros(1168)));
-            assert_eq!(t.rwnd_limited, has(184).then_some(Duration::from_micros(1176)));
-            assert_eq!(t.sndbuf_limited, has(192).then_some(Duration::from_micros(1184)));
+            assert_eq!(
+                t.rwnd_limited,
+                has(184).then_some(Duration::from_micros(1176))
+            );
+            assert_eq!(
+                t.sndbuf_limited,
+                has(192).then_some(Duration::from_micros(1184))
+            );
             assert_eq!(t.delivered, has(196).then_some(1192));
             assert_eq!(t.delivered_ce, has(200).then_some(1196));
             assert_eq!(t.bytes_sent, has(208).then_some(1200));
@@ -1379,7 +1483,10 @@ mod tests {
             assert_eq!(t.rehash, has(240).then_some(1236));
             assert_eq!(t.total_rto, has(242).then_some(1240));
             assert_eq!(t.total_rto_recoveries, has(244).then_some(1242));
-            assert_eq!(t.total_rto_time, has(248).then_some(Duration::from_millis(1244)));
+            assert_eq!(
+                t.total_rto_time,
+                has(248).then_some(Duration::from_millis(1244))
+            );
             assert_eq!(t.received_ce, has(252).then_some(1248));
             assert_eq!(t.delivered_e1_bytes, has(256).then_some(1252));
             assert_eq!(t.delivered_e0_bytes, has(260).then_some(1256));
@@ -1417,18 +1524,32 @@ mod tests {
 
     fn sockaddr_v6(ip: [u8; 16], port: u16, flow: u32, scope: u32) -> Vec<u8> {
         let mut b = Buf::new(128);
-        b.u16(0, 10).put(2, &port.to_be_bytes()).u32(4, flow).put(8, &ip).u32(24, scope);
+        b.u16(0, 10)
+            .put(2, &port.to_be_bytes())
+            .u32(4, flow)
+            .put(8, &ip)
+            .u32(24, scope);
         b.bytes()
     }
 
     #[test]
     fn sockaddrs() {
         let v4 = sockaddr_v4([192, 0, 2, 7], 5201);
-        assert_eq!(parse_sockaddr(&v4).unwrap(), Some("192.0.2.7:5201".parse().unwrap()));
-        assert_eq!(parse_sockaddr(&v4[..8]).unwrap(), Some("192.0.2.7:5201".parse().unwrap()));
+        assert_eq!(
+            parse_sockaddr(&v4).unwrap(),
+            Some("192.0.2.7:5201".parse().unwrap())
+        );
+        assert_eq!(
+            parse_sockaddr(&v4[..8]).unwrap(),
+            Some("192.0.2.7:5201".parse().unwrap())
+        );
         assert_eq!(
             parse_sockaddr(&v4[..7]).unwrap_err(),
-            ParseError::TooShort { what: "sockaddr_in", len: 7, need: 8 }
+            ParseError::TooShort {
+                what: "sockaddr_in",
+                len: 7,
+                need: 8
+            }
         );
 
         let ip: Ipv6Addr = "2001:db8::1".parse().unwrap();
@@ -1455,7 +1576,12 @@ mod tests {
         let h = parse_subflow_data(&req).unwrap();
         assert_eq!(
             h,
-            SubflowData { size_subflow_data: 16, num_subflows: 0, size_kernel: 0, size_user: 280 }
+            SubflowData {
+                size_subflow_data: 16,
+                num_subflows: 0,
+                size_kernel: 0,
+                size_user: 280
+            }
         );
         let mut reply = Buf::new(16);
         reply.u32(0, 16).u32(4, 3).u32(8, 280).u32(12, 232);
@@ -1467,7 +1593,10 @@ mod tests {
     /// A subflow-array reply: header then `elements`, each `stride` bytes.
     fn subflow_reply(hdr: [u32; 4], elements: &[Vec<u8>], stride: usize) -> Vec<u8> {
         let mut out = Buf::new(hdr[0] as usize);
-        out.u32(0, hdr[0]).u32(4, hdr[1]).u32(8, hdr[2]).u32(12, hdr[3]);
+        out.u32(0, hdr[0])
+            .u32(4, hdr[1])
+            .u32(8, hdr[2])
+            .u32(12, hdr[3]);
         let mut out = out.bytes();
         for e in elements {
             let mut e = e.clone();
@@ -1535,11 +1664,18 @@ mod tests {
         let small = subflow_reply([16, 1, 280, 50], &[vec![1; 50]], 50);
         assert_eq!(
             parse_tcpinfo_reply(&small).unwrap_err(),
-            ParseError::TooShort { what: "tcp_info", len: 50, need: 104 }
+            ParseError::TooShort {
+                what: "tcp_info",
+                len: 50,
+                need: 104
+            }
         );
         // Bad header size.
         bytes[0..4].copy_from_slice(&8u32.to_ne_bytes());
-        assert!(matches!(parse_tcpinfo_reply(&bytes), Err(ParseError::Invalid { .. })));
+        assert!(matches!(
+            parse_tcpinfo_reply(&bytes),
+            Err(ParseError::Invalid { .. })
+        ));
         // Huge counts and sizes are bounded by the buffer.
         let huge = subflow_reply([16, u32::MAX, u32::MAX, u32::MAX], &[], 0);
         assert!(parse_tcpinfo_reply(&huge).unwrap().items.is_empty());
@@ -1560,10 +1696,20 @@ mod tests {
     #[test]
     fn subflow_addrs_reply() {
         let ip6: Ipv6Addr = "2001:db8::2".parse().unwrap();
-        let e1 = addrs_element(&sockaddr_v4([10, 0, 0, 1], 40000), &sockaddr_v4([10, 0, 0, 2], 80));
-        let e2 = addrs_element(&sockaddr_v6(ip6.octets(), 1, 0, 0), &sockaddr_v6(ip6.octets(), 2, 0, 0));
-        let r = parse_subflow_addrs_reply(&subflow_reply([16, 2, 256, 256], &[e1.clone(), e2.clone()], 256))
-            .unwrap();
+        let e1 = addrs_element(
+            &sockaddr_v4([10, 0, 0, 1], 40000),
+            &sockaddr_v4([10, 0, 0, 2], 80),
+        );
+        let e2 = addrs_element(
+            &sockaddr_v6(ip6.octets(), 1, 0, 0),
+            &sockaddr_v6(ip6.octets(), 2, 0, 0),
+        );
+        let r = parse_subflow_addrs_reply(&subflow_reply(
+            [16, 2, 256, 256],
+            &[e1.clone(), e2.clone()],
+            256,
+        ))
+        .unwrap();
         assert!(r.is_complete());
         assert_eq!(r.items[0].0, Some("10.0.0.1:40000".parse().unwrap()));
         assert_eq!(r.items[0].1, Some("10.0.0.2:80".parse().unwrap()));
@@ -1581,7 +1727,8 @@ mod tests {
         assert_eq!(r.items[1], (Some(SocketAddr::new(ip6.into(), 1)), None));
 
         // size_user 300 > size_kernel 256: stride 300, 256 meaningful bytes.
-        let r = parse_subflow_addrs_reply(&subflow_reply([16, 2, 256, 300], &[e1, e2], 300)).unwrap();
+        let r =
+            parse_subflow_addrs_reply(&subflow_reply([16, 2, 256, 300], &[e1, e2], 300)).unwrap();
         assert_eq!(r.items.len(), 2);
         assert_eq!(r.items[1].1, Some(SocketAddr::new(ip6.into(), 2)));
 
@@ -1629,15 +1776,27 @@ mod tests {
         let req = full_info_request(280, 264, 4, 0x1122_3344_5566_7788, 0x99aa_bbcc_ddee_ff00);
         assert_eq!(req.len(), 136);
         let f = |o: usize| u32::from_ne_bytes(req[o..o + 4].try_into().unwrap());
-        assert_eq!([f(0), f(4), f(8), f(12), f(16), f(20)], [0, 280, 0, 264, 0, 4]);
-        assert_eq!(u64::from_ne_bytes(req[24..32].try_into().unwrap()), 0x1122_3344_5566_7788);
-        assert_eq!(u64::from_ne_bytes(req[32..40].try_into().unwrap()), 0x99aa_bbcc_ddee_ff00);
+        assert_eq!(
+            [f(0), f(4), f(8), f(12), f(16), f(20)],
+            [0, 280, 0, 264, 0, 4]
+        );
+        assert_eq!(
+            u64::from_ne_bytes(req[24..32].try_into().unwrap()),
+            0x1122_3344_5566_7788
+        );
+        assert_eq!(
+            u64::from_ne_bytes(req[32..40].try_into().unwrap()),
+            0x99aa_bbcc_ddee_ff00
+        );
         assert!(req[40..].iter().all(|&b| b == 0));
     }
 
     #[test]
     fn full_info_complete() {
-        let addrs = addrs_element(&sockaddr_v4([10, 0, 0, 1], 1000), &sockaddr_v4([10, 0, 0, 2], 2000));
+        let addrs = addrs_element(
+            &sockaddr_v4([10, 0, 0, 1], 1000),
+            &sockaddr_v4([10, 0, 0, 2], 2000),
+        );
         let sf: Vec<u8> = [sfinfo_element(1, &addrs), sfinfo_element(2, &addrs)].concat();
         let mut t2 = tcp_info_fixture();
         t2[0] = 4; // FIN_WAIT1
@@ -1652,13 +1811,22 @@ mod tests {
         let full = parse_full_info(&header, &sf_buf, &tcp_buf).unwrap();
         assert!(full.complete);
         assert_eq!(full.num_subflows, 2);
-        assert_eq!((full.size_tcpinfo_kernel, full.size_sfinfo_kernel), (280, 264));
+        assert_eq!(
+            (full.size_tcpinfo_kernel, full.size_sfinfo_kernel),
+            (280, 264)
+        );
         assert_eq!(full.mptcp, parse_mptcp_info(&mptcp_info_fixture()).unwrap());
         assert_eq!(full.subflows.len(), 2);
         assert_eq!(full.subflows[0].id, Some(1));
         assert_eq!(full.subflows[1].id, Some(2));
-        assert_eq!(full.subflows[0].local, Some("10.0.0.1:1000".parse().unwrap()));
-        assert_eq!(full.subflows[0].remote, Some("10.0.0.2:2000".parse().unwrap()));
+        assert_eq!(
+            full.subflows[0].local,
+            Some("10.0.0.1:1000".parse().unwrap())
+        );
+        assert_eq!(
+            full.subflows[0].remote,
+            Some("10.0.0.2:2000".parse().unwrap())
+        );
         assert_eq!(full.subflows[0].tcp.state, TcpState::Established);
         assert_eq!(full.subflows[1].tcp.state, TcpState::FinWait1);
         assert_eq!(full.subflows[1].tcp.received_ce_bytes, Some(1272));
@@ -1699,24 +1867,37 @@ mod tests {
         // Header without (enough) mptcp_info.
         let h = full_header([280, 280, 264, 264, 1, 1], &m[..47]);
         assert_eq!(
-            parse_full_info(&h, &[0; 264], &[0; 280]).unwrap_err().to_string(),
+            parse_full_info(&h, &[0; 264], &[0; 280])
+                .unwrap_err()
+                .to_string(),
             "mptcp_full_info: 87 bytes, need at least 88"
         );
         // Arrays shorter than the reply says.
         let h = full_header([280, 280, 264, 264, 2, 2], &m);
         assert_eq!(
             parse_full_info(&h, &[0; 528], &[0; 500]).unwrap_err(),
-            ParseError::TooShort { what: "tcp_info array", len: 500, need: 560 }
+            ParseError::TooShort {
+                what: "tcp_info array",
+                len: 500,
+                need: 560
+            }
         );
         assert_eq!(
             parse_full_info(&h, &[0; 527], &[0; 560]).unwrap_err(),
-            ParseError::TooShort { what: "subflow_info array", len: 527, need: 528 }
+            ParseError::TooShort {
+                what: "subflow_info array",
+                len: 527,
+                need: 528
+            }
         );
         // tcp_info elements too small to parse.
         let h = full_header([280, 50, 264, 264, 1, 1], &m);
         assert!(parse_full_info(&h, &[0; 264], &[0; 50]).is_err());
         // Huge counts with tiny buffers fail fast without allocating.
-        let h = full_header([u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX], &m);
+        let h = full_header(
+            [u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX],
+            &m,
+        );
         assert!(parse_full_info(&h, &[0; 10], &[0; 10]).is_err());
         let h = full_header([280, 280, 0, 0, u32::MAX, u32::MAX], &m);
         assert!(parse_full_info(&h, &[], &[0; 280]).is_err());
@@ -1806,7 +1987,10 @@ mod tests {
         let i = parse_mptcp_info(&hex(REAL_MPTCP_INFO)).unwrap();
         assert_eq!(i.kernel_len, 96);
         assert_eq!(i.token, 0xa3a7_4ea7);
-        assert_eq!((i.subflows, i.subflows_max, i.subflows_total), (0, 2, Some(1)));
+        assert_eq!(
+            (i.subflows, i.subflows_max, i.subflows_total),
+            (0, 2, Some(1))
+        );
         assert!(i.flags.remote_key_received() && !i.flags.fallback());
         assert!(!i.csum_enabled);
         assert_eq!(i.write_seq, i.snd_una, "everything sent was acknowledged");
@@ -1814,7 +1998,10 @@ mod tests {
         assert_eq!(i.bytes_acked, Some(100_000));
         assert_eq!(i.bytes_received, Some(5_000));
         assert_eq!((i.retransmits, i.bytes_retrans), (Some(0), Some(0)));
-        assert_eq!((i.endp_laminar_max, i.endp_fullmesh_max), (Some(0), Some(0)));
+        assert_eq!(
+            (i.endp_laminar_max, i.endp_fullmesh_max),
+            (Some(0), Some(0))
+        );
         assert_eq!(i.last_data_sent, Some(Duration::from_millis(32)));
         assert_eq!(i.last_ack_recv, Some(Duration::from_millis(32)));
     }
@@ -1860,7 +2047,12 @@ mod tests {
         let r = parse_tcpinfo_reply(&bytes).unwrap();
         assert_eq!(
             r.header,
-            SubflowData { size_subflow_data: 16, num_subflows: 1, size_kernel: 280, size_user: 280 }
+            SubflowData {
+                size_subflow_data: 16,
+                num_subflows: 1,
+                size_kernel: 280,
+                size_user: 280
+            }
         );
         assert!(r.is_complete());
         assert_sane_loopback_tcp(&r.items[0]);
@@ -1873,12 +2065,18 @@ mod tests {
         assert!(r.is_complete());
         assert_eq!(
             r.items,
-            vec![(Some("127.0.0.1:33380".parse().unwrap()), Some("127.0.0.1:39697".parse().unwrap()))]
+            vec![(
+                Some("127.0.0.1:33380".parse().unwrap()),
+                Some("127.0.0.1:39697".parse().unwrap())
+            )]
         );
         let r = parse_subflow_addrs_reply(&hex(REAL_ADDRS_REPLY_V6)).unwrap();
         assert_eq!(
             r.items,
-            vec![(Some("[::1]:51758".parse().unwrap()), Some("[::1]:34701".parse().unwrap()))]
+            vec![(
+                Some("[::1]:51758".parse().unwrap()),
+                Some("[::1]:34701".parse().unwrap())
+            )]
         );
     }
 
@@ -1892,7 +2090,14 @@ mod tests {
         )
         .unwrap();
         assert!(full.complete);
-        assert_eq!((full.num_subflows, full.size_tcpinfo_kernel, full.size_sfinfo_kernel), (1, 280, 264));
+        assert_eq!(
+            (
+                full.num_subflows,
+                full.size_tcpinfo_kernel,
+                full.size_sfinfo_kernel
+            ),
+            (1, 280, 264)
+        );
         assert_eq!(full.mptcp, parse_mptcp_info(&hex(REAL_MPTCP_INFO)).unwrap());
         let s = &full.subflows[0];
         assert_eq!(s.id, Some(1));
@@ -1907,7 +2112,11 @@ mod tests {
             tcp_info_fixture(),
             sockaddr_v4([1, 2, 3, 4], 5),
             sockaddr_v6([7; 16], 8, 9, 10),
-            subflow_reply([16, 2, 280, 280], &[tcp_info_fixture(), tcp_info_fixture()], 280),
+            subflow_reply(
+                [16, 2, 280, 280],
+                &[tcp_info_fixture(), tcp_info_fixture()],
+                280,
+            ),
             full_header([280, 280, 264, 264, 1, 1], &mptcp_info_fixture()),
         ];
         for h in [
@@ -1946,8 +2155,11 @@ mod tests {
                 every_parser(&f[..len]);
             }
         }
-        let (header, sf, tcp) =
-            (hex(REAL_FULL_HEADER), hex(REAL_FULL_SFINFO), hex(REAL_FULL_TCPINFO));
+        let (header, sf, tcp) = (
+            hex(REAL_FULL_HEADER),
+            hex(REAL_FULL_SFINFO),
+            hex(REAL_FULL_TCPINFO),
+        );
         for len in 0..=header.len() {
             let _ = parse_full_info(&header[..len], &sf, &tcp);
         }
