@@ -1,1 +1,99 @@
-//! placeholder
+//! A reproducible multipath test network in Linux network namespaces, for MPTCP
+//! tests, benchmarks and demos.
+//!
+//! Real kernel, real namespaces, real veth links: [`TestNet`] builds a client and a
+//! server namespace (and optionally a router between them) joined by 1 to 8 paths,
+//! each with its own rate limit, plus MPTCP limits and endpoints, a link that can fail
+//! and come back, and a middlebox that strips the MPTCP option. [`Netns`] is the
+//! building block: a named namespace that runs Rust closures inside itself, with
+//! per-namespace sysctls and [`Counters`].
+//!
+//! Everything needs root and iproute2 (`ip`, `tc`); the middlebox also needs
+//! iptables. [`preflight`] says what is missing. Every namespace has a unique name
+//! (`mpt-<pid>-<n>-<label>`), so tests run in parallel, also across processes, and is
+//! removed on drop, also when a test panics.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::{SocketAddr, TcpListener, TcpStream};
+//! use mptcp_testnet::TestNet;
+//!
+//! let net = TestNet::builder().paths(2).rate_mbit(20).build()?;
+//! let server = SocketAddr::new(net.server().addr(0).expect("IPv4 is on"), 5201);
+//! // A socket keeps the namespace it was created in, whatever thread uses it later.
+//! let listener = net.server().run(|| TcpListener::bind(server))??;
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         let (mut conn, _) = listener.accept()?;
+//!         conn.write_all(b"hello")
+//!     });
+//!     let mut reply = String::new();
+//!     net.client()
+//!         .run(|| TcpStream::connect(server)?.read_to_string(&mut reply))??;
+//!     println!("{reply} over {net}");
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The network
+//!
+//! Path `i` (0-based) is its own veth pair, or with a router two veth pairs:
+//!
+//! | | client | router (client side) | router (server side) | server |
+//! |---|---|---|---|---|
+//! | interface | `p<i>` | `c<i>` | `s<i>` | `p<i>` |
+//! | IPv4, direct | `198.18.<i>.1/24` | | | `198.18.<i>.2/24` |
+//! | IPv4, router | `198.18.<i>.1/24` | `198.18.<i>.254/24` | `198.19.<i>.254/24` | `198.19.<i>.2/24` |
+//! | IPv6, direct | `2001:db8:<i>::1/64` | | | `2001:db8:<i>::2/64` |
+//! | IPv6, router | `2001:db8:<i>::1/64` | `2001:db8:<i>::fe/64` | `2001:db8:1<i>::fe/64` | `2001:db8:1<i>::2/64` |
+//!
+//! Only the benchmarking range 198.18.0.0/15 and the documentation prefix
+//! 2001:db8::/32 are used, and only inside the namespaces. IPv6 addresses are added
+//! with `nodad` and DAD is off, so they work at once.
+//!
+//! **Routing.** A path is a pipe: whatever the client sends from its path-`i` address
+//! leaves through path `i`, and whatever is sent to that address comes back through
+//! path `i`. The client has one policy-routing table per path (`ip rule from <client
+//! addr i> table 100+i`, priority `1000+i`) whose default route goes to the next hop
+//! on path `i`: the server's path-`i` address on a direct path, the router's
+//! otherwise. So the extra subflow of [`Endpoints::ClientSubflow`], which goes from
+//! the client's path-1 address to the server's path-0 address, really crosses path 1
+//! (the server accepts it on any interface, and answers through path 1 because the
+//! destination is there). The router sends everything that came in from path `i`
+//! out through path `i` (`ip rule iif c<i> table 100+i`); the server routes by
+//! destination (`198.18.<i>.0/24 via` the router on path `i`). Reverse-path filtering
+//! is off in every namespace.
+//!
+//! **Shaping.** A path with a rate gets a `tbf` qdisc on the egress of both ends of
+//! the shaped link: the direct veth, or the router-server veth (the router is the
+//! bottleneck, as in a real network; client-router links run at full speed). The
+//! bucket is at least 96 KiB, so a 64 KiB GSO/TSO packet passes whole (offloads stay
+//! on; `ethtool` is not needed), and the queue holds 50 ms of traffic. This kernel
+//! has no `netem`, so there is no delay or loss emulation.
+//!
+//! **MPTCP.** `net.mptcp.enabled=1` on client and server, the in-kernel path manager,
+//! limits `subflows 8 add_addr_accepted 8` on both, and endpoints on paths `1..n` as
+//! chosen by [`Endpoints`]: client `subflow` endpoints (default) or server `signal`
+//! endpoints. With signal endpoints the server must listen on the wildcard address,
+//! else joins to its other addresses find no listener and only one subflow exists.
+//!
+//! **Failure.** [`TestNet::path_down`] sets every veth end of the path down;
+//! [`TestNet::path_up`] brings them up and restores the routes.
+//!
+//! **Middlebox.** [`TestNet::set_strip_mptcp`] strips TCP option 30 with iptables'
+//! `TCPOPTSTRIP`, on the router if there is one, else on the server's input.
+#![warn(missing_docs)]
+
+mod cmd;
+mod counters;
+mod error;
+mod netns;
+mod preflight;
+mod testnet;
+
+pub use counters::Counters;
+pub use error::Error;
+pub use netns::Netns;
+pub use preflight::preflight;
+pub use testnet::{Endpoints, Host, TestNet, TestNetBuilder, MAX_PATHS};
