@@ -9,10 +9,13 @@
 //!
 //! The kernel copies `min(optlen, sizeof(struct))` bytes and reports how many it copied, so an
 //! old kernel returns a shorter struct. Every field a reply does not cover is `None`, never a
-//! guessed or zero value; nor is a field read from bytes that were tail padding in an older
-//! layout (`mptcpi_retransmits` at 44 and `mptcpi_last_data_sent` at 84 were). Sizes of `struct mptcp_info` by kernel: 48 bytes (5.16 to 6.4), 80
-//! (6.5 to 6.7), 88 (6.8 and 6.9), 96 (6.10 and later). `struct tcp_info` grows the same way
-//! (104 bytes is the oldest layout accepted here, 232 on 6.1, 248 on 6.7 to 6.17, 280 on 6.18).
+//! guessed or zero value. Sizes of `struct mptcp_info` by kernel: 48 bytes (5.16 to 6.4), 80
+//! (6.5 to 6.7), 88 (6.8 and 6.9), 96 (6.10 and later). Its fields are read only from a reply
+//! at least as long as the first layout that had them, because two of them sit in what was
+//! tail padding before (`mptcpi_retransmits` at 44 in the 48-byte layout,
+//! `mptcpi_last_data_sent` at 84 in the 88-byte one). `struct tcp_info` grows the same way
+//! (104 bytes is the oldest layout accepted here, 232 on 6.1, 248 on 6.7 to 6.17, 280 on 6.18)
+//! without reusing padding, so its fields are present when the reply covers them.
 //!
 //! Fields that a newer kernel put in former padding cannot be told apart from padding by
 //! length: `endp_laminar_max` (6.18) and `endp_fullmesh_max` (6.19) live in bytes 81 and 82 of
