@@ -94,6 +94,27 @@
 //! `SO_PROTOCOL`. [`support()`] tells whether this host and network
 //! namespace can create MPTCP sockets, and if not why.
 //!
+//! And the whole picture, typed and cheap enough to poll:
+//! [`MptcpExt::mptcp_info`] (one `getsockopt`: token, subflow counts,
+//! sequence numbers, bytes sent/received/retransmitted, ...) and
+//! [`MptcpExt::subflows`] (one `getsockopt` in the common case: each
+//! subflow's id, addresses, RTT, cwnd, rates and byte counters). The byte
+//! layouts live in the sans-I/O [`info::wire`] module.
+//!
+//! ```
+//! use mptcp_net::{Dialer, ListenConfig, MptcpExt};
+//!
+//! let listener = ListenConfig::new().listen("127.0.0.1:0")?;
+//! let stream = Dialer::new().dial(listener.local_addr()?)?;
+//! if let Some(info) = stream.mptcp_info()? {
+//!     println!("token {:08x}, subflows {:?}", info.token, info.subflows_total);
+//! }
+//! for sf in stream.subflows()? {
+//!     println!("subflow {:?}: {:?} -> {:?}, rtt {:?}", sf.id, sf.local, sf.remote, sf.tcp.rtt);
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Where MPTCP needs the network's help
 //!
 //! MPTCP opens extra subflows only where the kernel path manager is told to:
@@ -106,7 +127,7 @@
 //! # Features
 //!
 //! - `tokio`: [`Dialer::dial_async`], [`ListenConfig::listen_async`].
-//! - `serde`: `Serialize` for the status types.
+//! - `serde`: `Serialize` for the status and introspection types.
 //!
 //! # Platforms
 //!
@@ -117,6 +138,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod dialer;
+pub mod info;
+#[cfg(target_os = "linux")]
+mod introspect;
 mod listen;
 mod policy;
 mod socket;
@@ -131,6 +155,7 @@ mod sys;
 pub mod seam;
 
 pub use dialer::Dialer;
+pub use info::{MptcpInfo, SubflowInfo, TcpState, TcpStats};
 pub use listen::{ListenConfig, DEFAULT_BACKLOG};
 pub use policy::{process_default, PolicySource, ProcessDefault, ENV_VAR};
 pub use status::{detection, Detection, MptcpExt, MptcpStatus};

@@ -41,3 +41,9 @@ pub(crate) fn on_mptcp_socket() -> Option<i32> {
     ATTEMPTS.with(|c| c.set(c.get() + 1));
     INJECT.with(|c| c.get())
 }
+
+/// Forces `subflows()` to use the 5.16-6.4 calls (`Some(true)`), the 6.5+
+/// call (`Some(false)`), or to find out again (`None`).
+pub fn force_legacy_subflows(legacy: Option<bool>) {
+    crate::introspect::force_legacy(legacy);
+}

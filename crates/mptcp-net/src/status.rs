@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use crate::info::{MptcpInfo, SubflowInfo};
+
 /// What a socket is doing, as told by [`MptcpExt::mptcp_status`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -99,6 +101,51 @@ pub trait MptcpExt {
     /// One system call for an active MPTCP socket, two otherwise (the second
     /// is `SO_PROTOCOL`, to tell a plain socket from a fallen-back one).
     fn mptcp_status(&self) -> io::Result<MptcpStatus>;
+
+    /// The connection-level MPTCP state (`struct mptcp_info`: token,
+    /// subflow counts and limits, sequence numbers, byte counters, ...), or
+    /// `None` for a plain TCP socket and after a fallback.
+    ///
+    /// One `getsockopt(SOL_MPTCP, MPTCP_INFO)`, cheap enough to poll. Fields
+    /// the running kernel does not have are `None` (see [`MptcpInfo`]).
+    ///
+    /// ```
+    /// use mptcp_net::{Dialer, ListenConfig, MptcpExt};
+    ///
+    /// let listener = ListenConfig::new().listen("127.0.0.1:0")?;
+    /// let stream = Dialer::new().dial(listener.local_addr()?)?;
+    /// if let Some(info) = stream.mptcp_info()? {
+    ///     println!("token {:08x}, {} extra subflows", info.token, info.subflows);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn mptcp_info(&self) -> io::Result<Option<MptcpInfo>>;
+
+    /// The subflows of an MPTCP connection: id, local and remote address,
+    /// and their `tcp_info` ([`TcpStats`](crate::info::TcpStats): state,
+    /// RTT, cwnd, rates, byte counters, retransmissions, ...).
+    ///
+    /// One `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)` (Linux 6.5+) with room
+    /// for 8 subflows; asked again with more room if the kernel reports more.
+    /// On 5.16-6.4, `MPTCP_TCPINFO` and `MPTCP_SUBFLOW_ADDRS` (two calls,
+    /// no subflow ids).
+    ///
+    /// A plain TCP socket, or an MPTCP socket that fell back, has exactly one
+    /// entry: its own TCP connection (`TCP_INFO`, `id: None`), so a
+    /// program can watch any stream the same way. An MPTCP listener lists its
+    /// listening subflow ([`TcpState::Listen`](crate::TcpState::Listen)).
+    ///
+    /// ```
+    /// use mptcp_net::{Dialer, ListenConfig, MptcpExt};
+    ///
+    /// let listener = ListenConfig::new().listen("127.0.0.1:0")?;
+    /// let stream = Dialer::new().dial(listener.local_addr()?)?;
+    /// for sf in stream.subflows()? {
+    ///     println!("{:?} {:?} -> {:?} rtt {:?}", sf.id, sf.local, sf.remote, sf.tcp.rtt);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn subflows(&self) -> io::Result<Vec<SubflowInfo>>;
 }
 
 /// The status detection method of this process, chosen on first use.
@@ -118,6 +165,26 @@ impl<T: std::os::fd::AsFd + ?Sized> MptcpExt for T {
     fn mptcp_status(&self) -> io::Result<MptcpStatus> {
         imp::status(self.as_fd())
     }
+
+    #[cfg(target_os = "linux")]
+    fn mptcp_info(&self) -> io::Result<Option<MptcpInfo>> {
+        crate::introspect::mptcp_info(self.as_fd())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn subflows(&self) -> io::Result<Vec<SubflowInfo>> {
+        crate::introspect::subflows(self.as_fd())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn mptcp_info(&self) -> io::Result<Option<MptcpInfo>> {
+        Ok(None)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn subflows(&self) -> io::Result<Vec<SubflowInfo>> {
+        Ok(Vec::new())
+    }
 }
 
 #[cfg(windows)]
@@ -130,6 +197,16 @@ impl<T: std::os::windows::io::AsSocket + ?Sized> MptcpExt for T {
     fn mptcp_status(&self) -> io::Result<MptcpStatus> {
         let _ = self.as_socket();
         Ok(MptcpStatus::PlainTcp)
+    }
+
+    fn mptcp_info(&self) -> io::Result<Option<MptcpInfo>> {
+        let _ = self.as_socket();
+        Ok(None)
+    }
+
+    fn subflows(&self) -> io::Result<Vec<SubflowInfo>> {
+        let _ = self.as_socket();
+        Ok(Vec::new())
     }
 }
 
@@ -161,7 +238,7 @@ mod imp {
     use crate::sys::{self, errno_in, IPPROTO_MPTCP, MPTCP_INFO, SOL_MPTCP, TCP_IS_MPTCP};
 
     /// The errors that mean "no such option here" or "not MPTCP (any more)".
-    const NOT_HERE: &[i32] = &[libc::EOPNOTSUPP, libc::ENOPROTOOPT];
+    pub(crate) const NOT_HERE: &[i32] = &[libc::EOPNOTSUPP, libc::ENOPROTOOPT];
 
     const UNKNOWN: u8 = 0;
     static METHOD: AtomicU8 = AtomicU8::new(UNKNOWN);
@@ -242,7 +319,7 @@ mod imp {
     }
 
     /// A clearer error than ENOPROTOOPT when the fd is not a TCP socket.
-    fn explain(fd: BorrowedFd<'_>, err: io::Error) -> io::Error {
+    pub(crate) fn explain(fd: BorrowedFd<'_>, err: io::Error) -> io::Error {
         match protocol(fd) {
             Ok(p) if p != IPPROTO_MPTCP && p != libc::IPPROTO_TCP => not_tcp(p),
             _ => err,
@@ -297,3 +374,5 @@ mod imp {
 
 #[cfg(all(target_os = "linux", feature = "test-seam"))]
 pub(crate) use imp::force;
+#[cfg(target_os = "linux")]
+pub(crate) use imp::{explain, NOT_HERE};

@@ -15,6 +15,12 @@ pub(crate) const IPPROTO_MPTCP: libc::c_int = 262;
 pub(crate) const SOL_MPTCP: libc::c_int = 284;
 /// `MPTCP_INFO` (5.16+): `struct mptcp_info`.
 pub(crate) const MPTCP_INFO: libc::c_int = 1;
+/// `MPTCP_TCPINFO` (5.16+): `struct mptcp_subflow_data` + `struct tcp_info[]`.
+pub(crate) const MPTCP_TCPINFO: libc::c_int = 2;
+/// `MPTCP_SUBFLOW_ADDRS` (5.16+): `struct mptcp_subflow_data` + `struct mptcp_subflow_addrs[]`.
+pub(crate) const MPTCP_SUBFLOW_ADDRS: libc::c_int = 3;
+/// `MPTCP_FULL_INFO` (6.5+): `struct mptcp_full_info` with user-space array pointers.
+pub(crate) const MPTCP_FULL_INFO: libc::c_int = 4;
 /// `TCP_IS_MPTCP` at `SOL_TCP` (6.10+): 1 while MPTCP is used, 0 otherwise.
 pub(crate) const TCP_IS_MPTCP: libc::c_int = 43;
 
@@ -90,4 +96,55 @@ pub(crate) fn mptcp_socket(domain: Domain) -> io::Result<Socket> {
 /// The errno of `err` if it is one of `codes`.
 pub(crate) fn errno_in(err: &io::Error, codes: &[i32]) -> bool {
     err.raw_os_error().is_some_and(|e| codes.contains(&e))
+}
+
+/// `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)`: the kernel fills `header` (a
+/// `struct mptcp_full_info`) and, through the two user pointers it carries,
+/// up to `count` elements of `sf_size` bytes in `subflow_info` and of
+/// `tcp_size` bytes in `tcp_info`. Returns the header length written back.
+pub(crate) fn mptcp_full_info(
+    fd: BorrowedFd<'_>,
+    header: &mut [u8; crate::info::wire::FULL_INFO_LEN],
+    subflow_info: &mut [u8],
+    tcp_info: &mut [u8],
+    count: u32,
+    sf_size: u32,
+    tcp_size: u32,
+) -> io::Result<usize> {
+    let fits = |buf: &[u8], size: u32| {
+        u64::try_from(buf.len()).is_ok_and(|len| len >= u64::from(count) * u64::from(size))
+    };
+    if !fits(subflow_info, sf_size) || !fits(tcp_info, tcp_size) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "MPTCP_FULL_INFO arrays smaller than announced",
+        ));
+    }
+    *header = crate::info::wire::full_info_request(
+        tcp_size,
+        sf_size,
+        count,
+        subflow_info.as_mut_ptr() as u64,
+        tcp_info.as_mut_ptr() as u64,
+    );
+    let mut len = header.len() as libc::socklen_t;
+    // SAFETY: `header` is valid for writes of `len` bytes. The kernel also
+    // writes through the two pointers inside it: at most `count` elements of
+    // at most `sf_size` / `tcp_size` bytes (it clamps sizes down, never up),
+    // which `fits` checked the arrays hold; the exclusive borrows of both
+    // arrays last until the call returns, so nothing else observes them.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            SOL_MPTCP,
+            MPTCP_FULL_INFO,
+            header.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok((len as usize).min(header.len()))
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
