@@ -1,1 +1,69 @@
-//! The Linux MPTCP path manager over generic netlink (work in progress).
+//! The Linux MPTCP path manager from Rust, typed: endpoints, limits, the userspace path
+//! manager, the event stream; MPTCP connection listing through `sock_diag`; MIB counters
+//! and sysctls.
+//!
+//! [Multipath TCP](https://www.rfc-editor.org/rfc/rfc8684) connections on Linux are
+//! steered by a path manager in the kernel, configured over the generic netlink family
+//! `mptcp_pm` (what `ip mptcp` and `mptcpd` speak). This crate covers all of it:
+//!
+//! - [`PathManager`] (blocking) and, with feature `tokio`, `AsyncPathManager`:
+//!   endpoints (add, delete, get, list, flush, change flags), limits, and the userspace
+//!   path manager's per-connection commands (announce, remove, create and destroy
+//!   subflows);
+//! - [`Events`] (a blocking iterator) and, with feature `tokio`, `EventStream` (a
+//!   `futures_core::Stream`): every path-manager event as a typed [`Event`];
+//! - [`Counters`] (`MPTcpExt` in `/proc/net/netstat`) and [`sysctl`] (`net.mptcp.*`).
+//!
+//! Everything works on the network namespace of the calling thread: a handle opened on a
+//! thread that entered a namespace (`setns`) keeps working on that namespace.
+//!
+//! ```no_run
+//! use mptcp_netlink::{EndpointFlags, NewEndpoint, PathManager};
+//!
+//! let pm = PathManager::open()?;
+//! let ep = pm.add_endpoint(&NewEndpoint::new("198.18.1.1".parse()?).flags(EndpointFlags::SUBFLOW))?;
+//! println!("{ep}"); // 198.18.1.1 id 1 subflow
+//! println!("{}", pm.limits()?); // add_addr_accepted 0 subflows 2
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layers
+//!
+//! [`codec`] is the sans-I/O part: it builds and parses the `mptcp_pm` attributes, events
+//! and the MPTCP parts of `sock_diag`, is tested on byte fixtures and fuzzed, and never
+//! panics on input. Message framing uses rust-netlink's `netlink-packet-core` and
+//! `netlink-packet-generic`; sockets are `netlink-sys`'s.
+//!
+//! # Errors
+//!
+//! Arguments are checked before anything is sent ([`Error::Invalid`]: id 0, limits above
+//! 8, a port without `signal`, an unknown flag, ...). Kernel refusals come typed, with the
+//! kernel's extended-ack message when it gave one: [`Error::PermissionDenied`] ("needs
+//! CAP_NET_ADMIN"), [`Error::Exists`], [`Error::NotFound`], [`Error::FamilyNotFound`]
+//! ("kernel without MPTCP path manager"), [`Error::Kernel`].
+//!
+//! # Features
+//!
+//! - `tokio`: `AsyncPathManager` and `EventStream`.
+//! - `serde`: `Serialize` for the data types.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod codec;
+mod counters;
+mod error;
+mod events;
+mod netlink;
+mod ops;
+mod pm;
+pub mod sysctl;
+
+pub use codec::{
+    Endpoint, EndpointFlags, Event, EventFlags, EventKind, InterfaceRef, Limits, NewEndpoint,
+    ResetReason, MAX_LIMIT,
+};
+pub use counters::Counters;
+pub use error::Error;
+pub use events::Events;
+pub use pm::PathManager;
