@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::{preflight, Error, Netns};
 
@@ -12,6 +13,12 @@ use crate::{preflight, Error, Netns};
 /// at most 8 subflows per connection.
 pub const MAX_PATHS: usize = 8;
 
+/// The in-kernel path manager keeps at most 8 endpoints per namespace
+/// (`MPTCP_PM_ADDR_MAX`); one more fails with ERANGE ("too many addresses").
+const MAX_ENDPOINTS: usize = 8;
+/// How long a fresh or re-enabled veth may take to become operational.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+const READY_POLL: Duration = Duration::from_millis(5);
 /// Both MPTCP limits (`subflows`, `add_addr_accepted`) are set to the kernel's maximum.
 const MPTCP_LIMIT: &str = "8";
 /// Policy routing: path `i` uses table `100 + i`, with a rule at priority `1000 + i`.
@@ -74,17 +81,20 @@ impl Family {
 struct End {
     role: Role,
     dev: String,
+    /// The interface index, distinct from the peer's: see [`path_ends`].
+    index: u32,
     v4: Ipv4Addr,
     v6: Ipv6Addr,
 }
 
 impl End {
-    fn new(role: Role, dev: String, subnet: u8, path: usize, host: u8) -> End {
+    fn new(role: Role, name: &str, index_base: u32, subnet: u8, path: usize, host: u8) -> End {
         // `path < MAX_PATHS`, so it fits in an octet and in an IPv6 segment digit.
         let path = path as u8;
         End {
             role,
-            dev,
+            dev: format!("{name}{path}"),
+            index: index_base + u32::from(path),
             v4: Ipv4Addr::new(198, subnet, path, host),
             v6: Ipv6Addr::new(
                 0x2001,
@@ -137,21 +147,28 @@ struct PathEnds {
     router: Option<(End, End)>,
 }
 
+///
+/// Each end gets its own interface index (client 100+i, router 200+i and 300+i,
+/// server 400+i). In fresh namespaces both ends of a veth would otherwise get the
+/// same index, and the kernel's link watch then treats the carrier change as not
+/// urgent and applies it up to a second later: until then the interface is not
+/// operational and IPv6 neighbour discovery stalls the first connection for a
+/// second.
 fn path_ends(i: usize, router: bool) -> PathEnds {
-    let client = End::new(Role::Client, format!("p{i}"), 18, i, 1);
+    let client = End::new(Role::Client, "p", 100, 18, i, 1);
     if router {
         PathEnds {
             client,
-            server: End::new(Role::Server, format!("p{i}"), 19, i, 2),
+            server: End::new(Role::Server, "p", 400, 19, i, 2),
             router: Some((
-                End::new(Role::Router, format!("c{i}"), 18, i, 254),
-                End::new(Role::Router, format!("s{i}"), 19, i, 254),
+                End::new(Role::Router, "c", 200, 18, i, 254),
+                End::new(Role::Router, "s", 300, 19, i, 254),
             )),
         }
     } else {
         PathEnds {
             client,
-            server: End::new(Role::Server, format!("p{i}"), 18, i, 2),
+            server: End::new(Role::Server, "p", 400, 18, i, 2),
             router: None,
         }
     }
@@ -289,6 +306,17 @@ fn tbf_burst(rate_mbit: u32) -> u64 {
     (bytes_per_sec / 250).max(TBF_MIN_BURST)
 }
 
+/// Whether `ip -o link show` output has `dev` in operational state UP.
+fn link_is_up(text: &str, dev: &str) -> bool {
+    text.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let name = fields.nth(1).unwrap_or_default();
+        let name = name.trim_end_matches(':');
+        let name = name.split_once('@').map_or(name, |(name, _)| name);
+        name == dev && line.contains(" state UP ")
+    })
+}
+
 /// Builds a [`TestNet`]; get one from [`TestNet::builder`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .build() is called"]
@@ -395,6 +423,16 @@ impl TestNetBuilder {
         }
         if rates.contains(&Some(0)) {
             return invalid("a rate of 0 Mbit/s; leave the rate unset for an unshaped path".into());
+        }
+        let families = usize::from(self.ipv4) + usize::from(self.ipv6);
+        let endpoints = (self.paths - 1) * families;
+        if self.endpoints != Endpoints::None && endpoints > MAX_ENDPOINTS {
+            return invalid(format!(
+                "{} paths with {families} address families need {endpoints} MPTCP endpoints; \
+                 the kernel allows {MAX_ENDPOINTS} per namespace (use fewer paths, one family, \
+                 or Endpoints::None)",
+                self.paths
+            ));
         }
         for &path in &self.backup {
             if path == 0 || path >= self.paths {
@@ -603,6 +641,7 @@ impl TestNet {
         }
         if up {
             self.apply_routes(path)?;
+            self.wait_links_up(path..path + 1)?;
         }
         tracing::info!(path, state, "path state changed");
         Ok(())
@@ -713,7 +752,50 @@ impl TestNet {
             }
             self.apply_routes(i)?;
         }
-        self.configure_mptcp()
+        self.configure_mptcp()?;
+        self.wait_links_up(0..self.paths())
+    }
+
+    /// Waits until every veth end of the given paths is operational (`state UP`):
+    /// the kernel applies a carrier change from its link-watch work, shortly after
+    /// `ip link set up` returns, and drops traffic on the interface until then.
+    fn wait_links_up(&self, paths: std::ops::Range<usize>) -> Result<(), Error> {
+        let router = self.router.is_some();
+        let ends: Vec<End> = paths
+            .flat_map(|i| path_links(i, router))
+            .flat_map(|link| link.ends)
+            .collect();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for role in [Role::Client, Role::Server, Role::Router] {
+            let devs: Vec<&str> = ends
+                .iter()
+                .filter(|e| e.role == role)
+                .map(|e| e.dev.as_str())
+                .collect();
+            if devs.is_empty() {
+                continue;
+            }
+            let host = self.host(role);
+            loop {
+                let out = host.ip(["-o", "link", "show", "up"])?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                if devs.iter().all(|dev| link_is_up(&text, dev)) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Unsupported {
+                        what: format!(
+                            "operational state UP for {} in {} after {READY_TIMEOUT:?}",
+                            devs.join(","),
+                            host.name()
+                        ),
+                        hint: "check `ip -n NS link` for the veth state".into(),
+                    });
+                }
+                std::thread::sleep(READY_POLL);
+            }
+        }
+        Ok(())
     }
 
     fn set_host_sysctls(&self, host: &Host) -> Result<(), Error> {
@@ -740,11 +822,15 @@ impl TestNet {
             "link",
             "add",
             &a.dev,
+            "index",
+            &a.index.to_string(),
             "type",
             "veth",
             "peer",
             "name",
             &b.dev,
+            "index",
+            &b.index.to_string(),
             "netns",
             host_b.name(),
         ])?;
@@ -986,6 +1072,18 @@ mod tests {
     }
 
     #[test]
+    fn operational_state_from_ip_link() {
+        let text =
+            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT\n\
+                    2: p0@if400: <BROADCAST,UP,LOWER_UP> mtu 1500 qdisc tbf state UP mode DEFAULT\n\
+                    3: p1@if401: <NO-CARRIER,UP> mtu 1500 qdisc noqueue state DOWN mode DEFAULT\n";
+        assert!(link_is_up(text, "p0"));
+        assert!(!link_is_up(text, "p1"));
+        assert!(!link_is_up(text, "p"));
+        assert!(!link_is_up(text, "lo"));
+    }
+
+    #[test]
     fn burst_fits_a_gso_packet() {
         assert_eq!(tbf_burst(1), TBF_MIN_BURST);
         assert_eq!(tbf_burst(20), TBF_MIN_BURST);
@@ -1003,6 +1101,7 @@ mod tests {
             TestNet::builder().rate_mbit(0),
             TestNet::builder().backup_path(0),
             TestNet::builder().paths(2).backup_path(2),
+            TestNet::builder().paths(6).ipv6(true),
             TestNet::builder().endpoints(Endpoints::None).backup_path(1),
         ];
         for builder in bad {
