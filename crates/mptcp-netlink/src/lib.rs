@@ -12,6 +12,8 @@
 //!   subflows);
 //! - [`Events`] (a blocking iterator) and, with feature `tokio`, `EventStream` (a
 //!   `futures_core::Stream`): every path-manager event as a typed [`Event`];
+//! - [`connections`]: the namespace's MPTCP sockets with their `mptcp_info` (fallback
+//!   flag included) and their subflows;
 //! - [`Counters`] (`MPTcpExt` in `/proc/net/netstat`) and [`sysctl`] (`net.mptcp.*`).
 //!
 //! Everything works on the network namespace of the calling thread: a handle opened on a
@@ -52,6 +54,7 @@
 
 pub mod codec;
 mod counters;
+mod diag;
 mod error;
 mod events;
 mod netlink;
@@ -59,11 +62,14 @@ mod ops;
 mod pm;
 pub mod sysctl;
 
+pub use codec::diag::SubflowFlags;
 pub use codec::{
     Endpoint, EndpointFlags, Event, EventFlags, EventKind, InterfaceRef, Limits, NewEndpoint,
     ResetReason, MAX_LIMIT,
 };
 pub use counters::Counters;
+pub use diag::{connections, Connection, Subflow};
 pub use error::Error;
 pub use events::Events;
+pub use mptcp_net::{MptcpInfo, TcpState};
 pub use pm::PathManager;

@@ -1,0 +1,128 @@
+//! Connection listing through sock_diag: a live two-subflow connection, a fallen-back one.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use mptcp_net::{Dialer, ListenConfig, MptcpExt};
+use mptcp_netlink::{connections, Connection, TcpState};
+use mptcp_testnet::{Host, TestNet};
+
+const PORT: u16 = 5201;
+
+/// Polls `connections()` in `host` until `ready` holds, for at most 5 s.
+fn wait_for(host: &Host, ready: impl Fn(&[Connection]) -> bool) -> Vec<Connection> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let conns = host.run(connections).unwrap().expect("list connections");
+        if ready(&conns) {
+            return conns;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out; last listing: {conns:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_live_connection_with_two_subflows() {
+    let net = TestNet::builder()
+        .paths(2)
+        .build()
+        .unwrap_or_else(|e| panic!("this test needs a 2-path test network: {e}"));
+    let (client, server) = (net.client(), net.server());
+    let listener = server
+        .run(|| ListenConfig::new().listen(("0.0.0.0", PORT)))
+        .unwrap()
+        .expect("listen");
+    let server_addr = SocketAddr::new(server.addr(0).unwrap(), PORT);
+    let mut stream = client
+        .run(|| Dialer::new().dial(server_addr))
+        .unwrap()
+        .expect("dial");
+    let (mut accepted, _) = listener.accept().expect("accept");
+    stream.write_all(b"ping").unwrap();
+    accepted.read_exact(&mut [0; 4]).unwrap();
+
+    let conns = wait_for(client, |c| c.iter().any(|c| c.subflows.len() == 2));
+    assert_eq!(conns.len(), 1, "{conns:#?}");
+    let conn = &conns[0];
+    println!("client:\n{conn}");
+    assert_eq!(conn.state, TcpState::Established);
+    assert_eq!(conn.local, stream.local_addr().unwrap());
+    assert_eq!(conn.remote, server_addr);
+    assert!(!conn.fallback());
+    // The token is the one the socket itself reports.
+    let info = stream.mptcp_info().unwrap().expect("MPTCP is active");
+    assert_eq!(conn.token, Some(info.token));
+    assert_eq!(conn.info.as_ref().unwrap().subflows, 1, "one extra subflow");
+    let mut locals: Vec<_> = conn.subflows.iter().map(|s| s.local.ip()).collect();
+    locals.sort();
+    assert_eq!(locals, [client.addr(0).unwrap(), client.addr(1).unwrap()]);
+    for s in &conn.subflows {
+        assert_eq!(s.remote, server_addr, "{s}");
+        assert_eq!(s.state, TcpState::Established, "{s}");
+    }
+    let join = conn
+        .subflows
+        .iter()
+        .find(|s| s.local.ip() == client.addr(1).unwrap())
+        .unwrap();
+    assert!(join.flags.is_join(), "{join}");
+    assert_eq!(join.local_id, Some(1), "{join}");
+    let first = conn
+        .subflows
+        .iter()
+        .find(|s| s.local == conn.local)
+        .unwrap();
+    assert!(!first.flags.is_join(), "{first}");
+    assert_eq!(first.local_id, Some(0), "{first}");
+
+    // The server lists its listener and the accepted connection with both subflows.
+    let conns = wait_for(server, |c| c.iter().any(|c| c.subflows.len() == 2));
+    let l = conns
+        .iter()
+        .find(|c| c.is_listener())
+        .expect("the listener");
+    assert_eq!(l.local.port(), PORT);
+    let c = conns.iter().find(|c| !c.is_listener()).unwrap();
+    assert_eq!(c.remote, stream.local_addr().unwrap());
+    assert_eq!(c.local, server_addr);
+}
+
+#[test]
+fn a_fallen_back_connection_has_the_fallback_flag() {
+    let ns = common::netns("conn-fallback");
+    ns.run(|| {
+        // A plain TCP server: the MPTCP client falls back at the handshake.
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = Dialer::new().dial(tcp.local_addr().unwrap()).unwrap();
+        let (mut server, _) = tcp.accept().unwrap();
+        client.write_all(b"ping").unwrap();
+        server.read_exact(&mut [0; 4]).unwrap();
+        // And an MPTCP connection beside it, which did not fall back.
+        let mptcp = ListenConfig::new().listen("127.0.0.1:0").unwrap();
+        let active = Dialer::new().dial(mptcp.local_addr().unwrap()).unwrap();
+        let _accepted = mptcp.accept().unwrap();
+
+        let conns = connections().unwrap();
+        println!("{conns:#?}");
+        let fell_back = conns
+            .iter()
+            .find(|c| c.local == client.local_addr().unwrap())
+            .expect("the fallen-back socket is listed");
+        assert!(fell_back.fallback(), "{fell_back:#?}");
+        assert!(fell_back.to_string().contains("fallback"), "{fell_back}");
+        let ok = conns
+            .iter()
+            .find(|c| c.local == active.local_addr().unwrap())
+            .expect("the active socket is listed");
+        assert!(!ok.fallback(), "{ok:#?}");
+        assert_eq!(ok.subflows.len(), 1, "{ok:#?}");
+    })
+    .unwrap();
+}
