@@ -15,7 +15,7 @@
 //! ```
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Error;
 
@@ -40,31 +40,39 @@ fn path(name: &str) -> Result<PathBuf, Error> {
     Ok(PathBuf::from(DIR).join(short))
 }
 
-fn map_err(e: io::Error, name: &str, write: bool) -> Error {
-    match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound {
-            op: if write { "write sysctl" } else { "read sysctl" },
-            message: Some(if std::path::Path::new(DIR).exists() {
+fn map_err(e: io::Error, name: &str, file: &Path, value: Option<&str>) -> Error {
+    let op = if value.is_some() {
+        "write sysctl"
+    } else {
+        "read sysctl"
+    };
+    match (e.raw_os_error(), value) {
+        // Writing a value the kernel does not take: out of range (EINVAL), or an unknown
+        // name such as a path manager that does not exist (ENOENT).
+        (Some(libc::EINVAL | libc::ENOENT), Some(value)) if file.exists() => {
+            return Error::Invalid(format!("the kernel refused {value:?} for net.mptcp.{name}"))
+        }
+        (Some(libc::EPERM | libc::EACCES), _) => return Error::PermissionDenied { op },
+        _ => {}
+    }
+    if e.kind() == io::ErrorKind::NotFound {
+        return Error::NotFound {
+            op,
+            message: Some(if Path::new(DIR).exists() {
                 format!("net.mptcp.{name} does not exist on this kernel")
             } else {
                 format!("no {DIR}: kernel without MPTCP")
             }),
-        },
-        io::ErrorKind::PermissionDenied => Error::PermissionDenied {
-            op: if write { "write sysctl" } else { "read sysctl" },
-        },
-        _ if write && e.raw_os_error() == Some(libc::EINVAL) => Error::Invalid(format!(
-            "the kernel refused this value for net.mptcp.{name}"
-        )),
-        _ => Error::io(
-            if write {
-                "cannot write a net.mptcp sysctl"
-            } else {
-                "cannot read a net.mptcp sysctl"
-            },
-            e,
-        ),
+        };
     }
+    Error::io(
+        if value.is_some() {
+            "cannot write a net.mptcp sysctl"
+        } else {
+            "cannot read a net.mptcp sysctl"
+        },
+        e,
+    )
 }
 
 /// Reads sysctl `name` (`enabled` or `net.mptcp.enabled`), trimmed.
@@ -75,7 +83,7 @@ pub fn get(name: &str) -> Result<String, Error> {
     let p = path(name)?;
     std::fs::read_to_string(&p)
         .map(|s| s.trim().to_string())
-        .map_err(|e| map_err(e, name, false))
+        .map_err(|e| map_err(e, name, &p, None))
 }
 
 /// Writes sysctl `name`.
@@ -86,7 +94,7 @@ pub fn get(name: &str) -> Result<String, Error> {
 /// [`get`] otherwise.
 pub fn set(name: &str, value: &str) -> Result<(), Error> {
     let p = path(name)?;
-    std::fs::write(&p, value).map_err(|e| map_err(e, name, true))
+    std::fs::write(&p, value).map_err(|e| map_err(e, name, &p, Some(value)))
 }
 
 /// Every MPTCP sysctl and its value, sorted by name. Unreadable ones are skipped.
@@ -94,7 +102,7 @@ pub fn set(name: &str, value: &str) -> Result<(), Error> {
 /// # Errors
 /// [`Error::NotFound`] on a kernel without MPTCP.
 pub fn all() -> Result<Vec<(String, String)>, Error> {
-    let dir = std::fs::read_dir(DIR).map_err(|e| map_err(e, "*", false))?;
+    let dir = std::fs::read_dir(DIR).map_err(|e| map_err(e, "*", Path::new(DIR), None))?;
     let mut out = Vec::new();
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
