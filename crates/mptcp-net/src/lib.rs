@@ -120,9 +120,13 @@
 //! MPTCP opens extra subflows only where the kernel path manager is told to:
 //! endpoints (`ip mptcp endpoint add ADDR dev IF subflow` on clients,
 //! `signal` on servers) and limits (`ip mptcp limits set subflows N`). With
-//! no endpoint a connection is MPTCP with one subflow. Servers should listen
-//! on the wildcard address so joins to their other addresses find the
-//! listener.
+//! no endpoint a connection is MPTCP with one subflow. Extra subflows are
+//! opened once the connection is fully established, which on the client
+//! takes a first exchange of data. Servers should listen on the wildcard
+//! address so joins to their other addresses find the listener. The kernel
+//! path manager does not react to a link going down: the subflow on a dead
+//! path lives until TCP gives up on it (`net.ipv4.tcp_retries2`) or the
+//! endpoint is removed (which network managers and mptcpd do).
 //!
 //! # Features
 //!
