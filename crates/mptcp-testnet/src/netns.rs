@@ -63,7 +63,9 @@ impl Netns {
             return Err(Error::NotRoot);
         }
         cmd::find_tool("ip")?;
-        SWEEP_STALE.call_once(remove_stale);
+        SWEEP_STALE.call_once(|| {
+            Netns::remove_stale();
+        });
 
         let name = unique_name(label);
         cmd::run("ip", ["netns", "add", &name])?;
@@ -71,7 +73,7 @@ impl Netns {
         let handle = match File::open(&path) {
             Ok(handle) => handle,
             Err(e) => {
-                delete(&name);
+                let _ = delete(&name);
                 return Err(Error::io(format!("cannot open {}", path.display()), e));
             }
         };
@@ -79,6 +81,36 @@ impl Netns {
         ns.ip(["link", "set", "lo", "up"])?;
         tracing::debug!(netns = %ns.name, "created");
         Ok(ns)
+    }
+
+    /// Removes the namespaces this crate created for processes that are gone
+    /// (`mpt-<pid>-...` where no process `<pid>` exists), for instance after a test
+    /// was killed, and returns their names. [`Netns::new`] calls it once per process.
+    ///
+    /// Best effort: a namespace that cannot be removed is logged and skipped. The
+    /// check sees the processes of this PID namespace only, so do not share
+    /// `/run/netns` with containers that run this crate in other PID namespaces.
+    pub fn remove_stale() -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
+            return Vec::new();
+        };
+        let me = getpid();
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = owner_pid(&name) else {
+                continue;
+            };
+            let gone = matches!(
+                rustix::process::test_kill_process(pid),
+                Err(rustix::io::Errno::SRCH)
+            );
+            if pid != me && gone && delete(&name) {
+                tracing::info!(netns = %name, "removed the namespace of a dead process");
+                removed.push(name);
+            }
+        }
+        removed
     }
 
     /// The namespace's name, as `ip netns list` shows it and `ip -n` takes it.
@@ -218,14 +250,20 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        delete(&self.name);
-        tracing::debug!(netns = %self.name, "removed");
+        if delete(&self.name) {
+            tracing::debug!(netns = %self.name, "removed");
+        }
     }
 }
 
-fn delete(name: &str) {
-    if let Err(e) = cmd::run("ip", ["netns", "del", name]) {
-        tracing::warn!(netns = %name, error = %e, "cannot remove network namespace");
+/// `ip netns del`; false (and a warning) if it fails.
+fn delete(name: &str) -> bool {
+    match cmd::run("ip", ["netns", "del", name]) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(netns = %name, error = %e, "cannot remove network namespace");
+            false
+        }
     }
 }
 
@@ -254,29 +292,6 @@ fn unique_name(label: &str) -> String {
 fn owner_pid(name: &str) -> Option<Pid> {
     let pid = name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok()?;
     Pid::from_raw(pid)
-}
-
-/// Removes `mpt-<pid>-...` namespaces whose process is gone. Best effort: errors are
-/// logged, never returned, because they must not stop a new test network.
-fn remove_stale() {
-    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
-        return;
-    };
-    let me = getpid();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner_pid(&name) else {
-            continue;
-        };
-        let gone = matches!(
-            rustix::process::test_kill_process(pid),
-            Err(rustix::io::Errno::SRCH)
-        );
-        if pid != me && gone {
-            tracing::info!(netns = %name, pid = pid.as_raw_nonzero(), "removing stale namespace of a dead process");
-            delete(&name);
-        }
-    }
 }
 
 /// `/proc/sys/...` for a `net.` sysctl key.

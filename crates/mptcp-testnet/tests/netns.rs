@@ -175,3 +175,27 @@ fn panic_inside_run_propagates_and_the_namespace_is_removed() {
         "{name} was not removed while unwinding"
     );
 }
+
+#[test]
+fn namespaces_of_dead_processes_are_removed() {
+    // The first namespace of a process already sweeps; make that happen first.
+    let _first = netns("first");
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let dead_pid = child.id();
+    child.wait().expect("wait");
+    let stale = format!("mpt-{dead_pid}-0-stale");
+    let status = std::process::Command::new("ip")
+        .args(["netns", "add", &stale])
+        .status()
+        .expect("ip netns add");
+    assert!(status.success());
+    let alive = netns("kept");
+    let removed = Netns::remove_stale();
+    println!("removed {removed:?}");
+    // Another test process starting now may sweep it first: check the outcome.
+    let listed = listed_namespaces();
+    assert!(!listed.contains(&stale), "{stale} removed");
+    assert!(listed.contains(&alive.name().to_string()), "live ones stay");
+}
