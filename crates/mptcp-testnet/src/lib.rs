@@ -43,10 +43,17 @@
 //! | | client | router (client side) | router (server side) | server |
 //! |---|---|---|---|---|
 //! | interface | `p<i>` | `c<i>` | `s<i>` | `p<i>` |
+//! | interface index | 100+i | 200+i | 300+i | 400+i |
 //! | IPv4, direct | `198.18.<i>.1/24` | | | `198.18.<i>.2/24` |
 //! | IPv4, router | `198.18.<i>.1/24` | `198.18.<i>.254/24` | `198.19.<i>.254/24` | `198.19.<i>.2/24` |
 //! | IPv6, direct | `2001:db8:<i>::1/64` | | | `2001:db8:<i>::2/64` |
 //! | IPv6, router | `2001:db8:<i>::1/64` | `2001:db8:<i>::fe/64` | `2001:db8:1<i>::fe/64` | `2001:db8:1<i>::2/64` |
+//!
+//! The two ends of a veth get different interface indexes on purpose: with equal
+//! ones (the default in fresh namespaces) the kernel's link watch applies the carrier
+//! change up to a second late, and until then IPv6 neighbour discovery stalls the
+//! first connection for a full second. [`TestNetBuilder::build`] and
+//! [`TestNet::path_up`] also wait until every end is operational.
 //!
 //! Only the benchmarking range 198.18.0.0/15 and the documentation prefix
 //! 2001:db8::/32 are used, and only inside the namespaces. IPv6 addresses are added
@@ -77,6 +84,10 @@
 //! chosen by [`Endpoints`]: client `subflow` endpoints (default) or server `signal`
 //! endpoints. With signal endpoints the server must listen on the wildcard address,
 //! else joins to its other addresses find no listener and only one subflow exists.
+//! The kernel keeps at most 8 endpoints per namespace, one per extra path and
+//! address family: 8 paths with one family, or 5 with both. With both families and
+//! signal endpoints, an IPv6 connection also gets IPv4 subflows (the kernel mixes
+//! families on a dual-stack socket).
 //!
 //! **Failure.** [`TestNet::path_down`] sets every veth end of the path down;
 //! [`TestNet::path_up`] brings them up and restores the routes.

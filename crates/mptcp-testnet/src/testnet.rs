@@ -40,7 +40,9 @@ pub enum Endpoints {
     ClientSubflow,
     /// The server has a `signal` endpoint on each extra path's address: it announces
     /// them (ADD_ADDR) and the client opens one subflow to each. The server must listen
-    /// on the wildcard address for those joins to be accepted.
+    /// on the wildcard address for those joins to be accepted. With IPv4 and IPv6 both
+    /// on, a connection on a dual-stack IPv6 socket is offered the IPv4 addresses too
+    /// and gets subflows of both families.
     ServerSignal,
     /// No endpoints: connections keep their single initial subflow.
     None,
