@@ -52,6 +52,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
+mod asynk;
 pub mod codec;
 mod counters;
 mod diag;
@@ -62,6 +64,8 @@ mod ops;
 mod pm;
 pub mod sysctl;
 
+#[cfg(feature = "tokio")]
+pub use asynk::{AsyncPathManager, EventStream};
 pub use codec::diag::SubflowFlags;
 pub use codec::{
     Endpoint, EndpointFlags, Event, EventFlags, EventKind, InterfaceRef, Limits, NewEndpoint,

@@ -273,11 +273,7 @@ impl NlSocket {
     pub fn open(protocol: isize) -> Result<Self, Error> {
         let mut sock = netlink_sys::Socket::new(protocol)
             .map_err(|e| Error::io("cannot open a netlink socket", e))?;
-        sock.bind_auto()
-            .map_err(|e| Error::io("cannot bind a netlink socket", e))?;
-        // Both are best effort: without them errors only lose their text.
-        let _ = sock.set_ext_ack(true);
-        let _ = sock.set_cap_ack(true);
+        configure(&mut sock)?;
         Ok(NlSocket { sock, seq: 0 })
     }
 
@@ -286,8 +282,7 @@ impl NlSocket {
     }
 
     pub fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
+        next_seq(&mut self.seq)
     }
 
     /// Sends `op` and waits, at most [`REPLY_TIMEOUT`] in all, for its answer.
@@ -324,9 +319,34 @@ impl NlSocket {
         }
         match self.sock.recv_from_full() {
             Ok((buf, _)) => Ok(Some(buf)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Err(Error::EventsLost),
-            Err(e) => Err(Error::io("cannot receive from a netlink socket", e)),
+            Err(e) => Err(recv_error(e)),
         }
+    }
+}
+
+/// Binds a new socket and asks for extended acks.
+pub(crate) fn configure(sock: &mut netlink_sys::Socket) -> Result<(), Error> {
+    sock.bind_auto()
+        .map_err(|e| Error::io("cannot bind a netlink socket", e))?;
+    // Both are best effort: without them errors only lose their text, and error
+    // messages carry the whole request.
+    let _ = sock.set_ext_ack(true);
+    let _ = sock.set_cap_ack(true);
+    Ok(())
+}
+
+/// Advances a sequence counter, skipping 0 (the number of notifications).
+pub(crate) fn next_seq(seq: &mut u32) -> u32 {
+    *seq = seq.wrapping_add(1).max(1);
+    *seq
+}
+
+/// Maps a receive error: `ENOBUFS` means the queue overflowed.
+pub(crate) fn recv_error(e: io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ENOBUFS) {
+        Error::EventsLost
+    } else {
+        Error::io("cannot receive from a netlink socket", e)
     }
 }
 

@@ -81,36 +81,12 @@ impl PathManager {
         f(sock.socket())
     }
 
-    /// Resolves an interface in this path manager's namespace (`SIOCGIFINDEX` on its
-    /// socket).
     fn ifindex(&self, interface: &Option<InterfaceRef>) -> Result<Option<u32>, Error> {
-        match interface {
-            None => Ok(None),
-            Some(InterfaceRef::Index(i)) => Ok(Some(*i)),
-            Some(InterfaceRef::Name(name)) => self
-                .with_fd(|fd| rustix::net::netdevice::name_to_index(fd, name))
-                .map(Some)
-                .map_err(|e| {
-                    if e == rustix::io::Errno::NODEV {
-                        Error::NotFound {
-                            op: "add endpoint",
-                            message: Some(format!("no interface named {name:?} in this namespace")),
-                        }
-                    } else {
-                        Error::io("cannot resolve the interface name", e.into())
-                    }
-                }),
-        }
+        self.with_fd(|fd| resolve_ifindex(fd, interface))
     }
 
     fn name_interfaces(&self, endpoints: &mut [Endpoint]) {
-        self.with_fd(|fd| {
-            for ep in endpoints.iter_mut() {
-                if let Some(index) = ep.ifindex {
-                    ep.interface = rustix::net::netdevice::index_to_name(fd, index).ok();
-                }
-            }
-        })
+        self.with_fd(|fd| name_interfaces(fd, endpoints))
     }
 
     /// Adds an endpoint (`ip mptcp endpoint add`), and returns it as the kernel stored it,
@@ -125,21 +101,7 @@ impl PathManager {
         endpoint.validate()?;
         let ifindex = self.ifindex(&endpoint.interface)?;
         self.run(ops::add_endpoint(self.family.id, endpoint, ifindex)?)?;
-        let mut all = self.endpoints()?;
-        let pos = all
-            .iter()
-            .position(|e| match endpoint.id {
-                Some(id) => e.id == id,
-                None => e.address == endpoint.address && e.port == endpoint.port,
-            })
-            .ok_or_else(|| Error::NotFound {
-                op: "add endpoint",
-                message: Some(format!(
-                    "the kernel accepted {} but does not list it",
-                    endpoint.address
-                )),
-            })?;
-        Ok(all.swap_remove(pos))
+        find_added(self.endpoints()?, endpoint)
     }
 
     /// Lists the endpoints (`ip mptcp endpoint show`), in the kernel's order.
@@ -174,17 +136,7 @@ impl PathManager {
     /// # Errors
     /// [`Error::NotFound`] when no endpoint has this address.
     pub fn delete_endpoint_by_address(&self, address: IpAddr) -> Result<Vec<Endpoint>, Error> {
-        let matching: Vec<Endpoint> = self
-            .endpoints()?
-            .into_iter()
-            .filter(|e| e.address == address)
-            .collect();
-        if matching.is_empty() {
-            return Err(Error::NotFound {
-                op: "delete endpoint",
-                message: Some(format!("no endpoint has address {address}")),
-            });
-        }
+        let matching = with_address(self.endpoints()?, address)?;
         for ep in &matching {
             self.delete_endpoint(ep.id)?;
         }
@@ -296,6 +248,71 @@ impl PathManager {
             backup,
         )?)
     }
+}
+
+/// Resolves an interface in the namespace of `fd` (`SIOCGIFINDEX` on it).
+pub(crate) fn resolve_ifindex(
+    fd: &netlink_sys::Socket,
+    interface: &Option<InterfaceRef>,
+) -> Result<Option<u32>, Error> {
+    match interface {
+        None => Ok(None),
+        Some(InterfaceRef::Index(i)) => Ok(Some(*i)),
+        Some(InterfaceRef::Name(name)) => rustix::net::netdevice::name_to_index(fd, name)
+            .map(Some)
+            .map_err(|e| {
+                if e == rustix::io::Errno::NODEV {
+                    Error::NotFound {
+                        op: "add endpoint",
+                        message: Some(format!("no interface named {name:?} in this namespace")),
+                    }
+                } else {
+                    Error::io("cannot resolve the interface name", e.into())
+                }
+            }),
+    }
+}
+
+/// Fills in the interface names of `endpoints`, from the namespace of `fd`.
+pub(crate) fn name_interfaces(fd: &netlink_sys::Socket, endpoints: &mut [Endpoint]) {
+    for ep in endpoints.iter_mut() {
+        if let Some(index) = ep.ifindex {
+            ep.interface = rustix::net::netdevice::index_to_name(fd, index).ok();
+        }
+    }
+}
+
+/// The endpoint the kernel made of `endpoint` (ADD_ADDR does not answer with it).
+pub(crate) fn find_added(
+    mut all: Vec<Endpoint>,
+    endpoint: &NewEndpoint,
+) -> Result<Endpoint, Error> {
+    let pos = all
+        .iter()
+        .position(|e| match endpoint.id {
+            Some(id) => e.id == id,
+            None => e.address == endpoint.address && e.port == endpoint.port,
+        })
+        .ok_or_else(|| Error::NotFound {
+            op: "add endpoint",
+            message: Some(format!(
+                "the kernel accepted {} but does not list it",
+                endpoint.address
+            )),
+        })?;
+    Ok(all.swap_remove(pos))
+}
+
+/// The endpoints with `address`; [`Error::NotFound`] if none.
+pub(crate) fn with_address(all: Vec<Endpoint>, address: IpAddr) -> Result<Vec<Endpoint>, Error> {
+    let matching: Vec<Endpoint> = all.into_iter().filter(|e| e.address == address).collect();
+    if matching.is_empty() {
+        return Err(Error::NotFound {
+            op: "delete endpoint",
+            message: Some(format!("no endpoint has address {address}")),
+        });
+    }
+    Ok(matching)
 }
 
 /// nlctrl answers `ENOENT` for a family it does not know.
