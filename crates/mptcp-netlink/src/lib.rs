@@ -44,6 +44,25 @@
 //! CAP_NET_ADMIN"), [`Error::Exists`], [`Error::NotFound`], [`Error::FamilyNotFound`]
 //! ("kernel without MPTCP path manager"), [`Error::Kernel`].
 //!
+//! # Decisions where the kernel interface is silent
+//!
+//! - `ADD_ADDR` does not answer with the endpoint: [`PathManager::add_endpoint`] lists the
+//!   endpoints afterwards and returns the one it added (by id, or by address and port).
+//! - The kernel deletes endpoints by id only: [`PathManager::delete_endpoint_by_address`]
+//!   looks the ids up first and deletes every endpoint with that address.
+//! - `SET_FLAGS` sets `backup` and `fullmesh` together, as given; other flags cannot
+//!   change and are refused before sending.
+//! - The kernel reports an unknown endpoint id as `EINVAL` "address not found": that, and
+//!   any `EINVAL` whose message says "not found", is [`Error::NotFound`].
+//! - Event addresses are `SocketAddr`s; an address sent without its port gets port 0.
+//!   `server_side` is true if either the `SERVER_SIDE` attribute or the event flag says
+//!   so.
+//! - Every wait for the kernel is bounded: a request's answer within 5 s, an event wait
+//!   by the caller's timeout.
+//! - A connection's subflows are the TCP sockets whose MPTCP ULP token
+//!   (`MPTCP_SUBFLOW_ATTR_TOKEN_LOC`) is the connection's `mptcpi_token`.
+//! - `struct mptcp_info` is parsed by `mptcp-net` (one parser for the workspace).
+//!
 //! # Features
 //!
 //! - `tokio`: `AsyncPathManager` and `EventStream`.
