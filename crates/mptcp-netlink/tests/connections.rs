@@ -60,6 +60,16 @@ fn a_live_connection_with_two_subflows() {
     let info = stream.mptcp_info().unwrap().expect("MPTCP is active");
     assert_eq!(conn.token, Some(info.token));
     assert_eq!(conn.info.as_ref().unwrap().subflows, 1, "one extra subflow");
+    // iproute2's `ss -M` (an independent reader of the same dump) agrees.
+    let ss = client.exec("ss", ["-MHni"]).expect("ss -MHni (iproute2)");
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    println!("ss -MHni:\n{ss}");
+    assert!(
+        ss.contains(&format!("{} {}", conn.local, conn.remote)),
+        "{ss}"
+    );
+    assert!(ss.contains(&format!("token:{:x}", info.token)), "{ss}");
+    assert!(ss.contains("subflows:1 "), "{ss}");
     let mut locals: Vec<_> = conn.subflows.iter().map(|s| s.local.ip()).collect();
     locals.sort();
     assert_eq!(locals, [client.addr(0).unwrap(), client.addr(1).unwrap()]);
