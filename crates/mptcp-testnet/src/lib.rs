@@ -89,8 +89,9 @@
 //! signal endpoints, an IPv6 connection also gets IPv4 subflows (the kernel mixes
 //! families on a dual-stack socket).
 //!
-//! **Failure.** [`TestNet::path_down`] sets every veth end of the path down;
-//! [`TestNet::path_up`] brings them up and restores the routes.
+//! **Failure.** [`TestNet::path_down`] cuts a path at the client (its interface
+//! goes down; the server keeps its addresses, reachable over the other paths);
+//! [`TestNet::path_up`] brings it back and restores the routes.
 //!
 //! **Middlebox.** [`TestNet::set_strip_mptcp`] strips TCP option 30 with iptables'
 //! `TCPOPTSTRIP`, on the router if there is one, else on the server's input.

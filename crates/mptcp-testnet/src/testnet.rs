@@ -618,12 +618,17 @@ impl TestNet {
 
     /// Takes path `path` down (`false`) or brings it back up (`true`).
     ///
-    /// Down sets every veth end of the path down (`ip link set down`: client, server
-    /// and router ends). The kernel then drops the path's routes, so sends on it fail
-    /// at once with `ENETUNREACH` on both sides instead of vanishing into a dead link,
-    /// and MPTCP moves the data to the other subflows after its retransmission timeout.
-    /// IPv4 addresses stay; IPv6 ones too (`keep_addr_on_down` is set). Up sets the
-    /// ends up and puts the path's routes back.
+    /// Down cuts the path at the client, as when a phone loses its Wi-Fi: the
+    /// client's interface on the path goes down (`ip link set down`), so the client
+    /// drops the path's routes and its sends there fail at once with `ENETUNREACH`;
+    /// the far end (server or router) only loses carrier, and what it sends on the
+    /// path vanishes. The server's interfaces stay up, so its address on the path
+    /// stays a local address, reachable over the other paths: subflows that other
+    /// paths carry towards it survive (which they would not if the server's
+    /// interface went down too: IPv6 would drop the address's local route). MPTCP
+    /// moves the data of the dead subflow to the others after its retransmission
+    /// timeout. Up sets every end of the path up, puts the routes back and waits
+    /// until the path carries traffic again.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] if there is no such path; the failing `ip` command.
@@ -636,7 +641,7 @@ impl TestNet {
         }
         let state = if up { "up" } else { "down" };
         for link in path_links(path, self.router.is_some()) {
-            for end in &link.ends {
+            for end in link.ends.iter().filter(|e| up || e.role == Role::Client) {
                 self.host(end.role)
                     .ip(["link", "set", "dev", &end.dev, state])?;
             }
