@@ -1,0 +1,1 @@
+//! The engine behind `mptcp bench` and `mptcp demo` (work in progress).
