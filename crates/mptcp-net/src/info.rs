@@ -37,6 +37,27 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
+/// JSON carries times as integer microseconds (fields named `*_us`), which
+/// every consumer can read, rather than serde's `{secs, nanos}` default.
+#[cfg(feature = "serde")]
+mod serde_units {
+    use std::time::Duration;
+
+    pub(super) fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn opt_micros<S: serde::Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => micros(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------------
@@ -127,16 +148,38 @@ pub struct MptcpInfo {
     /// the 88-byte layout on; older kernels report 0 there (see the module docs).
     pub endp_fullmesh_max: Option<u8>,
     /// Time since data was last sent on any subflow (`mptcpi_last_data_sent`). Linux 6.10+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "last_data_sent_us",
+            serialize_with = "serde_units::opt_micros"
+        )
+    )]
     pub last_data_sent: Option<Duration>,
     /// Time since data was last received (`mptcpi_last_data_recv`). Linux 6.10+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "last_data_recv_us",
+            serialize_with = "serde_units::opt_micros"
+        )
+    )]
     pub last_data_recv: Option<Duration>,
     /// Time since the last data-level ACK was received (`mptcpi_last_ack_recv`). 6.10+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "last_ack_recv_us",
+            serialize_with = "serde_units::opt_micros"
+        )
+    )]
     pub last_ack_recv: Option<Duration>,
 }
 
 /// TCP state of a subflow (`tcpi_state`, the kernel's `TCP_*` states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum TcpState {
     /// `TCP_ESTABLISHED` (1).
@@ -214,6 +257,7 @@ impl TcpState {
 /// Congestion-avoidance state of a subflow (`tcpi_ca_state`, the kernel's `TCP_CA_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum TcpCaState {
     /// `TCP_CA_Open` (0): nothing wrong.
@@ -288,8 +332,16 @@ pub struct TcpStats {
     /// (`tcpi_delivery_rate_app_limited`).
     pub delivery_rate_app_limited: bool,
     /// Retransmission timeout (`tcpi_rto`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rto_us", serialize_with = "serde_units::micros")
+    )]
     pub rto: Duration,
     /// Delayed-ACK timeout (`tcpi_ato`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "ato_us", serialize_with = "serde_units::micros")
+    )]
     pub ato: Duration,
     /// Send maximum segment size, bytes (`tcpi_snd_mss`).
     pub snd_mss: u32,
@@ -304,18 +356,38 @@ pub struct TcpStats {
     /// Retransmitted segments still in flight (`tcpi_retrans`).
     pub retrans: u32,
     /// Time since data was last sent (`tcpi_last_data_sent`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "last_data_sent_us", serialize_with = "serde_units::micros")
+    )]
     pub last_data_sent: Duration,
     /// Time since data was last received (`tcpi_last_data_recv`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "last_data_recv_us", serialize_with = "serde_units::micros")
+    )]
     pub last_data_recv: Duration,
     /// Time since an ACK was last received (`tcpi_last_ack_recv`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "last_ack_recv_us", serialize_with = "serde_units::micros")
+    )]
     pub last_ack_recv: Duration,
     /// Path MTU, bytes (`tcpi_pmtu`).
     pub pmtu: u32,
     /// Receive slow-start threshold, bytes (`tcpi_rcv_ssthresh`).
     pub rcv_ssthresh: u32,
     /// Smoothed round-trip time (`tcpi_rtt`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rtt_us", serialize_with = "serde_units::micros")
+    )]
     pub rtt: Duration,
     /// Round-trip time variation (`tcpi_rttvar`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rttvar_us", serialize_with = "serde_units::micros")
+    )]
     pub rttvar: Duration,
     /// Slow-start threshold, segments (`tcpi_snd_ssthresh`; `0x7fffffff` until first loss).
     pub snd_ssthresh: u32,
@@ -326,6 +398,10 @@ pub struct TcpStats {
     /// Reordering metric, segments (`tcpi_reordering`).
     pub reordering: u32,
     /// Receiver-side RTT estimate (`tcpi_rcv_rtt`; zero until measured).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rcv_rtt_us", serialize_with = "serde_units::micros")
+    )]
     pub rcv_rtt: Duration,
     /// Receive buffer space the receiver aims for, bytes (`tcpi_rcv_space`).
     pub rcv_space: u32,
@@ -346,6 +422,10 @@ pub struct TcpStats {
     /// Bytes written but not yet sent (`tcpi_notsent_bytes`). Linux 4.6+.
     pub notsent_bytes: Option<u32>,
     /// Minimum RTT seen (`tcpi_min_rtt`; `u32::MAX` µs before the first sample). 4.6+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "min_rtt_us", serialize_with = "serde_units::opt_micros")
+    )]
     pub min_rtt: Option<Duration>,
     /// Segments received carrying data (`tcpi_data_segs_in`). Linux 4.6+.
     pub data_segs_in: Option<u32>,
@@ -354,10 +434,25 @@ pub struct TcpStats {
     /// Most recent delivery-rate estimate, bytes/s (`tcpi_delivery_rate`). Linux 4.9+.
     pub delivery_rate: Option<u64>,
     /// Time spent busy sending data (`tcpi_busy_time`). Linux 4.10+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "busy_time_us", serialize_with = "serde_units::opt_micros")
+    )]
     pub busy_time: Option<Duration>,
     /// Time limited by the peer's receive window (`tcpi_rwnd_limited`). Linux 4.10+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rwnd_limited_us", serialize_with = "serde_units::opt_micros")
+    )]
     pub rwnd_limited: Option<Duration>,
     /// Time limited by the send buffer (`tcpi_sndbuf_limited`). Linux 4.10+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "sndbuf_limited_us",
+            serialize_with = "serde_units::opt_micros"
+        )
+    )]
     pub sndbuf_limited: Option<Duration>,
     /// Segments delivered, retransmissions included (`tcpi_delivered`). Linux 4.18+.
     pub delivered: Option<u32>,
@@ -384,6 +479,13 @@ pub struct TcpStats {
     /// RTO recoveries, an unfinished one included (`tcpi_total_rto_recoveries`). 6.7+.
     pub total_rto_recoveries: Option<u16>,
     /// Time spent in RTO recoveries (`tcpi_total_rto_time`). Linux 6.7+.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "total_rto_time_us",
+            serialize_with = "serde_units::opt_micros"
+        )
+    )]
     pub total_rto_time: Option<Duration>,
     /// CE-marked segments received (`tcpi_received_ce`). Linux 6.18+.
     pub received_ce: Option<u32>,
