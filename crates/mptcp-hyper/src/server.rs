@@ -121,7 +121,8 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
-/// /// use http_body_util::Full;
+/// use std::convert::Infallible;
+/// use http_body_util::Full;
 /// use hyper::body::{Bytes, Incoming};
 /// use hyper::{Request, Response};
 /// use mptcp_hyper::{serve_hyper, MptcpConnInfo};

@@ -24,7 +24,7 @@ pub type Serve = axum::serve::Serve<
     AddExtension<Router, ConnectInfo<MptcpConnInfo>>,
 >;
 
-/// Serves `router` on `listener` with [`axum::serve`] (HTTP/1 and h2c
+/// Serves `router` on `listener` with [`axum::serve()`] (HTTP/1 and h2c
 /// HTTP/2), each connection's [`MptcpConnInfo`] available to handlers, as an
 /// argument of type `MptcpConnInfo` or `ConnectInfo<MptcpConnInfo>`.
 ///
