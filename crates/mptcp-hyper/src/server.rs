@@ -146,11 +146,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 pub async fn serve_hyper<L, S, B>(listener: L, service: S) -> io::Result<()>
 where
     L: Into<MptcpListener>,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: Body + Send + 'static,
@@ -171,11 +167,7 @@ pub async fn serve_hyper_with_graceful_shutdown<L, S, B, F>(
 ) -> io::Result<()>
 where
     L: Into<MptcpListener>,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: Body + Send + 'static,

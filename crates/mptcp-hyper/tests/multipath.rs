@@ -133,7 +133,7 @@ fn http1_and_http2_over_two_paths_both_ends_mptcp() {
             let up = fetch(&c, &format!("{base}/echo"), Some(data.clone())).await;
             assert_same(&up.body, &data, "upload echoed");
             println!(
-                "{want:?} over {net}: client {}, server {}, {} subflows: {:?}",
+                "{want:?} over 2 paths: client {}, server {}, {} subflows: {:?}",
                 got.info.status(),
                 view.status,
                 sfs.len(),
@@ -158,6 +158,19 @@ fn large_download_two_subflows_share() {
     let net = two_paths();
     let (_rt, base) = start_server(&net);
     in_client(&net, async {
+        // Side by side, for the figure only (timings are never asserted):
+        // the same download over plain TCP, which has one path.
+        let mut tcp = mptcp_net::Dialer::new();
+        tcp.set_multipath_tcp(false);
+        let tcp_client = client(MptcpConnector::with_dialer(tcp), false);
+        let (warm, _) = server_view(&tcp_client, &base).await;
+        assert_eq!(warm.info.status(), MptcpStatus::PlainTcp);
+        let start = Instant::now();
+        let plain = fetch(&tcp_client, &format!("{base}/bytes/{LARGE}"), None).await;
+        let tcp_took = start.elapsed();
+        assert_eq!(plain.body.len(), LARGE);
+        drop(tcp_client);
+
         let c = client(MptcpConnector::new(), false);
         let (first, _) = server_view(&c, &base).await;
         wait_subflows(&first.info, 2).await;
@@ -191,9 +204,9 @@ fn large_download_two_subflows_share() {
             .collect();
         let mbit = LARGE as f64 * 8.0 / took.as_secs_f64() / 1e6;
         println!(
-            "10 MB over 2 x {RATE_MBIT} Mbit/s in {took:.2?} ({mbit:.0} Mbit/s, {:.0}% of the \
-             sum of link rates); per subflow: {}",
-            mbit * 100.0 / f64::from(2 * RATE_MBIT),
+            "10 MB over 2 x {RATE_MBIT} Mbit/s: MPTCP {took:.2?} ({mbit:.0} Mbit/s), plain TCP \
+             {tcp_took:.2?}, TCP/MPTCP time ratio {:.2}; per subflow: {}",
+            tcp_took.as_secs_f64() / took.as_secs_f64(),
             deltas
                 .iter()
                 .zip(&shares)
