@@ -1,1 +1,69 @@
-fn main() {}
+//! `mptcp`, the operator's tool for Linux Multipath TCP.
+//!
+//! A thin binary over the workspace's libraries (`mptcp-net`, `mptcp-netlink`): it
+//! parses the command line ([`cli`]), sets up diagnostics on stderr, enters the
+//! network namespace of `--netns`, runs one subcommand ([`cmd`]) and maps the outcome
+//! to an exit status ([`error`]). Presentation lives in [`output`]; everything else
+//! is the libraries' job.
+
+mod cli;
+mod cmd;
+mod error;
+mod netns;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::error::{Error, EXIT_ERROR, EXIT_OK};
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: print them as clap does, status 0.
+            let _ = e.print();
+            return ExitCode::from(EXIT_OK);
+        }
+        Err(e) => {
+            error::report(&e.render().to_string());
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    init_tracing(cli.global.verbose);
+    // Before any thread or socket exists: see `netns::enter`.
+    if let Some(name) = &cli.global.netns {
+        if let Err(e) = netns::enter(name) {
+            error::report(&e.to_string());
+            return ExitCode::from(EXIT_ERROR);
+        }
+    }
+    let out = output::Output::new(cli.global.json, cli.global.color);
+    match cmd::run(cli.command, &out) {
+        Ok(status) => ExitCode::from(status),
+        Err(Error::BrokenPipe) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            error::report(&e.to_string());
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Diagnostics go to stderr, so stdout stays clean for JSON: warnings by default,
+/// more with `-v`, or exactly what `MPTCP_LOG` asks for.
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("MPTCP_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,42 @@
+//! One module per subcommand. Each has a `run` that takes its arguments and the
+//! [`Output`], prints text or JSON, and returns the exit status.
+//!
+//! Each module owns its JSON shape: small `Serialize` structs with stable snake_case
+//! field names, present even when empty (`null`), rather than the libraries' own
+//! `Serialize` output, so a library change cannot silently change what scripts read.
+
+pub mod completions;
+pub mod conns;
+pub mod doctor;
+pub mod endpoint;
+pub mod limits;
+pub mod monitor;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::cli::Command;
+use crate::error::Error;
+use crate::output::Output;
+
+/// Runs `command`; the exit status on success.
+pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
+    match command {
+        Command::Doctor(args) => doctor::run(&args, out),
+        Command::Endpoint(cmd) => endpoint::run(cmd, out),
+        Command::Limits(cmd) => limits::run(cmd, out),
+        Command::Monitor(args) => monitor::run(&args, out),
+        Command::Conns(args) => conns::run(&args, out),
+        Command::Completions(args) => completions::run(&args, out),
+    }
+}
+
+/// A flag raised by Ctrl-C (SIGINT) or SIGTERM, for the commands that run until
+/// stopped; they look at it at least every 200 ms and end cleanly.
+pub fn stop_flag() -> Result<Arc<AtomicBool>, Error> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let raised = Arc::clone(&flag);
+    ctrlc::set_handler(move || raised.store(true, Ordering::SeqCst))
+        .map_err(|e| Error::msg(format!("cannot handle Ctrl-C: {e}")))?;
+    Ok(flag)
+}
