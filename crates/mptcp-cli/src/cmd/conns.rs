@@ -1,9 +1,236 @@
-//! `mptcp conns`.
+//! `mptcp conns [--watch]`: the namespace's MPTCP connections and their subflows,
+//! from [`mptcp_netlink::connections`] (`sock_diag`, what `ss -M` reads).
+//!
+//! JSON: `{"time", "connections": [...]}` ([`Snapshot`]), one document, or one per
+//! line with `--watch`. Bytes come from the connection's `mptcp_info` (Linux 6.5+;
+//! null before). Listening sockets are left out unless `--all`.
+//!
+//! With `--watch` on a terminal the screen is cleared before each refresh (ANSI
+//! `ESC[H ESC[2J`); into a pipe each refresh is a new block, blank-line separated.
 
-use crate::error::Error;
-use crate::output::Output;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-/// Runs `conns`.
-pub fn run(_args: &crate::cli::ConnsArgs, _out: &Output) -> Result<u8, Error> {
-    Err(Error::msg("not yet"))
+use mptcp_netlink::{Connection, Subflow};
+use serde::Serialize;
+
+use crate::cli::ConnsArgs;
+use crate::error::{Error, EXIT_OK};
+use crate::output::{self, Cell, Output, Table, Timestamp, BAD, DIM, NAME};
+
+/// How often a waiting `--watch` looks at the stop flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// One listing.
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    /// When it was taken (RFC 3339, UTC).
+    pub time: String,
+    /// The connections.
+    pub connections: Vec<ConnectionJson>,
+}
+
+/// A connection in JSON.
+#[derive(Debug, Serialize)]
+pub struct ConnectionJson {
+    /// The connection token (as in path-manager events), null if unknown.
+    pub token: Option<u32>,
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// The MPTCP socket's state, snake_case (`established`, `listen`, ...).
+    pub state: String,
+    /// The connection fell back to plain TCP.
+    pub fallback: bool,
+    /// How many subflows are listed below.
+    pub subflow_count: usize,
+    /// Bytes sent (`mptcpi_bytes_sent`), null before Linux 6.5.
+    pub bytes_sent: Option<u64>,
+    /// Bytes received.
+    pub bytes_received: Option<u64>,
+    /// Bytes acknowledged by the peer.
+    pub bytes_acked: Option<u64>,
+    /// Bytes retransmitted.
+    pub bytes_retrans: Option<u64>,
+    /// The subflows.
+    pub subflows: Vec<SubflowJson>,
+}
+
+/// A subflow in JSON.
+#[derive(Debug, Serialize)]
+pub struct SubflowJson {
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// TCP state, snake_case.
+    pub state: String,
+    /// Local address id (0: the initial subflow's address).
+    pub local_id: Option<u8>,
+    /// Remote address id.
+    pub remote_id: Option<u8>,
+    /// A backup subflow.
+    pub backup: bool,
+    /// Made by MP_JOIN (not the initial subflow).
+    pub join: bool,
+    /// The kernel's subflow flags (`mcap_loc`, `join_rem`, `fully_established`, ...).
+    pub flags: Vec<String>,
+}
+
+impl From<&Subflow> for SubflowJson {
+    fn from(s: &Subflow) -> Self {
+        let flags = s.flags.to_string();
+        SubflowJson {
+            local: s.local,
+            remote: s.remote,
+            state: output::state_name(s.state),
+            local_id: s.local_id,
+            remote_id: s.remote_id,
+            backup: s.flags.is_backup(),
+            join: s.flags.is_join(),
+            flags: flags
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+impl From<&Connection> for ConnectionJson {
+    fn from(c: &Connection) -> Self {
+        let info = c.info.as_ref();
+        ConnectionJson {
+            token: c.token,
+            local: c.local,
+            remote: c.remote,
+            state: output::state_name(c.state),
+            fallback: c.fallback(),
+            subflow_count: c.subflows.len(),
+            bytes_sent: info.and_then(|i| i.bytes_sent),
+            bytes_received: info.and_then(|i| i.bytes_received),
+            bytes_acked: info.and_then(|i| i.bytes_acked),
+            bytes_retrans: info.and_then(|i| i.bytes_retrans),
+            subflows: c.subflows.iter().map(SubflowJson::from).collect(),
+        }
+    }
+}
+
+/// Lists the connections, once or with `--watch`.
+pub fn run(args: &ConnsArgs, out: &Output) -> Result<u8, Error> {
+    if !args.watch {
+        let (time, conns) = snapshot(args.all)?;
+        print(&time, &conns, false, out)?;
+        return Ok(EXIT_OK);
+    }
+    let stop = super::stop_flag()?;
+    let mut shown = 0u64;
+    loop {
+        let (time, conns) = snapshot(args.all)?;
+        if out.json {
+            print(&time, &conns, true, out)?;
+        } else {
+            let mut text = String::new();
+            if out.is_terminal() {
+                text.push_str("\x1b[H\x1b[2J");
+            } else if shown > 0 {
+                text.push('\n');
+            }
+            let every = format!(
+                "{} UTC, every {:?} (Ctrl-C to stop)",
+                time.clock, args.interval
+            );
+            text.push_str(&out.paint(DIM, &every));
+            text.push('\n');
+            text.push_str(&render(&conns, out));
+            out.print(&text)?;
+        }
+        shown += 1;
+        if args.count.is_some_and(|n| shown >= n) {
+            break;
+        }
+        let next = Instant::now() + args.interval;
+        while Instant::now() < next && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(TICK.min(next.saturating_duration_since(Instant::now())));
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn snapshot(all: bool) -> Result<(Timestamp, Vec<Connection>), Error> {
+    let time = Timestamp::now();
+    let conns = mptcp_netlink::connections()?
+        .into_iter()
+        .filter(|c| all || !c.is_listener())
+        .collect();
+    Ok((time, conns))
+}
+
+/// Prints one listing: JSON (one line when `stream`, else pretty) or a table.
+fn print(time: &Timestamp, conns: &[Connection], stream: bool, out: &Output) -> Result<(), Error> {
+    if out.json {
+        let snapshot = Snapshot {
+            time: time.rfc3339.clone(),
+            connections: conns.iter().map(ConnectionJson::from).collect(),
+        };
+        return if stream {
+            out.json_line(&snapshot)
+        } else {
+            out.json(&snapshot)
+        };
+    }
+    out.print(&render(conns, out))
+}
+
+/// The connections as one table, each followed by its subflows (ids under
+/// FALLBACK, initial/join/backup under SUBFLOWS).
+fn render(conns: &[Connection], out: &Output) -> String {
+    if conns.is_empty() {
+        return "no MPTCP connections\n".into();
+    }
+    let bytes = |v: Option<u64>| v.map_or_else(|| "-".to_string(), output::bytes);
+    let mut t = Table::with_header(&[
+        "TOKEN", "STATE", "LOCAL", "REMOTE", "FALLBACK", "SUBFLOWS", "SENT", "RECEIVED",
+    ]);
+    for c in conns {
+        let info = c.info.as_ref();
+        t.row(vec![
+            Cell::styled(c.token.map_or_else(|| "-".into(), output::token), NAME),
+            output::state_short(c.state).into(),
+            c.local.to_string().into(),
+            c.remote.to_string().into(),
+            if c.fallback() {
+                Cell::styled("yes", BAD)
+            } else {
+                "no".into()
+            },
+            c.subflows.len().to_string().into(),
+            bytes(info.and_then(|i| i.bytes_sent)).into(),
+            bytes(info.and_then(|i| i.bytes_received)).into(),
+        ]);
+        for s in &c.subflows {
+            let ids = match (s.local_id, s.remote_id) {
+                (Some(l), Some(r)) => format!("id {l}/{r}"),
+                _ => "-".to_string(),
+            };
+            let mut kind = vec![if s.flags.is_join() { "join" } else { "initial" }];
+            if s.flags.is_backup() {
+                kind.push("backup");
+            }
+            t.row(vec![
+                Cell::styled("  `-", DIM),
+                output::state_short(s.state).into(),
+                s.local.to_string().into(),
+                s.remote.to_string().into(),
+                Cell::styled(ids, DIM),
+                Cell::styled(kind.join(","), DIM),
+            ]);
+        }
+    }
+    t.render(out)
 }

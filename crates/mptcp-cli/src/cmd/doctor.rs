@@ -138,9 +138,11 @@ impl HostAddr {
     pub fn usable(&self) -> bool {
         let ip_ok = match self.ip {
             IpAddr::V4(v4) => {
-                !(v4.is_loopback() || v4.is_link_local() || v4.is_unspecified())
-                    && !v4.is_multicast()
-                    && !v4.is_broadcast()
+                !(v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_multicast()
+                    || v4.is_broadcast())
             }
             IpAddr::V6(v6) => {
                 !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast())
@@ -944,7 +946,7 @@ pub fn target_checks(facts: &Facts, target: &str, outcome: &TargetOutcome) -> Ve
             let addrs: Vec<String> = list
                 .iter()
                 .map(|e| {
-                    let addr = e.remote.map_or_else(|| "?".into(), |a| announced_addr(a));
+                    let addr = e.remote.map_or_else(|| "?".into(), announced_addr);
                     match e.remote_id {
                         Some(id) => format!("{addr} (id {id})"),
                         None => addr,
