@@ -315,6 +315,11 @@ fn monitor_text_until_ctrl_c() {
     let client = net.client().name();
     let monitor = Monitor::start(client, &["monitor"]);
     let (_listener, stream, accepted) = connect(&net);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stream.subflows().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "no second subflow within 5 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop((stream, accepted));
     // Let the events arrive, then Ctrl-C.
     std::thread::sleep(Duration::from_millis(300));

@@ -99,11 +99,23 @@ impl From<&Subflow> for SubflowJson {
     }
 }
 
+/// The subflows, the initial one first, then by local address id.
+fn ordered(c: &Connection) -> Vec<&Subflow> {
+    let mut subflows: Vec<&Subflow> = c.subflows.iter().collect();
+    subflows.sort_by_key(|s| (s.flags.is_join(), s.local_id, s.local));
+    subflows
+}
+
+/// The token, for a connection (a listener's is meaningless).
+fn token(c: &Connection) -> Option<u32> {
+    c.token.filter(|_| !c.is_listener())
+}
+
 impl From<&Connection> for ConnectionJson {
     fn from(c: &Connection) -> Self {
         let info = c.info.as_ref();
         ConnectionJson {
-            token: c.token,
+            token: token(c),
             local: c.local,
             remote: c.remote,
             state: output::state_name(c.state),
@@ -113,7 +125,7 @@ impl From<&Connection> for ConnectionJson {
             bytes_received: info.and_then(|i| i.bytes_received),
             bytes_acked: info.and_then(|i| i.bytes_acked),
             bytes_retrans: info.and_then(|i| i.bytes_retrans),
-            subflows: c.subflows.iter().map(SubflowJson::from).collect(),
+            subflows: ordered(c).into_iter().map(SubflowJson::from).collect(),
         }
     }
 }
@@ -199,21 +211,26 @@ fn render(conns: &[Connection], out: &Output) -> String {
     ]);
     for c in conns {
         let info = c.info.as_ref();
-        t.row(vec![
-            Cell::styled(c.token.map_or_else(|| "-".into(), output::token), NAME),
+        let mut row = vec![
+            Cell::styled(token(c).map_or_else(|| "-".into(), output::token), NAME),
             output::state_short(c.state).into(),
             c.local.to_string().into(),
             c.remote.to_string().into(),
-            if c.fallback() {
-                Cell::styled("yes", BAD)
-            } else {
-                "no".into()
-            },
-            c.subflows.len().to_string().into(),
-            bytes(info.and_then(|i| i.bytes_sent)).into(),
-            bytes(info.and_then(|i| i.bytes_received)).into(),
-        ]);
-        for s in &c.subflows {
+        ];
+        if !c.is_listener() {
+            row.extend([
+                if c.fallback() {
+                    Cell::styled("yes", BAD)
+                } else {
+                    "no".into()
+                },
+                c.subflows.len().to_string().into(),
+                bytes(info.and_then(|i| i.bytes_sent)).into(),
+                bytes(info.and_then(|i| i.bytes_received)).into(),
+            ]);
+        }
+        t.row(row);
+        for s in ordered(c) {
             let ids = match (s.local_id, s.remote_id) {
                 (Some(l), Some(r)) => format!("id {l}/{r}"),
                 _ => "-".to_string(),

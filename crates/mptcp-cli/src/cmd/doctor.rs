@@ -668,13 +668,20 @@ fn endpoints_check(facts: &Facts) -> Check {
             })
             .next()
             .unwrap_or_default();
+        let consequence = match &facts.limits {
+            Ok(l) if l.add_addr_accepted > 0 => {
+                "this host opens no extra subflow of its own, only towards addresses a peer \
+                 announces"
+            }
+            _ => "every connection stays on its first path",
+        };
         return Check::new(
             ID,
             WHAT,
             Status::Warn,
             format!(
                 "{} interfaces with usable addresses ({listing}) but no subflow or signal \
-                 endpoint: every connection stays on its first path",
+                 endpoint: {consequence}",
                 interfaces.len()
             ),
         )
@@ -782,10 +789,24 @@ pub fn dial(target: &str, connect_timeout: Duration, wait: Duration) -> TargetOu
         }
         Err(e) => dialed.events_error = Some(e),
     }
+    close_gently(stream);
     if let (Some(before), Ok(after)) = (before, Counters::read()) {
         dialed.synack_without_mptcp = after.delta(&before).get("MPCapableFallbackSYNACK") > Some(0);
     }
     TargetOutcome::Connected(dialed)
+}
+
+/// Closes without a reset: a socket closed with unread data sends RST, so whatever
+/// the peer answered is read first (at most 64 KiB, for at most 200 ms).
+fn close_gently(mut stream: TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!(std::io::Read::read(&mut stream, &mut buf), Ok(n) if n > 0) {
+            break;
+        }
+    }
 }
 
 /// The most subflows `stream` had at once within `wait`; stops early once a count of
