@@ -63,6 +63,7 @@ pub struct Cli {
 
 /// Options that every subcommand takes (before or after the subcommand's name).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Print JSON on stdout instead of text (JSON lines for streams).
     #[arg(long, global = true)]
@@ -183,14 +184,27 @@ pub enum EndpointCommand {
     #[command(visible_alias = "show")]
     List,
     /// Add an endpoint.
+    #[command(after_help = "\
+Examples:
+  mptcp endpoint add 198.18.1.1 --dev eth1 --subflow          a client's second path
+  mptcp endpoint add 198.18.1.1 --dev eth1 --subflow --backup only when the others fail
+  mptcp endpoint add 198.18.1.2 --signal                      a server's second address
+  mptcp endpoint add 198.18.1.2 --signal --port 5202 --id 9   announced with a port")]
     Add(EndpointAdd),
     /// Delete an endpoint, by id or by address.
-    #[command(visible_alias = "delete")]
+    #[command(
+        visible_alias = "delete",
+        after_help = "Examples:\n  mptcp endpoint del --id 2\n  mptcp endpoint del 198.18.1.1"
+    )]
     Del(EndpointRef),
     /// Delete every endpoint.
     Flush,
     /// Change an endpoint's backup and fullmesh flags.
-    #[command(visible_alias = "change")]
+    #[command(
+        visible_alias = "change",
+        after_help = "Examples:\n  mptcp endpoint set --id 2 --backup\n  \
+                      mptcp endpoint set 198.18.1.1 --no-backup --fullmesh"
+    )]
     Set(EndpointSet),
 }
 

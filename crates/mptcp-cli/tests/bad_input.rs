@@ -112,6 +112,19 @@ fn without_cap_net_admin_writes_say_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("needs CAP_NET_ADMIN"), "{stderr}");
+    // Nor can it subscribe to events.
+    let out = std::process::Command::new("setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-net_admin", "--"])
+        .arg(env!("CARGO_BIN_EXE_mptcp"))
+        .args(["--netns", ns.name(), "monitor", "--timeout", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("subscribe to events") && stderr.contains("needs CAP_NET_ADMIN"),
+        "{stderr}"
+    );
     // Reading needs no capability.
     let _ = mptcp(ns.name(), &["limits", "show"]).assert().success();
 }

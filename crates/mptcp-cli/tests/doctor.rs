@@ -144,18 +144,20 @@ fn a_healthy_two_path_client_passes() {
     assert!(endpoints.contains("subflow"), "{endpoints}");
 }
 
-/// Accepts one connection on `listener` and reads it until the peer closes it
-/// (bounded by a 10 s read timeout), so the connection and its subflows stay up
-/// while the doctor watches them.
-fn serve_one(listener: TcpListener) -> JoinHandle<()> {
+/// Accepts `n` connections on `listener`, one after the other, and reads each until
+/// the peer closes it (bounded by a 10 s read timeout), so the connection and its
+/// subflows stay up while the doctor watches them.
+fn serve(listener: TcpListener, n: usize) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let Ok((mut conn, _)) = listener.accept() else {
-            return;
-        };
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut buf = [0u8; 64];
-        while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+        for _ in 0..n {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+        }
     })
 }
 
@@ -173,8 +175,8 @@ fn target_tells_an_mptcp_server_from_a_plain_tcp_one() {
             .unwrap()
             .expect("listen")
     };
-    let mptcp_server = serve_one(listen(true, 5201));
-    let tcp_server = serve_one(listen(false, 5202));
+    let mptcp_server = serve(listen(true, 5201), 2);
+    let tcp_server = serve(listen(false, 5202), 1);
     let addr = |port| SocketAddr::new(server.addr(0).unwrap(), port).to_string();
     let client = net.client().name();
 
@@ -210,6 +212,28 @@ fn target_tells_an_mptcp_server_from_a_plain_tcp_one() {
     assert_eq!(line(&report, "target_connect")["status"], "ok");
     assert_eq!(line(&report, "target_subflows")["status"], "ok");
     assert_eq!(line(&report, "target_announced")["status"], "ok");
+
+    // Without CAP_NET_ADMIN there are no events: the doctor says what it can.
+    let out = std::process::Command::new("setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-net_admin", "--"])
+        .arg(env!("CARGO_BIN_EXE_mptcp"))
+        .args(["--netns", client, "--json", "doctor", "--target", &target])
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs setpriv (util-linux): {e}"));
+    let report = common::parse(&out, 0, &["doctor without CAP_NET_ADMIN"]);
+    let t = &report["target"];
+    assert_eq!(t["status"], "active", "{t}");
+    assert_eq!(t["events"], false, "{t}");
+    assert_eq!(t["announced"], Value::Null, "{t}");
+    let announced = line(&report, "target_announced");
+    assert_eq!(announced["status"], "ok");
+    assert!(
+        announced["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CAP_NET_ADMIN"),
+        "{announced}"
+    );
     mptcp_server.join().unwrap();
 
     // Nobody listening (before the plain server, whose fallback counter would
