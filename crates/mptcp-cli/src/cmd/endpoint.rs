@@ -172,10 +172,16 @@ fn resolve(pm: &PathManager, which: &EndpointRef) -> Result<Vec<Endpoint>, Error
 }
 
 fn del(pm: &PathManager, which: &EndpointRef, out: &Output) -> Result<(), Error> {
-    let endpoints = resolve(pm, which)?;
-    for e in &endpoints {
-        pm.delete_endpoint(e.id)?;
-    }
+    let endpoints = match which.addr {
+        Some(addr) if which.id.is_none() => pm.delete_endpoint_by_address(addr)?,
+        _ => {
+            let endpoints = resolve(pm, which)?;
+            for e in &endpoints {
+                pm.delete_endpoint(e.id)?;
+            }
+            endpoints
+        }
+    };
     print_deleted(&endpoints, out)
 }
 
