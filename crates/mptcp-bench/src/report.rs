@@ -161,7 +161,11 @@ impl Sampler {
         force: bool,
     ) -> std::io::Result<Option<Interval>> {
         let now = Instant::now();
-        if !force && now - self.last_at < self.interval {
+        let since = now - self.last_at;
+        // A forced final report right after a regular one says nothing.
+        if since < self.interval
+            && (!force || (app_bytes == self.last_bytes && since < self.interval / 4))
+        {
             return Ok(None);
         }
         let subflows = self.sample_subflows(stream)?;

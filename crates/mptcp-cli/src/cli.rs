@@ -117,6 +117,14 @@ pub enum Command {
     #[command(after_help = CONNS_HELP)]
     Conns(ConnsArgs),
 
+    /// Measure throughput to a bench server, subflow by subflow (iperf-like).
+    #[command(subcommand, after_help = crate::cmd::bench::BENCH_HELP)]
+    Bench(crate::cmd::bench::BenchCommand),
+
+    /// Show what MPTCP does, live, on a multipath network built in namespaces.
+    #[command(after_help = crate::cmd::demo::DEMO_HELP)]
+    Demo(crate::cmd::demo::DemoArgs),
+
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),

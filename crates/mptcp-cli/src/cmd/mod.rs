@@ -5,8 +5,10 @@
 //! field names, present even when empty (`null`), rather than the libraries' own
 //! `Serialize` output, so a library change cannot silently change what scripts read.
 
+pub mod bench;
 pub mod completions;
 pub mod conns;
+pub mod demo;
 pub mod doctor;
 pub mod endpoint;
 pub mod limits;
@@ -27,6 +29,8 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Limits(cmd) => limits::run(cmd, out),
         Command::Monitor(args) => monitor::run(&args, out),
         Command::Conns(args) => conns::run(&args, out),
+        Command::Bench(cmd) => bench::run(cmd, out),
+        Command::Demo(args) => demo::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
     }
 }
