@@ -14,7 +14,14 @@ fn live_connection_serialises_with_stable_names() {
     assert_eq!(status, "active");
 
     let info = serde_json::to_value(client.mptcp_info().unwrap().unwrap()).unwrap();
-    for field in ["token", "subflows", "flags", "bytes_sent", "bytes_acked", "subflows_total"] {
+    for field in [
+        "token",
+        "subflows",
+        "flags",
+        "bytes_sent",
+        "bytes_acked",
+        "subflows_total",
+    ] {
         assert!(info.get(field).is_some(), "mptcp_info has {field}: {info}");
     }
     assert!(info["last_data_sent_us"].is_u64(), "{info}");
@@ -27,10 +34,23 @@ fn live_connection_serialises_with_stable_names() {
     let tcp = &sf["tcp"];
     assert_eq!(tcp["state"], "established", "{tcp}");
     assert_eq!(tcp["ca_state"], "open", "{tcp}");
-    for field in ["rtt_us", "rttvar_us", "rto_us", "min_rtt_us", "last_data_sent_us"] {
+    for field in [
+        "rtt_us",
+        "rttvar_us",
+        "rto_us",
+        "min_rtt_us",
+        "last_data_sent_us",
+    ] {
         assert!(tcp[field].is_u64(), "{field} is an integer: {tcp}");
     }
-    for field in ["snd_cwnd", "snd_mss", "bytes_acked", "bytes_received", "total_retrans", "delivery_rate"] {
+    for field in [
+        "snd_cwnd",
+        "snd_mss",
+        "bytes_acked",
+        "bytes_received",
+        "total_retrans",
+        "delivery_rate",
+    ] {
         assert!(tcp.get(field).is_some(), "tcp_info has {field}: {tcp}");
     }
 }
