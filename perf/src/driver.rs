@@ -54,11 +54,14 @@ fn wait_for_quiet(limit: Duration) {
 }
 
 impl Options {
-    /// The full run of the issue: 5 runs, 20k connections, 2 s bulk, 5 demo runs.
+    /// The full run of the issue: 9 rounds (the issue asks for at least 5; a
+    /// single 20k-connection run varies by about 10% on a 2-core machine, so
+    /// more rounds steady the medians), 20k connections, 2 s bulk, 5 demo
+    /// runs.
     pub fn full(go: PathBuf, out_dir: PathBuf) -> Options {
         Options {
             settings: Settings {
-                runs: 5,
+                runs: 9,
                 connections: 20_000,
                 bulk_seconds: 2.0,
                 demo_runs: 5,
@@ -66,7 +69,7 @@ impl Options {
                 demo_rate_mbit: 100,
                 syscall_calls: 10_000,
                 syscall_connections: 1_000,
-                as_shipped_connections: 100,
+                as_shipped_connections: 50,
             },
             go,
             out_dir,
@@ -114,6 +117,13 @@ const GO_MPTCP: Contender = Contender {
     max_connections: None,
 };
 
+const GO_PLAIN: Contender = Contender {
+    id: "go-plain",
+    label: "Go `net`, SetMultipathTCP(false)",
+    program: Program::Go { mptcp: false },
+    max_connections: None,
+};
+
 /// Runs everything `opts` asks for and writes the results.
 pub fn run(opts: &Options) -> io::Result<Results> {
     wait_for_quiet(opts.quiet_wait);
@@ -125,6 +135,7 @@ pub fn run(opts: &Options) -> io::Result<Results> {
     };
     let s = &opts.settings;
     if opts.wants(1) {
+        let item = Instant::now();
         eprintln!("== 1. connection rate on loopback");
         let contenders = [
             rust("net-std", "mptcp-net std"),
@@ -150,42 +161,64 @@ pub fn run(opts: &Options) -> io::Result<Results> {
             &mut results.connection_rate,
             &["raw", "raw-tokio", "go", "mptcp-crate", "tcp"],
         );
-        for c in contenders.iter().filter(|c| c.max_connections.is_none()) {
-            match syscalls_per_connection(opts, *c) {
-                Ok(count) => results.syscalls_per_connection.push(count),
-                Err(e) => results
-                    .errors
-                    .push(format!("syscalls per connection, {}: {e}", c.id)),
-            }
-        }
+        results.syscalls_per_connection =
+            syscalls_per_connection(opts, &contenders, true, &mut results.errors);
+        results
+            .seconds
+            .push(("1".into(), item.elapsed().as_secs_f64()));
     }
     if opts.wants(2) {
+        let item = Instant::now();
         eprintln!("== 2. fallback cost (net.mptcp.enabled=0)");
         let contenders = [
             rust("net-std", "mptcp-net, default policy (MPTCP, falls back)"),
             rust("net-plain", "mptcp-net, set_multipath_tcp(false)"),
             GO_MPTCP,
+            GO_PLAIN,
         ];
         results.fallback = conn_figures(opts, &contenders, false, &mut results.errors);
-        add_ratios(&mut results.fallback, &["net-plain", "go"]);
+        add_ratios(&mut results.fallback, &["net-plain", "go", "go-plain"]);
+        results.syscalls_per_connection_fallback =
+            syscalls_per_connection(opts, &contenders, false, &mut results.errors);
+        results
+            .seconds
+            .push(("2".into(), item.elapsed().as_secs_f64()));
     }
     if opts.wants(3) {
+        let item = Instant::now();
         eprintln!("== 3. bulk throughput on loopback");
         results.bulk = bulk_figures(opts, &mut results.errors);
         add_ratios(&mut results.bulk, &["raw", "raw-tokio", "tcp"]);
+        results
+            .seconds
+            .push(("3".into(), item.elapsed().as_secs_f64()));
     }
     if opts.wants(4) {
+        let item = Instant::now();
         eprintln!("== 4. two paths x {} Mbit/s", s.demo_rate_mbit);
         results.testnet = testnet_figures(opts, &mut results.errors);
+        results
+            .seconds
+            .push(("4".into(), item.elapsed().as_secs_f64()));
     }
     if opts.wants(5) {
+        let item = Instant::now();
         eprintln!("== 5. micro-benchmarks");
         match criterion(opts) {
             Ok(figures) => results.micro = figures,
             Err(e) => results.errors.push(format!("criterion: {e}")),
         }
-        add_ratios(&mut results.micro, &["raw_tcp_is_mptcp"]);
+        // Calls against the raw getsockopt; the parsers do no system call.
+        let calls = results
+            .micro
+            .iter()
+            .take_while(|f| micro::group_of(&f.id) == Some(micro::GROUP_CALLS))
+            .count();
+        add_ratios(&mut results.micro[..calls], &["raw_tcp_is_mptcp"]);
         results.syscalls_per_call = syscalls_per_call(opts, &mut results.errors);
+        results
+            .seconds
+            .push(("5".into(), item.elapsed().as_secs_f64()));
     }
     results.targets = crate::targets::judge(&results);
     results.machine.load_after = loadavg();
@@ -555,8 +588,13 @@ struct Sample {
 }
 
 /// `strace -f -c` of `args` in a fresh namespace: calls by system call name.
-fn strace(opts: &Options, c: Contender, args: &[String]) -> io::Result<BTreeMap<String, u64>> {
-    let ns = fresh_netns("strace", true)?;
+fn strace(
+    opts: &Options,
+    c: Contender,
+    args: &[String],
+    mptcp: bool,
+) -> io::Result<BTreeMap<String, u64>> {
+    let ns = fresh_netns("strace", mptcp)?;
     let file = std::env::temp_dir().join(format!("mptcp-perf-strace-{}", std::process::id()));
     let program = match c.program {
         Program::Rust(_) => std::env::current_exe()?,
@@ -611,10 +649,24 @@ fn per_op(
     })
 }
 
-fn syscalls_per_connection(opts: &Options, c: Contender) -> io::Result<SyscallCount> {
-    per_op(c.id, c.label, opts.settings.syscall_connections, |n| {
-        strace(opts, c, &conn_args(c, n))
-    })
+/// System calls per connection of each contender (those run at full count).
+fn syscalls_per_connection(
+    opts: &Options,
+    contenders: &[Contender],
+    mptcp: bool,
+    errors: &mut Vec<String>,
+) -> Vec<SyscallCount> {
+    contenders
+        .iter()
+        .filter(|c| c.max_connections.is_none())
+        .filter_map(|c| {
+            per_op(c.id, c.label, opts.settings.syscall_connections, |n| {
+                strace(opts, *c, &conn_args(*c, n), mptcp)
+            })
+            .map_err(|e| errors.push(format!("syscalls per connection, {}: {e}", c.id)))
+            .ok()
+        })
+        .collect()
 }
 
 fn syscalls_per_call(opts: &Options, errors: &mut Vec<String>) -> Vec<SyscallCount> {
@@ -626,6 +678,7 @@ fn syscalls_per_call(opts: &Options, errors: &mut Vec<String>) -> Vec<SyscallCou
                 opts,
                 c,
                 &["worker".into(), "calls".into(), id.into(), k.to_string()],
+                true,
             )
         })
         .map_err(|e| errors.push(format!("syscalls per call, {id}: {e}")))
@@ -651,6 +704,7 @@ fn syscalls_per_call(opts: &Options, errors: &mut Vec<String>) -> Vec<SyscallCou
             opts,
             GO_MPTCP,
             &["status".into(), format!("-k={k}"), "-mptcp=true".into()],
+            true,
         )
     }) {
         Ok(c) => out.push(c),

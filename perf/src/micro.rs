@@ -36,6 +36,14 @@ pub const BENCHES: [(&str, &str, &str); 9] = [
     (GROUP_PARSE, "parse_full_info", "`wire::parse_full_info`"),
 ];
 
+/// The criterion group of the benchmark `id`.
+pub fn group_of(id: &str) -> Option<&'static str> {
+    BENCHES
+        .iter()
+        .find(|(_, i, _)| *i == id)
+        .map(|(g, _, _)| *g)
+}
+
 /// An established loopback connection, MPTCP or plain TCP, with a byte sent
 /// each way so both ends are fully established; client side first. Keep the
 /// server side alive while the client is used.

@@ -20,6 +20,8 @@ pub struct Results {
     pub syscalls_per_connection: Vec<SyscallCount>,
     /// Item 2: connections per second with `net.mptcp.enabled=0`.
     pub fallback: Vec<Figure>,
+    /// Item 2: system calls per connection with `net.mptcp.enabled=0`.
+    pub syscalls_per_connection_fallback: Vec<SyscallCount>,
     /// Item 3: one connection's throughput on loopback, Gbit/s.
     pub bulk: Vec<Figure>,
     /// Item 4: the two-path test network.
@@ -34,6 +36,8 @@ pub struct Results {
     pub errors: Vec<String>,
     /// Wall time of the whole run, seconds.
     pub wall_seconds: f64,
+    /// Wall time of each item, seconds.
+    pub seconds: Vec<(String, f64)>,
 }
 
 /// The machine, the software, the moment.
@@ -302,7 +306,17 @@ impl Results {
             "| settings | {} runs; {} connections per run; bulk {} s per run; test network {} runs of {} s acts, 2 paths x {} Mbit/s |",
             s.runs, s.connections, s.bulk_seconds, s.demo_runs, s.demo_seconds, s.demo_rate_mbit
         );
-        let _ = writeln!(out, "| whole run | {:.0} s |\n", self.wall_seconds);
+        let items = self
+            .seconds
+            .iter()
+            .map(|(i, t)| format!("{i}: {t:.0} s"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| whole run | {:.0} s (items {items}; building not included) |\n",
+            self.wall_seconds
+        );
         // The harness itself keeps both cores busy (load about 2); more than
         // that at a round's start means someone else was working too.
         if m.load_before[0] > 1.0 || m.load_max > 2.5 {
@@ -384,6 +398,10 @@ impl Results {
             2 * s.syscall_connections
         );
         syscall_table(&mut out, &self.syscalls_per_connection, "per connection");
+        out.push_str(
+            "`strace -f` counts every thread: Go's `nanosleep` and `futex` are mostly its \
+             runtime's background threads.\n\n",
+        );
 
         out.push_str(
             "## 2. Fallback cost: `net.mptcp.enabled=0`\n\nThe same loop in a namespace where \
@@ -394,8 +412,18 @@ impl Results {
         figure_table(
             &mut out,
             &self.fallback,
-            &[("net-plain", "mptcp-net plain TCP"), ("go", "Go")],
+            &[
+                ("net-plain", "mptcp-net plain TCP"),
+                ("go", "Go MPTCP on"),
+                ("go-plain", "Go MPTCP off"),
+            ],
             0,
+        );
+        out.push_str("System calls per connection with `net.mptcp.enabled=0`:\n\n");
+        syscall_table(
+            &mut out,
+            &self.syscalls_per_connection_fallback,
+            "per connection",
         );
 
         let _ = writeln!(
@@ -443,6 +471,10 @@ impl Results {
             2 * s.syscall_calls
         );
         syscall_table(&mut out, &self.syscalls_per_call, "per call");
+        out.push_str(
+            "`strace -f` counts every thread: the `nanosleep` and `futex` calls in Go's rows are \
+             its runtime's background threads (sysmon), which tick with time, not per call.\n",
+        );
         out
     }
 }

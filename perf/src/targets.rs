@@ -1,7 +1,8 @@
 //! The issue's targets, judged on the figures of one run.
 //!
-//! A miss carries its explanation: why, from what the run measured (system
-//! call counts, ranges), and what would fix it.
+//! A miss carries its explanation, built from what the same run measured
+//! (system calls and CPU time per connection, the round-by-round ranges) and
+//! the fix that would close it.
 
 use crate::report::{Figure, Results, SyscallCount, Target};
 
@@ -23,30 +24,43 @@ fn show_ratio(f: &Figure, against: &str) -> Option<(f64, String)> {
     Some((r.of_medians, shown))
 }
 
-/// The system call counts of two implementations side by side, as evidence.
-fn syscall_evidence(results: &Results, a: &str, b: &str) -> String {
-    let c = &results.syscalls_per_connection;
-    match (count(c, a), count(c, b)) {
-        (Some(x), Some(y)) => format!(
-            " System calls per connection: {} {:.1} ({}) vs {} {:.1} ({}).",
-            a,
+/// What the run measured of two implementations, side by side: time, CPU
+/// and system calls per connection.
+fn evidence(figures: &[Figure], counts: &[SyscallCount], a: &str, b: &str) -> String {
+    let mut out = String::new();
+    if let (Some(x), Some(y)) = (find(figures, a), find(figures, b)) {
+        out.push_str(&format!(
+            " Per connection: {a} {:.1} µs, {b} {:.1} µs of wall time",
+            1e6 / x.series.median,
+            1e6 / y.series.median
+        ));
+        if let (Some((xu, xs)), Some((yu, ys))) = (x.cpu_us_per_op, y.cpu_us_per_op) {
+            out.push_str(&format!(
+                "; CPU {xu:.1} µs user + {xs:.1} µs system vs {yu:.1} + {ys:.1}"
+            ));
+        }
+        out.push('.');
+    }
+    if let (Some(x), Some(y)) = (count(counts, a), count(counts, b)) {
+        out.push_str(&format!(
+            " System calls: {a} {:.1} ({}), {b} {:.1} ({}).",
             x.total,
             x.breakdown(),
-            b,
             y.total,
             y.breakdown()
-        ),
-        _ => String::new(),
+        ));
     }
+    out
 }
 
-/// Whether the round-by-round range straddles the threshold: then the miss is
-/// within this machine's noise.
+/// Said when the round-by-round range reaches the threshold: the miss is
+/// then within this machine's run-to-run noise.
 fn noise_note(f: &Figure, against: &str, threshold: f64) -> String {
     match f.ratio(against).and_then(|r| r.per_round.as_ref()) {
         Some(p) if p.max >= threshold => format!(
-            " The rounds range from {:.3}x to {:.3}x, so the threshold is inside this \
-             machine's run-to-run noise; more runs on a quiet machine would settle it.",
+            " The rounds range from {:.3}x to {:.3}x: the threshold is inside this run's \
+             round-to-round noise, so the median alone does not settle it; more rounds on a \
+             quiet machine would.",
             p.min, p.max
         ),
         _ => String::new(),
@@ -56,24 +70,26 @@ fn noise_note(f: &Figure, against: &str, threshold: f64) -> String {
 struct RatioTarget<'a> {
     item: u8,
     figures: &'a [Figure],
+    counts: &'a [SyscallCount],
     id: &'a str,
     against: &'a str,
     threshold: f64,
     target: String,
-    why: String,
+    /// Why, in general terms, before the measured evidence.
+    why: &'a str,
 }
 
-fn ratio_target(results: &Results, t: RatioTarget<'_>) -> Option<Target> {
+fn ratio_target(t: RatioTarget<'_>) -> Option<Target> {
     let f = find(t.figures, t.id)?;
     let (figure, shown) = show_ratio(f, t.against)?;
     let met = figure >= t.threshold;
     let why = (!met).then(|| {
-        let mut why = t.why.clone();
-        why.push_str(&noise_note(f, t.against, t.threshold));
-        if t.item == 1 {
-            why.push_str(&syscall_evidence(results, t.id, t.against));
-        }
-        why
+        format!(
+            "{}{}{}",
+            t.why,
+            evidence(t.figures, t.counts, t.id, t.against),
+            noise_note(f, t.against, t.threshold)
+        )
     });
     Some(Target {
         item: t.item,
@@ -85,107 +101,117 @@ fn ratio_target(results: &Results, t: RatioTarget<'_>) -> Option<Target> {
     })
 }
 
+const SAME_CALLS: &str = "mptcp-net's blocking dial makes the raw loop's system calls \
+    (socket, connect, one getsockopt for the status) and adds less than a microsecond of \
+    user-space work per connection (the resolved address list, the policy lookup); the loop \
+    is almost all kernel time, where the two do the same. A gap here is the noise of two \
+    threads handing connections to each other on two shared cores, not work mptcp-net does; \
+    nothing in mptcp-net to fix.";
+
+const ASYNC_FCNTL: &str = "mptcp-net's `dial_async` opens a blocking socket and then makes \
+    it non-blocking (fcntl F_GETFL + F_SETFL: two more system calls per dial) where the raw \
+    loop asks for SOCK_NONBLOCK in socket() itself. Fix, in mptcp-net: create the dial_async \
+    socket with SOCK_NONBLOCK (socket2 `Type::STREAM.nonblocking()`).";
+
+const TOKIO_VS_GO: &str = "mptcp-net on tokio is at the level of raw MPTCP sockets on tokio \
+    (see that ratio), so the gap to Go is tokio's, not mptcp-net's: Go spends more CPU per \
+    connection but overlaps the dialing and the accepting goroutines better on two cores, \
+    while tokio's two worker threads wake each other through the reactor for every \
+    connection. Fixes: in mptcp-net, the two fcntl calls per dial (see the tokio target); \
+    beyond that, the runtime (a current-thread runtime was slower still here).";
+
+const SAME_DATA_PATH: &str = "the data path is the kernel's: the same read/write calls on \
+    the same kind of socket, with nothing of mptcp-net in between (it returns the standard \
+    stream types); a gap is run-to-run noise.";
+
+const FALLBACK: &str = "with MPTCP disabled, each dial first asks for an MPTCP socket: the \
+    kernel allocates a socket and its inode before refusing with ENOPROTOOPT, then a TCP \
+    socket is opened (one extra, failing socket() per dial). The contract forbids caching \
+    ENOPROTOOPT for ever (the sysctl is per namespace and may change); Go pays the same \
+    price (its MPTCP-on vs MPTCP-off ratio is in the table). Fix, in mptcp-net: remember \
+    ENOPROTOOPT for a short time per network namespace (keyed by the namespace's inode, \
+    which costs less than the failing socket()), or document that hosts known to run with \
+    MPTCP off should set MPTCP_NET=0 or `set_multipath_tcp(false)`.";
+
 /// Every target the run has figures for.
 pub fn judge(results: &Results) -> Vec<Target> {
     let conn = &results.connection_rate;
+    let conn_calls = &results.syscalls_per_connection;
     let mut out = Vec::new();
     let mut push = |t: Option<Target>| out.extend(t);
+    let item1 = |id, against, threshold, target: &str, why| RatioTarget {
+        item: 1,
+        figures: conn,
+        counts: conn_calls,
+        id,
+        against,
+        threshold,
+        target: target.to_string(),
+        why,
+    };
 
-    push(ratio_target(
-        results,
-        RatioTarget {
-            item: 1,
-            figures: conn,
-            id: "net-std",
-            against: "raw",
-            threshold: 0.97,
-            target: "mptcp-net std >= 0.97x raw MPTCP".into(),
-            why: "mptcp-net's dial is the raw sequence (socket, connect; the status check is one \
-              getsockopt) plus user-space work: address resolution into a Vec, the policy \
-              lookup, the fallback plan."
-                .into(),
-        },
-    ));
-    push(ratio_target(
-        results,
-        RatioTarget {
-            item: 1,
-            figures: conn,
-            id: "net-tokio",
-            against: "raw-tokio",
-            threshold: 0.97,
-            target: "mptcp-net tokio >= 0.97x raw MPTCP on tokio".into(),
-            why: "mptcp-net's async dial opens a blocking socket and then makes it \
-              non-blocking (fcntl F_GETFL + F_SETFL: two system calls per dial) where the raw \
-              loop asks for SOCK_NONBLOCK in the socket() call. Creating the socket \
-              non-blocking in mptcp-net's dial_async would remove both."
-                .into(),
-        },
-    ));
-    for id in ["net-std", "net-tokio"] {
-        let name = if id == "net-std" { "std" } else { "tokio" };
-        push(ratio_target(
-            results,
-            RatioTarget {
-                item: 1,
-                figures: conn,
-                id,
-                against: "go",
-                threshold: 1.0,
-                target: format!("mptcp-net {name} >= 1.0x Go"),
-                why: "Go's dial is non-blocking and goes through its netpoller; see the system \
-                  call counts."
-                    .into(),
-            },
-        ));
-    }
-    push(ratio_target(
-        results,
-        RatioTarget {
-            item: 1,
-            figures: conn,
-            id: "net-std",
-            against: "mptcp-crate",
-            threshold: 1.0,
-            target: "mptcp-net std >= 1.0x the `mptcp` crate".into(),
-            why: "the crate's dial is the same socket+connect; its status check costs two \
-              getsockopt calls to our one."
-                .into(),
-        },
-    ));
-    push(ratio_target(
-        results,
-        RatioTarget {
-            item: 2,
-            figures: &results.fallback,
-            id: "net-std",
-            against: "net-plain",
-            threshold: 0.95,
-            target: "fallback: mptcp-net default >= 0.95x mptcp-net plain TCP".into(),
-            why: "each dial first asks for an MPTCP socket, which fails with ENOPROTOOPT, then \
-              opens a TCP one: one extra socket() per dial. Caching ENOPROTOOPT for a short \
-              time (it is per namespace and may change, so not for ever) would remove it."
-                .into(),
-        },
-    ));
+    push(ratio_target(item1(
+        "net-std",
+        "raw",
+        0.97,
+        "mptcp-net std >= 0.97x raw MPTCP",
+        SAME_CALLS,
+    )));
+    push(ratio_target(item1(
+        "net-tokio",
+        "raw-tokio",
+        0.97,
+        "mptcp-net tokio >= 0.97x raw MPTCP on tokio",
+        ASYNC_FCNTL,
+    )));
+    push(ratio_target(item1(
+        "net-std",
+        "go",
+        1.0,
+        "mptcp-net std >= 1.0x Go",
+        "Go's dial is non-blocking and goes through its netpoller, with keep-alive and \
+         no-delay options set on every socket.",
+    )));
+    push(ratio_target(item1(
+        "net-tokio",
+        "go",
+        1.0,
+        "mptcp-net tokio >= 1.0x Go",
+        TOKIO_VS_GO,
+    )));
+    push(ratio_target(item1(
+        "net-std",
+        "mptcp-crate",
+        1.0,
+        "mptcp-net std >= 1.0x the `mptcp` crate (backlog raised)",
+        "the crate's dial is the same socket+connect, and its status check costs two \
+         getsockopt calls to mptcp-net's one, so mptcp-net does strictly less work; a gap \
+         is run-to-run noise.",
+    )));
+    push(ratio_target(RatioTarget {
+        item: 2,
+        figures: &results.fallback,
+        counts: &results.syscalls_per_connection_fallback,
+        id: "net-std",
+        against: "net-plain",
+        threshold: 0.95,
+        target: "fallback: mptcp-net default >= 0.95x mptcp-net plain TCP".into(),
+        why: FALLBACK,
+    }));
     for (id, name, against, limit) in [
         ("net-std", "std", "raw", "raw MPTCP"),
         ("net-tokio", "tokio", "raw-tokio", "raw MPTCP on tokio"),
     ] {
-        push(ratio_target(
-            results,
-            RatioTarget {
-                item: 3,
-                figures: &results.bulk,
-                id,
-                against,
-                threshold: 0.97,
-                target: format!("bulk: mptcp-net {name} >= 0.97x {limit}"),
-                why: "the data path is the kernel's: the same read/write calls on the same kind \
-                  of socket, with nothing of mptcp-net in between."
-                    .into(),
-            },
-        ));
+        push(ratio_target(RatioTarget {
+            item: 3,
+            figures: &results.bulk,
+            counts: &[],
+            id,
+            against,
+            threshold: 0.97,
+            target: format!("bulk: mptcp-net {name} >= 0.97x {limit}"),
+            why: SAME_DATA_PATH,
+        }));
     }
 
     let testnet = &results.testnet;
@@ -199,8 +225,8 @@ pub fn judge(results: &Results) -> Vec<Target> {
             met: v >= 0.9,
             why: (v < 0.9).then(|| {
                 "the receiver counts payload (goodput): TCP/IP and MPTCP option headers, \
-                 the tbf shapers' bucket behaviour and slow start at the beginning of each \
-                 5 s act take their share of the raw link rate."
+                 the tbf shapers and slow start at the beginning of each act take their \
+                 share of the raw link rate; a longer act would amortise slow start."
                     .to_string()
             }),
         });
@@ -213,8 +239,8 @@ pub fn judge(results: &Results) -> Vec<Target> {
             shown,
             met: v >= 1.8,
             why: (v < 1.8).then(|| {
-                "MPTCP did not fill the second path as fully as TCP fills one: see the \
-                 share of the link rates."
+                "MPTCP did not fill the second path as fully as TCP fills one (see the \
+                 share of the link rates)."
                     .to_string()
             }),
         });
@@ -243,7 +269,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             let met = (c.total - 1.0).abs() < 0.05;
             out.push(Target {
                 item: 5,
-                target: format!("{name}: one system call per call"),
+                target: format!("{name}: one system call per call (MPTCP on)"),
                 figure: c.total,
                 shown: format!("{:.2} ({})", c.total, c.breakdown()),
                 met,
