@@ -169,7 +169,7 @@ impl Dialer {
     }
 
     fn dial_one(&self, addr: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
-        let socket = self.open(addr)?;
+        let socket = self.open(addr, false)?;
         match timeout {
             Some(t) => socket.connect_timeout(&addr.into(), t)?,
             None => socket.connect(&addr.into())?,
@@ -178,13 +178,14 @@ impl Dialer {
     }
 
     /// A bound, unconnected socket for `addr`.
-    pub(crate) fn open(&self, addr: SocketAddr) -> io::Result<Socket> {
+    pub(crate) fn open(&self, addr: SocketAddr, nonblocking: bool) -> io::Result<Socket> {
         let plan = Plan {
             mptcp: self.multipath_tcp(),
             required: self.policy.required,
             defaults: &|_| Ok(()),
             hook: self.hook.as_ref(),
             what: "dial",
+            nonblocking,
         };
         let socket = open(Domain::for_address(addr), &plan)?;
         if let Some(local) = self.local_addr {
@@ -234,8 +235,7 @@ impl Dialer {
         addr: SocketAddr,
         timeout: Option<Duration>,
     ) -> io::Result<tokio::net::TcpStream> {
-        let socket = self.open(addr)?;
-        socket.set_nonblocking(true)?;
+        let socket = self.open(addr, true)?;
         let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
         // tokio's connect waits for writability, then reads SO_ERROR.
         let connect = socket.connect(addr);

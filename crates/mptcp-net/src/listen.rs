@@ -130,7 +130,7 @@ impl ListenConfig {
     pub fn listen<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpListener> {
         let mut last_err = None;
         for addr in addr.to_socket_addrs()? {
-            match self.listen_one(addr) {
+            match self.listen_one(addr, false) {
                 Ok(socket) => return Ok(socket.into()),
                 Err(err) => last_err = Some(err),
             }
@@ -157,9 +157,8 @@ impl ListenConfig {
     ) -> io::Result<tokio::net::TcpListener> {
         let mut last_err = None;
         for addr in tokio::net::lookup_host(addr).await? {
-            match self.listen_one(addr) {
+            match self.listen_one(addr, true) {
                 Ok(socket) => {
-                    socket.set_nonblocking(true)?;
                     return tokio::net::TcpListener::from_std(socket.into());
                 }
                 Err(err) => last_err = Some(err),
@@ -168,13 +167,14 @@ impl ListenConfig {
         Err(last_err.unwrap_or_else(no_addresses))
     }
 
-    fn listen_one(&self, addr: SocketAddr) -> io::Result<Socket> {
+    fn listen_one(&self, addr: SocketAddr, nonblocking: bool) -> io::Result<Socket> {
         let plan = Plan {
             mptcp: self.multipath_tcp(),
             required: self.policy.required,
             defaults: &std_defaults,
             hook: self.hook.as_ref(),
             what: "listen",
+            nonblocking,
         };
         let socket = open(Domain::for_address(addr), &plan)?;
         socket.bind(&addr.into())?;

@@ -42,6 +42,9 @@ pub(crate) struct Plan<'a> {
     pub(crate) hook: Option<&'a Hook>,
     /// "dial" or "listen", for log lines.
     pub(crate) what: &'static str,
+    /// Create the socket non-blocking (for tokio), in the socket() call
+    /// itself where the platform allows, saving two fcntl calls.
+    pub(crate) nonblocking: bool,
 }
 
 /// Opens a stream socket for `domain` following `plan`.
@@ -70,7 +73,7 @@ pub(crate) fn open(domain: Domain, plan: &Plan<'_>) -> io::Result<Socket> {
                 plan.what
             );
             drop(socket);
-            let socket = tcp_socket(domain)?;
+            let socket = tcp_socket(domain, plan.nonblocking)?;
             (plan.defaults)(&socket)?;
             (hook.0)(&socket)?;
             Ok(socket)
@@ -82,13 +85,13 @@ pub(crate) fn open(domain: Domain, plan: &Plan<'_>) -> io::Result<Socket> {
 /// The socket, and whether it is an MPTCP one.
 fn new_socket(domain: Domain, plan: &Plan<'_>) -> io::Result<(Socket, bool)> {
     if !plan.mptcp {
-        return Ok((tcp_socket(domain)?, false));
+        return Ok((tcp_socket(domain, plan.nonblocking)?, false));
     }
     if let Some(reason) = crate::support::known_permanent() {
         return Ok((fall_back(domain, plan, reason)?, false));
     }
     #[cfg(target_os = "linux")]
-    match crate::sys::mptcp_socket(domain) {
+    match crate::sys::mptcp_socket(domain, stream_type(plan.nonblocking)) {
         Ok(socket) => Ok((socket, true)),
         Err(err) => match Unavailable::from_socket_error(&err) {
             Some(reason) => {
@@ -107,11 +110,27 @@ fn fall_back(domain: Domain, plan: &Plan<'_>, reason: Unavailable) -> io::Result
         return Err(reason.into_io_error());
     }
     tracing::debug!(%reason, "{}: using plain TCP", plan.what);
-    tcp_socket(domain)
+    tcp_socket(domain, plan.nonblocking)
 }
 
-pub(crate) fn tcp_socket(domain: Domain) -> io::Result<Socket> {
-    Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
+pub(crate) fn tcp_socket(domain: Domain, nonblocking: bool) -> io::Result<Socket> {
+    let socket = Socket::new(domain, stream_type(nonblocking), Some(Protocol::TCP))?;
+    #[cfg(not(target_os = "linux"))]
+    if nonblocking {
+        socket.set_nonblocking(true)?;
+    }
+    Ok(socket)
+}
+
+/// `SOCK_STREAM`, with `SOCK_NONBLOCK` when asked (Linux: set by socket()
+/// itself; elsewhere [`tcp_socket`] sets it afterwards).
+pub(crate) fn stream_type(nonblocking: bool) -> Type {
+    #[cfg(target_os = "linux")]
+    if nonblocking {
+        return Type::STREAM.nonblocking();
+    }
+    let _ = nonblocking;
+    Type::STREAM
 }
 
 /// The error std returns when a name resolves to nothing.

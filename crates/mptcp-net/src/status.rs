@@ -280,8 +280,8 @@ mod imp {
     /// `getsockopt` on a TCP socket answers for `TCP_IS_MPTCP` (6.10+),
     /// one on a fresh MPTCP socket for `MPTCP_INFO` (5.16+).
     fn probe() -> Option<Detection> {
-        let tcp = crate::socket::tcp_socket(socket2::Domain::IPV4)
-            .or_else(|_| crate::socket::tcp_socket(socket2::Domain::IPV6))
+        let tcp = crate::socket::tcp_socket(socket2::Domain::IPV4, false)
+            .or_else(|_| crate::socket::tcp_socket(socket2::Domain::IPV6, false))
             .ok()?;
         match sys::getsockopt_int(tcp.as_fd(), libc::IPPROTO_TCP, TCP_IS_MPTCP) {
             Ok(_) => return Some(Detection::TcpIsMptcp),
@@ -290,7 +290,7 @@ mod imp {
         }
         // Without MPTCP sockets here, nothing to probe: answer by
         // SO_PROTOCOL for now and try again next time.
-        let mptcp = sys::mptcp_socket(socket2::Domain::IPV4).ok()?;
+        let mptcp = sys::mptcp_socket(socket2::Domain::IPV4, socket2::Type::STREAM).ok()?;
         match sys::getsockopt_buf(mptcp.as_fd(), SOL_MPTCP, MPTCP_INFO, &mut []) {
             Ok(_) => Some(Detection::MptcpInfo),
             Err(e) if errno_in(&e, NOT_HERE) => Some(Detection::SoProtocol),

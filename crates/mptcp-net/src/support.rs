@@ -207,10 +207,10 @@ pub fn support() -> io::Result<Support> {
         if let Some(reason) = known_permanent() {
             return Ok(Support::Unavailable(reason));
         }
-        let mut result = crate::sys::mptcp_socket(socket2::Domain::IPV4);
+        let mut result = crate::sys::mptcp_socket(socket2::Domain::IPV4, socket2::Type::STREAM);
         if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT)) {
             // An IPv6-only host.
-            result = crate::sys::mptcp_socket(socket2::Domain::IPV6);
+            result = crate::sys::mptcp_socket(socket2::Domain::IPV6, socket2::Type::STREAM);
         }
         match result {
             Ok(_socket) => Ok(Support::Available),

@@ -84,13 +84,13 @@ pub(crate) fn getsockopt_buf(
     }
 }
 
-/// `socket(domain, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_MPTCP)`.
-pub(crate) fn mptcp_socket(domain: Domain) -> io::Result<Socket> {
+/// `socket(domain, ty | SOCK_CLOEXEC, IPPROTO_MPTCP)`.
+pub(crate) fn mptcp_socket(domain: Domain, ty: Type) -> io::Result<Socket> {
     #[cfg(feature = "test-seam")]
     if let Some(errno) = crate::seam::on_mptcp_socket() {
         return Err(io::Error::from_raw_os_error(errno));
     }
-    Socket::new(domain, Type::STREAM, Some(Protocol::MPTCP))
+    Socket::new(domain, ty, Some(Protocol::MPTCP))
 }
 
 /// The errno of `err` if it is one of `codes`.
