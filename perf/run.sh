@@ -35,8 +35,14 @@ for tool in ip tc; do
 done
 
 echo "== build"
-cargo build --release --quiet --manifest-path "$perf/Cargo.toml"
-cargo bench --no-run --quiet --manifest-path "$perf/Cargo.toml" --bench introspection 2>/dev/null
+cd "$perf"
+# The criterion benches first: building them relinks target/release/perf, which
+# must not happen while it runs; the runner starts their binary itself.
+bench_exe=$(cargo bench --no-run --bench introspection 2>&1 |
+    sed -n 's/^ *Executable .*(\(.*\))$/\1/p' | tail -n 1)
+[ -x "$bench_exe" ] || { echo "perf/run.sh: cannot find the criterion bench binary" >&2; exit 1; }
+bench_exe=$(realpath "$bench_exe")
+cargo build --release --quiet
 mkdir -p "$perf/target/go"
 # Standard library only: builds offline, with its caches kept under perf/target.
 GOROOT="$(go_root)" GOTOOLCHAIN=local GOFLAGS= GOTELEMETRY=off \
@@ -44,4 +50,5 @@ GOROOT="$(go_root)" GOTOOLCHAIN=local GOFLAGS= GOTELEMETRY=off \
     "$go" build -C "$perf/go" -o "$perf/target/go/mptcp-perf-go" .
 
 echo "== run"
-exec "$perf/target/release/perf" run --go "$perf/target/go/mptcp-perf-go" --out "$perf" "$@"
+exec "$perf/target/release/perf" run --go "$perf/target/go/mptcp-perf-go" --bench-exe "$bench_exe" \
+    --out "$perf" "$@"

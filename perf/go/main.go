@@ -3,6 +3,7 @@
 // (Dialer.SetMultipathTCP, ListenConfig.SetMultipathTCP, TCPConn.MultipathTCP).
 //
 //	mptcp-perf-go conn   -n 20000 -mptcp=true   # dial+accept+MultipathTCP()+close, N times
+//	mptcp-perf-go conn   -n 20000 -seq          # the same in one goroutine
 //	mptcp-perf-go status -k 10000                 # MultipathTCP() K times on one connection
 //	mptcp-perf-go version                         # runtime.Version()
 //
@@ -27,6 +28,7 @@ func main() {
 	n := flags.Int("n", 20000, "connections (conn)")
 	k := flags.Int("k", 1000, "status calls (status)")
 	mptcp := flags.Bool("mptcp", true, "SetMultipathTCP on the dialer and the listener")
+	seq := flags.Bool("seq", false, "one goroutine dials and accepts (conn)")
 	limit := flags.Duration("timeout", 120*time.Second, "give up after this long")
 	if err := flags.Parse(os.Args[2:]); err != nil {
 		fail(err)
@@ -36,6 +38,9 @@ func main() {
 
 	switch os.Args[1] {
 	case "conn":
+		if *seq {
+			fail(connRateSequential(*n, *mptcp))
+		}
 		fail(connRate(*n, *mptcp))
 	case "status":
 		fail(statusCalls(*k, *mptcp))
@@ -100,6 +105,43 @@ func connRate(n int, mptcp bool) error {
 	}
 	if err := <-accepted; err != nil {
 		return err
+	}
+	secs := time.Since(start).Seconds()
+	fmt.Printf("{\"count\":%d,\"secs\":%.6f,\"active\":%d}\n", n, secs, active)
+	return nil
+}
+
+// connRateSequential: the same work in one goroutine: dial, ask, close,
+// then accept and close, connection after connection.
+func connRateSequential(n int, mptcp bool) error {
+	ln, err := listen(mptcp)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	d := dialer(mptcp)
+
+	start := time.Now()
+	active := 0
+	for i := 0; i < n; i++ {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		on, err := c.(*net.TCPConn).MultipathTCP()
+		if err != nil {
+			return err
+		}
+		if on {
+			active++
+		}
+		c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		s.Close()
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Printf("{\"count\":%d,\"secs\":%.6f,\"active\":%d}\n", n, secs, active)

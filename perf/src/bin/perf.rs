@@ -10,10 +10,11 @@ use mptcp_perf::{bulk, calls, conn};
 
 const USAGE: &str = "\
 usage:
-  perf run [--go PATH] [--out DIR] [--items 1,2,3,4,5] [--runs N] [--connections N]
+  perf run [--go PATH] [--bench-exe PATH] [--out DIR] [--items 1,2,3,4,5] [--runs N] [--connections N]
            [--bulk-seconds S] [--demo-runs N] [--demo-seconds S] [--quiet-wait SECS] [--quick]
-  perf worker conn  IMPL N      IMPL: net-std net-tokio net-plain raw mptcp-crate
+  perf worker conn  IMPL N      IMPL: net-std net-tokio net-plain raw raw-tokio mptcp-crate
                                       mptcp-crate-as-shipped tcp
+  perf worker conn-seq IMPL N   the same loop in one thread
   perf worker bulk  IMPL SECS   IMPL: net-std net-tokio raw tcp
   perf worker calls FUNC K      FUNC: multipath_tcp mptcp_status mptcp_info subflows
                                       mptcp_status_on_tcp mptcp_crate_status raw_tcp_is_mptcp";
@@ -51,6 +52,7 @@ fn run(args: &[String]) -> Result<(), String> {
         let s = &mut opts.settings;
         match flag.as_str() {
             "--go" => opts.go = parse(flag, it.next())?,
+            "--bench-exe" => opts.bench_exe = Some(parse(flag, it.next())?),
             "--out" => opts.out_dir = parse(flag, it.next())?,
             "--runs" => s.runs = parse(flag, it.next())?,
             "--connections" => s.connections = parse(flag, it.next())?,
@@ -110,9 +112,14 @@ fn worker(args: &[String]) -> Result<(), String> {
         _ => return Err(USAGE.to_string()),
     };
     let json = match kind {
-        "conn" => {
+        "conn" | "conn-seq" => {
             let imp = conn::ConnImpl::from_name(name).ok_or(USAGE)?;
-            let r = conn::run(imp, parse("N", Some(value))?).map_err(|e| e.to_string())?;
+            let shape = if kind == "conn" {
+                conn::Shape::Threads
+            } else {
+                conn::Shape::Sequential
+            };
+            let r = conn::run(imp, parse("N", Some(value))?, shape).map_err(|e| e.to_string())?;
             serde_json::to_string(&r)
         }
         "bulk" => {
