@@ -462,7 +462,8 @@ impl Results {
         out.push_str(
             "## 5. Micro-benchmarks (criterion)\n\nPer call, on an established loopback MPTCP \
              connection (status and introspection) or on bytes the kernel returned (parsers). \
-             Median [min-max] of criterion's samples.\n\n",
+             Median [min-max] of criterion's samples; the ratio is time over the raw \
+             getsockopt's time (below 1 is faster).\n\n",
         );
         figure_table(
             &mut out,
