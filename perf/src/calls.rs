@@ -13,7 +13,7 @@ use crate::conn::LoopResult;
 use crate::sys;
 
 /// The functions measured, by command-line name.
-pub const FUNCTIONS: [&str; 7] = [
+pub const FUNCTIONS: [&str; 8] = [
     "multipath_tcp",
     "mptcp_status",
     "mptcp_info",
@@ -21,6 +21,7 @@ pub const FUNCTIONS: [&str; 7] = [
     "mptcp_status_on_tcp",
     "mptcp_crate_status",
     "raw_tcp_is_mptcp",
+    "failing_mptcp_socket",
 ];
 
 /// Calls `function` once (so one-time probes are out of the count), then `k`
@@ -44,6 +45,15 @@ pub fn run(function: &str, k: u64) -> io::Result<LoopResult> {
             ))
         }),
         "raw_tcp_is_mptcp" => Box::new(|| sys::is_mptcp(client.as_fd())),
+        // What mptcp-net's default policy pays on each dial where
+        // net.mptcp.enabled=0: socket(IPPROTO_MPTCP) failing with ENOPROTOOPT.
+        "failing_mptcp_socket" => Box::new(|| match sys::socket(sys::IPPROTO_MPTCP) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(false),
+            Err(e) => Err(e),
+            Ok(_) => Err(io::Error::other(
+                "MPTCP sockets can be created here: run with net.mptcp.enabled=0",
+            )),
+        }),
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

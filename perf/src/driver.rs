@@ -217,6 +217,10 @@ pub fn run(opts: &Options) -> io::Result<Results> {
         add_ratios(&mut results.fallback_sequential, &refs);
         results.syscalls_per_connection_fallback =
             syscalls_per_connection(opts, &contenders, false, &mut results.errors);
+        match failing_socket(opts) {
+            Ok(f) => results.failing_socket = Some(f),
+            Err(e) => results.errors.push(format!("failing MPTCP socket(): {e}")),
+        }
         results
             .seconds
             .push(("2".into(), item.elapsed().as_secs_f64()));
@@ -449,6 +453,37 @@ fn conn_figures(
             })
         })
         .collect()
+}
+
+/// Calls of the failing `socket(IPPROTO_MPTCP)` per run.
+const FAILING_SOCKET_CALLS: u64 = 200_000;
+
+/// The cost of the failing `socket(IPPROTO_MPTCP)` with `net.mptcp.enabled=0`,
+/// ns per call, over `runs` runs.
+fn failing_socket(opts: &Options) -> io::Result<Figure> {
+    let c = rust("failing_mptcp_socket", "failing `socket(IPPROTO_MPTCP)`");
+    let mut runs = Vec::new();
+    for _ in 0..opts.settings.runs {
+        let ns = fresh_netns("failing-socket", false)?;
+        let args = [
+            "worker".to_string(),
+            "calls".into(),
+            c.id.into(),
+            FAILING_SOCKET_CALLS.to_string(),
+        ];
+        let r: LoopResult = last_json(&output(command(&ns, opts, c, &args)?)?)?;
+        runs.push(r.secs * 1e9 / r.count as f64);
+    }
+    Ok(Figure {
+        id: c.id.into(),
+        label: c.label.into(),
+        unit: "ns/call".into(),
+        series: Series::new(runs).ok_or_else(|| io::Error::other("no runs"))?,
+        mptcp_on: "no".into(),
+        syn_retransmissions: None,
+        cpu_us_per_op: None,
+        ratios: Vec::new(),
+    })
 }
 
 fn bulk_figures(opts: &Options, errors: &mut Vec<String>) -> Vec<Figure> {

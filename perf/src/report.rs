@@ -26,6 +26,8 @@ pub struct Results {
     pub fallback_sequential: Vec<Figure>,
     /// Item 2: system calls per connection with `net.mptcp.enabled=0`.
     pub syscalls_per_connection_fallback: Vec<SyscallCount>,
+    /// Item 2: what the failing `socket(IPPROTO_MPTCP)` costs, ns per call.
+    pub failing_socket: Option<Figure>,
     /// Item 3: one connection's throughput on loopback, Gbit/s.
     pub bulk: Vec<Figure>,
     /// Item 4: the two-path test network.
@@ -173,6 +175,9 @@ pub struct Target {
     pub shown: String,
     /// Met or missed.
     pub met: bool,
+    /// For a ratio: whether every round fell on the same side of the threshold
+    /// (`false`: the threshold is within the run-to-run noise).
+    pub settled: Option<bool>,
     /// For a miss: why, and what would fix it.
     pub why: Option<String>,
 }
@@ -340,7 +345,10 @@ impl Results {
             );
         }
 
-        out.push_str("## Targets\n\n");
+        out.push_str(
+            "## Targets\n\n\"Within noise\": the round-by-round ratios fall on both sides of \
+             the threshold, so another run on this machine may flip the result.\n\n",
+        );
         let rows = self
             .targets
             .iter()
@@ -349,7 +357,15 @@ impl Results {
                     t.item.to_string(),
                     t.target.clone(),
                     t.shown.clone(),
-                    if t.met { "MET" } else { "**MISSED**" }.to_string(),
+                    format!(
+                        "{}{}",
+                        if t.met { "MET" } else { "**MISSED**" },
+                        if t.settled == Some(false) {
+                            " (within noise)"
+                        } else {
+                            ""
+                        }
+                    ),
                 ]
             })
             .collect();
@@ -431,6 +447,16 @@ impl Results {
             &self.syscalls_per_connection_fallback,
             "per connection",
         );
+        if let Some(f) = &self.failing_socket {
+            let _ = writeln!(
+                out,
+                "The extra, failing `socket(IPPROTO_MPTCP)` (ENOPROTOOPT) alone: {} ns per call \
+                 (median [min-max] of {} runs of a loop of such calls in a namespace with \
+                 `net.mptcp.enabled=0`).\n",
+                f.series.show(0),
+                f.series.runs.len()
+            );
+        }
 
         let _ = writeln!(
             out,

@@ -24,33 +24,63 @@ fn show_ratio(f: &Figure, against: &str) -> Option<(f64, String)> {
     Some((r.of_medians, shown))
 }
 
-/// What the run measured of two implementations, side by side: time, CPU
-/// and system calls per connection.
+/// What the run measured of two implementations, side by side: time and
+/// CPU per connection, and how their system calls differ.
 fn evidence(figures: &[Figure], counts: &[SyscallCount], a: &str, b: &str) -> String {
     let mut out = String::new();
     if let (Some(x), Some(y)) = (find(figures, a), find(figures, b)) {
-        out.push_str(&format!(
-            " Per connection: {a} {:.1} µs, {b} {:.1} µs of wall time",
-            1e6 / x.series.median,
-            1e6 / y.series.median
-        ));
-        if let (Some((xu, xs)), Some((yu, ys))) = (x.cpu_us_per_op, y.cpu_us_per_op) {
+        if x.unit == "connections/s" {
             out.push_str(&format!(
-                "; CPU {xu:.1} µs user + {xs:.1} µs system vs {yu:.1} + {ys:.1}"
+                " Per connection: {a} {:.1} µs, {b} {:.1} µs of wall time",
+                1e6 / x.series.median,
+                1e6 / y.series.median
             ));
+            if let (Some((xu, xs)), Some((yu, ys))) = (x.cpu_us_per_op, y.cpu_us_per_op) {
+                out.push_str(&format!(
+                    "; CPU {xu:.1} µs user + {xs:.1} µs system vs {yu:.1} + {ys:.1}"
+                ));
+            }
+            out.push('.');
         }
-        out.push('.');
     }
     if let (Some(x), Some(y)) = (count(counts, a), count(counts, b)) {
-        out.push_str(&format!(
-            " System calls: {a} {:.1} ({}), {b} {:.1} ({}).",
-            x.total,
-            x.breakdown(),
-            y.total,
-            y.breakdown()
-        ));
+        let more = |p: &str, q: &str, extra: &[(String, f64)]| {
+            let list: Vec<String> = extra.iter().map(|(n, d)| format!("{d:.1} {n}")).collect();
+            format!(
+                " {p} makes more system calls per connection than {q}: {}.",
+                list.join(", ")
+            )
+        };
+        let (ab, ba) = (extra_calls(x, y), extra_calls(y, x));
+        if ab.is_empty() && ba.is_empty() {
+            out.push_str(&format!(
+                " Both make the same system calls per connection ({}).",
+                x.breakdown()
+            ));
+        }
+        if !ab.is_empty() {
+            out.push_str(&more(a, b, &ab));
+            if ab.iter().any(|(n, _)| n == "fcntl") {
+                out.push_str(
+                    " The fcntl calls switch a socket to non-blocking after creating it; \
+                     fix: create it with SOCK_NONBLOCK.",
+                );
+            }
+        }
+        if !ba.is_empty() {
+            out.push_str(&more(b, a, &ba));
+        }
     }
     out
+}
+
+/// System calls `x` makes at least half a call more often than `y`.
+fn extra_calls(x: &SyscallCount, y: &SyscallCount) -> Vec<(String, f64)> {
+    x.by_name
+        .iter()
+        .map(|(n, c)| (n.clone(), c - y.by_name.get(n).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d >= 0.5)
+        .collect()
 }
 
 /// Said when the round-by-round range reaches the threshold: the miss is
@@ -59,8 +89,7 @@ fn noise_note(f: &Figure, against: &str, threshold: f64) -> String {
     match f.ratio(against).and_then(|r| r.per_round.as_ref()) {
         Some(p) if p.max >= threshold => format!(
             " The rounds range from {:.3}x to {:.3}x: the threshold is inside this run's \
-             round-to-round noise, so the median alone does not settle it; more rounds on a \
-             quiet machine would.",
+             round-to-round noise, so the median alone does not settle it.",
             p.min, p.max
         ),
         _ => String::new(),
@@ -83,12 +112,35 @@ fn ratio_target(t: RatioTarget<'_>) -> Option<Target> {
     let f = find(t.figures, t.id)?;
     let (figure, shown) = show_ratio(f, t.against)?;
     let met = figure >= t.threshold;
+    let range = f.ratio(t.against).and_then(|r| r.per_round.as_ref());
+    // Two or three rounds on one side of a threshold prove little.
+    let settled = range
+        .filter(|p| p.runs.len() >= 5)
+        .map(|p| (p.min >= t.threshold) || (p.max < t.threshold));
     let why = (!met).then(|| {
+        let extra = match (count(t.counts, t.id), count(t.counts, t.against)) {
+            (Some(x), Some(y)) => Some(extra_calls(x, y)),
+            _ => None,
+        };
+        let fix = match (extra.as_deref(), settled) {
+            // The fixes for extra calls are named with them (fcntl) or in `why` (item 2).
+            (Some([_, ..]), _) => "",
+            (_, Some(false)) => {
+                " Fix: nothing in mptcp-net that this run can point to; more rounds on a \
+                 quiet machine would settle the figure."
+            }
+            (_, Some(true)) => {
+                " The gap holds in every round and is not in the system calls mptcp-net \
+                 adds: a profile of both (perf record) would locate it."
+            }
+            _ => " Too few rounds to tell a real gap from noise: run the full harness.",
+        };
         format!(
-            "{}{}{}",
+            "{}{}{}{}",
             t.why,
             evidence(t.figures, t.counts, t.id, t.against),
-            noise_note(f, t.against, t.threshold)
+            noise_note(f, t.against, t.threshold),
+            fix
         )
     });
     Some(Target {
@@ -97,41 +149,58 @@ fn ratio_target(t: RatioTarget<'_>) -> Option<Target> {
         figure,
         shown,
         met,
+        settled,
         why,
     })
 }
 
-const SAME_CALLS: &str = "mptcp-net's blocking dial makes the raw loop's system calls \
-    (socket, connect, one getsockopt for the status; counts below) and its own user-space \
-    work (the resolved address list, the policy lookup) is the difference in user CPU time \
-    below, under a microsecond per connection; the rest is kernel time, where both do the \
-    same. What remains of the gap is run-to-run noise (two threads handing connections to \
-    each other on two shared cores), not work mptcp-net could drop.";
+const SAME_CALLS: &str = "mptcp-net's blocking dial is the raw loop's sequence (socket, \
+    connect, one getsockopt for the status) plus its own user-space work (the resolved \
+    address list, the policy lookup), which is the user CPU time difference below.";
 
-const ASYNC_FCNTL: &str = "mptcp-net's `dial_async` opens a blocking socket and then makes \
-    it non-blocking (fcntl F_GETFL + F_SETFL: two more system calls per dial) where the raw \
-    loop asks for SOCK_NONBLOCK in socket() itself. Fix, in mptcp-net: create the dial_async \
-    socket with SOCK_NONBLOCK (socket2 `Type::STREAM.nonblocking()`).";
+const ASYNC: &str = "both loops run on the same tokio runtime; mptcp-net adds its dial's \
+    user-space work and any system calls listed below.";
 
-const TOKIO_VS_GO: &str = "mptcp-net on tokio is at the level of raw MPTCP sockets on tokio \
-    (see that ratio), so the gap to Go is tokio's, not mptcp-net's: Go spends more CPU per \
-    connection but overlaps the dialing and the accepting goroutines better on two cores, \
-    while tokio's two worker threads wake each other through the reactor for every \
-    connection. Fixes: in mptcp-net, the two fcntl calls per dial (see the tokio target); \
-    beyond that, the runtime (a current-thread runtime was slower still here).";
+const TOKIO_VS_GO: &str = "raw MPTCP sockets on tokio fare about the same against Go (see \
+    the table), so what separates tokio from Go here is the runtime, not mptcp-net: Go \
+    spends more CPU per connection but overlaps its dialing and accepting goroutines better \
+    on two cores, while tokio's worker threads wake each other through the reactor for \
+    every connection. Nothing in mptcp-net to fix beyond its own per-dial work (the tokio \
+    target).";
 
 const SAME_DATA_PATH: &str = "the data path is the kernel's: the same read/write calls on \
     the same kind of socket, with nothing of mptcp-net in between (it returns the standard \
-    stream types); a gap is run-to-run noise.";
+    stream types).";
 
-const FALLBACK: &str = "with MPTCP disabled, each dial first asks for an MPTCP socket: the \
-    kernel allocates a socket and its inode before refusing with ENOPROTOOPT, then a TCP \
-    socket is opened (one extra, failing socket() per dial). The contract forbids caching \
-    ENOPROTOOPT for ever (the sysctl is per namespace and may change); Go pays the same \
-    price (its MPTCP-on vs MPTCP-off ratio is in the table). Fix, in mptcp-net: remember \
-    ENOPROTOOPT for a short time per network namespace (keyed by the namespace's inode, \
-    which costs less than the failing socket()), or document that hosts known to run with \
-    MPTCP off should set MPTCP_NET=0 or `set_multipath_tcp(false)`.";
+fn fallback_why(results: &Results) -> String {
+    let mut why = String::from(
+        "with MPTCP disabled, each dial first asks for an MPTCP socket, which the kernel \
+         allocates and initialises before refusing it with ENOPROTOOPT (mptcp_init_sock \
+         checks net.mptcp.enabled), then opens a TCP one.",
+    );
+    if let (Some(sock), Some(plain)) = (
+        &results.failing_socket,
+        find(&results.fallback_sequential, "net-plain")
+            .or_else(|| find(&results.fallback, "net-plain")),
+    ) {
+        let plain_us = 1e6 / plain.series.median;
+        why.push_str(&format!(
+            " That failing socket() alone costs {:.1} µs, {:.0}% of a plain TCP \
+             dial+accept+close ({plain_us:.1} µs here).",
+            sock.series.median / 1e3,
+            sock.series.median / 1e3 / plain_us * 100.0
+        ));
+    }
+    why.push_str(
+        " The contract forbids caching ENOPROTOOPT for ever (the sysctl is per namespace \
+         and may change), and Go pays the same (its MPTCP-on over MPTCP-off ratio is in \
+         the table). Fix, in mptcp-net: remember ENOPROTOOPT for a short time (say 1 s) per \
+         thread, since a thread changes namespace only through setns, so a busy dialer pays \
+         the failing socket() once a second instead of on every dial; and document \
+         MPTCP_NET=0 / `set_multipath_tcp(false)` for hosts known to run with MPTCP off.",
+    );
+    why
+}
 
 /// Every target the run has figures for.
 pub fn judge(results: &Results) -> Vec<Target> {
@@ -164,7 +233,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             "raw-tokio",
             0.97,
             "mptcp-net tokio >= 0.97x raw MPTCP on tokio",
-            ASYNC_FCNTL,
+            ASYNC,
         ),
         (
             "net-std",
@@ -187,8 +256,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             1.0,
             "mptcp-net std >= 1.0x the `mptcp` crate (backlog raised)",
             "the crate's dial is the same socket+connect, and its status check costs two \
-             getsockopt calls to mptcp-net's one, so mptcp-net does strictly less work; a \
-             gap is run-to-run noise.",
+             getsockopt calls to mptcp-net's one.",
         ),
     ];
     for (id, against, threshold, target, why) in item1 {
@@ -205,6 +273,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             }));
         }
     }
+    let fallback = fallback_why(results);
     for (figures, suffix) in loops(2) {
         push(ratio_target(RatioTarget {
             item: 2,
@@ -214,7 +283,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             against: "net-plain",
             threshold: 0.95,
             target: format!("fallback: mptcp-net default >= 0.95x mptcp-net plain TCP{suffix}"),
-            why: FALLBACK,
+            why: &fallback,
         }));
     }
     for (id, name, against, limit) in [
@@ -242,6 +311,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             figure: v,
             shown,
             met: v >= 0.9,
+            settled: None,
             why: (v < 0.9).then(|| {
                 "the receiver counts payload (goodput): TCP/IP and MPTCP option headers, \
                  the tbf shapers and slow start at the beginning of each act take their \
@@ -257,6 +327,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             figure: v,
             shown,
             met: v >= 1.8,
+            settled: None,
             why: (v < 1.8).then(|| {
                 "MPTCP did not fill the second path as fully as TCP fills one (see the \
                  share of the link rates)."
@@ -271,6 +342,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
             figure: v,
             shown: format!("{shown} ms"),
             met: v <= 1000.0,
+            settled: None,
             why: (v > 1000.0).then(|| {
                 "the kernel path manager does not react to a link going down: data in \
                  flight on the dead subflow is re-injected on the other one only after that \
@@ -292,6 +364,7 @@ pub fn judge(results: &Results) -> Vec<Target> {
                 figure: c.total,
                 shown: format!("{:.2} ({})", c.total, c.breakdown()),
                 met,
+                settled: None,
                 why: (!met).then(|| format!("{name} makes {}", c.breakdown())),
             });
         }
