@@ -1,9 +1,9 @@
 //! Median, min and max of a few runs.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The runs of one figure and their summary.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Series {
     /// Every run, in the order they ran.
     pub runs: Vec<f64>,

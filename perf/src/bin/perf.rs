@@ -12,6 +12,7 @@ const USAGE: &str = "\
 usage:
   perf run [--go PATH] [--bench-exe PATH] [--out DIR] [--items 1,2,3,4,5] [--runs N] [--connections N]
            [--bulk-seconds S] [--demo-runs N] [--demo-seconds S] [--quiet-wait SECS] [--quick]
+  perf render [DIR]             rewrite DIR/RESULTS.md (default perf/) from DIR/results.json
   perf worker conn  IMPL N      IMPL: net-std net-tokio net-plain raw raw-tokio mptcp-crate
                                       mptcp-crate-as-shipped tcp
   perf worker conn-seq IMPL N   the same loop in one thread
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
+        Some("render") => render(&args[1..]),
         Some("worker") => worker(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
@@ -99,6 +101,19 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     eprintln!("whole run: {:.0} s", results.wall_seconds);
     Ok(())
+}
+
+/// Rewrites `RESULTS.md` from `results.json` (after a change to the report's
+/// wording; the figures and the targets' verdicts are those of the run).
+fn render(args: &[String]) -> Result<(), String> {
+    let dir = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let json = std::fs::read_to_string(dir.join("results.json")).map_err(|e| e.to_string())?;
+    let results: mptcp_perf::report::Results =
+        serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("RESULTS.md"), results.markdown()).map_err(|e| e.to_string())
 }
 
 fn worker(args: &[String]) -> Result<(), String> {
