@@ -18,7 +18,7 @@ fn bin() -> Command {
 
 /// Starts `mptcp --json [--netns NS] bench server ...` and returns it with
 /// the address from its `listening` line.
-fn start_server(ns: Option<&str>, listen: &str, count: &str) -> (Child, String) {
+fn start_server(ns: Option<&str>, listen: &str, count: &str, extra: &[&str]) -> (Child, String) {
     let mut cmd = bin();
     if let Some(ns) = ns {
         cmd.args(["--netns", ns]);
@@ -27,6 +27,7 @@ fn start_server(ns: Option<&str>, listen: &str, count: &str) -> (Child, String) 
         .args([
             "--json", "bench", "server", "--listen", listen, "--count", count,
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the bench server");
@@ -36,6 +37,12 @@ fn start_server(ns: Option<&str>, listen: &str, count: &str) -> (Child, String) 
         .unwrap();
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     assert_eq!(v["type"], "listening", "{v}");
+    let want = if extra.contains(&"--tcp") {
+        "plain_tcp"
+    } else {
+        "active"
+    };
+    assert_eq!(v["status"], want, "{v}");
     (child, v["addr"].as_str().unwrap().to_string())
 }
 
@@ -62,7 +69,7 @@ fn wait_ok(mut child: Child) -> Vec<Value> {
 
 #[test]
 fn bench_client_and_server_on_loopback() {
-    let (server, addr) = start_server(None, "127.0.0.1:0", "2");
+    let (server, addr) = start_server(None, "127.0.0.1:0", "2", &[]);
     let out = bin()
         .args([
             "--json",
@@ -129,7 +136,7 @@ fn bench_client_and_server_on_loopback() {
     );
 
     // Human output: the summary and per-subflow lines.
-    let (server, addr) = start_server(None, "127.0.0.1:0", "1");
+    let (server, addr) = start_server(None, "127.0.0.1:0", "1", &[]);
     let out = bin()
         .args(["bench", "client", &addr, "--time", "1"])
         .output()
@@ -141,23 +148,11 @@ fn bench_client_and_server_on_loopback() {
     wait_ok(server);
 }
 
-#[test]
-fn bench_over_two_paths_against_a_plain_tcp_server_too() {
-    let net = common::testnet();
-    let (server, _) = start_server(Some(net.server().name()), "0.0.0.0:5201", "1");
-    let target = format!("{}:5201", net.server().addr(0).unwrap());
+/// `mptcp --netns CLIENT --json bench client TARGET ARGS...`: its summary.
+fn client_summary(ns: &str, target: &str, args: &[&str]) -> Value {
     let out = bin()
-        .args([
-            "--netns",
-            net.client().name(),
-            "--json",
-            "bench",
-            "client",
-            &target,
-            "--time",
-            "1.5",
-            "--verify",
-        ])
+        .args(["--netns", ns, "--json", "bench", "client", target])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -165,44 +160,25 @@ fn bench_over_two_paths_against_a_plain_tcp_server_too() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary = json_lines(&out.stdout).pop().unwrap();
+    json_lines(&out.stdout).pop().unwrap()
+}
+
+#[test]
+fn bench_over_two_paths_against_a_plain_tcp_server_too() {
+    let net = common::testnet();
+    let client_ns = net.client().name();
+    let (server, _) = start_server(Some(net.server().name()), "0.0.0.0:5201", "1", &[]);
+    let target = format!("{}:5201", net.server().addr(0).unwrap());
+    let summary = client_summary(client_ns, &target, &["--time", "1.5", "--verify"]);
     println!("two paths: {summary}");
     assert_eq!(summary["subflows_seen"], 2);
     assert_eq!(summary["subflow_bytes"].as_array().unwrap().len(), 2);
     wait_ok(server);
 
     // A plain TCP server: the client reports the fallback.
-    let mut server = bin()
-        .args(["--netns", net.server().name(), "--json", "bench", "server"])
-        .args(["--listen", "0.0.0.0:5203", "--tcp", "--count", "1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("plain_tcp"), "{line}");
+    let (server, _) = start_server(Some(net.server().name()), "0.0.0.0:5203", "1", &["--tcp"]);
     let target = format!("{}:5203", net.server().addr(0).unwrap());
-    let out = bin()
-        .args([
-            "--netns",
-            net.client().name(),
-            "--json",
-            "bench",
-            "client",
-            &target,
-            "--time",
-            "0.5",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = json_lines(&out.stdout).pop().unwrap();
+    let summary = client_summary(client_ns, &target, &["--time", "0.5"]);
     assert_eq!(summary["status_start"], "fell_back");
     assert_eq!(summary["mptcp_stayed_on"], false);
     wait_ok(server);
