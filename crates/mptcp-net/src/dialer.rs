@@ -157,7 +157,7 @@ impl Dialer {
     /// the kernel: `ConnectionRefused` stays `ConnectionRefused`.
     pub fn dial<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpStream> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-        let mut attempts = Attempts::new(self, &addrs)?;
+        let mut attempts = Attempts::new(self, addrs)?;
         let mut last_err = None;
         while let Some((addr, timeout)) = attempts.next() {
             match self.dial_one(addr, timeout) {
@@ -218,7 +218,7 @@ impl Dialer {
         addr: A,
     ) -> io::Result<tokio::net::TcpStream> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
-        let mut attempts = Attempts::new(self, &addrs)?;
+        let mut attempts = Attempts::new(self, addrs)?;
         let mut last_err = None;
         while let Some((addr, timeout)) = attempts.next() {
             match self.dial_one_async(addr, timeout).await {
@@ -264,31 +264,24 @@ struct Attempts {
 }
 
 impl Attempts {
-    fn new(dialer: &Dialer, addrs: &[SocketAddr]) -> io::Result<Attempts> {
+    /// Takes the resolved list by value: one allocation per dial, filtered
+    /// in place.
+    fn new(dialer: &Dialer, mut addrs: Vec<SocketAddr>) -> io::Result<Attempts> {
         if addrs.is_empty() {
             return Err(no_addresses());
         }
-        let usable: Vec<SocketAddr> = match dialer.local_addr {
-            None => addrs.to_vec(),
-            Some(local) => {
-                let same: Vec<_> = addrs
-                    .iter()
-                    .copied()
-                    .filter(|a| a.is_ipv4() == local.is_ipv4())
-                    .collect();
-                if same.is_empty() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "no address of the local address's family ({local}) among {addrs:?}"
-                        ),
-                    ));
-                }
-                same
+        if let Some(local) = dialer.local_addr {
+            let same = |a: &SocketAddr| a.is_ipv4() == local.is_ipv4();
+            if !addrs.iter().any(same) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("no address of the local address's family ({local}) among {addrs:?}"),
+                ));
             }
-        };
+            addrs.retain(same);
+        }
         Ok(Attempts {
-            addrs: usable.into_iter(),
+            addrs: addrs.into_iter(),
             deadline: dialer.timeout.map(|t| Instant::now() + t),
             last: None,
         })
