@@ -1,0 +1,549 @@
+//! The daemon's configuration: a role, per-interface rules by name glob, filters,
+//! limits. Read from TOML ([`Config::from_toml`]); every mistake is refused with the
+//! line it is on and the reason, before anything is touched.
+//!
+//! ```toml
+//! role = "client"                 # "client": subflow (+ laminar) endpoints; "server": signal
+//! ipv4 = true                     # per address family on/off
+//! ipv6 = true
+//! require_default_route = true    # an address needs a default route of its family on its link
+//! include = ["eth*", "wl*", "wwan*"]   # only these interfaces (empty or absent: all)
+//! exclude = ["docker*", "veth*"]  # never these (absent: the built-in list)
+//! resync_interval = 30            # seconds between full resyncs that repair drift
+//!
+//! [limits]                        # absent: sized to the endpoints
+//! subflows = 4
+//! add_addr_accepted = 4
+//!
+//! [filters]                       # true (the default) skips such addresses
+//! temporary = true
+//!
+//! [[interface]]                   # first matching rule wins
+//! name = "wwan*"
+//! flags = ["subflow", "backup"]   # replaces the role's flags
+//! priority = -10                  # lower priority loses first when over 8 endpoints
+//! ipv6 = false
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use mptcp_netlink::{EndpointFlags, MAX_LIMIT};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// What the host is: it decides the flags endpoints get when no rule says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Opens extra subflows from every address (`subflow`, plus `laminar` where the
+    /// kernel knows it, Linux 6.18+).
+    #[default]
+    Client,
+    /// Announces every address to its peers (`signal`).
+    Server,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        })
+    }
+}
+
+/// The interfaces skipped when the configuration has no `exclude` list: container and
+/// virtual-machine bridges and their veth ends, which never lead anywhere else
+/// (mptcpd gives them endpoints: its issue #175).
+pub const DEFAULT_EXCLUDE: &[&str] = &[
+    "docker*", "veth*", "br-*", "virbr*", "lxcbr*", "cni*", "flannel*", "cali*", "vnet*",
+];
+
+/// How often the daemon re-reads everything even when nothing was announced.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
+
+/// A shell-style interface name pattern (`wwan*`, `wl?0`, `eth[01]`).
+#[derive(Clone)]
+pub struct Glob {
+    text: String,
+    matcher: globset::GlobMatcher,
+}
+
+impl Glob {
+    /// Compiles `text`.
+    ///
+    /// # Errors
+    /// A message saying what is wrong with the pattern.
+    pub fn new(text: &str) -> Result<Glob, String> {
+        if text.is_empty() {
+            return Err("an empty interface pattern matches nothing".into());
+        }
+        let glob = globset::GlobBuilder::new(text)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| format!("bad interface pattern {text:?}: {}", e.kind()))?;
+        Ok(Glob {
+            text: text.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    /// Whether the interface name `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Debug for Glob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Glob({:?})", self.text)
+    }
+}
+
+impl PartialEq for Glob {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl serde::Serialize for Glob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// A per-interface rule: the first rule whose pattern matches an interface's name
+/// decides that interface's flags, priority and families.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Rule {
+    /// The interface name pattern.
+    pub name: Glob,
+    /// The endpoint flags, replacing the role's; `None` keeps the role's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<EndpointFlags>,
+    /// Higher wins when there are more candidate addresses than the kernel's 8
+    /// endpoints (default 0).
+    pub priority: i32,
+    /// IPv4 addresses of these interfaces on or off; `None` follows the global switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<bool>,
+    /// IPv6 addresses on or off; `None` follows the global switch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<bool>,
+}
+
+/// Which kinds of addresses are skipped (`true`, the default, skips them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Filters {
+    /// 127.0.0.0/8, ::1 and every address of a loopback interface.
+    pub loopback: bool,
+    /// 169.254.0.0/16 and fe80::/10.
+    pub link_local: bool,
+    /// IPv6 unique local addresses, fc00::/7.
+    pub ula: bool,
+    /// IPv6 temporary (privacy) addresses: they change every few hours.
+    pub temporary: bool,
+    /// Addresses still in duplicate address detection: used once DAD is done.
+    pub tentative: bool,
+    /// Addresses whose duplicate address detection failed.
+    pub dadfailed: bool,
+    /// Deprecated addresses (preferred lifetime over): new connections avoid them.
+    pub deprecated: bool,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Filters {
+            loopback: true,
+            link_local: true,
+            ula: true,
+            temporary: true,
+            tentative: true,
+            dadfailed: true,
+            deprecated: true,
+        }
+    }
+}
+
+/// The limits: sized to the endpoints unless fixed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LimitsConfig {
+    /// `false` leaves the kernel's limits as they are.
+    pub manage: bool,
+    /// A fixed `subflows` limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subflows: Option<u32>,
+    /// A fixed `add_addr_accepted` limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_addr_accepted: Option<u32>,
+}
+
+/// The whole configuration. [`Config::default`] is what the daemon runs with when no
+/// file is given: role client, both families, the default-route rule, the built-in
+/// exclude list, every filter on, limits sized to the endpoints.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    /// The role.
+    pub role: Role,
+    /// IPv4 addresses on or off.
+    pub ipv4: bool,
+    /// IPv6 addresses on or off.
+    pub ipv6: bool,
+    /// NetworkManager's rule: an address gets an endpoint only if its family has a
+    /// default route through its interface (in any routing table).
+    pub require_default_route: bool,
+    /// Only interfaces matching one of these (empty: every interface).
+    pub include: Vec<Glob>,
+    /// Never interfaces matching one of these.
+    pub exclude: Vec<Glob>,
+    /// Address filters.
+    pub filters: Filters,
+    /// Per-interface rules, first match wins.
+    pub rules: Vec<Rule>,
+    /// Limits.
+    pub limits: LimitsConfig,
+    /// Time between full resyncs.
+    #[serde(serialize_with = "seconds")]
+    pub resync_interval: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            role: Role::Client,
+            ipv4: true,
+            ipv6: true,
+            require_default_route: true,
+            include: Vec::new(),
+            exclude: DEFAULT_EXCLUDE
+                .iter()
+                .map(|g| Glob::new(g).expect("the built-in patterns compile"))
+                .collect(),
+            filters: Filters::default(),
+            rules: Vec::new(),
+            limits: LimitsConfig {
+                manage: true,
+                ..LimitsConfig::default()
+            },
+            resync_interval: DEFAULT_RESYNC,
+        }
+    }
+}
+
+/// A configuration the daemon refuses: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file (or `<config>`).
+    pub source_name: String,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    role: Option<Role>,
+    ipv4: Option<bool>,
+    ipv6: Option<bool>,
+    require_default_route: Option<bool>,
+    include: Option<Vec<Spanned<String>>>,
+    exclude: Option<Vec<Spanned<String>>>,
+    resync_interval: Option<Spanned<f64>>,
+    filters: Option<Filters>,
+    limits: Option<RawLimits>,
+    #[serde(default)]
+    interface: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    manage: Option<bool>,
+    subflows: Option<Spanned<u32>>,
+    add_addr_accepted: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    flags: Option<Spanned<Vec<String>>>,
+    priority: Option<i32>,
+    ipv4: Option<bool>,
+    ipv6: Option<bool>,
+}
+
+impl Config {
+    /// Parses and checks a TOML configuration. `source_name` (a file name) prefixes
+    /// the error messages.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for bad TOML, an unknown key, a bad pattern, an unknown flag,
+    /// flags that cannot go together (`signal` with `fullmesh`, `implicit`), limits
+    /// above 8, a resync interval outside 1 s to 1 day.
+    ///
+    /// ```
+    /// use mptcp_pm::{Config, Role};
+    ///
+    /// let c = Config::from_toml("role = \"server\"\n[[interface]]\nname = \"wwan*\"\nflags = [\"signal\", \"backup\"]\n", "pm.toml")?;
+    /// assert_eq!(c.role, Role::Server);
+    /// let err = Config::from_toml("[[interface]]\nname = \"eth*\"\nflags = [\"signal\", \"fullmesh\"]\n", "pm.toml").unwrap_err();
+    /// assert_eq!(err.to_string(), "pm.toml:3: signal and fullmesh cannot go together (the kernel refuses it)");
+    /// # Ok::<(), mptcp_pm::ConfigError>(())
+    /// ```
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+        let err = |span: Option<std::ops::Range<usize>>, message: String| ConfigError {
+            source_name: source_name.to_string(),
+            line: span.map(|s| line_of(text, s.start)),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's own message carries a caret drawing over several lines: keep the
+            // first sentence, the line comes from the span.
+            err(e.span(), e.message().trim().replace('\n', " "))
+        })?;
+        let globs = |list: Vec<Spanned<String>>| -> Result<Vec<Glob>, ConfigError> {
+            list.into_iter()
+                .map(|g| Glob::new(g.get_ref()).map_err(|m| err(Some(g.span()), m)))
+                .collect()
+        };
+        let mut config = Config::default();
+        if let Some(role) = raw.role {
+            config.role = role;
+        }
+        config.ipv4 = raw.ipv4.unwrap_or(true);
+        config.ipv6 = raw.ipv6.unwrap_or(true);
+        config.require_default_route = raw.require_default_route.unwrap_or(true);
+        if let Some(include) = raw.include {
+            config.include = globs(include)?;
+        }
+        if let Some(exclude) = raw.exclude {
+            config.exclude = globs(exclude)?;
+        }
+        if let Some(filters) = raw.filters {
+            config.filters = filters;
+        }
+        if let Some(secs) = raw.resync_interval {
+            let v = *secs.get_ref();
+            if !(1.0..=86_400.0).contains(&v) {
+                return Err(err(
+                    Some(secs.span()),
+                    format!("resync_interval {v} is not between 1 and 86400 seconds"),
+                ));
+            }
+            config.resync_interval = Duration::from_secs_f64(v);
+        }
+        if let Some(limits) = raw.limits {
+            config.limits.manage = limits.manage.unwrap_or(true);
+            for (name, value, slot) in [
+                ("subflows", limits.subflows, &mut config.limits.subflows),
+                (
+                    "add_addr_accepted",
+                    limits.add_addr_accepted,
+                    &mut config.limits.add_addr_accepted,
+                ),
+            ] {
+                if let Some(v) = value {
+                    if *v.get_ref() > MAX_LIMIT {
+                        return Err(err(
+                            Some(v.span()),
+                            format!(
+                                "limit {name} {} is above the kernel's maximum of {MAX_LIMIT}",
+                                v.get_ref()
+                            ),
+                        ));
+                    }
+                    *slot = Some(*v.get_ref());
+                }
+            }
+        }
+        for rule in raw.interface {
+            let name =
+                Glob::new(rule.name.get_ref()).map_err(|m| err(Some(rule.name.span()), m))?;
+            let flags = match rule.flags {
+                None => None,
+                Some(list) => {
+                    Some(parse_flags(list.get_ref()).map_err(|m| err(Some(list.span()), m))?)
+                }
+            };
+            config.rules.push(Rule {
+                name,
+                flags,
+                priority: rule.priority.unwrap_or(0),
+                ipv4: rule.ipv4,
+                ipv6: rule.ipv6,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the file cannot be read or is refused.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: name.clone(),
+            line: None,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Config::from_toml(&text, &name)
+    }
+
+    /// The first rule matching the interface `name`.
+    pub fn rule_for(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name.matches(name))
+    }
+}
+
+/// Flag names as `ip mptcp` spells them, checked for what the kernel refuses.
+fn parse_flags(names: &[String]) -> Result<EndpointFlags, String> {
+    let mut flags = EndpointFlags::empty();
+    for name in names {
+        let unknown =
+            || format!("unknown endpoint flag {name:?} (use subflow, signal, backup, fullmesh, laminar)");
+        // Names only: the flag parser also takes hexadecimal bits, which a config
+        // should not smuggle in.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(unknown());
+        }
+        let f: EndpointFlags = name.parse().map_err(|_| unknown())?;
+        if f.contains(EndpointFlags::IMPLICIT) {
+            return Err("implicit is set by the kernel, never by a path manager".into());
+        }
+        flags |= f;
+    }
+    if flags.contains(EndpointFlags::SIGNAL | EndpointFlags::FULLMESH) {
+        return Err("signal and fullmesh cannot go together (the kernel refuses it)".into());
+    }
+    if flags.contains(EndpointFlags::FULLMESH) && !flags.contains(EndpointFlags::SUBFLOW) {
+        return Err("fullmesh needs subflow".into());
+    }
+    if !flags.intersects(EndpointFlags::SIGNAL | EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR) {
+        return Err(
+            "the flags give the kernel nothing to do: add subflow, signal or laminar".into(),
+        );
+    }
+    Ok(flags)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> String {
+        Config::from_toml(text, "f.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(Config::from_toml("", "f").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn full_file() {
+        let c = Config::from_toml(
+            r#"
+role = "server"
+ipv6 = false
+require_default_route = false
+include = ["eth*", "wl?0"]
+exclude = []
+resync_interval = 2.5
+[limits]
+subflows = 3
+[filters]
+ula = false
+[[interface]]
+name = "wwan*"
+flags = ["signal", "backup"]
+priority = -1
+ipv4 = false
+[[interface]]
+name = "eth[01]"
+"#,
+            "f",
+        )
+        .unwrap();
+        assert_eq!(c.role, Role::Server);
+        assert!(c.ipv4 && !c.ipv6 && !c.require_default_route);
+        assert!(c.include[1].matches("wlp0") && !c.include[1].matches("wlan10"));
+        assert!(c.exclude.is_empty());
+        assert_eq!(c.resync_interval, Duration::from_millis(2500));
+        assert_eq!(c.limits.subflows, Some(3));
+        assert_eq!(c.limits.add_addr_accepted, None);
+        assert!(c.limits.manage);
+        assert!(!c.filters.ula && c.filters.temporary);
+        let r = c.rule_for("wwan0").unwrap();
+        assert_eq!(r.flags, Some(EndpointFlags::SIGNAL | EndpointFlags::BACKUP));
+        assert_eq!((r.priority, r.ipv4, r.ipv6), (-1, Some(false), None));
+        assert_eq!(c.rule_for("eth1").unwrap().flags, None);
+        assert!(c.rule_for("eth2").is_none());
+    }
+
+    #[test]
+    fn mistakes_name_their_line() {
+        assert_eq!(
+            refused("role = \"client\"\nbogus = 1\n"),
+            "f.toml:2: unknown field `bogus`, expected one of `role`, `ipv4`, `ipv6`, \
+             `require_default_route`, `include`, `exclude`, `resync_interval`, `filters`, \
+             `limits`, `interface`"
+        );
+        assert_eq!(
+            refused("\n\ninclude = [\"eth*\", \"wl[\"]\n"),
+            "f.toml:3: bad interface pattern \"wl[\": unclosed character class; missing ']'"
+        );
+        assert_eq!(
+            refused("[[interface]]\nname = \"x\"\nflags = [\"subflow\", \"bogus\"]\n"),
+            "f.toml:3: unknown endpoint flag \"bogus\" (use subflow, signal, backup, fullmesh, laminar)"
+        );
+        assert_eq!(
+            refused("[[interface]]\nname = \"x\"\nflags = [\"signal\", \"fullmesh\"]\n"),
+            "f.toml:3: signal and fullmesh cannot go together (the kernel refuses it)"
+        );
+        assert!(refused("[[interface]]\nname = \"x\"\nflags = [\"implicit\"]").contains(":3:"));
+        assert!(refused("[[interface]]\nname = \"x\"\nflags = [\"backup\"]").contains("nothing to do"));
+        assert!(refused("[[interface]]\nname = \"x\"\nflags = [\"fullmesh\"]").contains("needs subflow"));
+        assert_eq!(
+            refused("[limits]\nsubflows = 9\n"),
+            "f.toml:2: limit subflows 9 is above the kernel's maximum of 8"
+        );
+        assert!(refused("role = \"router\"").starts_with("f.toml:1: unknown variant `router`"));
+        assert!(refused("[[interface]]\nflags = [\"subflow\"]").contains("missing field `name`"));
+        assert!(refused("resync_interval = 0").contains("between 1 and 86400"));
+        assert!(refused("[filters]\nbogus = true").starts_with("f.toml:2: unknown field"));
+        assert!(refused("ipv4 = \"yes\"").starts_with("f.toml:1:"));
+        assert!(refused("[[interface]]\nname = \"\"").contains("empty"));
+        assert!(refused("include = [").starts_with("f.toml:1:"));
+    }
+
+    #[test]
+    fn default_excludes_compile() {
+        let c = Config::default();
+        assert!(c.exclude.iter().any(|g| g.matches("docker0")));
+        assert!(!c.exclude.iter().any(|g| g.matches("eth0")));
+    }
+}

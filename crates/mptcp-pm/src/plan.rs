@@ -1,0 +1,919 @@
+//! The desired state, as a pure function: host + configuration + what the kernel has
+//! -> the endpoints (address, id, flags, interface) and limits this daemon wants, each
+//! with its reason, and every address it skipped with why. Then the [`Action`]s that
+//! take the kernel there. No I/O here: the tests build hosts by hand.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use mptcp_netlink::{Endpoint, EndpointFlags, Limits, MAX_LIMIT};
+use serde::Serialize;
+
+use crate::config::{Config, Role};
+use crate::host::{AddrFlags, HostState};
+
+/// The most endpoints a namespace can hold (`MPTCP_PM_ADDR_MAX`).
+pub const MAX_ENDPOINTS: usize = MAX_LIMIT as usize;
+
+/// What the kernel has now, and what this daemon remembers of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelView {
+    /// Every endpoint, ours and others'.
+    pub endpoints: Vec<Endpoint>,
+    /// The endpoints this daemon created: id -> address. Only these are ever changed.
+    pub owned: BTreeMap<u8, IpAddr>,
+    /// Ids this daemon gave addresses before, so an address that comes back gets its
+    /// old id again.
+    pub remembered: BTreeMap<IpAddr, u8>,
+    /// Whether the kernel knows the `laminar` flag (Linux 6.18+).
+    pub laminar: bool,
+    /// The current limits, if read.
+    pub limits: Option<Limits>,
+}
+
+impl KernelView {
+    fn is_ours(&self, ep: &Endpoint) -> bool {
+        self.owned.get(&ep.id) == Some(&ep.address)
+    }
+}
+
+/// An endpoint the daemon wants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedEndpoint {
+    /// The id (kept from the kernel when the endpoint exists).
+    pub id: u8,
+    /// The address.
+    pub address: IpAddr,
+    /// The flags.
+    pub flags: EndpointFlags,
+    /// The interface subflows from it are bound to.
+    pub ifindex: u32,
+    /// That interface's name.
+    pub interface: String,
+    /// The rule's priority.
+    pub priority: i32,
+    /// Why it gets these flags.
+    pub reason: String,
+}
+
+/// An address that gets no endpoint, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The address.
+    pub address: IpAddr,
+    /// Its interface (`#N` when the name is unknown).
+    pub interface: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The limits the daemon wants, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedLimits {
+    /// Most extra subflows per connection.
+    pub subflows: u32,
+    /// Most peer announcements used per connection.
+    pub add_addr_accepted: u32,
+    /// Why these values.
+    pub reason: String,
+}
+
+impl PlannedLimits {
+    /// As the netlink crate's type.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            subflows: self.subflows,
+            add_addr_accepted: self.add_addr_accepted,
+        }
+    }
+}
+
+/// The whole desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The role it was made for.
+    pub role: Role,
+    /// The endpoints wanted, best first.
+    pub endpoints: Vec<PlannedEndpoint>,
+    /// Addresses that get no endpoint.
+    pub skipped: Vec<Skipped>,
+    /// Candidates that lost to the kernel's 8-endpoint cap (a subset of the reasons
+    /// in `skipped`, kept apart so they are reported once).
+    pub over_capacity: Vec<Skipped>,
+    /// Endpoints made by hand or another tool: left alone, counted against the cap.
+    pub foreign: Vec<Endpoint>,
+    /// The limits, or `None` when the configuration leaves them alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<PlannedLimits>,
+    /// Interfaces with an endpoint whose IPv4 `rp_filter` is strict (1): replies to
+    /// subflows over them may be dropped.
+    pub strict_rp_filter: Vec<String>,
+}
+
+/// One step from the kernel's state to the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Delete one of our endpoints.
+    Remove {
+        /// Its id.
+        id: u8,
+        /// Its address.
+        address: IpAddr,
+        /// Why.
+        reason: String,
+    },
+    /// Change the backup and fullmesh flags of one of our endpoints.
+    SetFlags {
+        /// Its id.
+        id: u8,
+        /// Its address.
+        address: IpAddr,
+        /// The new flags.
+        flags: EndpointFlags,
+        /// Why.
+        reason: String,
+    },
+    /// Add an endpoint.
+    Add {
+        /// What to add.
+        endpoint: PlannedEndpoint,
+    },
+    /// Set the limits.
+    SetLimits {
+        /// The new limits.
+        subflows: u32,
+        /// The new limits.
+        add_addr_accepted: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+struct Candidate {
+    address: IpAddr,
+    ifindex: u32,
+    interface: String,
+    flags: EndpointFlags,
+    priority: i32,
+    /// The address's rank among its interface's addresses of its family.
+    ordinal: usize,
+    reason: String,
+}
+
+/// Makes the plan. Pure: the same inputs give the same plan.
+pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
+    let mut skipped = Vec::new();
+    let mut candidates = Vec::new();
+    let mut ordinals: BTreeMap<(u32, bool), usize> = BTreeMap::new();
+    let foreign: Vec<Endpoint> = kernel
+        .endpoints
+        .iter()
+        .filter(|e| !kernel.is_ours(e))
+        .cloned()
+        .collect();
+
+    for a in &host.addresses {
+        let ipv6 = a.address.is_ipv6();
+        let link = host.links.get(&a.ifindex);
+        let interface = link.map_or_else(|| format!("#{}", a.ifindex), |l| l.name.clone());
+        let skip = |reason: String| Skipped {
+            address: a.address,
+            interface: interface.clone(),
+            reason,
+        };
+        let Some(link) = link else {
+            skipped.push(skip("its interface is not known (yet)".into()));
+            continue;
+        };
+        let rule = config.rule_for(&link.name);
+        match check_address(host, config, link, a, rule, &foreign) {
+            Err(reason) => skipped.push(skip(reason)),
+            Ok(()) => {
+                let (mut flags, mut reason) = match rule.and_then(|r| r.flags.map(|f| (f, r))) {
+                    Some((f, r)) => (f, format!("rule {}: {f}", r.name.as_str())),
+                    None => match config.role {
+                        Role::Client if kernel.laminar => (
+                            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR,
+                            "client role: subflow laminar".to_string(),
+                        ),
+                        Role::Client => (
+                            EndpointFlags::SUBFLOW,
+                            "client role: subflow (this kernel has no laminar)".to_string(),
+                        ),
+                        Role::Server => (EndpointFlags::SIGNAL, "server role: signal".to_string()),
+                    },
+                };
+                if flags.contains(EndpointFlags::LAMINAR) && !kernel.laminar {
+                    flags.remove(EndpointFlags::LAMINAR);
+                    reason.push_str(" (laminar dropped: this kernel does not know it)");
+                }
+                if config.require_default_route {
+                    reason.push_str(&format!(
+                        "; {} default route via {}",
+                        if ipv6 { "IPv6" } else { "IPv4" },
+                        link.name
+                    ));
+                }
+                let ordinal = ordinals.entry((a.ifindex, ipv6)).or_insert(0);
+                candidates.push(Candidate {
+                    address: a.address,
+                    ifindex: a.ifindex,
+                    interface,
+                    flags,
+                    priority: rule.map_or(0, |r| r.priority),
+                    ordinal: *ordinal,
+                    reason,
+                });
+                *ordinal += 1;
+            }
+        }
+    }
+
+    // Highest priority first; then every interface's first address before any
+    // interface's second (NetworkManager's preference); then a stable order.
+    candidates.sort_by_key(|c| {
+        (
+            Reverse(c.priority),
+            c.ordinal,
+            c.ifindex,
+            c.address.is_ipv6(),
+            c.address,
+        )
+    });
+    // A kernel-made (implicit) endpoint for an address we want is replaced by ours in
+    // the same slot; every other foreign endpoint takes a slot.
+    let wanted: BTreeSet<IpAddr> = candidates.iter().map(|c| c.address).collect();
+    let taken = foreign
+        .iter()
+        .filter(|e| !(e.flags.contains(EndpointFlags::IMPLICIT) && wanted.contains(&e.address)))
+        .count();
+    let capacity = MAX_ENDPOINTS.saturating_sub(taken);
+    let mut over_capacity = Vec::new();
+    if candidates.len() > capacity {
+        for c in candidates.split_off(capacity) {
+            over_capacity.push(Skipped {
+                address: c.address,
+                interface: c.interface,
+                reason: format!(
+                    "over the kernel's {MAX_ENDPOINTS} endpoints ({taken} taken by others): \
+                     lower priority ({}) or later in line",
+                    c.priority
+                ),
+            });
+        }
+    }
+
+    let endpoints = assign_ids(candidates, kernel);
+    let limits = plan_limits(config, &endpoints, &foreign);
+    let mut strict_rp_filter: Vec<String> = endpoints
+        .iter()
+        .filter(|e| e.address.is_ipv4() && host.rp_filter.get(&e.ifindex) == Some(&1))
+        .map(|e| e.interface.clone())
+        .collect();
+    strict_rp_filter.dedup();
+    Plan {
+        role: config.role,
+        endpoints,
+        skipped,
+        over_capacity,
+        foreign,
+        limits,
+        strict_rp_filter,
+    }
+}
+
+/// Why `a` gets no endpoint, checking the interface first, then the address.
+fn check_address(
+    host: &HostState,
+    config: &Config,
+    link: &crate::host::Link,
+    a: &crate::host::Address,
+    rule: Option<&crate::config::Rule>,
+    foreign: &[Endpoint],
+) -> Result<(), String> {
+    let ipv6 = a.address.is_ipv6();
+    let family = if ipv6 { "IPv6" } else { "IPv4" };
+    let f = &config.filters;
+    if f.loopback && (link.loopback || a.address.is_loopback()) {
+        return Err("loopback".into());
+    }
+    if !config.include.is_empty() && !config.include.iter().any(|g| g.matches(&link.name)) {
+        return Err(format!("{} is not in the include list", link.name));
+    }
+    if let Some(g) = config.exclude.iter().find(|g| g.matches(&link.name)) {
+        return Err(format!("{} is excluded by {:?}", link.name, g.as_str()));
+    }
+    let family_on = match (ipv6, rule) {
+        (false, Some(r)) => r.ipv4.unwrap_or(config.ipv4),
+        (true, Some(r)) => r.ipv6.unwrap_or(config.ipv6),
+        (false, None) => config.ipv4,
+        (true, None) => config.ipv6,
+    };
+    if !family_on {
+        return Err(format!("{family} is turned off for {}", link.name));
+    }
+    if let Some(why) = link.unusable() {
+        return Err(why);
+    }
+    if f.link_local && is_link_local(a.address) {
+        return Err("link-local".into());
+    }
+    if f.ula && matches!(a.address, IpAddr::V6(v6) if v6.segments()[0] & 0xfe00 == 0xfc00) {
+        return Err("IPv6 unique local address (fc00::/7)".into());
+    }
+    if f.temporary && ipv6 && a.flags.has(AddrFlags::TEMPORARY) {
+        return Err("temporary (privacy) address".into());
+    }
+    if f.dadfailed && a.flags.has(AddrFlags::DADFAILED) {
+        return Err("duplicate address detection failed".into());
+    }
+    if f.tentative && a.flags.has(AddrFlags::TENTATIVE) {
+        return Err("tentative: waiting for duplicate address detection".into());
+    }
+    if f.deprecated && a.flags.has(AddrFlags::DEPRECATED) {
+        return Err("deprecated (preferred lifetime over)".into());
+    }
+    if config.require_default_route && !host.has_default_route(a.ifindex, ipv6) {
+        return Err(format!(
+            "no {family} default route via {} (add one, or set require_default_route = false)",
+            link.name
+        ));
+    }
+    if let Some(e) = foreign
+        .iter()
+        .find(|e| e.address == a.address && !e.flags.contains(EndpointFlags::IMPLICIT))
+    {
+        return Err(format!(
+            "endpoint id {} made by someone else has this address: left alone",
+            e.id
+        ));
+    }
+    Ok(())
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
+/// Ids: kept for our existing endpoints, taken from a kernel-made endpoint we replace,
+/// the remembered one when it is free, else the lowest free id no other remembered
+/// address holds.
+fn assign_ids(candidates: Vec<Candidate>, kernel: &KernelView) -> Vec<PlannedEndpoint> {
+    let existing = |addr: IpAddr| {
+        kernel.endpoints.iter().find(|e| {
+            e.address == addr && (kernel.is_ours(e) || e.flags.contains(EndpointFlags::IMPLICIT))
+        })
+    };
+    let mut used: BTreeSet<u8> = kernel
+        .endpoints
+        .iter()
+        .filter(|e| !kernel.is_ours(e) || candidates.iter().any(|c| c.address == e.address))
+        .map(|e| e.id)
+        .collect();
+    let mut ids: Vec<Option<u8>> = candidates
+        .iter()
+        .map(|c| existing(c.address).map(|e| e.id))
+        .collect();
+    for (c, id) in candidates.iter().zip(ids.iter_mut()) {
+        if id.is_none() {
+            if let Some(&r) = kernel.remembered.get(&c.address) {
+                if !used.contains(&r) {
+                    *id = Some(r);
+                    used.insert(r);
+                }
+            }
+        }
+    }
+    let reserved: BTreeSet<u8> = kernel
+        .remembered
+        .iter()
+        .filter(|(a, _)| !candidates.iter().any(|c| c.address == **a))
+        .map(|(_, &id)| id)
+        .collect();
+    for id in ids.iter_mut().filter(|id| id.is_none()) {
+        let free = |extra: &BTreeSet<u8>| (1..=u8::MAX).find(|i| !used.contains(i) && !extra.contains(i));
+        let pick = free(&reserved).or_else(|| free(&BTreeSet::new()));
+        if let Some(p) = pick {
+            used.insert(p);
+            *id = Some(p);
+        }
+    }
+    candidates
+        .into_iter()
+        .zip(ids)
+        .filter_map(|(c, id)| {
+            Some(PlannedEndpoint {
+                id: id?,
+                address: c.address,
+                flags: c.flags,
+                ifindex: c.ifindex,
+                interface: c.interface,
+                priority: c.priority,
+                reason: c.reason,
+            })
+        })
+        .collect()
+}
+
+/// Limits sized to the endpoints: a client may open a subflow per `subflow` endpoint
+/// and use as many of the peer's announcements; a server accepts as many joins as the
+/// kernel allows (its clients decide how many they open).
+fn plan_limits(
+    config: &Config,
+    endpoints: &[PlannedEndpoint],
+    foreign: &[Endpoint],
+) -> Option<PlannedLimits> {
+    if !config.limits.manage {
+        return None;
+    }
+    let n = endpoints
+        .iter()
+        .map(|e| e.flags)
+        .chain(
+            foreign
+                .iter()
+                .filter(|e| !e.flags.contains(EndpointFlags::IMPLICIT))
+                .map(|e| e.flags),
+        )
+        .filter(|f| f.contains(EndpointFlags::SUBFLOW))
+        .count() as u32;
+    let n = n.min(MAX_LIMIT);
+    let (auto_subflows, why) = match config.role {
+        Role::Client => (n, format!("{n} subflow endpoint(s)")),
+        Role::Server => (
+            MAX_LIMIT,
+            "server role: accept every join the kernel allows".to_string(),
+        ),
+    };
+    let subflows = config.limits.subflows.unwrap_or(auto_subflows);
+    let add_addr_accepted = config.limits.add_addr_accepted.unwrap_or(n);
+    let reason = match (config.limits.subflows, config.limits.add_addr_accepted) {
+        (Some(_), Some(_)) => "fixed by the configuration".to_string(),
+        (Some(_), None) => format!("subflows fixed by the configuration; add_addr_accepted: {n} subflow endpoint(s)"),
+        (None, Some(_)) => format!("subflows: {why}; add_addr_accepted fixed by the configuration"),
+        (None, None) => format!("subflows: {why}; add_addr_accepted: {n} subflow endpoint(s)"),
+    };
+    Some(PlannedLimits {
+        subflows,
+        add_addr_accepted,
+        reason,
+    })
+}
+
+/// Flags `SET_FLAGS` can change in place; any other difference needs delete and add.
+const MUTABLE: EndpointFlags = EndpointFlags::from_bits_retain(
+    EndpointFlags::BACKUP.bits() | EndpointFlags::FULLMESH.bits(),
+);
+
+fn fixed_part(f: EndpointFlags) -> u32 {
+    f.bits() & !MUTABLE.bits()
+}
+
+impl Plan {
+    /// The steps from `kernel` to this plan, in the order to apply them: removals
+    /// (freeing slots), flag changes, additions, then limits. Only our endpoints are
+    /// ever removed or changed.
+    pub fn actions(&self, kernel: &KernelView) -> Vec<Action> {
+        let ours: Vec<&Endpoint> = kernel.endpoints.iter().filter(|e| kernel.is_ours(e)).collect();
+        let mut removes = Vec::new();
+        let mut changes = Vec::new();
+        let mut adds = Vec::new();
+        for e in &ours {
+            let wanted = self.endpoints.iter().find(|p| p.address == e.address);
+            match wanted {
+                None => removes.push(Action::Remove {
+                    id: e.id,
+                    address: e.address,
+                    reason: self
+                        .why_skipped(e.address)
+                        .unwrap_or_else(|| "the address is gone".to_string()),
+                }),
+                Some(p)
+                    if p.id != e.id
+                        || fixed_part(p.flags) != fixed_part(e.flags)
+                        || e.ifindex != Some(p.ifindex) =>
+                {
+                    removes.push(Action::Remove {
+                        id: e.id,
+                        address: e.address,
+                        reason: format!("re-added as {} on {}", p.flags, p.interface),
+                    });
+                    adds.push(Action::Add { endpoint: p.clone() });
+                }
+                Some(p) if p.flags != e.flags => changes.push(Action::SetFlags {
+                    id: e.id,
+                    address: e.address,
+                    flags: p.flags,
+                    reason: p.reason.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for p in &self.endpoints {
+            if !ours.iter().any(|e| e.address == p.address) {
+                adds.push(Action::Add { endpoint: p.clone() });
+            }
+        }
+        let mut actions = removes;
+        actions.extend(changes);
+        actions.extend(adds);
+        if let Some(l) = &self.limits {
+            if kernel.limits != Some(l.limits()) {
+                actions.push(Action::SetLimits {
+                    subflows: l.subflows,
+                    add_addr_accepted: l.add_addr_accepted,
+                    reason: l.reason.clone(),
+                });
+            }
+        }
+        actions
+    }
+
+    fn why_skipped(&self, address: IpAddr) -> Option<String> {
+        self.skipped
+            .iter()
+            .chain(&self.over_capacity)
+            .find(|s| s.address == address)
+            .map(|s| s.reason.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{Address, DefaultRoute, Link, OperState};
+
+    fn link(index: u32, name: &str) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            admin_up: true,
+            lower_up: true,
+            oper: OperState::Up,
+            loopback: false,
+        }
+    }
+
+    fn addr(ifindex: u32, a: &str) -> Address {
+        Address {
+            ifindex,
+            address: a.parse().unwrap(),
+            prefix_len: 24,
+            flags: AddrFlags::default(),
+        }
+    }
+
+    fn ip(a: &str) -> IpAddr {
+        a.parse().unwrap()
+    }
+
+    /// lo, eth0 (v4 + v6) and wlan0 (v4), each with default routes of its families.
+    fn host() -> HostState {
+        let mut lo = link(1, "lo");
+        lo.loopback = true;
+        let mut h = HostState::default();
+        for l in [lo, link(2, "eth0"), link(3, "wlan0")] {
+            h.links.insert(l.index, l);
+        }
+        h.addresses = vec![
+            addr(1, "127.0.0.1"),
+            addr(1, "::1"),
+            addr(2, "198.18.0.1"),
+            addr(2, "2001:db8::1"),
+            addr(2, "fe80::1"),
+            addr(3, "198.18.1.1"),
+        ];
+        for (ipv6, ifindex) in [(false, 2), (true, 2), (false, 3)] {
+            h.default_routes.push(DefaultRoute {
+                ipv6,
+                ifindex,
+                table: 254,
+            });
+        }
+        h
+    }
+
+    fn kernel() -> KernelView {
+        KernelView {
+            laminar: true,
+            ..KernelView::default()
+        }
+    }
+
+    fn endpoint(id: u8, a: &str, flags: EndpointFlags, ifindex: Option<u32>) -> Endpoint {
+        let attrs = mptcp_netlink::codec::AddressAttrs {
+            id: Some(id),
+            flags: Some(flags.bits()),
+            ifindex: ifindex.map(|i| i as i32),
+            ..mptcp_netlink::codec::AddressAttrs::from_ip(ip(a))
+        };
+        Endpoint::try_from(&attrs).unwrap()
+    }
+
+    fn addresses(p: &Plan) -> Vec<String> {
+        p.endpoints.iter().map(|e| e.address.to_string()).collect()
+    }
+
+    fn reason(p: &Plan, a: &str) -> String {
+        p.skipped
+            .iter()
+            .chain(&p.over_capacity)
+            .find(|s| s.address == ip(a))
+            .map(|s| s.reason.clone())
+            .unwrap_or_else(|| panic!("{a} was not skipped: {p:#?}"))
+    }
+
+    #[test]
+    fn client_gets_subflow_laminar_on_every_usable_address() {
+        let p = plan(&host(), &Config::default(), &kernel());
+        // Each interface's first address of each family, in interface order.
+        assert_eq!(addresses(&p), ["198.18.0.1", "2001:db8::1", "198.18.1.1"]);
+        for e in &p.endpoints {
+            assert_eq!(e.flags, EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR);
+        }
+        assert_eq!(
+            p.endpoints.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(p.endpoints[2].interface, "wlan0");
+        assert_eq!(reason(&p, "127.0.0.1"), "loopback");
+        assert_eq!(reason(&p, "fe80::1"), "link-local");
+        let l = p.limits.as_ref().unwrap();
+        assert_eq!((l.subflows, l.add_addr_accepted), (3, 3));
+        assert!(p.endpoints[0].reason.contains("IPv4 default route via eth0"));
+    }
+
+    #[test]
+    fn server_signals_and_accepts_every_join() {
+        let mut c = Config::default();
+        c.role = Role::Server;
+        let p = plan(&host(), &c, &kernel());
+        assert!(p.endpoints.iter().all(|e| e.flags == EndpointFlags::SIGNAL));
+        let l = p.limits.unwrap();
+        assert_eq!((l.subflows, l.add_addr_accepted), (8, 0));
+    }
+
+    #[test]
+    fn without_laminar_support_the_flag_is_dropped() {
+        let k = KernelView::default();
+        let p = plan(&host(), &Config::default(), &k);
+        assert!(p.endpoints.iter().all(|e| e.flags == EndpointFlags::SUBFLOW));
+        let c = Config::from_toml(
+            "[[interface]]\nname = \"eth0\"\nflags = [\"subflow\", \"laminar\"]",
+            "f",
+        )
+        .unwrap();
+        let p = plan(&host(), &c, &k);
+        assert!(p.endpoints[0].reason.contains("laminar dropped"));
+    }
+
+    #[test]
+    fn no_carrier_and_down_links_get_nothing() {
+        let mut h = host();
+        h.links.get_mut(&3).unwrap().lower_up = false;
+        h.links.get_mut(&3).unwrap().oper = OperState::LowerLayerDown;
+        let p = plan(&h, &Config::default(), &kernel());
+        assert_eq!(reason(&p, "198.18.1.1"), "wlan0 has no carrier (NO-CARRIER)");
+        h.links.get_mut(&3).unwrap().admin_up = false;
+        let p = plan(&h, &Config::default(), &kernel());
+        assert_eq!(reason(&p, "198.18.1.1"), "wlan0 is down");
+        let mut h = host();
+        h.links.get_mut(&3).unwrap().oper = OperState::Dormant;
+        let p = plan(&h, &Config::default(), &kernel());
+        assert_eq!(reason(&p, "198.18.1.1"), "wlan0 is not operational (state dormant)");
+        // Drivers that never report an operational state are judged by their flags.
+        h.links.get_mut(&3).unwrap().oper = OperState::Unknown;
+        assert!(addresses(&plan(&h, &Config::default(), &kernel())).contains(&"198.18.1.1".into()));
+    }
+
+    #[test]
+    fn address_filters() {
+        let mut h = host();
+        let cases = [
+            ("2001:db8::10", AddrFlags::TENTATIVE, "tentative: waiting for duplicate address detection"),
+            ("2001:db8::11", AddrFlags::TEMPORARY, "temporary (privacy) address"),
+            ("2001:db8::12", AddrFlags::DADFAILED, "duplicate address detection failed"),
+            ("2001:db8::13", AddrFlags::DEPRECATED, "deprecated (preferred lifetime over)"),
+        ];
+        for (a, f, _) in cases {
+            let mut x = addr(2, a);
+            x.flags = AddrFlags(f);
+            h.addresses.push(x);
+        }
+        h.addresses.push(addr(2, "fd00::1"));
+        h.addresses.push(addr(2, "169.254.1.1"));
+        let p = plan(&h, &Config::default(), &kernel());
+        for (a, _, why) in cases {
+            assert_eq!(reason(&p, a), why);
+        }
+        assert_eq!(reason(&p, "fd00::1"), "IPv6 unique local address (fc00::/7)");
+        assert_eq!(reason(&p, "169.254.1.1"), "link-local");
+        // Each filter can be turned off.
+        let c = Config::from_toml(
+            "[filters]\nula = false\ntentative = false\nlink_local = false",
+            "f",
+        )
+        .unwrap();
+        let p = plan(&h, &c, &kernel());
+        for a in ["fd00::1", "2001:db8::10", "169.254.1.1"] {
+            assert!(addresses(&p).contains(&a.to_string()), "{a}");
+        }
+        // An IPv4 secondary address carries the same bit as IPv6's temporary: kept.
+        let mut h = host();
+        let mut x = addr(2, "198.18.0.9");
+        x.flags = AddrFlags(AddrFlags::TEMPORARY);
+        h.addresses.push(x);
+        assert!(addresses(&plan(&h, &Config::default(), &kernel())).contains(&"198.18.0.9".into()));
+    }
+
+    #[test]
+    fn default_route_rule_per_family_and_opt_out() {
+        let mut h = host();
+        h.default_routes.retain(|r| !(r.ipv6 && r.ifindex == 2));
+        let p = plan(&h, &Config::default(), &kernel());
+        assert_eq!(
+            reason(&p, "2001:db8::1"),
+            "no IPv6 default route via eth0 (add one, or set require_default_route = false)"
+        );
+        let c = Config::from_toml("require_default_route = false", "f").unwrap();
+        assert!(addresses(&plan(&h, &c, &kernel())).contains(&"2001:db8::1".into()));
+    }
+
+    #[test]
+    fn include_exclude_and_families() {
+        let c = Config::from_toml("include = [\"eth*\"]", "f").unwrap();
+        let p = plan(&host(), &c, &kernel());
+        assert_eq!(reason(&p, "198.18.1.1"), "wlan0 is not in the include list");
+        let c = Config::from_toml("exclude = [\"wl*\"]", "f").unwrap();
+        let p = plan(&host(), &c, &kernel());
+        assert_eq!(reason(&p, "198.18.1.1"), "wlan0 is excluded by \"wl*\"");
+        let mut h = host();
+        h.links.insert(9, link(9, "docker0"));
+        h.addresses.push(addr(9, "198.18.9.1"));
+        h.default_routes.push(DefaultRoute { ipv6: false, ifindex: 9, table: 254 });
+        let p = plan(&h, &Config::default(), &kernel());
+        assert_eq!(reason(&p, "198.18.9.1"), "docker0 is excluded by \"docker*\"");
+        let c = Config::from_toml("ipv6 = false\n[[interface]]\nname = \"wlan0\"\nipv4 = false", "f").unwrap();
+        let p = plan(&host(), &c, &kernel());
+        assert_eq!(addresses(&p), ["198.18.0.1"]);
+        assert_eq!(reason(&p, "2001:db8::1"), "IPv6 is turned off for eth0");
+        assert_eq!(reason(&p, "198.18.1.1"), "IPv4 is turned off for wlan0");
+    }
+
+    #[test]
+    fn rules_set_flags_and_priority_decides_the_eight() {
+        let mut h = HostState::default();
+        for i in 0..6u32 {
+            let name = if i < 3 { format!("eth{i}") } else { format!("wwan{i}") };
+            h.links.insert(10 + i, link(10 + i, &name));
+            h.addresses.push(addr(10 + i, &format!("198.18.{i}.1")));
+            h.addresses.push(addr(10 + i, &format!("198.18.{i}.2")));
+            h.default_routes.push(DefaultRoute { ipv6: false, ifindex: 10 + i, table: 254 });
+        }
+        let c = Config::from_toml(
+            "[[interface]]\nname = \"wwan*\"\nflags = [\"subflow\", \"backup\"]\npriority = 5",
+            "f",
+        )
+        .unwrap();
+        // One endpoint made by hand takes a slot: 7 left for 12 candidates.
+        let mut k = kernel();
+        k.endpoints.push(endpoint(1, "198.18.200.1", EndpointFlags::SIGNAL, None));
+        let p = plan(&h, &c, &k);
+        assert_eq!(p.endpoints.len(), 7);
+        // wwan first (priority), each interface's first address before any second.
+        assert_eq!(
+            addresses(&p),
+            ["198.18.3.1", "198.18.4.1", "198.18.5.1", "198.18.3.2", "198.18.4.2", "198.18.5.2", "198.18.0.1"]
+        );
+        assert_eq!(p.endpoints[0].flags, EndpointFlags::SUBFLOW | EndpointFlags::BACKUP);
+        assert_eq!(p.endpoints[0].reason, "rule wwan*: subflow backup; IPv4 default route via wwan3");
+        assert_eq!(p.over_capacity.len(), 5);
+        assert!(reason(&p, "198.18.2.2").starts_with("over the kernel's 8 endpoints (1 taken by others)"));
+        assert!(p.endpoints.iter().all(|e| e.id != 1));
+        assert_eq!(p.foreign.len(), 1);
+        // limits count the hand-made endpoint only if it is a subflow one.
+        assert_eq!(p.limits.unwrap().subflows, 7);
+    }
+
+    #[test]
+    fn foreign_endpoints_are_left_alone_and_implicit_ones_replaced() {
+        let mut k = kernel();
+        k.endpoints.push(endpoint(7, "198.18.0.1", EndpointFlags::SUBFLOW, Some(2)));
+        k.endpoints.push(endpoint(9, "198.18.1.1", EndpointFlags::IMPLICIT, None));
+        let p = plan(&host(), &Config::default(), &k);
+        assert_eq!(
+            reason(&p, "198.18.0.1"),
+            "endpoint id 7 made by someone else has this address: left alone"
+        );
+        let wlan = p.endpoints.iter().find(|e| e.interface == "wlan0").unwrap();
+        assert_eq!(wlan.id, 9, "the implicit endpoint's slot and id");
+        let actions = p.actions(&k);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Remove { .. })));
+        assert_eq!(
+            actions.iter().filter(|a| matches!(a, Action::Add { .. })).count(),
+            2
+        );
+        // The hand-made subflow endpoint counts in the limits.
+        assert_eq!(p.limits.unwrap().subflows, 3);
+    }
+
+    #[test]
+    fn actions_reconcile_only_our_endpoints() {
+        let c = Config::default();
+        let f = EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR;
+        let mut k = kernel();
+        // Ours and right; ours but its link is gone; ours with the wrong backup flag.
+        k.endpoints = vec![
+            endpoint(1, "198.18.0.1", f, Some(2)),
+            endpoint(4, "198.18.5.5", f, Some(5)),
+            endpoint(2, "198.18.1.1", f | EndpointFlags::BACKUP, Some(3)),
+            endpoint(6, "198.18.6.6", EndpointFlags::SIGNAL, None),
+        ];
+        k.owned = [(1, ip("198.18.0.1")), (4, ip("198.18.5.5")), (2, ip("198.18.1.1"))].into();
+        k.limits = Some(Limits { subflows: 2, add_addr_accepted: 0 });
+        let p = plan(&host(), &c, &k);
+        let actions = p.actions(&k);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Remove { id: 4, address: ip("198.18.5.5"), reason: "the address is gone".into() },
+                Action::SetFlags {
+                    id: 2,
+                    address: ip("198.18.1.1"),
+                    flags: f,
+                    reason: "client role: subflow laminar; IPv4 default route via wlan0".into()
+                },
+                Action::Add { endpoint: p.endpoints[1].clone() },
+                Action::SetLimits { subflows: 3, add_addr_accepted: 3, reason: "subflows: 3 subflow endpoint(s); add_addr_accepted: 3 subflow endpoint(s)".into() },
+            ]
+        );
+        // The new one gets the lowest free id: not 1, 2 (ours) nor 6 (foreign); 4 is
+        // freed by the removal but remembered ids are avoided, and 4 is not remembered.
+        assert_eq!(p.endpoints[1].id, 3);
+        // Applied: nothing more to do.
+        let mut after = k.clone();
+        after.endpoints = vec![
+            endpoint(1, "198.18.0.1", f, Some(2)),
+            endpoint(2, "198.18.1.1", f, Some(3)),
+            endpoint(3, "2001:db8::1", f, Some(2)),
+            endpoint(6, "198.18.6.6", EndpointFlags::SIGNAL, None),
+        ];
+        after.owned = [(1, ip("198.18.0.1")), (2, ip("198.18.1.1")), (3, ip("2001:db8::1"))].into();
+        after.limits = Some(Limits { subflows: 3, add_addr_accepted: 3 });
+        assert_eq!(plan(&host(), &c, &after).actions(&after), vec![]);
+    }
+
+    #[test]
+    fn a_changed_interface_or_role_flag_means_delete_and_add() {
+        let mut k = kernel();
+        k.endpoints = vec![endpoint(1, "198.18.0.1", EndpointFlags::SIGNAL, Some(2))];
+        k.owned = [(1, ip("198.18.0.1"))].into();
+        let p = plan(&host(), &Config::default(), &k);
+        let a = p.actions(&k);
+        assert!(matches!(&a[0], Action::Remove { id: 1, .. }));
+        assert!(matches!(&a[1], Action::Add { endpoint } if endpoint.id == 1 && endpoint.address == ip("198.18.0.1")));
+    }
+
+    #[test]
+    fn a_returning_address_gets_its_old_id() {
+        let mut k = kernel();
+        k.remembered = [(ip("198.18.1.1"), 5), (ip("198.18.7.7"), 1)].into();
+        let p = plan(&host(), &Config::default(), &k);
+        let id = |a: &str| p.endpoints.iter().find(|e| e.address == ip(a)).unwrap().id;
+        assert_eq!(id("198.18.1.1"), 5);
+        // 1 is kept for 198.18.7.7, which may come back.
+        assert_eq!(id("198.18.0.1"), 2);
+    }
+
+    #[test]
+    fn limits_fixed_or_left_alone() {
+        let c = Config::from_toml("[limits]\nsubflows = 6", "f").unwrap();
+        let l = plan(&host(), &c, &kernel()).limits.unwrap();
+        assert_eq!((l.subflows, l.add_addr_accepted), (6, 3));
+        let c = Config::from_toml("[limits]\nmanage = false", "f").unwrap();
+        let p = plan(&host(), &c, &kernel());
+        assert!(p.limits.is_none());
+        assert!(p.actions(&kernel()).iter().all(|a| !matches!(a, Action::SetLimits { .. })));
+    }
+
+    #[test]
+    fn strict_rp_filter_is_reported() {
+        let mut h = host();
+        h.rp_filter = [(2, 1), (3, 2)].into();
+        let p = plan(&h, &Config::default(), &kernel());
+        assert_eq!(p.strict_rp_filter, ["eth0"]);
+    }
+
+    #[test]
+    fn unknown_interface_is_skipped() {
+        let mut h = host();
+        h.addresses.push(addr(42, "198.18.42.1"));
+        let p = plan(&h, &Config::default(), &kernel());
+        assert_eq!(reason(&p, "198.18.42.1"), "its interface is not known (yet)");
+    }
+}
