@@ -125,6 +125,10 @@ pub enum Command {
     #[command(after_help = crate::cmd::demo::DEMO_HELP)]
     Demo(crate::cmd::demo::DemoArgs),
 
+    /// The path-manager daemon: endpoints and limits in step with the links.
+    #[command(subcommand, after_help = crate::cmd::pm::PM_HELP)]
+    Pm(crate::cmd::pm::PmCommand),
+
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),

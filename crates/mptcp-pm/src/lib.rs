@@ -10,3 +10,8 @@ pub mod plan;
 pub use config::{Config, ConfigError, Role};
 pub use host::HostState;
 pub use plan::{plan, Action, KernelView, Plan};
+pub mod daemon;
+pub mod rtnl;
+pub mod state;
+
+pub use daemon::{preview, Daemon, Options, Report};

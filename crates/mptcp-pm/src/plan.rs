@@ -476,7 +476,8 @@ fn fixed_part(f: EndpointFlags) -> u32 {
 
 impl Plan {
     /// The steps from `kernel` to this plan, in the order to apply them: removals
-    /// (freeing slots), flag changes, additions, then limits. Only our endpoints are
+    /// (freeing slots), flag changes, limits (raised before additions, so the kernel
+    /// opens the new endpoints' subflows on live connections at once), additions. Only our endpoints are
     /// ever removed or changed.
     pub fn actions(&self, kernel: &KernelView) -> Vec<Action> {
         let ours: Vec<&Endpoint> = kernel.endpoints.iter().filter(|e| kernel.is_ours(e)).collect();
@@ -521,7 +522,6 @@ impl Plan {
         }
         let mut actions = removes;
         actions.extend(changes);
-        actions.extend(adds);
         if let Some(l) = &self.limits {
             if kernel.limits != Some(l.limits()) {
                 actions.push(Action::SetLimits {
@@ -531,6 +531,7 @@ impl Plan {
                 });
             }
         }
+        actions.extend(adds);
         actions
     }
 
@@ -848,8 +849,8 @@ mod tests {
                     flags: f,
                     reason: "client role: subflow laminar; IPv4 default route via wlan0".into()
                 },
-                Action::Add { endpoint: p.endpoints[1].clone() },
                 Action::SetLimits { subflows: 3, add_addr_accepted: 3, reason: "subflows: 3 subflow endpoint(s); add_addr_accepted: 3 subflow endpoint(s)".into() },
+                Action::Add { endpoint: p.endpoints[1].clone() },
             ]
         );
         // The new one gets the lowest free id: not 1, 2 (ours) nor 6 (foreign); 4 is
@@ -876,7 +877,8 @@ mod tests {
         let p = plan(&host(), &Config::default(), &k);
         let a = p.actions(&k);
         assert!(matches!(&a[0], Action::Remove { id: 1, .. }));
-        assert!(matches!(&a[1], Action::Add { endpoint } if endpoint.id == 1 && endpoint.address == ip("198.18.0.1")));
+        assert!(matches!(&a[1], Action::SetLimits { .. }));
+        assert!(matches!(&a[2], Action::Add { endpoint } if endpoint.id == 1 && endpoint.address == ip("198.18.0.1")));
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! `mptcp pm run` and `mptcp pm plan`: the path-manager daemon of [`mptcp_pm`], which
+//! keeps the in-kernel path manager's endpoints and limits in step with the host's
+//! links, addresses and default routes.
+//!
+//! `run` logs one line per change on stdout (`HH:MM:SS.mmm` then what and why; JSON
+//! lines with `--json`), runs until SIGTERM or Ctrl-C, then removes its endpoints
+//! unless `--keep`. `plan` prints what `run` would set, and every address it would
+//! skip, and exits.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use clap::{Args, Subcommand, ValueEnum};
+use mptcp_pm::{Config, Daemon, Options, Report, Role};
+use serde::Serialize;
+
+use crate::error::{Error, EXIT_OK};
+use crate::output::{self, Output, Timestamp};
+
+pub(crate) const PM_HELP: &str = "\
+The daemon watches links, addresses and routes over rtnetlink and gives every usable
+address an endpoint: `subflow` (and `laminar`, Linux 6.18+) as a client, `signal` as a
+server, or what the configuration's rules say. A link that loses carrier loses its
+endpoints at once (the kernel closes those subflows; connections go on over the others);
+when it comes back so do they. Endpoints made by hand or by other tools are left alone.
+Limits are sized to the endpoints unless the configuration fixes them.
+
+Examples:
+  mptcp pm plan                                 what would be set, and why
+  mptcp pm run                                  as a client, until SIGTERM
+  mptcp pm run --role server --fix-rp-filter
+  mptcp pm run --config /etc/mptcp/pm.toml --json
+  mptcp --netns blue pm run --once              set once, leave in place, exit
+
+Exit status: 0 stopped cleanly; 2 bad configuration, another manager holds the
+namespace, or the path manager refused.
+
+JSON (run): one line per event: {\"time\", \"event\": \"started\"|\"change\"|\"over_capacity\"|
+\"rp_filter_strict\"|\"no_laminar\"|\"ready\"|\"error\"|\"stopped\", ...}; a change carries
+\"action\": \"add\"|\"remove\"|\"set_flags\"|\"set_limits\", \"applied\", and the endpoint or
+limits with a \"reason\".
+JSON (plan): {\"role\", \"endpoints\": [{\"id\", \"address\", \"flags\", \"ifindex\", \"interface\",
+\"priority\", \"reason\"}], \"skipped\": [{\"address\", \"interface\", \"reason\"}], \"over_capacity\",
+\"foreign\", \"limits\": {\"subflows\", \"add_addr_accepted\", \"reason\"}, \"strict_rp_filter\",
+\"actions\"}.";
+
+/// `mptcp pm ...`.
+#[derive(Debug, Subcommand)]
+pub enum PmCommand {
+    /// Run the daemon: keep endpoints and limits in step with links and addresses.
+    Run(PmRunArgs),
+    /// Print the endpoints and limits the daemon would set, each with its reason,
+    /// and every address it would skip, with why; change nothing.
+    Plan(PmOptions),
+}
+
+/// The options that shape the plan.
+#[derive(Debug, Args)]
+pub struct PmOptions {
+    /// The host's role (overrides the configuration's `role`).
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// A TOML configuration (see the mptcp-pm crate docs, or packaging/pm.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the daemon keeps its lock and the ids of its endpoints.
+    #[arg(long, value_name = "DIR", default_value = mptcp_pm::state::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+/// `mptcp pm run`.
+#[derive(Debug, Args)]
+pub struct PmRunArgs {
+    /// Role, configuration, state directory.
+    #[command(flatten)]
+    pub opts: PmOptions,
+    /// Log what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Reconcile once and exit, leaving the endpoints in place.
+    #[arg(long)]
+    pub once: bool,
+    /// Leave the endpoints and limits in place on exit.
+    #[arg(long)]
+    pub keep: bool,
+    /// Start even if NetworkManager or mptcpd runs in this network namespace.
+    #[arg(long)]
+    pub force: bool,
+    /// Set rp_filter to 2 (loose) on interfaces with an endpoint where it is 1 (strict).
+    #[arg(long)]
+    pub fix_rp_filter: bool,
+}
+
+/// A role on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// `subflow` endpoints: open extra subflows.
+    Client,
+    /// `signal` endpoints: announce addresses.
+    Server,
+}
+
+fn config(opts: &PmOptions) -> Result<Config, Error> {
+    let mut config = match &opts.config {
+        Some(path) => Config::from_file(path).map_err(Error::msg)?,
+        None => Config::default(),
+    };
+    if let Some(role) = opts.role {
+        config.role = match role {
+            RoleArg::Client => Role::Client,
+            RoleArg::Server => Role::Server,
+        };
+    }
+    Ok(config)
+}
+
+/// Runs `mptcp pm ...`.
+pub fn run(cmd: PmCommand, out: &Output) -> Result<u8, Error> {
+    match cmd {
+        PmCommand::Run(args) => run_daemon(&args, out),
+        PmCommand::Plan(opts) => plan(&opts, out),
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
+    let mut options = Options::new(config(&args.opts)?);
+    options.dry_run = args.dry_run;
+    options.keep = args.keep || args.once;
+    options.force = args.force;
+    options.fix_rp_filter = args.fix_rp_filter;
+    options.state_dir = args.opts.state_dir.clone();
+    // Set before the daemon starts, so a signal during the first reconcile is seen.
+    let stop = super::stop_flag()?;
+    let mut failed_output = None;
+    let mut log = |report: Report| {
+        if failed_output.is_some() {
+            return;
+        }
+        let now = Timestamp::now();
+        let result = if out.json {
+            out.json_line(&Line {
+                time: now.rfc3339,
+                report: &report,
+            })
+        } else {
+            let style = match &report {
+                Report::Error { .. } => output::BAD,
+                Report::Change { error: Some(_), .. } => output::BAD,
+                Report::RpFilterStrict { fixed: false, .. } | Report::OverCapacity { .. } => {
+                    output::WARN
+                }
+                _ => anstyle::Style::new(),
+            };
+            out.print(&format!("{} {}\n", now.clock, out.paint(style, &report.to_string())))
+        };
+        if let Err(e) = result {
+            failed_output = Some(e);
+        }
+    };
+    let mut daemon = Daemon::start(options, &mut log).map_err(Error::msg)?;
+    let result = if args.once {
+        daemon.reconcile(&mut log).map(|plan| {
+            log(Report::Ready {
+                endpoints: daemon.owned().len(),
+                limits: plan.limits.as_ref().map(|l| l.limits()),
+            })
+        })
+    } else {
+        daemon.run(&stop, &mut log)
+    };
+    // Clean up even when running failed, then report the first error.
+    let shutdown = daemon.shutdown(&mut log);
+    drop(log);
+    result.map_err(Error::msg)?;
+    shutdown.map_err(Error::msg)?;
+    if let Some(e) = failed_output {
+        return Err(e);
+    }
+    let _ = stop.load(Ordering::SeqCst);
+    Ok(EXIT_OK)
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    #[serde(flatten)]
+    plan: &'a mptcp_pm::Plan,
+    actions: &'a [mptcp_pm::Action],
+}
+
+fn plan(opts: &PmOptions, out: &Output) -> Result<u8, Error> {
+    let config = config(opts)?;
+    let (plan, actions) = mptcp_pm::preview(&config, &opts.state_dir).map_err(Error::msg)?;
+    if out.json {
+        out.json(&PlanJson {
+            plan: &plan,
+            actions: &actions,
+        })?;
+        return Ok(EXIT_OK);
+    }
+    let mut text = format!("role {}\n", plan.role);
+    match &plan.limits {
+        Some(l) => text.push_str(&format!(
+            "limits: subflows {} add_addr_accepted {} ({})\n",
+            l.subflows, l.add_addr_accepted, l.reason
+        )),
+        None => text.push_str("limits: left as they are (limits.manage = false)\n"),
+    }
+    text.push_str(&format!("\nendpoints ({}):\n", plan.endpoints.len()));
+    for e in &plan.endpoints {
+        text.push_str(&format!(
+            "  {} id {} {} dev {}  {}\n",
+            e.address,
+            e.id,
+            e.flags,
+            e.interface,
+            out.paint(output::DIM, &e.reason)
+        ));
+    }
+    if !plan.skipped.is_empty() {
+        text.push_str(&format!("\nskipped ({}):\n", plan.skipped.len()));
+        for s in &plan.skipped {
+            text.push_str(&format!("  {} ({}): {}\n", s.address, s.interface, s.reason));
+        }
+    }
+    if !plan.over_capacity.is_empty() {
+        text.push_str(&format!("\nover the 8-endpoint cap ({}):\n", plan.over_capacity.len()));
+        for s in &plan.over_capacity {
+            text.push_str(&format!("  {} ({}): {}\n", s.address, s.interface, s.reason));
+        }
+    }
+    if !plan.foreign.is_empty() {
+        text.push_str(&format!("\nnot ours, left alone ({}):\n", plan.foreign.len()));
+        for e in &plan.foreign {
+            text.push_str(&format!("  {e}\n"));
+        }
+    }
+    if !plan.strict_rp_filter.is_empty() {
+        text.push_str(&out.paint(
+            output::WARN,
+            &format!(
+                "\nwarning: rp_filter is strict (1) on {}: use --fix-rp-filter with run\n",
+                plan.strict_rp_filter.join(", ")
+            ),
+        ));
+    }
+    text.push_str(&format!("\nchanges to make ({}):\n", actions.len()));
+    for a in &actions {
+        let line = Report::Change {
+            action: a.clone(),
+            applied: true,
+            error: None,
+        }
+        .to_string();
+        text.push_str(&format!("  {line}\n"));
+    }
+    out.print(&text)?;
+    Ok(EXIT_OK)
+}

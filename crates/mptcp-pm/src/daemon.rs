@@ -1,0 +1,649 @@
+//! The daemon: snapshot the host, plan, apply the difference, on every relevant
+//! rtnetlink notification and on a periodic resync; clean up on exit.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mptcp_netlink::{EndpointFlags, Limits, NewEndpoint, PathManager};
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError, Role};
+use crate::host::HostState;
+use crate::plan::{plan, Action, KernelView, Plan, Skipped};
+use crate::rtnl::{set_loose_rp_filter, Rtnl, Watcher};
+use crate::state::{self, Lock, Memory};
+
+/// How long a burst of notifications may go on before the daemon acts on it.
+const SETTLE: Duration = Duration::from_millis(30);
+/// The longest the daemon waits before looking at its stop flag.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Why the daemon cannot start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Another manager holds the namespace: another daemon (lock), NetworkManager or
+    /// mptcpd.
+    #[error("{0}")]
+    Busy(String),
+    /// The path manager refused or failed.
+    #[error(transparent)]
+    Netlink(#[from] mptcp_netlink::Error),
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    fn io(what: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration.
+    pub config: Config,
+    /// Log what would change, change nothing.
+    pub dry_run: bool,
+    /// Leave the endpoints (and limits) in place on exit.
+    pub keep: bool,
+    /// Start even when NetworkManager or mptcpd runs in this namespace.
+    pub force: bool,
+    /// Set `rp_filter` to 2 on interfaces with an endpoint where it is strict.
+    pub fix_rp_filter: bool,
+    /// Where the lock and state file live.
+    pub state_dir: PathBuf,
+}
+
+impl Options {
+    /// Defaults: the given configuration, changes applied, cleanup on exit.
+    pub fn new(config: Config) -> Options {
+        Options {
+            config,
+            dry_run: false,
+            keep: false,
+            force: false,
+            fix_rp_filter: false,
+            state_dir: PathBuf::from(state::DEFAULT_STATE_DIR),
+        }
+    }
+}
+
+/// One line of the daemon's log: what it did (or, with `--dry-run`, would do) and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Report {
+    /// Started: role, namespace, and the endpoints adopted from an earlier run.
+    Started {
+        /// The role.
+        role: Role,
+        /// Dry run.
+        dry_run: bool,
+        /// Endpoints of an earlier run found again.
+        adopted: usize,
+        /// Endpoints found that are not ours, left alone.
+        foreign: usize,
+    },
+    /// A change, applied or (dry run) not.
+    Change {
+        /// What.
+        #[serde(flatten)]
+        action: Action,
+        /// Whether it was applied.
+        applied: bool,
+        /// Why it failed, if it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// Candidates that do not fit in the kernel's 8 endpoints (said once per set).
+    OverCapacity {
+        /// The addresses left out, with why.
+        skipped: Vec<Skipped>,
+    },
+    /// `rp_filter` is strict (1) on interfaces with endpoints.
+    RpFilterStrict {
+        /// The interfaces.
+        interfaces: Vec<String>,
+        /// Whether it was set to 2 (`--fix-rp-filter`).
+        fixed: bool,
+    },
+    /// The kernel refused the `laminar` flag: endpoints go without it from now on.
+    NoLaminar,
+    /// The first reconcile is done (sent to systemd as READY=1).
+    Ready {
+        /// Endpoints this daemon holds.
+        endpoints: usize,
+        /// The limits now.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
+    },
+    /// A reconcile failed; the next notification or resync tries again.
+    Error {
+        /// What failed.
+        message: String,
+    },
+    /// Stopped: endpoints removed (0 with `--keep`).
+    Stopped {
+        /// How many.
+        removed: usize,
+        /// Whether the limits found at start were put back.
+        limits_restored: bool,
+    },
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Report::Started {
+                role,
+                dry_run,
+                adopted,
+                foreign,
+            } => write!(
+                f,
+                "started as {role}{}: {adopted} endpoint(s) of an earlier run adopted, \
+                 {foreign} not ours left alone",
+                if *dry_run { " (dry run: nothing is changed)" } else { "" }
+            ),
+            Report::Change {
+                action,
+                applied,
+                error,
+            } => {
+                let verb = if *applied { "" } else { "would " };
+                match action {
+                    Action::Add { endpoint: e } => write!(
+                        f,
+                        "{verb}add {} id {} {} dev {} ({})",
+                        e.address, e.id, e.flags, e.interface, e.reason
+                    )?,
+                    Action::Remove {
+                        id,
+                        address,
+                        reason,
+                    } => write!(f, "{verb}remove {address} id {id} ({reason})")?,
+                    Action::SetFlags {
+                        id,
+                        address,
+                        flags,
+                        reason,
+                    } => write!(f, "{verb}set {address} id {id} to {flags} ({reason})")?,
+                    Action::SetLimits {
+                        subflows,
+                        add_addr_accepted,
+                        reason,
+                    } => write!(
+                        f,
+                        "{verb}set limits subflows {subflows} add_addr_accepted \
+                         {add_addr_accepted} ({reason})"
+                    )?,
+                }
+                if let Some(e) = error {
+                    write!(f, ": failed: {e}")?;
+                }
+                Ok(())
+            }
+            Report::OverCapacity { skipped } => {
+                write!(f, "{} address(es) left out, over the kernel's 8 endpoints:", skipped.len())?;
+                for s in skipped {
+                    write!(f, " {} ({})", s.address, s.interface)?;
+                }
+                Ok(())
+            }
+            Report::RpFilterStrict { interfaces, fixed } => {
+                if *fixed {
+                    write!(f, "rp_filter set to 2 (loose) on {}", interfaces.join(", "))
+                } else {
+                    write!(
+                        f,
+                        "warning: rp_filter is strict (1) on {}: subflows over them may be \
+                         dropped; run with --fix-rp-filter or set net.ipv4.conf.IFACE.rp_filter=2",
+                        interfaces.join(", ")
+                    )
+                }
+            }
+            Report::NoLaminar => f.write_str(
+                "this kernel refuses the laminar flag (it needs Linux 6.18): endpoints go without it",
+            ),
+            Report::Ready { endpoints, limits } => {
+                write!(f, "ready: {endpoints} endpoint(s)")?;
+                if let Some(l) = limits {
+                    write!(f, ", limits {l}")?;
+                }
+                Ok(())
+            }
+            Report::Error { message } => write!(f, "error: {message}"),
+            Report::Stopped {
+                removed,
+                limits_restored,
+            } => write!(
+                f,
+                "stopped: {removed} endpoint(s) removed{}",
+                if *limits_restored { ", limits restored" } else { "" }
+            ),
+        }
+    }
+}
+
+/// The running daemon, holding its namespace's lock.
+pub struct Daemon {
+    opts: Options,
+    pm: PathManager,
+    rtnl: Rtnl,
+    watcher: Watcher,
+    lock: Option<Lock>,
+    memory: Memory,
+    laminar: bool,
+    limits_at_start: Option<Limits>,
+    limits_changed: bool,
+    last_over: Vec<Skipped>,
+    last_rp: Vec<String>,
+    last_dry: Vec<Action>,
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Daemon")
+            .field("memory", &self.memory)
+            .field("laminar", &self.laminar)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// Checks that the namespace is free and takes it: the lock (not in a dry run),
+    /// no NetworkManager or mptcpd here (unless `force`), the path manager reachable
+    /// and writable. Endpoints an earlier run recorded are adopted.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] with the reason, or what failed.
+    pub fn start(opts: Options, log: &mut dyn FnMut(Report)) -> Result<Daemon, Error> {
+        let netns = state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
+        if !opts.force {
+            if let Some(other) = other_manager(netns) {
+                return Err(Error::Busy(other));
+            }
+        }
+        let (lock, memory) = if opts.dry_run {
+            (None, state::peek(&state::state_path(&opts.state_dir, netns)))
+        } else {
+            let (lock, memory) = Lock::acquire(&opts.state_dir, netns).map_err(|e| {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    Error::Busy(e.to_string())
+                } else {
+                    Error::io("cannot take the daemon's lock", e)
+                }
+            })?;
+            (Some(lock), memory)
+        };
+        let pm = PathManager::open()?;
+        // Subscribe before the first snapshot, so no change falls in between.
+        let watcher = Watcher::open().map_err(|e| Error::io("cannot watch the host's links", e))?;
+        let rtnl = Rtnl::open().map_err(|e| Error::io("cannot open an rtnetlink socket", e))?;
+        let endpoints = pm.endpoints()?;
+        let limits_at_start = pm.limits()?;
+        if !opts.dry_run {
+            // A write that changes nothing: CAP_NET_ADMIN is checked now, not at the
+            // first link change.
+            pm.set_limits(limits_at_start)?;
+        }
+        let mut memory = Memory {
+            pid: std::process::id(),
+            ..memory
+        };
+        memory
+            .owned
+            .retain(|id, addr| endpoints.iter().any(|e| e.id == *id && e.address == *addr));
+        let adopted = memory.owned.len();
+        let foreign = endpoints.len() - adopted;
+        let mut daemon = Daemon {
+            opts,
+            pm,
+            rtnl,
+            watcher,
+            lock,
+            memory,
+            laminar: true,
+            limits_at_start: Some(limits_at_start),
+            limits_changed: false,
+            last_over: Vec::new(),
+            last_rp: Vec::new(),
+            last_dry: Vec::new(),
+        };
+        daemon.save()?;
+        log(Report::Started {
+            role: daemon.opts.config.role,
+            dry_run: daemon.opts.dry_run,
+            adopted,
+            foreign,
+        });
+        Ok(daemon)
+    }
+
+    fn save(&mut self) -> Result<(), Error> {
+        if let Some(lock) = &mut self.lock {
+            lock.save(&self.memory)
+                .map_err(|e| Error::io(format!("cannot write {}", lock.path().display()), e))?;
+        }
+        Ok(())
+    }
+
+    fn kernel_view(&self) -> Result<KernelView, Error> {
+        Ok(KernelView {
+            endpoints: self.pm.endpoints()?,
+            owned: self.memory.owned.clone(),
+            remembered: self.memory.remembered.clone(),
+            laminar: self.laminar,
+            limits: Some(self.pm.limits()?),
+        })
+    }
+
+    /// One pass: snapshot, plan, apply. Returns the plan it worked to.
+    ///
+    /// # Errors
+    /// When the host or the path manager cannot be read; a refused change is
+    /// reported (as a failed [`Report::Change`]) and retried on the next pass.
+    pub fn reconcile(&mut self, log: &mut dyn FnMut(Report)) -> Result<Plan, Error> {
+        loop {
+            let host = self
+                .rtnl
+                .snapshot()
+                .map_err(|e| Error::io("cannot read the host's links and addresses", e))?;
+            let kernel = self.kernel_view()?;
+            let plan = plan(&host, &self.opts.config, &kernel);
+            self.report_once(&plan, &host, log);
+            let actions = plan.actions(&kernel);
+            if self.opts.dry_run {
+                if actions != self.last_dry {
+                    for action in &actions {
+                        log(Report::Change {
+                            action: action.clone(),
+                            applied: false,
+                            error: None,
+                        });
+                    }
+                    self.last_dry = actions;
+                }
+                return Ok(plan);
+            }
+            let mut again = false;
+            for action in actions {
+                let result = self.apply(&action);
+                if let Err(e) = &result {
+                    if matches!(&action, Action::Add { endpoint } if endpoint.flags.contains(EndpointFlags::LAMINAR))
+                        && is_invalid(e)
+                        && self.laminar
+                    {
+                        self.laminar = false;
+                        log(Report::NoLaminar);
+                        again = true;
+                        break;
+                    }
+                }
+                log(Report::Change {
+                    action,
+                    applied: result.is_ok(),
+                    error: result.err().map(|e| e.to_string()),
+                });
+            }
+            self.save()?;
+            if !again {
+                return Ok(plan);
+            }
+        }
+    }
+
+    fn apply(&mut self, action: &Action) -> Result<(), mptcp_netlink::Error> {
+        match action {
+            Action::Remove { id, .. } => {
+                match self.pm.delete_endpoint(*id) {
+                    Ok(()) | Err(mptcp_netlink::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                self.memory.owned.remove(id);
+            }
+            Action::SetFlags { id, flags, .. } => self.pm.set_endpoint_flags(*id, *flags)?,
+            Action::Add { endpoint: p } => {
+                let new = NewEndpoint::new(p.address)
+                    .id(p.id)
+                    .flags(p.flags)
+                    .interface(p.ifindex);
+                let added = self.pm.add_endpoint(&new)?;
+                self.memory.owned.insert(added.id, added.address);
+                self.memory.remembered.insert(added.address, added.id);
+            }
+            Action::SetLimits {
+                subflows,
+                add_addr_accepted,
+                ..
+            } => {
+                self.pm.set_limits(Limits {
+                    subflows: *subflows,
+                    add_addr_accepted: *add_addr_accepted,
+                })?;
+                self.limits_changed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports what should be said once, not on every pass: the addresses over the
+    /// 8-endpoint cap, and strict `rp_filter` (fixed here with `--fix-rp-filter`).
+    fn report_once(&mut self, plan: &Plan, host: &HostState, log: &mut dyn FnMut(Report)) {
+        if plan.over_capacity != self.last_over {
+            if !plan.over_capacity.is_empty() {
+                log(Report::OverCapacity {
+                    skipped: plan.over_capacity.clone(),
+                });
+            }
+            self.last_over = plan.over_capacity.clone();
+        }
+        let _ = host;
+        if plan.strict_rp_filter != self.last_rp {
+            if !plan.strict_rp_filter.is_empty() {
+                let fixed = self.opts.fix_rp_filter && !self.opts.dry_run;
+                let mut done = Vec::new();
+                if fixed {
+                    for name in &plan.strict_rp_filter {
+                        match set_loose_rp_filter(name) {
+                            Ok(()) => done.push(name.clone()),
+                            Err(e) => log(Report::Error {
+                                message: format!("cannot set rp_filter on {name}: {e}"),
+                            }),
+                        }
+                    }
+                }
+                log(Report::RpFilterStrict {
+                    interfaces: if fixed { done } else { plan.strict_rp_filter.clone() },
+                    fixed,
+                });
+            }
+            self.last_rp = plan.strict_rp_filter.clone();
+        }
+    }
+
+    /// Runs until `stop` is raised: a first reconcile (then READY=1 to systemd), then
+    /// one after every burst of relevant notifications and every resync interval.
+    ///
+    /// # Errors
+    /// When the first reconcile fails or the notification socket breaks; later
+    /// failures are logged and retried.
+    pub fn run(&mut self, stop: &AtomicBool, log: &mut dyn FnMut(Report)) -> Result<(), Error> {
+        let plan = self.reconcile(log)?;
+        log(Report::Ready {
+            endpoints: self.memory.owned.len(),
+            limits: plan.limits.as_ref().map(|l| l.limits()),
+        });
+        let _ = sd_notify::notify(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&format!(
+                    "{} endpoint(s)",
+                    self.memory.owned.len()
+                )),
+        ]);
+        let mut next_resync = Instant::now() + self.opts.config.resync_interval;
+        while !stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            let wait = next_resync.saturating_duration_since(now).min(TICK);
+            let mut changed = self
+                .watcher
+                .wait(wait)
+                .map_err(|e| Error::io("cannot read link notifications", e))?;
+            if changed {
+                // Let the burst settle (an interface coming up brings its addresses
+                // and routes a few milliseconds apart), within bounds.
+                for _ in 0..10 {
+                    if !self
+                        .watcher
+                        .wait(SETTLE)
+                        .map_err(|e| Error::io("cannot read link notifications", e))?
+                    {
+                        break;
+                    }
+                }
+            } else if Instant::now() >= next_resync {
+                changed = true;
+            }
+            if changed {
+                next_resync = Instant::now() + self.opts.config.resync_interval;
+                if let Err(e) = self.reconcile(log) {
+                    log(Report::Error {
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        Ok(())
+    }
+
+    /// Ends the daemon: unless `--keep` (or a dry run), removes its endpoints and puts
+    /// back the limits it found at start; then releases the lock.
+    ///
+    /// # Errors
+    /// When the path manager fails; the lock is released anyway.
+    pub fn shutdown(mut self, log: &mut dyn FnMut(Report)) -> Result<(), Error> {
+        if self.opts.keep || self.opts.dry_run {
+            log(Report::Stopped {
+                removed: 0,
+                limits_restored: false,
+            });
+            return Ok(());
+        }
+        let mut removed = 0;
+        let owned: Vec<(u8, IpAddr)> = self.memory.owned.iter().map(|(i, a)| (*i, *a)).collect();
+        let current = self.pm.endpoints()?;
+        for (id, addr) in owned {
+            if current.iter().any(|e| e.id == id && e.address == addr) {
+                match self.pm.delete_endpoint(id) {
+                    Ok(()) | Err(mptcp_netlink::Error::NotFound { .. }) => removed += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.memory.owned.remove(&id);
+        }
+        let mut limits_restored = false;
+        if let (true, Some(l)) = (self.limits_changed, self.limits_at_start) {
+            self.pm.set_limits(l)?;
+            limits_restored = true;
+        }
+        self.save()?;
+        log(Report::Stopped {
+            removed,
+            limits_restored,
+        });
+        Ok(())
+    }
+
+    /// The endpoints this daemon holds: id -> address.
+    pub fn owned(&self) -> &BTreeMap<u8, IpAddr> {
+        &self.memory.owned
+    }
+}
+
+fn is_invalid(e: &mptcp_netlink::Error) -> bool {
+    match e {
+        mptcp_netlink::Error::Invalid(_) => true,
+        mptcp_netlink::Error::Kernel { errno, .. } => *errno == libc::EINVAL,
+        _ => false,
+    }
+}
+
+/// What `mptcp pm plan` shows: the host, the kernel, the plan and its actions, with
+/// no lock taken and nothing changed. The daemon's state file (if one runs here) says
+/// which endpoints are its own.
+///
+/// # Errors
+/// When the host or the path manager cannot be read.
+pub fn preview(config: &Config, state_dir: &std::path::Path) -> Result<(Plan, Vec<Action>), Error> {
+    let netns = state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
+    let memory = state::peek(&state::state_path(state_dir, netns));
+    let pm = PathManager::open()?;
+    let host = Rtnl::open()
+        .and_then(|mut r| r.snapshot())
+        .map_err(|e| Error::io("cannot read the host's links and addresses", e))?;
+    let endpoints = pm.endpoints()?;
+    let mut owned = memory.owned;
+    owned.retain(|id, addr| endpoints.iter().any(|e| e.id == *id && e.address == *addr));
+    let kernel = KernelView {
+        endpoints,
+        owned,
+        remembered: memory.remembered,
+        laminar: true,
+        limits: Some(pm.limits()?),
+    };
+    let plan = plan(&host, config, &kernel);
+    let actions = plan.actions(&kernel);
+    Ok((plan, actions))
+}
+
+/// Another endpoint manager running in the namespace `netns`: NetworkManager (1.40+
+/// manages endpoints for the links it manages) or mptcpd.
+fn other_manager(netns: u64) -> Option<String> {
+    let me = std::process::id();
+    let entries = std::fs::read_dir("/proc").ok()?;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim();
+        let why = match comm {
+            "NetworkManager" => "manages MPTCP endpoints for its links (1.40+, connection.mptcp-flags): \
+                                 set mptcp-flags to disabled on its connections, stop it",
+            "mptcpd" => "manages MPTCP endpoints: stop it",
+            _ => continue,
+        };
+        let Ok(meta) = rustix::fs::stat(entry.path().join("ns/net")) else {
+            continue;
+        };
+        if meta.st_ino == netns {
+            return Some(format!(
+                "{comm} (pid {pid}) runs in this network namespace and {why}, or pass --force"
+            ));
+        }
+    }
+    None
+}
