@@ -415,8 +415,11 @@ impl Config {
 fn parse_flags(names: &[String]) -> Result<EndpointFlags, String> {
     let mut flags = EndpointFlags::empty();
     for name in names {
-        let unknown =
-            || format!("unknown endpoint flag {name:?} (use subflow, signal, backup, fullmesh, laminar)");
+        let unknown = || {
+            format!(
+                "unknown endpoint flag {name:?} (use subflow, signal, backup, fullmesh, laminar)"
+            )
+        };
         // Names only: the flag parser also takes hexadecimal bits, which a config
         // should not smuggle in.
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic()) {
@@ -525,8 +528,13 @@ name = "eth[01]"
             "f.toml:3: signal and fullmesh cannot go together (the kernel refuses it)"
         );
         assert!(refused("[[interface]]\nname = \"x\"\nflags = [\"implicit\"]").contains(":3:"));
-        assert!(refused("[[interface]]\nname = \"x\"\nflags = [\"backup\"]").contains("nothing to do"));
-        assert!(refused("[[interface]]\nname = \"x\"\nflags = [\"fullmesh\"]").contains("needs subflow"));
+        assert!(
+            refused("[[interface]]\nname = \"x\"\nflags = [\"backup\"]").contains("nothing to do")
+        );
+        assert!(
+            refused("[[interface]]\nname = \"x\"\nflags = [\"fullmesh\"]")
+                .contains("needs subflow")
+        );
         assert_eq!(
             refused("[limits]\nsubflows = 9\n"),
             "f.toml:2: limit subflows 9 is above the kernel's maximum of 8"

@@ -275,14 +275,18 @@ impl Daemon {
     /// # Errors
     /// [`Error::Busy`] with the reason, or what failed.
     pub fn start(opts: Options, log: &mut dyn FnMut(Report)) -> Result<Daemon, Error> {
-        let netns = state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
+        let netns =
+            state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
         if !opts.force {
             if let Some(other) = other_manager(netns) {
                 return Err(Error::Busy(other));
             }
         }
         let (lock, memory) = if opts.dry_run {
-            (None, state::peek(&state::state_path(&opts.state_dir, netns)))
+            (
+                None,
+                state::peek(&state::state_path(&opts.state_dir, netns)),
+            )
         } else {
             let (lock, memory) = Lock::acquire(&opts.state_dir, netns).map_err(|e| {
                 if e.kind() == io::ErrorKind::WouldBlock {
@@ -471,7 +475,11 @@ impl Daemon {
                     }
                 }
                 log(Report::RpFilterStrict {
-                    interfaces: if fixed { done } else { plan.strict_rp_filter.clone() },
+                    interfaces: if fixed {
+                        done
+                    } else {
+                        plan.strict_rp_filter.clone()
+                    },
                     fixed,
                 });
             }
@@ -492,11 +500,8 @@ impl Daemon {
             limits: plan.limits.as_ref().map(|l| l.limits()),
         });
         let _ = sd_notify::notify(&[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status(&format!(
-                    "{} endpoint(s)",
-                    self.memory.owned.len()
-                )),
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!("{} endpoint(s)", self.memory.owned.len())),
         ]);
         let mut next_resync = Instant::now() + self.opts.config.resync_interval;
         while !stop.load(Ordering::SeqCst) {
@@ -593,7 +598,8 @@ fn is_invalid(e: &mptcp_netlink::Error) -> bool {
 /// # Errors
 /// When the host or the path manager cannot be read.
 pub fn preview(config: &Config, state_dir: &std::path::Path) -> Result<(Plan, Vec<Action>), Error> {
-    let netns = state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
+    let netns =
+        state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
     let memory = state::peek(&state::state_path(state_dir, netns));
     let pm = PathManager::open()?;
     let host = Rtnl::open()
@@ -620,7 +626,11 @@ fn other_manager(netns: u64) -> Option<String> {
     let me = std::process::id();
     let entries = std::fs::read_dir("/proc").ok()?;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
@@ -631,8 +641,10 @@ fn other_manager(netns: u64) -> Option<String> {
         };
         let comm = comm.trim();
         let why = match comm {
-            "NetworkManager" => "manages MPTCP endpoints for its links (1.40+, connection.mptcp-flags): \
-                                 set mptcp-flags to disabled on its connections, stop it",
+            "NetworkManager" => {
+                "manages MPTCP endpoints for its links (1.40+, connection.mptcp-flags): \
+                                 set mptcp-flags to disabled on its connections, stop it"
+            }
             "mptcpd" => "manages MPTCP endpoints: stop it",
             _ => continue,
         };

@@ -396,7 +396,8 @@ fn assign_ids(candidates: Vec<Candidate>, kernel: &KernelView) -> Vec<PlannedEnd
         .map(|(_, &id)| id)
         .collect();
     for id in ids.iter_mut().filter(|id| id.is_none()) {
-        let free = |extra: &BTreeSet<u8>| (1..=u8::MAX).find(|i| !used.contains(i) && !extra.contains(i));
+        let free =
+            |extra: &BTreeSet<u8>| (1..=u8::MAX).find(|i| !used.contains(i) && !extra.contains(i));
         let pick = free(&reserved).or_else(|| free(&BTreeSet::new()));
         if let Some(p) = pick {
             used.insert(p);
@@ -454,7 +455,9 @@ fn plan_limits(
     let add_addr_accepted = config.limits.add_addr_accepted.unwrap_or(n);
     let reason = match (config.limits.subflows, config.limits.add_addr_accepted) {
         (Some(_), Some(_)) => "fixed by the configuration".to_string(),
-        (Some(_), None) => format!("subflows fixed by the configuration; add_addr_accepted: {n} subflow endpoint(s)"),
+        (Some(_), None) => format!(
+            "subflows fixed by the configuration; add_addr_accepted: {n} subflow endpoint(s)"
+        ),
         (None, Some(_)) => format!("subflows: {why}; add_addr_accepted fixed by the configuration"),
         (None, None) => format!("subflows: {why}; add_addr_accepted: {n} subflow endpoint(s)"),
     };
@@ -466,9 +469,8 @@ fn plan_limits(
 }
 
 /// Flags `SET_FLAGS` can change in place; any other difference needs delete and add.
-const MUTABLE: EndpointFlags = EndpointFlags::from_bits_retain(
-    EndpointFlags::BACKUP.bits() | EndpointFlags::FULLMESH.bits(),
-);
+const MUTABLE: EndpointFlags =
+    EndpointFlags::from_bits_retain(EndpointFlags::BACKUP.bits() | EndpointFlags::FULLMESH.bits());
 
 fn fixed_part(f: EndpointFlags) -> u32 {
     f.bits() & !MUTABLE.bits()
@@ -480,7 +482,11 @@ impl Plan {
     /// opens the new endpoints' subflows on live connections at once), additions. Only our endpoints are
     /// ever removed or changed.
     pub fn actions(&self, kernel: &KernelView) -> Vec<Action> {
-        let ours: Vec<&Endpoint> = kernel.endpoints.iter().filter(|e| kernel.is_ours(e)).collect();
+        let ours: Vec<&Endpoint> = kernel
+            .endpoints
+            .iter()
+            .filter(|e| kernel.is_ours(e))
+            .collect();
         let mut removes = Vec::new();
         let mut changes = Vec::new();
         let mut adds = Vec::new();
@@ -504,7 +510,9 @@ impl Plan {
                         address: e.address,
                         reason: format!("re-added as {} on {}", p.flags, p.interface),
                     });
-                    adds.push(Action::Add { endpoint: p.clone() });
+                    adds.push(Action::Add {
+                        endpoint: p.clone(),
+                    });
                 }
                 Some(p) if p.flags != e.flags => changes.push(Action::SetFlags {
                     id: e.id,
@@ -517,7 +525,9 @@ impl Plan {
         }
         for p in &self.endpoints {
             if !ours.iter().any(|e| e.address == p.address) {
-                adds.push(Action::Add { endpoint: p.clone() });
+                adds.push(Action::Add {
+                    endpoint: p.clone(),
+                });
             }
         }
         let mut actions = removes;
@@ -646,7 +656,9 @@ mod tests {
         assert_eq!(reason(&p, "fe80::1"), "link-local");
         let l = p.limits.as_ref().unwrap();
         assert_eq!((l.subflows, l.add_addr_accepted), (3, 3));
-        assert!(p.endpoints[0].reason.contains("IPv4 default route via eth0"));
+        assert!(p.endpoints[0]
+            .reason
+            .contains("IPv4 default route via eth0"));
     }
 
     #[test]
@@ -663,7 +675,10 @@ mod tests {
     fn without_laminar_support_the_flag_is_dropped() {
         let k = KernelView::default();
         let p = plan(&host(), &Config::default(), &k);
-        assert!(p.endpoints.iter().all(|e| e.flags == EndpointFlags::SUBFLOW));
+        assert!(p
+            .endpoints
+            .iter()
+            .all(|e| e.flags == EndpointFlags::SUBFLOW));
         let c = Config::from_toml(
             "[[interface]]\nname = \"eth0\"\nflags = [\"subflow\", \"laminar\"]",
             "f",
@@ -679,14 +694,20 @@ mod tests {
         h.links.get_mut(&3).unwrap().lower_up = false;
         h.links.get_mut(&3).unwrap().oper = OperState::LowerLayerDown;
         let p = plan(&h, &Config::default(), &kernel());
-        assert_eq!(reason(&p, "198.18.1.1"), "wlan0 has no carrier (NO-CARRIER)");
+        assert_eq!(
+            reason(&p, "198.18.1.1"),
+            "wlan0 has no carrier (NO-CARRIER)"
+        );
         h.links.get_mut(&3).unwrap().admin_up = false;
         let p = plan(&h, &Config::default(), &kernel());
         assert_eq!(reason(&p, "198.18.1.1"), "wlan0 is down");
         let mut h = host();
         h.links.get_mut(&3).unwrap().oper = OperState::Dormant;
         let p = plan(&h, &Config::default(), &kernel());
-        assert_eq!(reason(&p, "198.18.1.1"), "wlan0 is not operational (state dormant)");
+        assert_eq!(
+            reason(&p, "198.18.1.1"),
+            "wlan0 is not operational (state dormant)"
+        );
         // Drivers that never report an operational state are judged by their flags.
         h.links.get_mut(&3).unwrap().oper = OperState::Unknown;
         assert!(addresses(&plan(&h, &Config::default(), &kernel())).contains(&"198.18.1.1".into()));
@@ -696,10 +717,26 @@ mod tests {
     fn address_filters() {
         let mut h = host();
         let cases = [
-            ("2001:db8::10", AddrFlags::TENTATIVE, "tentative: waiting for duplicate address detection"),
-            ("2001:db8::11", AddrFlags::TEMPORARY, "temporary (privacy) address"),
-            ("2001:db8::12", AddrFlags::DADFAILED, "duplicate address detection failed"),
-            ("2001:db8::13", AddrFlags::DEPRECATED, "deprecated (preferred lifetime over)"),
+            (
+                "2001:db8::10",
+                AddrFlags::TENTATIVE,
+                "tentative: waiting for duplicate address detection",
+            ),
+            (
+                "2001:db8::11",
+                AddrFlags::TEMPORARY,
+                "temporary (privacy) address",
+            ),
+            (
+                "2001:db8::12",
+                AddrFlags::DADFAILED,
+                "duplicate address detection failed",
+            ),
+            (
+                "2001:db8::13",
+                AddrFlags::DEPRECATED,
+                "deprecated (preferred lifetime over)",
+            ),
         ];
         for (a, f, _) in cases {
             let mut x = addr(2, a);
@@ -712,7 +749,10 @@ mod tests {
         for (a, _, why) in cases {
             assert_eq!(reason(&p, a), why);
         }
-        assert_eq!(reason(&p, "fd00::1"), "IPv6 unique local address (fc00::/7)");
+        assert_eq!(
+            reason(&p, "fd00::1"),
+            "IPv6 unique local address (fc00::/7)"
+        );
         assert_eq!(reason(&p, "169.254.1.1"), "link-local");
         // Each filter can be turned off.
         let c = Config::from_toml(
@@ -756,10 +796,21 @@ mod tests {
         let mut h = host();
         h.links.insert(9, link(9, "docker0"));
         h.addresses.push(addr(9, "198.18.9.1"));
-        h.default_routes.push(DefaultRoute { ipv6: false, ifindex: 9, table: 254 });
+        h.default_routes.push(DefaultRoute {
+            ipv6: false,
+            ifindex: 9,
+            table: 254,
+        });
         let p = plan(&h, &Config::default(), &kernel());
-        assert_eq!(reason(&p, "198.18.9.1"), "docker0 is excluded by \"docker*\"");
-        let c = Config::from_toml("ipv6 = false\n[[interface]]\nname = \"wlan0\"\nipv4 = false", "f").unwrap();
+        assert_eq!(
+            reason(&p, "198.18.9.1"),
+            "docker0 is excluded by \"docker*\""
+        );
+        let c = Config::from_toml(
+            "ipv6 = false\n[[interface]]\nname = \"wlan0\"\nipv4 = false",
+            "f",
+        )
+        .unwrap();
         let p = plan(&host(), &c, &kernel());
         assert_eq!(addresses(&p), ["198.18.0.1"]);
         assert_eq!(reason(&p, "2001:db8::1"), "IPv6 is turned off for eth0");
@@ -770,11 +821,19 @@ mod tests {
     fn rules_set_flags_and_priority_decides_the_eight() {
         let mut h = HostState::default();
         for i in 0..6u32 {
-            let name = if i < 3 { format!("eth{i}") } else { format!("wwan{i}") };
+            let name = if i < 3 {
+                format!("eth{i}")
+            } else {
+                format!("wwan{i}")
+            };
             h.links.insert(10 + i, link(10 + i, &name));
             h.addresses.push(addr(10 + i, &format!("198.18.{i}.1")));
             h.addresses.push(addr(10 + i, &format!("198.18.{i}.2")));
-            h.default_routes.push(DefaultRoute { ipv6: false, ifindex: 10 + i, table: 254 });
+            h.default_routes.push(DefaultRoute {
+                ipv6: false,
+                ifindex: 10 + i,
+                table: 254,
+            });
         }
         let c = Config::from_toml(
             "[[interface]]\nname = \"wwan*\"\nflags = [\"subflow\", \"backup\"]\npriority = 5",
@@ -783,18 +842,34 @@ mod tests {
         .unwrap();
         // One endpoint made by hand takes a slot: 7 left for 12 candidates.
         let mut k = kernel();
-        k.endpoints.push(endpoint(1, "198.18.200.1", EndpointFlags::SIGNAL, None));
+        k.endpoints
+            .push(endpoint(1, "198.18.200.1", EndpointFlags::SIGNAL, None));
         let p = plan(&h, &c, &k);
         assert_eq!(p.endpoints.len(), 7);
         // wwan first (priority), each interface's first address before any second.
         assert_eq!(
             addresses(&p),
-            ["198.18.3.1", "198.18.4.1", "198.18.5.1", "198.18.3.2", "198.18.4.2", "198.18.5.2", "198.18.0.1"]
+            [
+                "198.18.3.1",
+                "198.18.4.1",
+                "198.18.5.1",
+                "198.18.3.2",
+                "198.18.4.2",
+                "198.18.5.2",
+                "198.18.0.1"
+            ]
         );
-        assert_eq!(p.endpoints[0].flags, EndpointFlags::SUBFLOW | EndpointFlags::BACKUP);
-        assert_eq!(p.endpoints[0].reason, "rule wwan*: subflow backup; IPv4 default route via wwan3");
+        assert_eq!(
+            p.endpoints[0].flags,
+            EndpointFlags::SUBFLOW | EndpointFlags::BACKUP
+        );
+        assert_eq!(
+            p.endpoints[0].reason,
+            "rule wwan*: subflow backup; IPv4 default route via wwan3"
+        );
         assert_eq!(p.over_capacity.len(), 5);
-        assert!(reason(&p, "198.18.2.2").starts_with("over the kernel's 8 endpoints (1 taken by others)"));
+        assert!(reason(&p, "198.18.2.2")
+            .starts_with("over the kernel's 8 endpoints (1 taken by others)"));
         assert!(p.endpoints.iter().all(|e| e.id != 1));
         assert_eq!(p.foreign.len(), 1);
         // limits count the hand-made endpoint only if it is a subflow one.
@@ -804,8 +879,10 @@ mod tests {
     #[test]
     fn foreign_endpoints_are_left_alone_and_implicit_ones_replaced() {
         let mut k = kernel();
-        k.endpoints.push(endpoint(7, "198.18.0.1", EndpointFlags::SUBFLOW, Some(2)));
-        k.endpoints.push(endpoint(9, "198.18.1.1", EndpointFlags::IMPLICIT, None));
+        k.endpoints
+            .push(endpoint(7, "198.18.0.1", EndpointFlags::SUBFLOW, Some(2)));
+        k.endpoints
+            .push(endpoint(9, "198.18.1.1", EndpointFlags::IMPLICIT, None));
         let p = plan(&host(), &Config::default(), &k);
         assert_eq!(
             reason(&p, "198.18.0.1"),
@@ -816,7 +893,10 @@ mod tests {
         let actions = p.actions(&k);
         assert!(!actions.iter().any(|a| matches!(a, Action::Remove { .. })));
         assert_eq!(
-            actions.iter().filter(|a| matches!(a, Action::Add { .. })).count(),
+            actions
+                .iter()
+                .filter(|a| matches!(a, Action::Add { .. }))
+                .count(),
             2
         );
         // The hand-made subflow endpoint counts in the limits.
@@ -835,22 +915,42 @@ mod tests {
             endpoint(2, "198.18.1.1", f | EndpointFlags::BACKUP, Some(3)),
             endpoint(6, "198.18.6.6", EndpointFlags::SIGNAL, None),
         ];
-        k.owned = [(1, ip("198.18.0.1")), (4, ip("198.18.5.5")), (2, ip("198.18.1.1"))].into();
-        k.limits = Some(Limits { subflows: 2, add_addr_accepted: 0 });
+        k.owned = [
+            (1, ip("198.18.0.1")),
+            (4, ip("198.18.5.5")),
+            (2, ip("198.18.1.1")),
+        ]
+        .into();
+        k.limits = Some(Limits {
+            subflows: 2,
+            add_addr_accepted: 0,
+        });
         let p = plan(&host(), &c, &k);
         let actions = p.actions(&k);
         assert_eq!(
             actions,
             vec![
-                Action::Remove { id: 4, address: ip("198.18.5.5"), reason: "the address is gone".into() },
+                Action::Remove {
+                    id: 4,
+                    address: ip("198.18.5.5"),
+                    reason: "the address is gone".into()
+                },
                 Action::SetFlags {
                     id: 2,
                     address: ip("198.18.1.1"),
                     flags: f,
                     reason: "client role: subflow laminar; IPv4 default route via wlan0".into()
                 },
-                Action::SetLimits { subflows: 3, add_addr_accepted: 3, reason: "subflows: 3 subflow endpoint(s); add_addr_accepted: 3 subflow endpoint(s)".into() },
-                Action::Add { endpoint: p.endpoints[1].clone() },
+                Action::SetLimits {
+                    subflows: 3,
+                    add_addr_accepted: 3,
+                    reason:
+                        "subflows: 3 subflow endpoint(s); add_addr_accepted: 3 subflow endpoint(s)"
+                            .into()
+                },
+                Action::Add {
+                    endpoint: p.endpoints[1].clone()
+                },
             ]
         );
         // The new one gets the lowest free id: not 1, 2 (ours) nor 6 (foreign); 4 is
@@ -864,8 +964,16 @@ mod tests {
             endpoint(3, "2001:db8::1", f, Some(2)),
             endpoint(6, "198.18.6.6", EndpointFlags::SIGNAL, None),
         ];
-        after.owned = [(1, ip("198.18.0.1")), (2, ip("198.18.1.1")), (3, ip("2001:db8::1"))].into();
-        after.limits = Some(Limits { subflows: 3, add_addr_accepted: 3 });
+        after.owned = [
+            (1, ip("198.18.0.1")),
+            (2, ip("198.18.1.1")),
+            (3, ip("2001:db8::1")),
+        ]
+        .into();
+        after.limits = Some(Limits {
+            subflows: 3,
+            add_addr_accepted: 3,
+        });
         assert_eq!(plan(&host(), &c, &after).actions(&after), vec![]);
     }
 
@@ -878,7 +986,9 @@ mod tests {
         let a = p.actions(&k);
         assert!(matches!(&a[0], Action::Remove { id: 1, .. }));
         assert!(matches!(&a[1], Action::SetLimits { .. }));
-        assert!(matches!(&a[2], Action::Add { endpoint } if endpoint.id == 1 && endpoint.address == ip("198.18.0.1")));
+        assert!(
+            matches!(&a[2], Action::Add { endpoint } if endpoint.id == 1 && endpoint.address == ip("198.18.0.1"))
+        );
     }
 
     #[test]
@@ -900,7 +1010,10 @@ mod tests {
         let c = Config::from_toml("[limits]\nmanage = false", "f").unwrap();
         let p = plan(&host(), &c, &kernel());
         assert!(p.limits.is_none());
-        assert!(p.actions(&kernel()).iter().all(|a| !matches!(a, Action::SetLimits { .. })));
+        assert!(p
+            .actions(&kernel())
+            .iter()
+            .all(|a| !matches!(a, Action::SetLimits { .. })));
     }
 
     #[test]
@@ -916,6 +1029,9 @@ mod tests {
         let mut h = host();
         h.addresses.push(addr(42, "198.18.42.1"));
         let p = plan(&h, &Config::default(), &kernel());
-        assert_eq!(reason(&p, "198.18.42.1"), "its interface is not known (yet)");
+        assert_eq!(
+            reason(&p, "198.18.42.1"),
+            "its interface is not known (yet)"
+        );
     }
 }

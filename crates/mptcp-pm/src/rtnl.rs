@@ -81,8 +81,7 @@ impl Rtnl {
         let all = read_rp_filter("all");
         for link in host.links.values() {
             if let Some(own) = read_rp_filter(&link.name) {
-                host.rp_filter
-                    .insert(link.index, own.max(all.unwrap_or(0)));
+                host.rp_filter.insert(link.index, own.max(all.unwrap_or(0)));
             }
         }
         Ok(host)
@@ -127,7 +126,10 @@ impl Rtnl {
             let (datagram, _) = self.sock.recv_from_full()?;
             for raw in frames(&datagram) {
                 let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) else {
-                    tracing::debug!(len = raw.len(), "skipping an rtnetlink message that does not parse");
+                    tracing::debug!(
+                        len = raw.len(),
+                        "skipping an rtnetlink message that does not parse"
+                    );
                     continue;
                 };
                 if m.header.sequence_number != seq {
@@ -270,9 +272,15 @@ fn read_rp_filter(conf: &str) -> Option<u8> {
 /// When the sysctl cannot be written.
 pub fn set_loose_rp_filter(interface: &str) -> io::Result<()> {
     if interface.contains('/') || interface.starts_with('.') {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
     }
-    std::fs::write(format!("/proc/sys/net/ipv4/conf/{interface}/rp_filter"), "2")
+    std::fs::write(
+        format!("/proc/sys/net/ipv4/conf/{interface}/rp_filter"),
+        "2",
+    )
 }
 
 /// A subscription to link, address and route notifications.
@@ -384,7 +392,11 @@ mod tests {
         let lens: Vec<usize> = frames(&d).map(<[u8]>::len).collect();
         assert_eq!(lens, [20, 22]);
         // Lengths that lie are dropped, not followed.
-        for bad in [&[0xffu8; 20][..], &[1, 0, 0, 0][..], &[17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]] {
+        for bad in [
+            &[0xffu8; 20][..],
+            &[1, 0, 0, 0][..],
+            &[17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..],
+        ] {
             assert!(frames(bad).count() <= 1);
         }
         assert!(matters(&[0u8; 3]));
@@ -393,7 +405,11 @@ mod tests {
     #[test]
     fn snapshot_of_this_namespace_sees_loopback() {
         let host = Rtnl::open().unwrap().snapshot().unwrap();
-        let lo = host.links.values().find(|l| l.loopback).expect("a loopback link");
+        let lo = host
+            .links
+            .values()
+            .find(|l| l.loopback)
+            .expect("a loopback link");
         assert_eq!(lo.name, "lo");
         assert!(host
             .addresses

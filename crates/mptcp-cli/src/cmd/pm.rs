@@ -158,7 +158,11 @@ fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
                 }
                 _ => anstyle::Style::new(),
             };
-            out.print(&format!("{} {}\n", now.clock, out.paint(style, &report.to_string())))
+            out.print(&format!(
+                "{} {}\n",
+                now.clock,
+                out.paint(style, &report.to_string())
+            ))
         };
         if let Err(e) = result {
             failed_output = Some(e);
@@ -226,17 +230,29 @@ fn plan(opts: &PmOptions, out: &Output) -> Result<u8, Error> {
     if !plan.skipped.is_empty() {
         text.push_str(&format!("\nskipped ({}):\n", plan.skipped.len()));
         for s in &plan.skipped {
-            text.push_str(&format!("  {} ({}): {}\n", s.address, s.interface, s.reason));
+            text.push_str(&format!(
+                "  {} ({}): {}\n",
+                s.address, s.interface, s.reason
+            ));
         }
     }
     if !plan.over_capacity.is_empty() {
-        text.push_str(&format!("\nover the 8-endpoint cap ({}):\n", plan.over_capacity.len()));
+        text.push_str(&format!(
+            "\nover the 8-endpoint cap ({}):\n",
+            plan.over_capacity.len()
+        ));
         for s in &plan.over_capacity {
-            text.push_str(&format!("  {} ({}): {}\n", s.address, s.interface, s.reason));
+            text.push_str(&format!(
+                "  {} ({}): {}\n",
+                s.address, s.interface, s.reason
+            ));
         }
     }
     if !plan.foreign.is_empty() {
-        text.push_str(&format!("\nnot ours, left alone ({}):\n", plan.foreign.len()));
+        text.push_str(&format!(
+            "\nnot ours, left alone ({}):\n",
+            plan.foreign.len()
+        ));
         for e in &plan.foreign {
             text.push_str(&format!("  {e}\n"));
         }

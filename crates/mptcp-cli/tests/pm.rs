@@ -1,0 +1,949 @@
+//! `mptcp pm run` and `mptcp pm plan` on real namespaces: the daemon as users run it
+//! (the built binary, `--json` lines), the kernel's endpoint table read back over
+//! netlink, links and addresses changed with iproute2.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ip, netns};
+use mptcp_netlink::{Endpoint, EndpointFlags, NewEndpoint, PathManager};
+use mptcp_testnet::{Endpoints, Netns, TestNet};
+use serde_json::Value;
+
+/// A running `mptcp --json pm run`, its JSON lines collected as they come, each with
+/// the instant it was read. Killed on drop.
+struct PmDaemon {
+    child: Child,
+    lines: Arc<Mutex<Vec<(Instant, Value)>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl PmDaemon {
+    fn start(ns: &str, state: &Path, args: &[&str]) -> PmDaemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mptcp"))
+            .args(["--netns", ns, "--json", "pm", "run", "--state-dir"])
+            .arg(state)
+            .args(args)
+            .env_remove("MPTCP_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mptcp pm run");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let l = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                l.lock().unwrap().push((Instant::now(), v));
+            }
+        });
+        let e = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut e = e.lock().unwrap();
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        PmDaemon {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn lines(&self) -> Vec<(Instant, Value)> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for a line matching `pred` among those read after `since` lines; its
+    /// instant and the line.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        since: usize,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Instant, Value) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.lines().into_iter().skip(since).find(|(_, v)| pred(v)) {
+                return found;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the daemon exited ({status}) before {what}; lines {:#?}\nstderr {}",
+                    self.lines(),
+                    self.stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {timeout:?}; lines {:#?}\nstderr {}",
+                self.lines().iter().map(|(_, v)| v).collect::<Vec<_>>(),
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ready(&mut self) -> Value {
+        self.wait_for("ready", 0, Duration::from_secs(10), |v| {
+            v["event"] == "ready"
+        })
+        .1
+    }
+
+    /// SIGTERM, then the exit status and every line.
+    fn stop(mut self) -> (ExitStatus, Vec<Value>) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("signal the daemon");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // Let the reader take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.lines().into_iter().map(|(_, v)| v).collect())
+    }
+}
+
+impl Drop for PmDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh state directory for one test's daemons.
+fn state_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mptcp-pm-test-{}-{label}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn endpoints(ns: &Netns) -> Vec<Endpoint> {
+    ns.run(|| PathManager::open().and_then(|pm| pm.endpoints()))
+        .expect("enter the namespace")
+        .expect("list endpoints")
+}
+
+fn addresses(ns: &Netns) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = endpoints(ns).iter().map(|e| e.address).collect();
+    v.sort();
+    v
+}
+
+fn ipaddr(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn is_change(v: &Value, action: &str, address: &str) -> bool {
+    v["event"] == "change"
+        && v["action"] == action
+        && v["applied"] == true
+        && (v["address"] == address || v["endpoint"]["address"] == address)
+}
+
+/// `plan --json` in `ns` with extra arguments.
+fn plan(ns: &str, args: &[&str]) -> Value {
+    let mut all = vec!["pm", "plan"];
+    all.extend_from_slice(args);
+    common::json(ns, &all, 0)
+}
+
+fn plan_reason(plan: &Value, address: &str) -> String {
+    for list in ["skipped", "over_capacity"] {
+        if let Some(s) = plan[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["address"] == address)
+        {
+            return s["reason"].as_str().unwrap().to_string();
+        }
+    }
+    panic!("{address} not skipped in {plan:#}");
+}
+
+fn plan_addresses(plan: &Value) -> Vec<String> {
+    let mut v: Vec<String> = plan["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["address"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// One namespace with `x0` (198.18.<a>.1) and `x1` (198.18.<b>.1), up, each with a
+/// default route of its own (tables 100 and 101: the multi-homed host's usual setup).
+fn host_with_two_links(label: &str) -> Netns {
+    let ns = netns(label);
+    common::two_interfaces(ns.name(), 10, 11);
+    for (dev, net, table) in [("x0", 10, "100"), ("x1", 11, "101")] {
+        ip(
+            ns.name(),
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("198.18.{net}.2"),
+                "dev",
+                dev,
+                "table",
+                table,
+            ],
+        );
+    }
+    ns
+}
+
+#[test]
+fn pm_client_follows_addresses_links_and_dad() {
+    let ns = host_with_two_links("pm-addr");
+    let state = state_dir("addr");
+    let name = ns.name().to_string();
+    // Before: the plan, with the reasons.
+    let p = plan(&name, &[]);
+    assert_eq!(plan_addresses(&p), ["198.18.10.1", "198.18.11.1"]);
+    assert_eq!(plan_reason(&p, "127.0.0.1"), "loopback");
+    assert_eq!(p["limits"]["subflows"], 2);
+    assert_eq!(p["actions"].as_array().unwrap().len(), 3, "{p:#}");
+
+    let mut d = PmDaemon::start(&name, &state, &[]);
+    let ready = d.ready();
+    assert_eq!(ready["endpoints"], 2);
+    assert_eq!(
+        addresses(&ns),
+        [ipaddr("198.18.10.1"), ipaddr("198.18.11.1")]
+    );
+    for e in endpoints(&ns) {
+        assert_eq!(
+            e.flags,
+            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR,
+            "{e}"
+        );
+        assert!(e.ifindex.is_some(), "bound to its interface: {e}");
+    }
+    let old_id = endpoints(&ns)
+        .iter()
+        .find(|e| e.address == ipaddr("198.18.11.1"))
+        .unwrap()
+        .id;
+
+    // Address removed, then added back: same id.
+    let n = d.lines().len();
+    let t = Instant::now();
+    ip(&name, &["addr", "del", "198.18.11.1/24", "dev", "x1"]);
+    let (at, _) = d.wait_for("removal", n, Duration::from_secs(2), |v| {
+        is_change(v, "remove", "198.18.11.1")
+    });
+    assert!(
+        at - t < Duration::from_secs(1),
+        "removed after {:?}",
+        at - t
+    );
+    assert_eq!(addresses(&ns), [ipaddr("198.18.10.1")]);
+    let n = d.lines().len();
+    ip(&name, &["addr", "add", "198.18.11.1/24", "dev", "x1"]);
+    ip(
+        &name,
+        &[
+            "route",
+            "replace",
+            "default",
+            "via",
+            "198.18.11.2",
+            "dev",
+            "x1",
+            "table",
+            "101",
+        ],
+    );
+    let (_, add) = d.wait_for("re-add", n, Duration::from_secs(2), |v| {
+        is_change(v, "add", "198.18.11.1")
+    });
+    assert_eq!(
+        add["endpoint"]["id"], old_id,
+        "an address that comes back gets its id back"
+    );
+
+    // An IPv6 address waits for duplicate address detection (and a default route).
+    ip(
+        &name,
+        &[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:10::2",
+            "dev",
+            "x0",
+            "onlink",
+            "table",
+            "100",
+        ],
+    );
+    let n = d.lines().len();
+    let t = Instant::now();
+    ip(
+        &name,
+        &["-6", "addr", "add", "2001:db8:10::1/64", "dev", "x0"],
+    );
+    let p = plan(&name, &[]);
+    assert_eq!(
+        plan_reason(&p, "2001:db8:10::1"),
+        "tentative: waiting for duplicate address detection"
+    );
+    let (at, _) = d.wait_for(
+        "the IPv6 endpoint after DAD",
+        n,
+        Duration::from_secs(8),
+        |v| is_change(v, "add", "2001:db8:10::1"),
+    );
+    let dad = ip(&name, &["-6", "addr", "show", "dev", "x0"]);
+    assert!(!dad.contains("tentative"), "added only after DAD: {dad}");
+    eprintln!(
+        "IPv6 endpoint {:?} after the address was added (DAD)",
+        at - t
+    );
+
+    // SIGTERM: our endpoints go, the limits found at start come back.
+    let (status, lines) = d.stop();
+    assert!(status.success(), "{status}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "stopped");
+    assert_eq!(last["removed"], 3);
+    assert_eq!(last["limits_restored"], true);
+    assert!(endpoints(&ns).is_empty());
+    let limits = ns
+        .run(|| PathManager::open().unwrap().limits().unwrap())
+        .unwrap();
+    assert_eq!(
+        (limits.subflows, limits.add_addr_accepted),
+        (2, 0),
+        "kernel defaults back"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn pm_no_carrier_removes_at_once_and_link_back_restores() {
+    // Without a transfer: the link state machine alone (the transfer is in the
+    // bandwidth test below).
+    let ns = host_with_two_links("pm-carrier");
+    let name = ns.name().to_string();
+    // x1's peer end lives in a second namespace, so taking it down leaves x1
+    // NO-CARRIER with its address in place (a pulled cable).
+    let peer = netns("pm-carrier-peer");
+    ip(&name, &["link", "del", "x0"]);
+    ip(
+        &name,
+        &[
+            "link",
+            "add",
+            "x1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "y1",
+            "netns",
+            peer.name(),
+        ],
+    );
+    ip(
+        &name,
+        &[
+            "link",
+            "add",
+            "x0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "y0",
+            "netns",
+            peer.name(),
+        ],
+    );
+    for (dev, net, table) in [("x0", 10, "100"), ("x1", 11, "101")] {
+        ip(
+            &name,
+            &["addr", "add", &format!("198.18.{net}.1/24"), "dev", dev],
+        );
+        ip(&name, &["link", "set", dev, "up"]);
+        ip(peer.name(), &["link", "set", &dev.replace('x', "y"), "up"]);
+        ip(
+            &name,
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("198.18.{net}.2"),
+                "dev",
+                dev,
+                "table",
+                table,
+            ],
+        );
+    }
+    let state = state_dir("carrier");
+    let mut d = PmDaemon::start(&name, &state, &[]);
+    d.ready();
+    assert_eq!(addresses(&ns).len(), 2);
+    let n = d.lines().len();
+    let t = Instant::now();
+    ip(peer.name(), &["link", "set", "y1", "down"]);
+    let (at, v) = d.wait_for("removal on NO-CARRIER", n, Duration::from_secs(2), |v| {
+        is_change(v, "remove", "198.18.11.1")
+    });
+    assert!(
+        at - t < Duration::from_secs(1),
+        "removed after {:?}",
+        at - t
+    );
+    assert_eq!(v["reason"], "x1 has no carrier (NO-CARRIER)");
+    assert!(
+        ip(&name, &["addr", "show", "dev", "x1"]).contains("198.18.11.1"),
+        "the address stays"
+    );
+    assert_eq!(addresses(&ns), [ipaddr("198.18.10.1")]);
+    let p = plan(&name, &[]);
+    assert_eq!(
+        plan_reason(&p, "198.18.11.1"),
+        "x1 has no carrier (NO-CARRIER)"
+    );
+
+    let n = d.lines().len();
+    let t = Instant::now();
+    ip(peer.name(), &["link", "set", "y1", "up"]);
+    let (at, _) = d.wait_for("re-add on carrier", n, Duration::from_secs(3), |v| {
+        is_change(v, "add", "198.18.11.1")
+    });
+    eprintln!("endpoint back {:?} after the peer came up", at - t);
+    assert_eq!(addresses(&ns).len(), 2);
+    let (status, _) = d.stop();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn pm_ownership_keep_lock_and_hand_made_endpoints() {
+    let ns = host_with_two_links("pm-own");
+    let name = ns.name().to_string();
+    let state = state_dir("own");
+    // An endpoint made by hand before the daemon starts, on an address the daemon
+    // would use, and one elsewhere.
+    ns.run(|| {
+        let pm = PathManager::open().unwrap();
+        pm.add_endpoint(
+            &NewEndpoint::new(ipaddr("198.18.10.1"))
+                .id(50)
+                .flags(EndpointFlags::SIGNAL),
+        )
+        .unwrap();
+        pm.add_endpoint(
+            &NewEndpoint::new(ipaddr("198.18.99.1"))
+                .id(51)
+                .flags(EndpointFlags::SUBFLOW),
+        )
+        .unwrap();
+    })
+    .unwrap();
+    let p = plan(&name, &[]);
+    assert_eq!(
+        plan_reason(&p, "198.18.10.1"),
+        "endpoint id 50 made by someone else has this address: left alone"
+    );
+    assert_eq!(p["foreign"].as_array().unwrap().len(), 2);
+
+    let mut d = PmDaemon::start(&name, &state, &[]);
+    let started = d
+        .wait_for("started", 0, Duration::from_secs(5), |v| {
+            v["event"] == "started"
+        })
+        .1;
+    assert_eq!(started["foreign"], 2);
+    d.ready();
+    let ids: Vec<u8> = endpoints(&ns).iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+
+    // A second daemon in the same namespace is refused, with the holder's pid.
+    let out = common::mptcp(
+        &name,
+        &["pm", "run", "--state-dir", state.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("mptcp: error: another `mptcp pm run` (pid ")
+            && err.contains("manages this network namespace"),
+        "{err}"
+    );
+
+    // Exit: hand-made endpoints survive, ours go.
+    let (status, _) = d.stop();
+    assert!(status.success());
+    let left: Vec<u8> = endpoints(&ns).iter().map(|e| e.id).collect();
+    assert_eq!(left, [50, 51]);
+
+    // --keep leaves ours in place; the next run adopts them instead of taking them
+    // for hand-made ones, and cleans up on its exit.
+    let mut d = PmDaemon::start(&name, &state, &["--keep"]);
+    d.ready();
+    let (status, lines) = d.stop();
+    assert!(status.success());
+    assert_eq!(lines.last().unwrap()["removed"], 0);
+    assert_eq!(endpoints(&ns).len(), 3);
+    let mut d = PmDaemon::start(&name, &state, &[]);
+    let started = d
+        .wait_for("started", 0, Duration::from_secs(5), |v| {
+            v["event"] == "started"
+        })
+        .1;
+    assert_eq!(
+        (started["adopted"].clone(), started["foreign"].clone()),
+        (1.into(), 2.into())
+    );
+    let ready = d.ready();
+    assert_eq!(ready["endpoints"], 1);
+    assert!(
+        !d.lines()
+            .iter()
+            .any(|(_, v)| v["event"] == "change" && v["action"] != "set_limits"),
+        "nothing to change: {:#?}",
+        d.lines()
+    );
+    d.stop();
+    assert_eq!(
+        endpoints(&ns).iter().map(|e| e.id).collect::<Vec<_>>(),
+        [50, 51]
+    );
+
+    // --once sets and exits, leaving them.
+    let out = common::mptcp(
+        &name,
+        &[
+            "--json",
+            "pm",
+            "run",
+            "--once",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(endpoints(&ns).len(), 3);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn pm_eight_endpoint_cap_priorities_exclude_and_dry_run() {
+    let ns = host_with_two_links("pm-cap");
+    let name = ns.name().to_string();
+    let state = state_dir("cap");
+    for i in 2..=5 {
+        ip(
+            &name,
+            &["addr", "add", &format!("198.18.10.{i}/24"), "dev", "x0"],
+        );
+        ip(
+            &name,
+            &["addr", "add", &format!("198.18.11.{i}/24"), "dev", "x1"],
+        );
+    }
+    // 10 candidates, one hand-made endpoint: 7 slots. x1 has the higher priority.
+    ns.run(|| {
+        PathManager::open()
+            .unwrap()
+            .add_endpoint(
+                &NewEndpoint::new(ipaddr("198.18.99.1"))
+                    .id(99)
+                    .flags(EndpointFlags::SIGNAL),
+            )
+            .unwrap();
+    })
+    .unwrap();
+    let config = state.with_extension("toml");
+    std::fs::write(
+        &config,
+        "resync_interval = 1\n[[interface]]\nname = \"x1\"\npriority = 10\nflags = [\"subflow\", \"backup\"]\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let p = plan(&name, &["--config", cfg]);
+    let chosen = plan_addresses(&p);
+    let mut want: Vec<String> = (1..=5)
+        .map(|i| format!("198.18.11.{i}"))
+        .chain((1..=2).map(|i| format!("198.18.10.{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(chosen, want);
+    assert!(plan_reason(&p, "198.18.10.5")
+        .starts_with("over the kernel's 8 endpoints (1 taken by others)"));
+
+    // A dry run logs what it would do and changes nothing.
+    let mut d = PmDaemon::start(&name, &state, &["--config", cfg, "--dry-run"]);
+    d.ready();
+    let (status, lines) = d.stop();
+    assert!(status.success());
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|v| v["event"] == "change" && v["applied"] == false)
+            .count(),
+        8
+    );
+    assert_eq!(endpoints(&ns).len(), 1);
+
+    let mut d = PmDaemon::start(&name, &state, &["--config", cfg]);
+    d.ready();
+    let eps = endpoints(&ns);
+    assert_eq!(eps.len(), 8);
+    for e in eps.iter().filter(|e| e.id != 99) {
+        let want = if e.address.to_string().starts_with("198.18.11.") {
+            EndpointFlags::SUBFLOW | EndpointFlags::BACKUP
+        } else {
+            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR
+        };
+        assert_eq!(e.flags, want, "{e}");
+    }
+    // Three resyncs later the cap is still reported once.
+    std::thread::sleep(Duration::from_millis(3200));
+    let (_, lines) = d.stop();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|v| v["event"] == "over_capacity")
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|v| v["event"] == "change" && v["action"] == "add")
+            .count(),
+        7
+    );
+
+    // An excluded glob gets nothing.
+    std::fs::write(&config, "exclude = [\"x1*\"]\n").unwrap();
+    let p = plan(&name, &["--config", cfg]);
+    assert_eq!(plan_reason(&p, "198.18.11.1"), "x1 is excluded by \"x1*\"");
+    assert!(plan_addresses(&p)
+        .iter()
+        .all(|a| a.starts_with("198.18.10.")));
+    let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn pm_bad_config_and_other_managers_are_refused_before_anything_changes() {
+    let ns = host_with_two_links("pm-bad");
+    let name = ns.name().to_string();
+    let state = state_dir("bad");
+    let config = state.with_extension("toml");
+    let cfg = config.to_str().unwrap().to_string();
+    for (text, message) in [
+        (
+            "role = \"client\"\nbogus = 1\n",
+            ":2: unknown field `bogus`",
+        ),
+        (
+            "include = [\"eth[\"]\n",
+            ":1: bad interface pattern \"eth[\"",
+        ),
+        (
+            "[[interface]]\nname = \"x*\"\nflags = [\"signal\", \"fullmesh\"]\n",
+            ":3: signal and fullmesh cannot go together",
+        ),
+        (
+            "[[interface]]\nname = \"x*\"\nflags = [\"subflow\", \"turbo\"]\n",
+            ":3: unknown endpoint flag \"turbo\"",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        for sub in ["run", "plan"] {
+            let out = common::mptcp(&name, &["pm", sub, "--config", &cfg])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+            assert!(
+                err.starts_with(&format!("mptcp: error: {cfg}{message}")),
+                "{err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        assert!(endpoints(&ns).is_empty());
+    }
+    let out = common::mptcp(&name, &["pm", "run", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration"));
+
+    // NetworkManager running in the namespace: refused, unless --force.
+    let dir = state.with_extension("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let nm = dir.join("NetworkManager");
+    std::fs::copy("/bin/sleep", &nm).unwrap();
+    let mut fake = Command::new("ip")
+        .args(["netns", "exec", &name])
+        .arg(&nm)
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = common::mptcp(
+        &name,
+        &["pm", "run", "--state-dir", state.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("NetworkManager (pid ")
+            && err.contains("runs in this network namespace")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert!(endpoints(&ns).is_empty());
+    let mut d = PmDaemon::start(&name, &state, &["--force"]);
+    d.ready();
+    assert_eq!(endpoints(&ns).len(), 2);
+    d.stop();
+    fake.kill().unwrap();
+    fake.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn pm_rp_filter_warning_fix_and_sd_notify() {
+    let ns = host_with_two_links("pm-rp");
+    let name = ns.name().to_string();
+    let state = state_dir("rp");
+    ns.set_sysctl("net/ipv4/conf/x0/rp_filter", "1").unwrap();
+    let p = plan(&name, &[]);
+    assert_eq!(p["strict_rp_filter"], serde_json::json!(["x0"]));
+    // sd_notify: READY=1 reaches the socket systemd would pass.
+    let sock_path = state.with_extension("notify");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = common::mptcp(
+        &name,
+        &[
+            "--json",
+            "pm",
+            "run",
+            "--fix-rp-filter",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    child.env("NOTIFY_SOCKET", &sock_path);
+    let handle = std::thread::spawn(move || child.output().unwrap());
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a message on NOTIFY_SOCKET");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    assert_eq!(ns.sysctl("net/ipv4/conf/x0/rp_filter").unwrap().trim(), "2");
+    // Stop it (the command's timeout would kill it otherwise).
+    let pid = std::fs::read_to_string(mptcp_pm_state_file(&state)).unwrap();
+    let pid: i32 = serde_json::from_str::<Value>(&pid).unwrap()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = handle.join().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"event\":\"rp_filter_strict\"") && text.contains("\"fixed\":true"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&sock_path);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+fn mptcp_pm_state_file(state: &Path) -> PathBuf {
+    std::fs::read_dir(state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("the daemon's state file")
+}
+
+/// Two paths, the daemon as the client's only path manager: both endpoints appear; a
+/// third path plugged in at run time gets its endpoint and a live connection gains a
+/// subflow over it.
+#[test]
+fn pm_testnet_two_paths_then_a_third_at_run_time() {
+    let net = TestNet::builder()
+        .paths(2)
+        .ipv6(false)
+        .endpoints(Endpoints::None)
+        .build()
+        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
+    let client = net.client().name().to_string();
+    let server = net.server().name().to_string();
+    let state = state_dir("third");
+    let mut d = PmDaemon::start(&client, &state, &[]);
+    d.ready();
+    assert_eq!(
+        addresses(net.client()),
+        [ipaddr("198.18.0.1"), ipaddr("198.18.1.1")]
+    );
+
+    // A live, idle connection.
+    let listener = net
+        .server()
+        .run(|| {
+            TcpListener::from(
+                mptcp_net::ListenConfig::new()
+                    .listen("0.0.0.0:7000")
+                    .unwrap(),
+            )
+        })
+        .unwrap();
+    let target: SocketAddr = "198.18.0.2:7000".parse().unwrap();
+    let stream = net
+        .client()
+        .run(|| mptcp_net::Dialer::new().dial(target).unwrap())
+        .unwrap();
+    let (mut server_side, _) = listener.accept().unwrap();
+    // The client's path manager opens subflows once the connection is fully
+    // established, which takes data from the server.
+    {
+        use std::io::{Read, Write};
+        (&stream).write_all(b"hi").unwrap();
+        let mut buf = [0u8; 2];
+        server_side.read_exact(&mut buf).unwrap();
+        server_side.write_all(b"ok").unwrap();
+        (&stream).read_exact(&mut buf).unwrap();
+    }
+    let locals = |s: &std::net::TcpStream| -> Vec<IpAddr> {
+        use mptcp_net::MptcpExt;
+        s.subflows()
+            .unwrap()
+            .iter()
+            .filter_map(|sf| sf.local.map(|a| a.ip()))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while locals(&stream).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no second subflow: {:?}",
+            locals(&stream)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Plug in a third path.
+    let n = d.lines().len();
+    let t = Instant::now();
+    ip(
+        &client,
+        &[
+            "link", "add", "p2", "type", "veth", "peer", "name", "p2", "netns", &server,
+        ],
+    );
+    ip(&server, &["addr", "add", "198.18.2.2/24", "dev", "p2"]);
+    ip(&server, &["link", "set", "p2", "up"]);
+    ip(&client, &["addr", "add", "198.18.2.1/24", "dev", "p2"]);
+    ip(&client, &["link", "set", "p2", "up"]);
+    ip(
+        &client,
+        &[
+            "rule",
+            "add",
+            "from",
+            "198.18.2.1",
+            "table",
+            "102",
+            "priority",
+            "1002",
+        ],
+    );
+    ip(
+        &client,
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.18.2.2",
+            "dev",
+            "p2",
+            "table",
+            "102",
+        ],
+    );
+    let (at, _) = d.wait_for(
+        "the third path's endpoint",
+        n,
+        Duration::from_secs(3),
+        |v| is_change(v, "add", "198.18.2.1"),
+    );
+    assert!(
+        at - t < Duration::from_secs(1),
+        "endpoint after {:?}",
+        at - t
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !locals(&stream).contains(&ipaddr("198.18.2.1")) {
+        assert!(
+            Instant::now() < deadline,
+            "no subflow on the third path: {:?}",
+            locals(&stream)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "subflow on the new path {:?} after it was plugged in",
+        t.elapsed()
+    );
+    let (status, _) = d.stop();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&state);
+}
