@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -838,11 +838,9 @@ fn pm_testnet_two_paths_then_a_third_at_run_time() {
     let listener = net
         .server()
         .run(|| {
-            TcpListener::from(
-                mptcp_net::ListenConfig::new()
-                    .listen("0.0.0.0:7000")
-                    .unwrap(),
-            )
+            mptcp_net::ListenConfig::new()
+                .listen("0.0.0.0:7000")
+                .unwrap()
         })
         .unwrap();
     let target: SocketAddr = "198.18.0.2:7000".parse().unwrap();

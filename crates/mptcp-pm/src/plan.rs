@@ -663,8 +663,10 @@ mod tests {
 
     #[test]
     fn server_signals_and_accepts_every_join() {
-        let mut c = Config::default();
-        c.role = Role::Server;
+        let c = Config {
+            role: Role::Server,
+            ..Config::default()
+        };
         let p = plan(&host(), &c, &kernel());
         assert!(p.endpoints.iter().all(|e| e.flags == EndpointFlags::SIGNAL));
         let l = p.limits.unwrap();

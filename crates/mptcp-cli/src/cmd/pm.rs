@@ -8,7 +8,6 @@
 //! skip, and exits.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 
 use clap::{Args, Subcommand, ValueEnum};
 use mptcp_pm::{Config, Daemon, Options, Report, Role};
@@ -139,55 +138,54 @@ fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
     // Set before the daemon starts, so a signal during the first reconcile is seen.
     let stop = super::stop_flag()?;
     let mut failed_output = None;
-    let mut log = |report: Report| {
-        if failed_output.is_some() {
-            return;
-        }
-        let now = Timestamp::now();
-        let result = if out.json {
-            out.json_line(&Line {
-                time: now.rfc3339,
-                report: &report,
+    let (result, shutdown) = {
+        let mut log = |report: Report| {
+            if failed_output.is_some() {
+                return;
+            }
+            let now = Timestamp::now();
+            let result = if out.json {
+                out.json_line(&Line {
+                    time: now.rfc3339,
+                    report: &report,
+                })
+            } else {
+                let style = match &report {
+                    Report::Error { .. } | Report::Change { error: Some(_), .. } => output::BAD,
+                    Report::RpFilterStrict { fixed: false, .. } | Report::OverCapacity { .. } => {
+                        output::WARN
+                    }
+                    _ => anstyle::Style::new(),
+                };
+                out.print(&format!(
+                    "{} {}\n",
+                    now.clock,
+                    out.paint(style, &report.to_string())
+                ))
+            };
+            if let Err(e) = result {
+                failed_output = Some(e);
+            }
+        };
+        let mut daemon = Daemon::start(options, &mut log).map_err(Error::msg)?;
+        let result = if args.once {
+            daemon.reconcile(&mut log).map(|plan| {
+                log(Report::Ready {
+                    endpoints: daemon.owned().len(),
+                    limits: plan.limits.as_ref().map(|l| l.limits()),
+                })
             })
         } else {
-            let style = match &report {
-                Report::Error { .. } => output::BAD,
-                Report::Change { error: Some(_), .. } => output::BAD,
-                Report::RpFilterStrict { fixed: false, .. } | Report::OverCapacity { .. } => {
-                    output::WARN
-                }
-                _ => anstyle::Style::new(),
-            };
-            out.print(&format!(
-                "{} {}\n",
-                now.clock,
-                out.paint(style, &report.to_string())
-            ))
+            daemon.run(&stop, &mut log)
         };
-        if let Err(e) = result {
-            failed_output = Some(e);
-        }
+        // Clean up even when running failed, then report the first error.
+        (result, daemon.shutdown(&mut log))
     };
-    let mut daemon = Daemon::start(options, &mut log).map_err(Error::msg)?;
-    let result = if args.once {
-        daemon.reconcile(&mut log).map(|plan| {
-            log(Report::Ready {
-                endpoints: daemon.owned().len(),
-                limits: plan.limits.as_ref().map(|l| l.limits()),
-            })
-        })
-    } else {
-        daemon.run(&stop, &mut log)
-    };
-    // Clean up even when running failed, then report the first error.
-    let shutdown = daemon.shutdown(&mut log);
-    drop(log);
     result.map_err(Error::msg)?;
     shutdown.map_err(Error::msg)?;
     if let Some(e) = failed_output {
         return Err(e);
     }
-    let _ = stop.load(Ordering::SeqCst);
     Ok(EXIT_OK)
 }
 
