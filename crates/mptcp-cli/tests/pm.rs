@@ -323,7 +323,10 @@ fn pm_client_follows_addresses_links_and_dad() {
         |v| is_change(v, "add", "2001:db8:10::1"),
     );
     let dad = ip(&name, &["-6", "addr", "show", "dev", "x0"]);
-    let line = dad.lines().find(|l| l.contains("2001:db8:10::1/64")).expect("the address");
+    let line = dad
+        .lines()
+        .find(|l| l.contains("2001:db8:10::1/64"))
+        .expect("the address");
     assert!(!line.contains("tentative"), "added only after DAD: {dad}");
     eprintln!(
         "IPv6 endpoint {:?} after the address was added (DAD)",

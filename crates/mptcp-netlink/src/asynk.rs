@@ -223,14 +223,14 @@ impl AsyncPathManager {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<(), Error> {
-        self.run(ops::create_subflow(
-            self.family.id,
-            token,
-            local_id,
-            local,
-            remote,
-        )?)
-        .await
+        self.open_subflow(token, &crate::NewSubflow::new(local_id, local, remote))
+            .await
+    }
+
+    /// See [`PathManager::open_subflow`](crate::PathManager::open_subflow).
+    pub async fn open_subflow(&self, token: u32, subflow: &crate::NewSubflow) -> Result<(), Error> {
+        self.run(ops::create_subflow(self.family.id, token, subflow)?)
+            .await
     }
 
     /// See [`PathManager::destroy_subflow`](crate::PathManager::destroy_subflow).

@@ -115,6 +115,10 @@ pub struct Subflow {
     pub ifindex: u32,
     /// The socket's inode.
     pub inode: u32,
+    /// The subflow's `struct tcp_info` (`INET_DIAG_INFO`): RTT, RTO, bytes acked,
+    /// unacked segments, ... `None` when the kernel sent none or it did not parse.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub tcp: Option<mptcp_net::TcpStats>,
 }
 
 /// An MPTCP socket of the namespace (a connection or a listener) with its subflows.
@@ -279,6 +283,10 @@ fn assemble(conns: Vec<InetDiagMsg>, subflows: Vec<InetDiagMsg>) -> Vec<Connecti
                             token_remote: ulp.token_remote,
                             ifindex: s.ifindex,
                             inode: s.inode,
+                            tcp: s
+                                .info
+                                .as_deref()
+                                .and_then(|b| mptcp_net::info::wire::parse_tcp_info(b).ok()),
                         }
                     })
                     .collect(),

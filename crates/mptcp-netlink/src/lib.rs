@@ -88,7 +88,7 @@ pub use asynk::{AsyncPathManager, EventStream};
 pub use codec::diag::SubflowFlags;
 pub use codec::{
     Endpoint, EndpointFlags, Event, EventFlags, EventKind, InterfaceRef, Limits, NewEndpoint,
-    ResetReason, MAX_LIMIT,
+    NewSubflow, ResetReason, MAX_LIMIT,
 };
 pub use counters::Counters;
 pub use diag::{connections, Connection, Subflow};

@@ -292,26 +292,28 @@ fn socket_attrs(addr: SocketAddr) -> AddressAttrs {
 pub(crate) fn create_subflow(
     family: u16,
     token: u32,
-    local_id: u8,
-    local: SocketAddr,
-    remote: SocketAddr,
+    sub: &crate::NewSubflow,
 ) -> Result<Op<()>, Error> {
-    if local_id == 0 {
+    if sub.local_id == 0 {
         return Err(Error::Invalid(
             "local id 0 is the connection's initial address: give the new subflow's local \
              address an id of 1-255"
                 .into(),
         ));
     }
-    check_pair(local, remote)?;
-    let mut l = socket_attrs(local);
-    l.id = Some(local_id);
+    check_pair(sub.local, sub.remote)?;
+    let mut l = socket_attrs(sub.local);
+    l.id = Some(sub.local_id);
+    if sub.backup {
+        l.flags = Some(crate::EndpointFlags::BACKUP.bits());
+    }
+    l.ifindex = sub.interface.and_then(|i| i32::try_from(i).ok());
     let message = PmMessage::new(
         cmd::SUBFLOW_CREATE,
         vec![
             PmAttr::Token(token),
             PmAttr::Addr(l),
-            PmAttr::AddrRemote(socket_attrs(remote)),
+            PmAttr::AddrRemote(socket_attrs(sub.remote)),
         ],
     );
     Ok(pm_op(family, "create subflow", message, false, |_| Ok(())))

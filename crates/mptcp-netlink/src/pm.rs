@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use crate::codec::{Endpoint, EndpointFlags, InterfaceRef, Limits, NewEndpoint};
+use crate::codec::{Endpoint, EndpointFlags, InterfaceRef, Limits, NewEndpoint, NewSubflow};
 use crate::netlink::{NlSocket, Op};
 use crate::ops::{self, FamilyInfo};
 use crate::Error;
@@ -208,13 +208,16 @@ impl PathManager {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<(), Error> {
-        self.run(ops::create_subflow(
-            self.family.id,
-            token,
-            local_id,
-            local,
-            remote,
-        )?)
+        self.open_subflow(token, &NewSubflow::new(local_id, local, remote))
+    }
+
+    /// Userspace path manager: opens a subflow of connection `token` as `subflow` says,
+    /// bound to an interface and as a backup if asked.
+    ///
+    /// # Errors
+    /// As for [`create_subflow`](Self::create_subflow).
+    pub fn open_subflow(&self, token: u32, subflow: &NewSubflow) -> Result<(), Error> {
+        self.run(ops::create_subflow(self.family.id, token, subflow)?)
     }
 
     /// Userspace path manager: closes the subflow of connection `token` between `local`

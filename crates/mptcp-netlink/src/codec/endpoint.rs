@@ -1,7 +1,7 @@
 //! Endpoints (the kernel's `mptcp_pm_addr_entry`), their flags, and the limits.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::{BitOr, BitOrAssign};
 use std::str::FromStr;
 
@@ -530,6 +530,57 @@ impl NewEndpoint {
             flags: Some(self.flags.bits()),
             ifindex: ifindex.and_then(|i| i32::try_from(i).ok()),
         }
+    }
+}
+
+/// A subflow to open with the userspace path manager
+/// ([`PathManager::open_subflow`](crate::PathManager::open_subflow)).
+///
+/// ```
+/// use mptcp_netlink::NewSubflow;
+///
+/// let sub = NewSubflow::new(2, "198.18.1.1:0".parse()?, "198.18.0.2:443".parse()?)
+///     .interface(3)
+///     .backup(true);
+/// assert!(sub.backup);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubflow {
+    /// The local address id (1-255) the connection knows the local address by.
+    pub local_id: u8,
+    /// The local address (port 0: any).
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// An interface index to bind the subflow to.
+    pub interface: Option<u32>,
+    /// Open it as a backup subflow (the MP_JOIN carries the backup bit).
+    pub backup: bool,
+}
+
+impl NewSubflow {
+    /// A subflow from `local` (id `local_id`) to `remote`, not bound, not backup.
+    pub fn new(local_id: u8, local: SocketAddr, remote: SocketAddr) -> Self {
+        NewSubflow {
+            local_id,
+            local,
+            remote,
+            interface: None,
+            backup: false,
+        }
+    }
+
+    /// Binds it to interface `index`.
+    pub fn interface(mut self, index: u32) -> Self {
+        self.interface = Some(index);
+        self
+    }
+
+    /// Opens it as a backup subflow, or not.
+    pub fn backup(mut self, backup: bool) -> Self {
+        self.backup = backup;
+        self
     }
 }
 

@@ -26,7 +26,7 @@ pub mod diag;
 
 pub(crate) use endpoint::check_unicast;
 pub use endpoint::{
-    AddressAttrs, Endpoint, EndpointFlags, InterfaceRef, Limits, NewEndpoint, MAX_LIMIT,
+    AddressAttrs, Endpoint, EndpointFlags, InterfaceRef, Limits, NewEndpoint, NewSubflow, MAX_LIMIT,
 };
 pub use event::{Event, EventFlags, EventKind, EventMessage, ResetReason};
 pub use message::{PmAttr, PmMessage};
