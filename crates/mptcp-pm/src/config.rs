@@ -212,6 +212,103 @@ pub struct Config {
     /// Time between full resyncs.
     #[serde(serialize_with = "seconds")]
     pub resync_interval: Duration,
+    /// The userspace path manager's policies (`mptcp pm run --userspace`).
+    pub userspace: UserspaceConfig,
+}
+
+/// A per-connection path policy (Apple's service types, plus `single`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// A subflow from every usable interface, re-created when it closes while its path
+    /// is usable and when a path comes back.
+    #[default]
+    Aggregate,
+    /// Traffic on the primary interface; the others hold backup subflows, promoted
+    /// when the primary stalls or goes, demoted when it has been healthy for the hold
+    /// time.
+    Handover,
+    /// The lowest-RTT healthy subflow is the only non-backup one (with hysteresis).
+    Interactive,
+    /// Never adds subflows.
+    Single,
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Policy::Aggregate => "aggregate",
+            Policy::Handover => "handover",
+            Policy::Interactive => "interactive",
+            Policy::Single => "single",
+        })
+    }
+}
+
+/// A rule choosing a connection's policy: every condition given must match; the first
+/// matching rule wins, else the default policy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PolicyRule {
+    /// The policy.
+    pub policy: Policy,
+    /// The remote address or prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<ipnet::IpNet>,
+    /// The remote port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_port: Option<u16>,
+    /// The local port (a server's listening port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
+    /// For `handover`: the primary interface (glob); default: the interface of the
+    /// connection's first subflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<Glob>,
+}
+
+impl PolicyRule {
+    /// Whether a connection from `local` to `remote` matches.
+    pub fn matches(&self, local: std::net::SocketAddr, remote: std::net::SocketAddr) -> bool {
+        self.remote.is_none_or(|n| n.contains(&remote.ip()))
+            && self.remote_port.is_none_or(|p| p == remote.port())
+            && self.local_port.is_none_or(|p| p == local.port())
+    }
+}
+
+/// The `[userspace]` table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UserspaceConfig {
+    /// The policy of connections no rule matches.
+    pub default_policy: Policy,
+    /// The rules, first match wins.
+    pub rules: Vec<PolicyRule>,
+    /// `handover`: how long the primary must be healthy before traffic moves back.
+    #[serde(serialize_with = "seconds")]
+    pub hold_time: Duration,
+}
+
+impl Default for UserspaceConfig {
+    fn default() -> Self {
+        UserspaceConfig {
+            default_policy: Policy::Aggregate,
+            rules: Vec::new(),
+            hold_time: Duration::from_secs(2),
+        }
+    }
+}
+
+impl UserspaceConfig {
+    /// The policy (and the rule that chose it) for a connection.
+    pub fn choose(
+        &self,
+        local: std::net::SocketAddr,
+        remote: std::net::SocketAddr,
+    ) -> (Policy, Option<&PolicyRule>) {
+        match self.rules.iter().find(|r| r.matches(local, remote)) {
+            Some(r) => (r.policy, Some(r)),
+            None => (self.default_policy, None),
+        }
+    }
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -237,6 +334,7 @@ impl Default for Config {
                 ..LimitsConfig::default()
             },
             resync_interval: DEFAULT_RESYNC,
+            userspace: UserspaceConfig::default(),
         }
     }
 }
@@ -267,6 +365,26 @@ struct RawConfig {
     limits: Option<RawLimits>,
     #[serde(default)]
     interface: Vec<RawRule>,
+    userspace: Option<RawUserspace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUserspace {
+    default_policy: Option<Policy>,
+    hold_time: Option<Spanned<f64>>,
+    #[serde(default)]
+    rule: Vec<RawPolicyRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyRule {
+    policy: Policy,
+    remote: Option<Spanned<String>>,
+    remote_port: Option<u16>,
+    local_port: Option<u16>,
+    primary: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -388,6 +506,40 @@ impl Config {
                 ipv6: rule.ipv6,
             });
         }
+        if let Some(us) = raw.userspace {
+            if let Some(p) = us.default_policy {
+                config.userspace.default_policy = p;
+            }
+            if let Some(h) = us.hold_time {
+                let v = *h.get_ref();
+                if !(0.0..=3600.0).contains(&v) {
+                    return Err(err(
+                        Some(h.span()),
+                        format!("hold_time {v} is not between 0 and 3600 seconds"),
+                    ));
+                }
+                config.userspace.hold_time = Duration::from_secs_f64(v);
+            }
+            for r in us.rule {
+                let remote = match r.remote {
+                    None => None,
+                    Some(text) => {
+                        Some(parse_prefix(text.get_ref()).map_err(|m| err(Some(text.span()), m))?)
+                    }
+                };
+                let primary = match r.primary {
+                    None => None,
+                    Some(g) => Some(Glob::new(g.get_ref()).map_err(|m| err(Some(g.span()), m))?),
+                };
+                config.userspace.rules.push(PolicyRule {
+                    policy: r.policy,
+                    remote,
+                    remote_port: r.remote_port,
+                    local_port: r.local_port,
+                    primary,
+                });
+            }
+        }
         Ok(config)
     }
 
@@ -443,6 +595,23 @@ fn parse_flags(names: &[String]) -> Result<EndpointFlags, String> {
         );
     }
     Ok(flags)
+}
+
+/// An address (a /32 or /128) or a prefix such as `198.18.0.0/15`.
+fn parse_prefix(text: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    let net: ipnet::IpNet = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address or a prefix such as 198.18.0.0/15"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{text:?} has host bits set: did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -513,7 +682,7 @@ name = "eth[01]"
             refused("role = \"client\"\nbogus = 1\n"),
             "f.toml:2: unknown field `bogus`, expected one of `role`, `ipv4`, `ipv6`, \
              `require_default_route`, `include`, `exclude`, `resync_interval`, `filters`, \
-             `limits`, `interface`"
+             `limits`, `interface`, `userspace`"
         );
         assert_eq!(
             refused("\n\ninclude = [\"eth*\", \"wl[\"]\n"),
@@ -546,6 +715,60 @@ name = "eth[01]"
         assert!(refused("ipv4 = \"yes\"").starts_with("f.toml:1:"));
         assert!(refused("[[interface]]\nname = \"\"").contains("empty"));
         assert!(refused("include = [").starts_with("f.toml:1:"));
+    }
+
+    #[test]
+    fn userspace_rules() {
+        let c = Config::from_toml(
+            r#"
+[userspace]
+default_policy = "single"
+hold_time = 1.5
+[[userspace.rule]]
+policy = "interactive"
+remote_port = 22
+[[userspace.rule]]
+policy = "handover"
+remote = "198.18.0.0/16"
+local_port = 8080
+primary = "wl*"
+[[userspace.rule]]
+policy = "aggregate"
+remote = "2001:db8::1"
+"#,
+            "f",
+        )
+        .unwrap();
+        let u = &c.userspace;
+        assert_eq!(u.hold_time, Duration::from_millis(1500));
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            u.choose(sa("198.18.0.1:5000"), sa("203.0.113.1:22")).0,
+            Policy::Interactive
+        );
+        let (p, r) = u.choose(sa("198.18.0.1:8080"), sa("198.18.9.9:5000"));
+        assert_eq!(p, Policy::Handover);
+        assert!(r.unwrap().primary.as_ref().unwrap().matches("wlan0"));
+        assert_eq!(
+            u.choose(sa("198.18.0.1:8081"), sa("198.18.9.9:5000")).0,
+            Policy::Single
+        );
+        assert_eq!(
+            u.choose(sa("[2001:db8::2]:1"), sa("[2001:db8::1]:443")).0,
+            Policy::Aggregate
+        );
+        assert_eq!(refused("[userspace]\n[[userspace.rule]]\npolicy = \"fast\""), "f.toml:3: unknown variant `fast`, expected one of `aggregate`, `handover`, `interactive`, `single`");
+        assert_eq!(
+            refused(
+                "[userspace]\n[[userspace.rule]]\npolicy = \"single\"\nremote = \"198.18.0.1/16\""
+            ),
+            "f.toml:4: \"198.18.0.1/16\" has host bits set: did you mean 198.18.0.0/16?"
+        );
+        assert!(refused("[userspace]\nbogus = 1").starts_with("f.toml:2: unknown field `bogus`"));
+        assert!(
+            refused("[userspace]\n[[userspace.rule]]\npolicy = \"single\"\nremote = \"x\"")
+                .contains("not an address or a prefix")
+        );
     }
 
     #[test]

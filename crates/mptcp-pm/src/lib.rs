@@ -124,6 +124,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod host;
 pub mod plan;
 pub mod rtnl;

@@ -1,0 +1,1306 @@
+//! The policy engine of the userspace path manager, sans-I/O: path-manager events,
+//! the host's usable paths and subflow measurements in, userspace-PM commands out.
+//! Time is an input too, so recorded sequences replay exactly in tests.
+//!
+//! # The rules, per connection
+//!
+//! The *paths* are the host's usable local addresses (the same interface rules,
+//! filters and ids as the in-kernel mode: [`crate::plan()`]); a connection uses the
+//! paths of its own address family. A subflow belongs to the path of its local
+//! address.
+//!
+//! - `aggregate` (client side): a subflow on every path (backup where an interface
+//!   rule says `backup`). A subflow that closes while its path is usable is re-created
+//!   after a backoff of 0.5 s, doubling to 8 s, reset once a subflow has stayed up for
+//!   10 s; a path that comes back gets its subflow at once. This is what the in-kernel
+//!   path manager cannot do (mptcp_net-next #440).
+//! - `handover`: the *primary* path (the interface matching the rule's `primary`
+//!   glob, else the path of the connection's first subflow) carries the traffic; every
+//!   other path holds a backup subflow (MP_JOIN with the backup bit). The primary is
+//!   *stalled* when its subflow has data in flight (`tcpi_unacked` > 0) and no new
+//!   byte was acknowledged for max(2 x RTO, 400 ms) (Apple switches after >= 2 RTOs
+//!   with data queued), or when its subflow or its path is gone. Then the
+//!   highest-priority healthy secondary is promoted (MP_PRIO non-backup) and the
+//!   primary's subflow, if any, demoted. Once the primary's subflow has been
+//!   *healthy* (established, nothing in flight or acks progressing) for the hold time
+//!   (2 s by default), traffic moves back.
+//! - `interactive`: subflows on every path, all backup but one: the healthy subflow
+//!   with the lowest smoothed RTT. Another subflow takes over when its RTT has been
+//!   below 3/4 of the current one's for 3 measurements in a row, and not sooner than
+//!   2 s after the last change (hysteresis, so two similar paths do not flap).
+//! - `single`: no subflow is ever added.
+//! - Server side (any policy but `single`): every path's address is announced
+//!   (ADD_ADDR) to the client; a path that goes is withdrawn (RM_ADDR).
+//! - A path that becomes unusable has its subflows closed at once (the kernel moves
+//!   their data to the others) instead of waiting for them to time out.
+//!
+//! State is per connection and dropped on the `closed` event, or when two
+//! measurements in a row no longer list the connection (a lost event cannot leak).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mptcp_netlink::{Event, EventKind};
+use serde::Serialize;
+
+use crate::config::{Glob, Policy, UserspaceConfig};
+
+/// First re-creation delay after a subflow closes.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest re-creation delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// A subflow that stays up this long resets its path's backoff.
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
+/// A create with no `sub_established` after this long is taken as failed.
+const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shortest no-progress time that counts as a stall.
+const STALL_MIN: Duration = Duration::from_millis(400);
+/// `interactive`: a challenger's RTT must be below this fraction of the current one's...
+const RTT_RATIO: f64 = 0.75;
+/// ...for this many measurements in a row...
+const RTT_STREAK: u32 = 3;
+/// ...and not sooner than this after the last change.
+const MIN_DWELL: Duration = Duration::from_secs(2);
+
+/// A usable local address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalPath {
+    /// Its address id (1-255), used as the subflows' local id.
+    pub id: u8,
+    /// The address.
+    pub address: IpAddr,
+    /// Its interface.
+    pub ifindex: u32,
+    /// The interface's name.
+    pub interface: String,
+    /// The interface rule's priority.
+    pub priority: i32,
+    /// An interface rule marks it `backup`.
+    pub backup: bool,
+}
+
+/// One subflow's state, from `tcp_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubflowSample {
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// Smoothed RTT.
+    pub rtt: Duration,
+    /// Retransmission timeout.
+    pub rto: Duration,
+    /// Bytes acknowledged so far.
+    pub bytes_acked: u64,
+    /// Segments in flight.
+    pub unacked: u32,
+}
+
+/// One connection's subflows, from a `sock_diag` dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnSample {
+    /// The connection token.
+    pub token: u32,
+    /// Its subflows.
+    pub subflows: Vec<SubflowSample>,
+}
+
+/// A userspace path-manager command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Open a subflow from path `local_id` to `remote`.
+    Create {
+        /// The connection.
+        token: u32,
+        /// The path's id.
+        local_id: u8,
+        /// The path's address.
+        local: IpAddr,
+        /// Its interface.
+        ifindex: u32,
+        /// The peer's address and port.
+        remote: SocketAddr,
+        /// As a backup subflow.
+        backup: bool,
+    },
+    /// Close a subflow.
+    Destroy {
+        /// The connection.
+        token: u32,
+        /// Local address and port.
+        local: SocketAddr,
+        /// Remote address and port.
+        remote: SocketAddr,
+    },
+    /// Mark a subflow backup or not (MP_PRIO).
+    SetBackup {
+        /// The connection.
+        token: u32,
+        /// Local address and port.
+        local: SocketAddr,
+        /// Remote address and port.
+        remote: SocketAddr,
+        /// The new state.
+        backup: bool,
+    },
+    /// Announce a local address (ADD_ADDR).
+    Announce {
+        /// The connection.
+        token: u32,
+        /// The address id.
+        id: u8,
+        /// The address.
+        address: IpAddr,
+    },
+    /// Withdraw an announced address (RM_ADDR).
+    Remove {
+        /// The connection.
+        token: u32,
+        /// The address id.
+        id: u8,
+    },
+}
+
+impl Command {
+    /// The connection it is for.
+    pub fn token(&self) -> u32 {
+        match self {
+            Command::Create { token, .. }
+            | Command::Destroy { token, .. }
+            | Command::SetBackup { token, .. }
+            | Command::Announce { token, .. }
+            | Command::Remove { token, .. } => *token,
+        }
+    }
+}
+
+/// A command with the reason the engine gave for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// What to do.
+    #[serde(flatten)]
+    pub command: Command,
+    /// Why.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+struct Sf {
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// Its local address was a path when it was seen: it is closed if that path goes.
+    on_path: bool,
+    backup: bool,
+    since: Instant,
+    /// Closing on our request: not re-created.
+    closing: bool,
+    health: Health,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Health {
+    rtt: Option<Duration>,
+    rto: Duration,
+    acked: u64,
+    unacked: u32,
+    last_progress: Option<Instant>,
+    healthy_since: Option<Instant>,
+    stalled: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// A create was sent at this time.
+    Pending(Instant),
+    /// Try again at this time.
+    Retry(Instant),
+}
+
+#[derive(Debug, Clone)]
+struct Conn {
+    policy: Policy,
+    primary_glob: Option<Glob>,
+    server_side: bool,
+    local: SocketAddr,
+    remote: SocketAddr,
+    established: bool,
+    subflows: Vec<Sf>,
+    want: BTreeMap<u8, Want>,
+    attempts: BTreeMap<u8, u32>,
+    announced: BTreeMap<u8, IpAddr>,
+    /// The path carrying traffic (`handover`, `interactive`).
+    active: Option<u8>,
+    primary: Option<u8>,
+    switched_at: Option<Instant>,
+    streak: (Option<u8>, u32),
+    missing: u32,
+    last: Option<(Instant, String)>,
+}
+
+/// What `mptcp pm status` shows of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnStatus {
+    /// The token.
+    pub token: u32,
+    /// Its policy.
+    pub policy: Policy,
+    /// This host is the server.
+    pub server_side: bool,
+    /// The first subflow's local address.
+    pub local: SocketAddr,
+    /// The peer.
+    pub remote: SocketAddr,
+    /// The subflows.
+    pub subflows: Vec<SubflowStatus>,
+    /// The interface carrying traffic (`handover`, `interactive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    /// The last thing the engine did, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    /// How long ago, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seconds_ago: Option<f64>,
+}
+
+/// A subflow in [`ConnStatus`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubflowStatus {
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Remote address and port.
+    pub remote: SocketAddr,
+    /// Its interface, when its address is a known path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// A backup subflow.
+    pub backup: bool,
+    /// Smoothed RTT, ms, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// Judged stalled.
+    pub stalled: bool,
+}
+
+/// The engine: one per daemon.
+#[derive(Debug)]
+pub struct Engine {
+    config: UserspaceConfig,
+    paths: Vec<LocalPath>,
+    conns: BTreeMap<u32, Conn>,
+}
+
+impl Engine {
+    /// An engine with no path and no connection.
+    pub fn new(config: UserspaceConfig) -> Engine {
+        Engine {
+            config,
+            paths: Vec::new(),
+            conns: BTreeMap::new(),
+        }
+    }
+
+    /// Connections tracked.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// No connection tracked.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Whether some connection needs subflow measurements (`handover`, `interactive`),
+    /// so the daemon can skip the `sock_diag` dump when none does.
+    pub fn wants_measurements(&self) -> bool {
+        self.conns
+            .values()
+            .any(|c| matches!(c.policy, Policy::Handover | Policy::Interactive))
+    }
+
+    /// The usable paths changed.
+    pub fn set_paths(&mut self, now: Instant, paths: Vec<LocalPath>) -> Vec<Decision> {
+        self.paths = paths;
+        let tokens: Vec<u32> = self.conns.keys().copied().collect();
+        let mut out = Vec::new();
+        for token in tokens {
+            let paths = &self.paths;
+            if let Some(c) = self.conns.get_mut(&token) {
+                for sf in &mut c.subflows {
+                    sf.on_path |= path_of(paths, sf.local.ip()).is_some();
+                }
+            }
+            out.extend(self.reconcile(now, token, "paths changed"));
+        }
+        out
+    }
+
+    /// A path-manager event.
+    pub fn event(&mut self, now: Instant, ev: &Event) -> Vec<Decision> {
+        let Some(token) = ev.token else {
+            return Vec::new();
+        };
+        match ev.kind {
+            EventKind::Created | EventKind::Established => {
+                let (Some(local), Some(remote)) = (ev.local, ev.remote) else {
+                    return Vec::new();
+                };
+                let server_side = ev.server_side.unwrap_or(false);
+                let paths = &self.paths;
+                let config = &self.config;
+                let c = self.conns.entry(token).or_insert_with(|| {
+                    let (policy, rule) = config.choose(local, remote);
+                    Conn {
+                        policy,
+                        primary_glob: rule.and_then(|r| r.primary.clone()),
+                        server_side,
+                        local,
+                        remote,
+                        established: false,
+                        subflows: vec![Sf {
+                            local,
+                            remote,
+                            on_path: path_of(paths, local.ip()).is_some(),
+                            backup: false,
+                            since: now,
+                            closing: false,
+                            health: Health::default(),
+                        }],
+                        want: BTreeMap::new(),
+                        attempts: BTreeMap::new(),
+                        announced: BTreeMap::new(),
+                        active: None,
+                        primary: None,
+                        switched_at: None,
+                        streak: (None, 0),
+                        missing: 0,
+                        last: None,
+                    }
+                });
+                if ev.kind == EventKind::Established {
+                    c.established = true;
+                    let first = c
+                        .subflows
+                        .first()
+                        .and_then(|s| path_of(&self.paths, s.local.ip()));
+                    if c.primary.is_none() {
+                        c.primary = c
+                            .primary_glob
+                            .as_ref()
+                            .and_then(|g| {
+                                self.paths
+                                    .iter()
+                                    .filter(|p| p.address.is_ipv4() == remote.is_ipv4())
+                                    .find(|p| g.matches(&p.interface))
+                            })
+                            .map(|p| p.id)
+                            .or(first);
+                        c.active = c.primary.or(first);
+                    }
+                    return self.reconcile(now, token, "connection established");
+                }
+                Vec::new()
+            }
+            EventKind::Closed => {
+                self.conns.remove(&token);
+                Vec::new()
+            }
+            EventKind::SubEstablished => {
+                let (Some(local), Some(remote)) = (ev.local, ev.remote) else {
+                    return Vec::new();
+                };
+                let path = path_of(&self.paths, local.ip());
+                let Some(c) = self.conns.get_mut(&token) else {
+                    return Vec::new();
+                };
+                if let Some(p) = path {
+                    c.want.remove(&p);
+                }
+                if !c
+                    .subflows
+                    .iter()
+                    .any(|s| s.local == local && s.remote == remote)
+                {
+                    c.subflows.push(Sf {
+                        local,
+                        remote,
+                        on_path: path.is_some(),
+                        backup: ev.backup.unwrap_or(false),
+                        since: now,
+                        closing: false,
+                        health: Health::default(),
+                    });
+                }
+                self.reconcile(now, token, "subflow established")
+            }
+            EventKind::SubClosed => {
+                let (Some(local), Some(remote)) = (ev.local, ev.remote) else {
+                    return Vec::new();
+                };
+                let Some(c) = self.conns.get_mut(&token) else {
+                    return Vec::new();
+                };
+                let Some(i) = c
+                    .subflows
+                    .iter()
+                    .position(|s| s.local == local && s.remote == remote)
+                else {
+                    // A create that failed: the path's pending create is over.
+                    if let Some(p) = path_of(&self.paths, local.ip()) {
+                        if matches!(c.want.get(&p), Some(Want::Pending(_))) {
+                            schedule_retry(c, p, now);
+                        }
+                    }
+                    return self.reconcile(now, token, "subflow failed");
+                };
+                let sf = c.subflows.remove(i);
+                if let (Some(p), false) = (path_of(&self.paths, sf.local.ip()), sf.closing) {
+                    if now.duration_since(sf.since) >= BACKOFF_RESET {
+                        c.attempts.remove(&p);
+                    }
+                    schedule_retry(c, p, now);
+                }
+                self.reconcile(now, token, "subflow closed")
+            }
+            EventKind::SubPriority => {
+                if let (Some(local), Some(remote), Some(c)) =
+                    (ev.local, ev.remote, self.conns.get_mut(&token))
+                {
+                    if let Some(sf) = c
+                        .subflows
+                        .iter_mut()
+                        .find(|s| s.local == local && s.remote == remote)
+                    {
+                        sf.backup = ev.backup.unwrap_or(sf.backup);
+                    }
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A command the kernel refused: its path is tried again after a backoff.
+    pub fn failed(&mut self, now: Instant, command: &Command) {
+        if let Command::Create {
+            token, local_id, ..
+        } = command
+        {
+            if let Some(c) = self.conns.get_mut(token) {
+                schedule_retry(c, *local_id, now);
+            }
+        }
+    }
+
+    /// Subflow measurements of every MPTCP connection of the namespace.
+    pub fn measure(&mut self, now: Instant, samples: &[ConnSample]) -> Vec<Decision> {
+        let tokens: Vec<u32> = self.conns.keys().copied().collect();
+        let mut out = Vec::new();
+        for token in tokens {
+            let Some(c) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            let Some(sample) = samples.iter().find(|s| s.token == token) else {
+                c.missing += 1;
+                if c.missing >= 2 {
+                    self.conns.remove(&token);
+                }
+                continue;
+            };
+            c.missing = 0;
+            for sf in &mut c.subflows {
+                if let Some(m) = sample
+                    .subflows
+                    .iter()
+                    .find(|m| m.local == sf.local && m.remote == sf.remote)
+                {
+                    update_health(&mut sf.health, m, now);
+                }
+            }
+            out.extend(self.reconcile(now, token, "measured"));
+        }
+        out
+    }
+
+    /// Timers: retries and pending creates that never answered.
+    pub fn tick(&mut self, now: Instant) -> Vec<Decision> {
+        let due: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.want.values().any(|w| match w {
+                    Want::Retry(at) => *at <= now,
+                    Want::Pending(since) => now.duration_since(*since) >= PENDING_TIMEOUT,
+                })
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        let mut out = Vec::new();
+        for token in due {
+            if let Some(c) = self.conns.get_mut(&token) {
+                let stale: Vec<u8> = c
+                    .want
+                    .iter()
+                    .filter(|(_, w)| matches!(w, Want::Pending(s) if now.duration_since(*s) >= PENDING_TIMEOUT))
+                    .map(|(p, _)| *p)
+                    .collect();
+                for p in stale {
+                    schedule_retry(c, p, now);
+                }
+            }
+            out.extend(self.reconcile(now, token, "retry"));
+        }
+        out
+    }
+
+    /// Every tracked connection, for `mptcp pm status`.
+    pub fn status(&self, now: Instant) -> Vec<ConnStatus> {
+        let name = |p: Option<u8>| {
+            p.and_then(|id| self.paths.iter().find(|x| x.id == id))
+                .map(|x| x.interface.clone())
+        };
+        self.conns
+            .iter()
+            .map(|(token, c)| ConnStatus {
+                token: *token,
+                policy: c.policy,
+                server_side: c.server_side,
+                local: c.local,
+                remote: c.remote,
+                subflows: c
+                    .subflows
+                    .iter()
+                    .map(|s| SubflowStatus {
+                        local: s.local,
+                        remote: s.remote,
+                        interface: name(path_of(&self.paths, s.local.ip())),
+                        backup: s.backup,
+                        rtt_ms: s.health.rtt.map(|r| r.as_secs_f64() * 1000.0),
+                        stalled: s.health.stalled,
+                    })
+                    .collect(),
+                active: match c.policy {
+                    Policy::Handover | Policy::Interactive => name(c.active),
+                    _ => None,
+                },
+                last: c.last.as_ref().map(|(_, w)| w.clone()),
+                last_seconds_ago: c
+                    .last
+                    .as_ref()
+                    .map(|(at, _)| now.saturating_duration_since(*at).as_secs_f64()),
+            })
+            .collect()
+    }
+
+    /// Brings connection `token` towards its policy's wanted state.
+    fn reconcile(&mut self, now: Instant, token: u32, trigger: &str) -> Vec<Decision> {
+        let paths: Vec<LocalPath> = self.paths.clone();
+        let hold = self.config.hold_time;
+        let Some(c) = self.conns.get_mut(&token) else {
+            return Vec::new();
+        };
+        if !c.established {
+            return Vec::new();
+        }
+        let family: Vec<&LocalPath> = paths
+            .iter()
+            .filter(|p| p.address.is_ipv4() == c.remote.is_ipv4())
+            .collect();
+        let mut out = Vec::new();
+
+        // Subflows whose path is gone are closed now rather than left to time out.
+        for sf in c.subflows.iter_mut().filter(|s| s.on_path && !s.closing) {
+            if !family.iter().any(|x| x.address == sf.local.ip()) {
+                sf.closing = true;
+                out.push(Decision {
+                    command: Command::Destroy {
+                        token,
+                        local: sf.local,
+                        remote: sf.remote,
+                    },
+                    reason: format!("its path ({}) is no longer usable", sf.local.ip()),
+                });
+            }
+        }
+
+        if c.server_side {
+            if c.policy != Policy::Single {
+                for p in &family {
+                    if p.address != c.local.ip() && !c.announced.contains_key(&p.id) {
+                        c.announced.insert(p.id, p.address);
+                        out.push(Decision {
+                            command: Command::Announce {
+                                token,
+                                id: p.id,
+                                address: p.address,
+                            },
+                            reason: format!("server side, {}: announce {}", c.policy, p.interface),
+                        });
+                    }
+                }
+                let withdrawn: Vec<u8> = c
+                    .announced
+                    .keys()
+                    .filter(|id| !family.iter().any(|p| p.id == **id))
+                    .copied()
+                    .collect();
+                for id in withdrawn {
+                    c.announced.remove(&id);
+                    out.push(Decision {
+                        command: Command::Remove { token, id },
+                        reason: "its path is no longer usable".into(),
+                    });
+                }
+            }
+            remember(c, now, &out);
+            return out;
+        }
+        if c.policy == Policy::Single {
+            remember(c, now, &out);
+            return out;
+        }
+
+        let mut switch: Option<String> = None;
+        // Which path carries traffic (handover, interactive).
+        let address_of = |id: u8| family.iter().find(|p| p.id == id).map(|p| p.address);
+        let live = |c: &Conn, id: u8| {
+            let address = address_of(id)?;
+            c.subflows
+                .iter()
+                .find(|s| s.local.ip() == address && !s.closing)
+                .cloned()
+        };
+        match c.policy {
+            Policy::Handover => {
+                let primary = c.primary;
+                let primary_sf = primary.and_then(|p| live(c, p));
+                let primary_ok = primary_sf.as_ref().is_some_and(|s| !s.health.stalled);
+                if c.active == primary && !primary_ok {
+                    // Promote the best healthy secondary.
+                    let best = family
+                        .iter()
+                        .filter(|p| Some(p.id) != primary)
+                        .filter(|p| live(c, p.id).is_some_and(|s| !s.health.stalled))
+                        .max_by_key(|p| (p.priority, std::cmp::Reverse(p.id)));
+                    if let Some(b) = best {
+                        c.active = Some(b.id);
+                        c.switched_at = Some(now);
+                        switch = Some(format!(
+                            "handover to {}: the primary is {}",
+                            b.interface,
+                            if primary_sf.is_some() {
+                                "stalled"
+                            } else {
+                                "gone"
+                            }
+                        ));
+                    }
+                } else if c.active != primary {
+                    let healthy_for = primary_sf
+                        .as_ref()
+                        .and_then(|s| s.health.healthy_since)
+                        .map(|t| now.saturating_duration_since(t));
+                    if primary_ok && healthy_for.is_some_and(|d| d >= hold) {
+                        c.active = primary;
+                        c.switched_at = Some(now);
+                        switch = Some(format!(
+                            "back to the primary: healthy for {:.1} s",
+                            hold.as_secs_f64()
+                        ));
+                    }
+                }
+            }
+            Policy::Interactive => {
+                let healthy: Vec<(u8, Duration)> = c
+                    .subflows
+                    .iter()
+                    .filter(|s| !s.closing && !s.health.stalled)
+                    .filter_map(|s| Some((path_of(&paths, s.local.ip())?, s.health.rtt?)))
+                    .collect();
+                let current = c.active.and_then(|a| healthy.iter().find(|(p, _)| *p == a));
+                let best = healthy.iter().min_by_key(|(_, r)| *r).copied();
+                match (current, best) {
+                    (None, Some((b, _))) => {
+                        if c.active != Some(b) {
+                            c.active = Some(b);
+                            c.switched_at = Some(now);
+                            switch =
+                                Some("lowest RTT (the previous choice is gone or stalled)".into());
+                        }
+                    }
+                    (Some(&(a, ra)), Some((b, rb)))
+                        if b != a && rb.as_secs_f64() < ra.as_secs_f64() * RTT_RATIO =>
+                    {
+                        if c.streak.0 == Some(b) {
+                            c.streak.1 += 1;
+                        } else {
+                            c.streak = (Some(b), 1);
+                        }
+                        let dwell_ok = c
+                            .switched_at
+                            .is_none_or(|t| now.saturating_duration_since(t) >= MIN_DWELL);
+                        if c.streak.1 >= RTT_STREAK && dwell_ok {
+                            c.active = Some(b);
+                            c.switched_at = Some(now);
+                            c.streak = (None, 0);
+                            switch = Some(format!(
+                                "lowest RTT: {:.1} ms against {:.1} ms",
+                                rb.as_secs_f64() * 1e3,
+                                ra.as_secs_f64() * 1e3
+                            ));
+                        }
+                    }
+                    _ => c.streak = (None, 0),
+                }
+            }
+            _ => {}
+        }
+
+        // Subflows wanted: one per path of the family (the first subflow counts for
+        // its path), each with the backup state the policy gives it.
+        let active = c.active;
+        let want_backup = |c: &Conn, p: &LocalPath| match c.policy {
+            Policy::Aggregate => p.backup,
+            _ => active != Some(p.id),
+        };
+        for p in &family {
+            match live(c, p.id) {
+                Some(sf) => {
+                    let backup = want_backup(c, p);
+                    if sf.backup != backup {
+                        if let Some(s) = c
+                            .subflows
+                            .iter_mut()
+                            .find(|s| s.local == sf.local && s.remote == sf.remote)
+                        {
+                            s.backup = backup;
+                        }
+                        out.push(Decision {
+                            command: Command::SetBackup {
+                                token,
+                                local: sf.local,
+                                remote: sf.remote,
+                                backup,
+                            },
+                            reason: switch.clone().unwrap_or_else(|| {
+                                format!(
+                                    "{}: {} {}",
+                                    c.policy,
+                                    p.interface,
+                                    if backup {
+                                        "to backup"
+                                    } else {
+                                        "carries the traffic"
+                                    }
+                                )
+                            }),
+                        });
+                    }
+                }
+                None => {
+                    let ready = match c.want.get(&p.id) {
+                        None => true,
+                        Some(Want::Retry(at)) => *at <= now,
+                        Some(Want::Pending(_)) => false,
+                    };
+                    if ready {
+                        c.want.insert(p.id, Want::Pending(now));
+                        let backup = want_backup(c, p);
+                        let retry = c.attempts.get(&p.id).copied().unwrap_or(0) > 0;
+                        out.push(Decision {
+                            command: Command::Create {
+                                token,
+                                local_id: p.id,
+                                local: p.address,
+                                ifindex: p.ifindex,
+                                remote: c.remote,
+                                backup,
+                            },
+                            reason: format!(
+                                "{}: {} subflow on {} ({trigger}{})",
+                                c.policy,
+                                if backup { "backup" } else { "a" },
+                                p.interface,
+                                if retry { ", again after a backoff" } else { "" }
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        // Paths that vanished are no longer wanted.
+        c.want.retain(|id, _| family.iter().any(|p| p.id == *id));
+        remember(c, now, &out);
+        if let Some(w) = switch {
+            if !out.iter().any(|d| d.reason == w) {
+                c.last = Some((now, w));
+            }
+        }
+        out
+    }
+}
+
+fn remember(c: &mut Conn, now: Instant, out: &[Decision]) {
+    if let Some(d) = out.last() {
+        c.last = Some((now, d.reason.clone()));
+    }
+}
+
+fn path_of(paths: &[LocalPath], ip: IpAddr) -> Option<u8> {
+    paths.iter().find(|p| p.address == ip).map(|p| p.id)
+}
+
+fn schedule_retry(c: &mut Conn, path: u8, now: Instant) {
+    let n = c.attempts.entry(path).or_insert(0);
+    let delay = BACKOFF_MIN
+        .saturating_mul(1u32 << (*n).min(8))
+        .min(BACKOFF_MAX);
+    *n += 1;
+    c.want.insert(path, Want::Retry(now + delay));
+}
+
+fn update_health(h: &mut Health, m: &SubflowSample, now: Instant) {
+    let progressed = m.bytes_acked > h.acked || m.unacked == 0;
+    h.rtt = Some(m.rtt);
+    h.rto = m.rto;
+    if progressed || h.last_progress.is_none() {
+        h.last_progress = Some(now);
+    }
+    h.acked = m.bytes_acked;
+    h.unacked = m.unacked;
+    let threshold = (m.rto * 2).max(STALL_MIN);
+    h.stalled = m.unacked > 0
+        && h.last_progress
+            .is_some_and(|t| now.saturating_duration_since(t) >= threshold);
+    if h.stalled {
+        h.healthy_since = None;
+    } else if h.healthy_since.is_none() {
+        h.healthy_since = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, PolicyRule};
+
+    const T: u32 = 0xabcd;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn path(id: u8, addr: &str, iface: &str) -> LocalPath {
+        LocalPath {
+            id,
+            address: addr.parse().unwrap(),
+            ifindex: u32::from(id) + 10,
+            interface: iface.into(),
+            priority: 0,
+            backup: false,
+        }
+    }
+
+    fn paths() -> Vec<LocalPath> {
+        vec![
+            path(1, "198.18.0.1", "wlan0"),
+            path(2, "198.18.1.1", "wwan0"),
+        ]
+    }
+
+    fn ev(kind: EventKind, local: &str, remote: &str) -> Event {
+        let mut e = Event::new(kind);
+        e.token = Some(T);
+        e.local = Some(sa(local));
+        e.remote = Some(sa(remote));
+        e
+    }
+
+    fn engine(policy: Policy) -> (Engine, Instant) {
+        let config = UserspaceConfig {
+            default_policy: policy,
+            ..UserspaceConfig::default()
+        };
+        let mut e = Engine::new(config);
+        let now = Instant::now();
+        assert!(e.set_paths(now, paths()).is_empty());
+        (e, now)
+    }
+
+    fn commands(d: Vec<Decision>) -> Vec<Command> {
+        d.into_iter().map(|d| d.command).collect()
+    }
+
+    const SERVER: &str = "198.18.0.2:443";
+    const FIRST: &str = "198.18.0.1:40000";
+    const SECOND: &str = "198.18.1.1:40001";
+
+    fn established(e: &mut Engine, now: Instant) -> Vec<Command> {
+        assert!(e
+            .event(now, &ev(EventKind::Created, FIRST, SERVER))
+            .is_empty());
+        commands(e.event(now, &ev(EventKind::Established, FIRST, SERVER)))
+    }
+
+    fn create(id: u8, backup: bool) -> Command {
+        let p = &paths()[usize::from(id) - 1];
+        Command::Create {
+            token: T,
+            local_id: id,
+            local: p.address,
+            ifindex: p.ifindex,
+            remote: sa(SERVER),
+            backup,
+        }
+    }
+
+    fn set_backup(local: &str, backup: bool) -> Command {
+        Command::SetBackup {
+            token: T,
+            local: sa(local),
+            remote: sa(SERVER),
+            backup,
+        }
+    }
+
+    fn sample(local: &str, rtt_ms: u64, acked: u64, unacked: u32) -> SubflowSample {
+        SubflowSample {
+            local: sa(local),
+            remote: sa(SERVER),
+            rtt: Duration::from_millis(rtt_ms),
+            rto: Duration::from_millis(200 + rtt_ms),
+            bytes_acked: acked,
+            unacked,
+        }
+    }
+
+    fn measure(e: &mut Engine, now: Instant, subflows: Vec<SubflowSample>) -> Vec<Command> {
+        commands(e.measure(now, &[ConnSample { token: T, subflows }]))
+    }
+
+    #[test]
+    fn aggregate_opens_every_path_and_recreates_with_backoff() {
+        let (mut e, t0) = engine(Policy::Aggregate);
+        assert_eq!(established(&mut e, t0), [create(2, false)]);
+        // Nothing twice while the create is pending.
+        assert!(e.tick(t0 + Duration::from_millis(100)).is_empty());
+        assert!(commands(e.event(t0, &ev(EventKind::SubEstablished, SECOND, SERVER))).is_empty());
+        // The subflow dies while its path is usable: again after 0.5 s, then 1 s.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(e
+            .event(t1, &ev(EventKind::SubClosed, SECOND, SERVER))
+            .is_empty());
+        assert!(e.tick(t1 + Duration::from_millis(400)).is_empty());
+        let d = e.tick(t1 + Duration::from_millis(500));
+        assert_eq!(commands(d.clone()), [create(2, false)]);
+        assert!(
+            d[0].reason.contains("again after a backoff"),
+            "{}",
+            d[0].reason
+        );
+        let t2 = t1 + Duration::from_millis(600);
+        assert!(
+            e.event(t2, &ev(EventKind::SubClosed, SECOND, SERVER))
+                .is_empty(),
+            "failed join"
+        );
+        assert!(e.tick(t2 + Duration::from_millis(900)).is_empty());
+        assert_eq!(
+            commands(e.tick(t2 + Duration::from_secs(1))),
+            [create(2, false)]
+        );
+        // A refused create is retried too.
+        let t3 = t2 + Duration::from_secs(1);
+        e.failed(t3, &create(2, false));
+        assert!(e.tick(t3 + Duration::from_millis(1900)).is_empty());
+        assert_eq!(
+            commands(e.tick(t3 + Duration::from_secs(2))),
+            [create(2, false)]
+        );
+    }
+
+    #[test]
+    fn a_path_that_goes_closes_its_subflows_and_one_that_comes_back_gets_one_at_once() {
+        let (mut e, t0) = engine(Policy::Aggregate);
+        established(&mut e, t0);
+        e.event(t0, &ev(EventKind::SubEstablished, SECOND, SERVER));
+        let t1 = t0 + Duration::from_secs(1);
+        let d = commands(e.set_paths(t1, vec![paths()[0].clone()]));
+        assert_eq!(
+            d,
+            [Command::Destroy {
+                token: T,
+                local: sa(SECOND),
+                remote: sa(SERVER)
+            }]
+        );
+        // Our own destroy is not re-created.
+        assert!(e
+            .event(t1, &ev(EventKind::SubClosed, SECOND, SERVER))
+            .is_empty());
+        assert!(e.tick(t1 + Duration::from_secs(20)).is_empty());
+        // The path is back: a subflow at once, no backoff.
+        let t2 = t1 + Duration::from_secs(30);
+        assert_eq!(commands(e.set_paths(t2, paths())), [create(2, false)]);
+    }
+
+    #[test]
+    fn aggregate_honours_backup_rules_and_single_adds_nothing() {
+        let (mut e, t0) = engine(Policy::Aggregate);
+        let mut p = paths();
+        p[1].backup = true;
+        e.set_paths(t0, p);
+        assert_eq!(established(&mut e, t0), [create(2, true)]);
+        let (mut e, t0) = engine(Policy::Single);
+        assert!(established(&mut e, t0).is_empty());
+        assert!(e.set_paths(t0, paths()).is_empty());
+    }
+
+    #[test]
+    fn handover_promotes_on_stall_and_moves_back_after_the_hold_time() {
+        let (mut e, t0) = engine(Policy::Handover);
+        assert_eq!(established(&mut e, t0), [create(2, true)]);
+        let mut sub = ev(EventKind::SubEstablished, SECOND, SERVER);
+        sub.backup = Some(true);
+        assert!(e.event(t0, &sub).is_empty());
+        // Primary progressing: nothing to do.
+        let mut t = t0;
+        for i in 1..5u64 {
+            t += Duration::from_millis(100);
+            let m = measure(
+                &mut e,
+                t,
+                vec![sample(FIRST, 10, i * 1000, 10), sample(SECOND, 30, 0, 0)],
+            );
+            assert!(m.is_empty(), "{m:?}");
+        }
+        // Primary stuck with data in flight: 2 x RTO (420 ms) later, handover.
+        let stuck_at = t;
+        let mut promoted = None;
+        for _ in 0..10 {
+            t += Duration::from_millis(100);
+            let m = measure(
+                &mut e,
+                t,
+                vec![sample(FIRST, 10, 4000, 10), sample(SECOND, 30, 0, 0)],
+            );
+            if !m.is_empty() {
+                promoted = Some((t, m));
+                break;
+            }
+        }
+        let (at, m) = promoted.expect("a handover");
+        assert!(
+            at - stuck_at >= Duration::from_millis(420),
+            "{:?}",
+            at - stuck_at
+        );
+        assert!(
+            at - stuck_at <= Duration::from_millis(600),
+            "{:?}",
+            at - stuck_at
+        );
+        assert_eq!(m, [set_backup(FIRST, true), set_backup(SECOND, false)]);
+        let status = &e.status(at)[0];
+        assert_eq!(status.active.as_deref(), Some("wwan0"));
+        assert!(status
+            .last
+            .as_ref()
+            .unwrap()
+            .contains("handover to wwan0: the primary is stalled"));
+        // The primary recovers: back after 2 s of health, not before.
+        let healthy_from = at + Duration::from_millis(100);
+        t = healthy_from;
+        let mut back = None;
+        for i in 0..40u64 {
+            let m = measure(
+                &mut e,
+                t,
+                vec![
+                    sample(FIRST, 10, 5000 + i, 0),
+                    sample(SECOND, 30, 100 * i, 5),
+                ],
+            );
+            if !m.is_empty() {
+                back = Some((t, m));
+                break;
+            }
+            t += Duration::from_millis(100);
+        }
+        let (at, m) = back.expect("back to the primary");
+        assert!(
+            at - healthy_from >= Duration::from_secs(2),
+            "{:?}",
+            at - healthy_from
+        );
+        assert_eq!(m, [set_backup(FIRST, false), set_backup(SECOND, true)]);
+    }
+
+    #[test]
+    fn handover_when_the_primary_path_goes() {
+        let (mut e, t0) = engine(Policy::Handover);
+        established(&mut e, t0);
+        let mut sub = ev(EventKind::SubEstablished, SECOND, SERVER);
+        sub.backup = Some(true);
+        e.event(t0, &sub);
+        let d = commands(e.set_paths(t0, vec![paths()[1].clone()]));
+        assert_eq!(
+            d,
+            [
+                Command::Destroy {
+                    token: T,
+                    local: sa(FIRST),
+                    remote: sa(SERVER)
+                },
+                set_backup(SECOND, false)
+            ]
+        );
+        // The primary's path is back: a backup subflow there, traffic stays until it
+        // has been healthy for the hold time.
+        let t1 = t0 + Duration::from_secs(3);
+        e.event(t1, &ev(EventKind::SubClosed, FIRST, SERVER));
+        assert_eq!(commands(e.set_paths(t1, paths())), [create(1, true)]);
+        let third = "198.18.0.1:40002";
+        let mut sub = ev(EventKind::SubEstablished, third, SERVER);
+        sub.backup = Some(true);
+        assert!(e.event(t1, &sub).is_empty());
+        let m = measure(
+            &mut e,
+            t1,
+            vec![sample(third, 10, 0, 0), sample(SECOND, 30, 10, 1)],
+        );
+        assert!(m.is_empty());
+        let m = measure(
+            &mut e,
+            t1 + Duration::from_millis(2100),
+            vec![sample(third, 10, 0, 0), sample(SECOND, 30, 20, 1)],
+        );
+        assert_eq!(m, [set_backup(third, false), set_backup(SECOND, true)]);
+    }
+
+    #[test]
+    fn interactive_follows_the_lowest_rtt_with_hysteresis() {
+        let (mut e, t0) = engine(Policy::Interactive);
+        assert_eq!(established(&mut e, t0), [create(2, true)]);
+        let mut sub = ev(EventKind::SubEstablished, SECOND, SERVER);
+        sub.backup = Some(true);
+        e.event(t0, &sub);
+        // A recorded RTT series (ms): wlan0 degrades from 20 to 80, wwan0 stays at 40.
+        let series: [(u64, u64); 12] = [
+            (20, 40),
+            (22, 40),
+            (25, 41),
+            (35, 40),
+            (45, 39),
+            (52, 40),
+            (60, 40),
+            (70, 41),
+            (80, 40),
+            (80, 40),
+            (80, 40),
+            (80, 40),
+        ];
+        let mut t = t0 + Duration::from_secs(3);
+        let mut switched = Vec::new();
+        for (i, (a, b)) in series.iter().enumerate() {
+            let m = measure(
+                &mut e,
+                t,
+                vec![sample(FIRST, *a, i as u64, 0), sample(SECOND, *b, 0, 0)],
+            );
+            if !m.is_empty() {
+                switched.push((i, m));
+            }
+            t += Duration::from_millis(200);
+        }
+        // 40 < 0.75 x 60 first at index 6 (60 ms); three in a row: index 8.
+        assert_eq!(switched.len(), 1, "{switched:?}");
+        assert_eq!(switched[0].0, 8);
+        assert_eq!(
+            switched[0].1,
+            [set_backup(FIRST, true), set_backup(SECOND, false)]
+        );
+        // Similar RTTs afterwards never flap back.
+        for i in 0..20u64 {
+            let m = measure(
+                &mut e,
+                t,
+                vec![sample(FIRST, 38, 0, 0), sample(SECOND, 40 + i % 3, i, 0)],
+            );
+            assert!(m.is_empty(), "{m:?}");
+            t += Duration::from_millis(200);
+        }
+    }
+
+    #[test]
+    fn server_side_announces_and_withdraws() {
+        let (mut e, t0) = engine(Policy::Aggregate);
+        let mut c = ev(EventKind::Created, "198.18.0.1:443", "198.18.9.9:5000");
+        c.server_side = Some(true);
+        e.event(t0, &c);
+        let mut est = c.clone();
+        est.kind = EventKind::Established;
+        let d = commands(e.event(t0, &est));
+        assert_eq!(
+            d,
+            [Command::Announce {
+                token: T,
+                id: 2,
+                address: "198.18.1.1".parse().unwrap()
+            }]
+        );
+        let d = commands(e.set_paths(t0, vec![paths()[0].clone()]));
+        assert_eq!(d, [Command::Remove { token: T, id: 2 }]);
+    }
+
+    #[test]
+    fn rules_pick_the_policy_per_port() {
+        let mut config = Config::default().userspace;
+        config.rules.push(PolicyRule {
+            policy: Policy::Single,
+            remote: None,
+            remote_port: Some(443),
+            local_port: None,
+            primary: None,
+        });
+        let mut e = Engine::new(config);
+        let t0 = Instant::now();
+        e.set_paths(t0, paths());
+        assert!(established(&mut e, t0).is_empty(), "port 443: single");
+        let mut other = ev(EventKind::Established, FIRST, "198.18.0.2:80");
+        other.token = Some(T + 1);
+        let d = e.event(t0, &other);
+        assert_eq!(d.len(), 1, "port 80: the default, aggregate");
+        let s = e.status(t0);
+        assert_eq!(
+            (s[0].policy, s[1].policy),
+            (Policy::Single, Policy::Aggregate)
+        );
+    }
+
+    #[test]
+    fn ended_connections_are_forgotten() {
+        let (mut e, mut t) = engine(Policy::Aggregate);
+        for i in 0..10_000u32 {
+            let mut c = ev(EventKind::Created, FIRST, SERVER);
+            c.token = Some(i);
+            e.event(t, &c);
+            c.kind = EventKind::Established;
+            e.event(t, &c);
+            c.kind = EventKind::Closed;
+            e.event(t, &c);
+            t += Duration::from_micros(100);
+        }
+        assert!(e.is_empty());
+        // Closed events lost (the socket overflowed): two measurements without the
+        // connection forget it.
+        established(&mut e, t);
+        assert_eq!(e.len(), 1);
+        e.measure(t, &[]);
+        assert_eq!(e.len(), 1);
+        e.measure(t, &[]);
+        assert!(e.is_empty());
+    }
+}
