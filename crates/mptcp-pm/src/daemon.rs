@@ -134,6 +134,26 @@ pub enum Report {
         #[serde(skip_serializing_if = "Option::is_none")]
         limits: Option<Limits>,
     },
+    /// The userspace mode switched the namespace's path manager (and back on exit).
+    PathManager {
+        /// The sysctl, e.g. `net.mptcp.path_manager`.
+        sysctl: String,
+        /// Its value now.
+        value: String,
+        /// Its value before.
+        previous: String,
+    },
+    /// The userspace mode's policy engine sent a command.
+    Policy {
+        /// What and why.
+        #[serde(flatten)]
+        decision: crate::engine::Decision,
+        /// Whether the kernel took it.
+        applied: bool,
+        /// Why it failed, if it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A reconcile failed; the next notification or resync tries again.
     Error {
         /// What failed.
@@ -230,6 +250,57 @@ impl fmt::Display for Report {
                 Ok(())
             }
             Report::Error { message } => write!(f, "error: {message}"),
+            Report::PathManager {
+                sysctl,
+                value,
+                previous,
+            } => write!(f, "{sysctl} = {value} (was {previous})"),
+            Report::Policy {
+                decision,
+                applied,
+                error,
+            } => {
+                use crate::engine::Command;
+                let token = decision.command.token();
+                match &decision.command {
+                    Command::Create {
+                        local,
+                        remote,
+                        backup,
+                        local_id,
+                        ..
+                    } => write!(
+                        f,
+                        "{token:08x}: {}subflow {local} (id {local_id}) -> {remote}",
+                        if *backup { "backup " } else { "" }
+                    )?,
+                    Command::Destroy { local, remote, .. } => {
+                        write!(f, "{token:08x}: close subflow {local} -> {remote}")?
+                    }
+                    Command::SetBackup {
+                        local,
+                        remote,
+                        backup,
+                        ..
+                    } => write!(
+                        f,
+                        "{token:08x}: {local} -> {remote} {}",
+                        if *backup { "to backup" } else { "carries the traffic" }
+                    )?,
+                    Command::Announce { id, address, .. } => {
+                        write!(f, "{token:08x}: announce {address} (id {id})")?
+                    }
+                    Command::Remove { id, .. } => write!(f, "{token:08x}: withdraw address id {id}")?,
+                }
+                write!(f, " ({})", decision.reason)?;
+                if !applied {
+                    write!(f, ": failed")?;
+                }
+                if let Some(e) = error {
+                    write!(f, ": {e}")?;
+                }
+                Ok(())
+            }
             Report::Stopped {
                 removed,
                 limits_restored,
@@ -622,7 +693,7 @@ pub fn preview(config: &Config, state_dir: &std::path::Path) -> Result<(Plan, Ve
 
 /// Another endpoint manager running in the namespace `netns`: NetworkManager (1.40+
 /// manages endpoints for the links it manages) or mptcpd.
-fn other_manager(netns: u64) -> Option<String> {
+pub(crate) fn other_manager(netns: u64) -> Option<String> {
     let me = std::process::id();
     let entries = std::fs::read_dir("/proc").ok()?;
     for entry in entries.flatten() {

@@ -64,7 +64,7 @@ const RTT_STREAK: u32 = 3;
 const MIN_DWELL: Duration = Duration::from_secs(2);
 
 /// A usable local address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LocalPath {
     /// Its address id (1-255), used as the subflows' local id.
     pub id: u8,
@@ -240,7 +240,7 @@ struct Conn {
 }
 
 /// What `mptcp pm status` shows of a connection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ConnStatus {
     /// The token.
     pub token: u32,
@@ -266,7 +266,7 @@ pub struct ConnStatus {
 }
 
 /// A subflow in [`ConnStatus`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SubflowStatus {
     /// Local address and port.
     pub local: SocketAddr,
@@ -300,6 +300,11 @@ impl Engine {
             paths: Vec::new(),
             conns: BTreeMap::new(),
         }
+    }
+
+    /// The usable paths.
+    pub fn paths(&self) -> &[LocalPath] {
+        &self.paths
     }
 
     /// Connections tracked.

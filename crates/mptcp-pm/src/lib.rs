@@ -129,6 +129,7 @@ pub mod host;
 pub mod plan;
 pub mod rtnl;
 pub mod state;
+pub mod userspace;
 
 pub use config::{Config, ConfigError, Role};
 pub use daemon::{preview, Daemon, Options, Report};

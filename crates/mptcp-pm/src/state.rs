@@ -25,6 +25,10 @@ pub struct Memory {
     pub owned: BTreeMap<u8, IpAddr>,
     /// The id each address last had.
     pub remembered: BTreeMap<IpAddr, u8>,
+    /// The userspace daemon switched the path-manager sysctl from this value: put it
+    /// back on exit (or, after a crash, on the next run's exit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pm_restore: Option<String>,
 }
 
 /// The identity of the calling thread's network namespace: the inode of its nsfs file.
@@ -128,6 +132,7 @@ mod tests {
             pid: 42,
             owned: [(3, IpAddr::from([198, 18, 0, 1]))].into(),
             remembered: [(IpAddr::from([198, 18, 0, 1]), 3)].into(),
+            pm_restore: Some("kernel".into()),
         };
         lock.save(&m).unwrap();
         let err = Lock::acquire(&dir, 1).unwrap_err();

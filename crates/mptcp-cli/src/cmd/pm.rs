@@ -51,6 +51,17 @@ pub enum PmCommand {
     /// Print the endpoints and limits the daemon would set, each with its reason,
     /// and every address it would skip, with why; change nothing.
     Plan(PmOptions),
+    /// The userspace daemon's live connections: policy, subflows, what it last did
+    /// and why.
+    Status(PmStatusArgs),
+}
+
+/// `mptcp pm status`.
+#[derive(Debug, Args)]
+pub struct PmStatusArgs {
+    /// Where the daemon keeps its lock and status.
+    #[arg(long, value_name = "DIR", default_value = mptcp_pm::state::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
 }
 
 /// The options that shape the plan.
@@ -88,6 +99,10 @@ pub struct PmRunArgs {
     /// Set rp_filter to 2 (loose) on interfaces with an endpoint where it is 1 (strict).
     #[arg(long)]
     pub fix_rp_filter: bool,
+    /// Switch this namespace to the userspace path manager (restored on exit) and
+    /// drive every connection by policy (the configuration's [userspace] rules).
+    #[arg(long, conflicts_with_all = ["dry_run", "once", "keep", "fix_rp_filter"])]
+    pub userspace: bool,
 }
 
 /// A role on the command line.
@@ -118,6 +133,7 @@ pub fn run(cmd: PmCommand, out: &Output) -> Result<u8, Error> {
     match cmd {
         PmCommand::Run(args) => run_daemon(&args, out),
         PmCommand::Plan(opts) => plan(&opts, out),
+        PmCommand::Status(args) => status(&args, out),
     }
 }
 
@@ -167,19 +183,26 @@ fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
                 failed_output = Some(e);
             }
         };
-        let mut daemon = Daemon::start(options, &mut log).map_err(Error::msg)?;
-        let result = if args.once {
-            daemon.reconcile(&mut log).map(|plan| {
-                log(Report::Ready {
-                    endpoints: daemon.owned().len(),
-                    limits: plan.limits.as_ref().map(|l| l.limits()),
-                })
-            })
+        if args.userspace {
+            let mut daemon =
+                mptcp_pm::userspace::UserspaceDaemon::start(options, &mut log).map_err(Error::msg)?;
+            let result = daemon.run(&stop, &mut log);
+            (result, daemon.shutdown(&mut log))
         } else {
-            daemon.run(&stop, &mut log)
-        };
-        // Clean up even when running failed, then report the first error.
-        (result, daemon.shutdown(&mut log))
+            let mut daemon = Daemon::start(options, &mut log).map_err(Error::msg)?;
+            let result = if args.once {
+                daemon.reconcile(&mut log).map(|plan| {
+                    log(Report::Ready {
+                        endpoints: daemon.owned().len(),
+                        limits: plan.limits.as_ref().map(|l| l.limits()),
+                    })
+                })
+            } else {
+                daemon.run(&stop, &mut log)
+            };
+            // Clean up even when running failed, then report the first error.
+            (result, daemon.shutdown(&mut log))
+        }
     };
     result.map_err(Error::msg)?;
     shutdown.map_err(Error::msg)?;
@@ -273,6 +296,49 @@ fn plan(opts: &PmOptions, out: &Output) -> Result<u8, Error> {
         }
         .to_string();
         text.push_str(&format!("  {line}\n"));
+    }
+    out.print(&text)?;
+    Ok(EXIT_OK)
+}
+
+fn status(args: &PmStatusArgs, out: &Output) -> Result<u8, Error> {
+    let status = mptcp_pm::userspace::read_status(&args.state_dir).map_err(Error::msg)?;
+    if out.json {
+        out.json(&status)?;
+        return Ok(EXIT_OK);
+    }
+    let mut text = format!("daemon pid {}; paths:", status.pid);
+    for p in &status.paths {
+        text.push_str(&format!(" {} ({} id {})", p.address, p.interface, p.id));
+    }
+    text.push_str(&format!("\n{} connection(s)\n", status.connections.len()));
+    for c in &status.connections {
+        text.push_str(&format!(
+            "\n{:08x} {} -> {} {}{}{}\n",
+            c.token,
+            c.local,
+            c.remote,
+            c.policy,
+            if c.server_side { " (server side)" } else { "" },
+            c.active
+                .as_ref()
+                .map(|a| format!(", traffic on {a}"))
+                .unwrap_or_default()
+        ));
+        for s in &c.subflows {
+            text.push_str(&format!(
+                "  {} -> {}{}{}{}{}\n",
+                s.local,
+                s.remote,
+                s.interface.as_ref().map(|i| format!(" dev {i}")).unwrap_or_default(),
+                if s.backup { " backup" } else { "" },
+                s.rtt_ms.map(|r| format!(" rtt {r:.1} ms")).unwrap_or_default(),
+                if s.stalled { " STALLED" } else { "" }
+            ));
+        }
+        if let (Some(last), Some(ago)) = (&c.last, c.last_seconds_ago) {
+            text.push_str(&format!("  last: {last} ({ago:.1} s ago)\n"));
+        }
     }
     out.print(&text)?;
     Ok(EXIT_OK)

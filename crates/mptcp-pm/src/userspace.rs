@@ -1,0 +1,460 @@
+//! `mptcp pm run --userspace`: the namespace's path manager switched to userspace for
+//! the daemon's lifetime, every MPTCP connection driven by the [`Engine`] through the
+//! userspace-PM commands.
+//!
+//! The loop: path-manager events (50 ms at most between looks at the other inputs),
+//! the host's links over rtnetlink (the same usable paths as the in-kernel mode, from
+//! [`crate::plan()`]), subflow measurements over `sock_diag` every 100 ms while a
+//! `handover` or `interactive` connection exists (every 2 s otherwise, to forget
+//! connections whose `closed` event was lost), timers. Every command is logged with
+//! the engine's reason. A status file next to the lock serves `mptcp pm status`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mptcp_netlink::{EndpointFlags, Events, NewSubflow, PathManager};
+use serde::{Deserialize, Serialize};
+
+use crate::daemon::{other_manager, Error, Options, Report};
+use crate::engine::{Command, ConnSample, ConnStatus, Decision, Engine, LocalPath, SubflowSample};
+use crate::plan::{plan, KernelView};
+use crate::rtnl::{Rtnl, Watcher};
+use crate::state::{self, Lock, Memory};
+
+const EVENT_WAIT: Duration = Duration::from_millis(50);
+const MEASURE_EVERY: Duration = Duration::from_millis(100);
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the namespace's path-manager choice lives: `net.mptcp.path_manager` (6.15+)
+/// or the older `net.mptcp.pm_type`.
+#[derive(Debug, Clone)]
+struct PmSysctl {
+    path: &'static str,
+    userspace: &'static str,
+}
+
+impl PmSysctl {
+    fn find() -> Result<PmSysctl, Error> {
+        for (path, userspace) in [
+            ("/proc/sys/net/mptcp/path_manager", "userspace"),
+            ("/proc/sys/net/mptcp/pm_type", "1"),
+        ] {
+            if Path::new(path).exists() {
+                return Ok(PmSysctl { path, userspace });
+            }
+        }
+        Err(Error::Io {
+            what: "this kernel has no userspace path manager (needs Linux 5.19)".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })
+    }
+
+    fn read(&self) -> Result<String, Error> {
+        std::fs::read_to_string(self.path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| Error::Io {
+                what: format!("cannot read {}", self.path),
+                source: e,
+            })
+    }
+
+    fn write(&self, value: &str) -> Result<(), Error> {
+        std::fs::write(self.path, value).map_err(|e| Error::Io {
+            what: format!("cannot write {value} to {}", self.path),
+            source: e,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.path.trim_start_matches("/proc/sys/").replace('/', ".")
+    }
+}
+
+/// The status file `mptcp pm status` reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusFile {
+    /// The daemon's pid.
+    pub pid: u32,
+    /// Seconds since the Unix epoch when written.
+    pub written: f64,
+    /// The usable paths.
+    pub paths: Vec<LocalPath>,
+    /// The live connections.
+    pub connections: Vec<ConnStatus>,
+}
+
+/// The status file of the namespace `netns` under `dir`.
+pub fn status_path(dir: &Path, netns: u64) -> PathBuf {
+    dir.join(format!("net-{netns}.status.json"))
+}
+
+/// The running userspace daemon.
+pub struct UserspaceDaemon {
+    opts: Options,
+    pm: PathManager,
+    events: Events,
+    rtnl: Rtnl,
+    watcher: Watcher,
+    lock: Lock,
+    memory: Memory,
+    engine: Engine,
+    sysctl: PmSysctl,
+    original: String,
+    status_path: PathBuf,
+}
+
+impl std::fmt::Debug for UserspaceDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserspaceDaemon")
+            .field("connections", &self.engine.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserspaceDaemon {
+    /// Takes the namespace: the lock, no other manager (unless `force`), no other
+    /// userspace path manager (the sysctl already `userspace`, unless an earlier run
+    /// of ours left it so, or `force`); subscribes to events, then switches the
+    /// sysctl.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] with the reason, or what failed.
+    pub fn start(opts: Options, log: &mut dyn FnMut(Report)) -> Result<UserspaceDaemon, Error> {
+        let netns = state::netns_id().map_err(|e| Error::Io {
+            what: "cannot identify the network namespace".into(),
+            source: e,
+        })?;
+        if !opts.force {
+            if let Some(other) = other_manager(netns) {
+                return Err(Error::Busy(other));
+            }
+        }
+        let sysctl = PmSysctl::find()?;
+        let (lock, memory) = Lock::acquire(&opts.state_dir, netns).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                Error::Busy(e.to_string())
+            } else {
+                Error::Io {
+                    what: "cannot take the daemon's lock".into(),
+                    source: e,
+                }
+            }
+        })?;
+        let current = sysctl.read()?;
+        let original = match &memory.pm_restore {
+            // An earlier run of ours ended without restoring: what it found is the
+            // value to give back.
+            Some(found) => found.clone(),
+            None if current == sysctl.userspace && !opts.force => {
+                return Err(Error::Busy(format!(
+                    "{} is already {current}: another userspace path manager drives this \
+                     network namespace; stop it, or pass --force",
+                    sysctl.name()
+                )))
+            }
+            None => current.clone(),
+        };
+        let pm = PathManager::open()?;
+        let events = Events::subscribe()?;
+        let watcher = Watcher::open().map_err(|e| Error::Io {
+            what: "cannot watch the host's links".into(),
+            source: e,
+        })?;
+        let rtnl = Rtnl::open().map_err(|e| Error::Io {
+            what: "cannot open an rtnetlink socket".into(),
+            source: e,
+        })?;
+        let memory = Memory {
+            pid: std::process::id(),
+            pm_restore: Some(original.clone()),
+            ..memory
+        };
+        let mut daemon = UserspaceDaemon {
+            engine: Engine::new(opts.config.userspace.clone()),
+            status_path: status_path(&opts.state_dir, netns),
+            opts,
+            pm,
+            events,
+            rtnl,
+            watcher,
+            lock,
+            memory,
+            sysctl,
+            original,
+        };
+        daemon.save()?;
+        daemon.sysctl.write(daemon.sysctl.userspace)?;
+        log(Report::PathManager {
+            sysctl: daemon.sysctl.name(),
+            value: daemon.sysctl.userspace.to_string(),
+            previous: current,
+        });
+        Ok(daemon)
+    }
+
+    fn save(&mut self) -> Result<(), Error> {
+        self.lock.save(&self.memory).map_err(|e| Error::Io {
+            what: format!("cannot write {}", self.lock.path().display()),
+            source: e,
+        })
+    }
+
+    fn paths(&mut self) -> Result<Vec<LocalPath>, Error> {
+        let host = self.rtnl.snapshot().map_err(|e| Error::Io {
+            what: "cannot read the host's links and addresses".into(),
+            source: e,
+        })?;
+        let kernel = KernelView {
+            remembered: self.memory.remembered.clone(),
+            ..KernelView::default()
+        };
+        let plan = plan(&host, &self.opts.config, &kernel);
+        let mut changed = false;
+        for e in &plan.endpoints {
+            changed |= self.memory.remembered.insert(e.address, e.id) != Some(e.id);
+        }
+        if changed {
+            self.save()?;
+        }
+        Ok(plan
+            .endpoints
+            .into_iter()
+            .map(|e| LocalPath {
+                id: e.id,
+                address: e.address,
+                ifindex: e.ifindex,
+                interface: e.interface,
+                priority: e.priority,
+                backup: e.flags.contains(EndpointFlags::BACKUP),
+            })
+            .collect())
+    }
+
+    fn apply(&mut self, now: Instant, decisions: Vec<Decision>, log: &mut dyn FnMut(Report)) {
+        for d in decisions {
+            let result = match &d.command {
+                Command::Create {
+                    token,
+                    local_id,
+                    local,
+                    ifindex,
+                    remote,
+                    backup,
+                } => self.pm.open_subflow(
+                    *token,
+                    &NewSubflow::new(*local_id, SocketAddr::new(*local, 0), *remote)
+                        .interface(*ifindex)
+                        .backup(*backup),
+                ),
+                Command::Destroy {
+                    token,
+                    local,
+                    remote,
+                } => self.pm.destroy_subflow(*token, *local, *remote),
+                Command::SetBackup {
+                    token,
+                    local,
+                    remote,
+                    backup,
+                } => self.pm.set_subflow_backup(*token, *local, *remote, *backup),
+                Command::Announce { token, id, address } => {
+                    self.pm.announce(*token, *id, *address, None)
+                }
+                Command::Remove { token, id } => self.pm.remove(*token, *id),
+            };
+            if result.is_err() {
+                self.engine.failed(now, &d.command);
+            }
+            log(Report::Policy {
+                decision: d,
+                applied: result.is_ok(),
+                error: result.err().map(|e| e.to_string()),
+            });
+        }
+    }
+
+    fn measure(&mut self, now: Instant, log: &mut dyn FnMut(Report)) {
+        match mptcp_netlink::connections() {
+            Ok(conns) => {
+                let samples: Vec<ConnSample> = conns
+                    .into_iter()
+                    .filter_map(|c| {
+                        Some(ConnSample {
+                            token: c.token?,
+                            subflows: c
+                                .subflows
+                                .into_iter()
+                                .filter_map(|s| {
+                                    let t = s.tcp?;
+                                    Some(SubflowSample {
+                                        local: s.local,
+                                        remote: s.remote,
+                                        rtt: t.rtt,
+                                        rto: t.rto,
+                                        bytes_acked: t.bytes_acked.unwrap_or(0),
+                                        unacked: t.unacked,
+                                    })
+                                })
+                                .collect(),
+                        })
+                    })
+                    .collect();
+                let d = self.engine.measure(now, &samples);
+                self.apply(now, d, log);
+            }
+            Err(e) => log(Report::Error {
+                message: format!("cannot list the connections: {e}"),
+            }),
+        }
+    }
+
+    fn write_status(&self, now: Instant) {
+        let status = StatusFile {
+            pid: std::process::id(),
+            written: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            paths: self.engine.paths().to_vec(),
+            connections: self.engine.status(now),
+        };
+        // Written aside and renamed, so a reader never sees half a file.
+        let tmp = self.status_path.with_extension("tmp");
+        if let Ok(text) = serde_json::to_vec(&status) {
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &self.status_path);
+            }
+        }
+    }
+
+    /// Runs until `stop` is raised.
+    ///
+    /// # Errors
+    /// When the event or link sockets break.
+    pub fn run(&mut self, stop: &AtomicBool, log: &mut dyn FnMut(Report)) -> Result<(), Error> {
+        let now = Instant::now();
+        let paths = self.paths()?;
+        let n = paths.len();
+        let d = self.engine.set_paths(now, paths);
+        self.apply(now, d, log);
+        log(Report::Ready {
+            endpoints: n,
+            limits: None,
+        });
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        self.write_status(now);
+        let (mut next_measure, mut next_status) = (now, now + STATUS_EVERY);
+        while !stop.load(Ordering::SeqCst) {
+            // Events first: they are what connections wait on.
+            let mut wait = EVENT_WAIT;
+            for _ in 0..256 {
+                match self.events.next_timeout(wait) {
+                    Ok(Some(ev)) => {
+                        let now = Instant::now();
+                        let d = self.engine.event(now, &ev);
+                        self.apply(now, d, log);
+                        wait = Duration::ZERO;
+                    }
+                    Ok(None) => break,
+                    Err(mptcp_netlink::Error::EventsLost) => {
+                        log(Report::Error {
+                            message: "path-manager events were lost: resyncing from sock_diag"
+                                .into(),
+                        });
+                        next_measure = Instant::now();
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let changed = self.watcher.wait(Duration::ZERO).map_err(|e| Error::Io {
+                what: "cannot read link notifications".into(),
+                source: e,
+            })?;
+            let now = Instant::now();
+            if changed {
+                match self.paths() {
+                    Ok(paths) => {
+                        let d = self.engine.set_paths(now, paths);
+                        self.apply(now, d, log);
+                    }
+                    Err(e) => log(Report::Error {
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            if now >= next_measure && !self.engine.is_empty() {
+                self.measure(now, log);
+                next_measure = now
+                    + if self.engine.wants_measurements() {
+                        MEASURE_EVERY
+                    } else {
+                        SWEEP_EVERY
+                    };
+            }
+            let d = self.engine.tick(now);
+            self.apply(now, d, log);
+            if now >= next_status {
+                self.write_status(now);
+                next_status = now + STATUS_EVERY;
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        Ok(())
+    }
+
+    /// Puts the path-manager sysctl back and releases the namespace.
+    ///
+    /// # Errors
+    /// When the sysctl cannot be written back.
+    pub fn shutdown(mut self, log: &mut dyn FnMut(Report)) -> Result<(), Error> {
+        let _ = std::fs::remove_file(&self.status_path);
+        self.sysctl.write(&self.original)?;
+        self.memory.pm_restore = None;
+        self.save()?;
+        log(Report::PathManager {
+            sysctl: self.sysctl.name(),
+            value: self.original.clone(),
+            previous: self.sysctl.userspace.to_string(),
+        });
+        log(Report::Stopped {
+            removed: 0,
+            limits_restored: false,
+        });
+        Ok(())
+    }
+}
+
+/// Reads the status of the userspace daemon running in this namespace.
+///
+/// # Errors
+/// [`Error::Busy`]-free: an I/O error naming the file when no daemon writes one (or
+/// its pid is gone).
+pub fn read_status(state_dir: &Path) -> Result<StatusFile, Error> {
+    let netns = state::netns_id().map_err(|e| Error::Io {
+        what: "cannot identify the network namespace".into(),
+        source: e,
+    })?;
+    let path = status_path(state_dir, netns);
+    let none = |source: io::Error| Error::Io {
+        what: format!(
+            "no `mptcp pm run --userspace` runs in this network namespace ({})",
+            path.display()
+        ),
+        source,
+    };
+    let text = std::fs::read(&path).map_err(none)?;
+    let status: StatusFile = serde_json::from_slice(&text)
+        .map_err(|e| none(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    if !Path::new(&format!("/proc/{}", status.pid)).exists() {
+        return Err(none(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("its daemon (pid {}) is gone", status.pid),
+        )));
+    }
+    Ok(status)
+}
