@@ -4,163 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pm::{addresses, endpoints, ipaddr, is_change, state_dir, PmDaemon, Upload};
 use common::{ip, netns};
-use mptcp_netlink::{Endpoint, EndpointFlags, NewEndpoint, PathManager};
+use mptcp_netlink::{EndpointFlags, NewEndpoint, PathManager};
 use mptcp_testnet::{Endpoints, Netns, TestNet};
 use serde_json::Value;
-
-/// A running `mptcp --json pm run`, its JSON lines collected as they come, each with
-/// the instant it was read. Killed on drop.
-struct PmDaemon {
-    child: Child,
-    lines: Arc<Mutex<Vec<(Instant, Value)>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl PmDaemon {
-    fn start(ns: &str, state: &Path, args: &[&str]) -> PmDaemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mptcp"))
-            .args(["--netns", ns, "--json", "pm", "run", "--state-dir"])
-            .arg(state)
-            .args(args)
-            .env_remove("MPTCP_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run mptcp pm run");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let l = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-                l.lock().unwrap().push((Instant::now(), v));
-            }
-        });
-        let e = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut e = e.lock().unwrap();
-                e.push_str(&line);
-                e.push('\n');
-            }
-        });
-        PmDaemon {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    fn lines(&self) -> Vec<(Instant, Value)> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// Waits for a line matching `pred` among those read after `since` lines; its
-    /// instant and the line.
-    fn wait_for(
-        &mut self,
-        what: &str,
-        since: usize,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> (Instant, Value) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(found) = self.lines().into_iter().skip(since).find(|(_, v)| pred(v)) {
-                return found;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the daemon exited ({status}) before {what}; lines {:#?}\nstderr {}",
-                    self.lines(),
-                    self.stderr.lock().unwrap()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} within {timeout:?}; lines {:#?}\nstderr {}",
-                self.lines().iter().map(|(_, v)| v).collect::<Vec<_>>(),
-                self.stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn ready(&mut self) -> Value {
-        self.wait_for("ready", 0, Duration::from_secs(10), |v| {
-            v["event"] == "ready"
-        })
-        .1
-    }
-
-    /// SIGTERM, then the exit status and every line.
-    fn stop(mut self) -> (ExitStatus, Vec<Value>) {
-        rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.child),
-            rustix::process::Signal::TERM,
-        )
-        .expect("signal the daemon");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // Let the reader take the last lines.
-        std::thread::sleep(Duration::from_millis(100));
-        (status, self.lines().into_iter().map(|(_, v)| v).collect())
-    }
-}
-
-impl Drop for PmDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fresh state directory for one test's daemons.
-fn state_dir(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mptcp-pm-test-{}-{label}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn endpoints(ns: &Netns) -> Vec<Endpoint> {
-    ns.run(|| PathManager::open().and_then(|pm| pm.endpoints()))
-        .expect("enter the namespace")
-        .expect("list endpoints")
-}
-
-fn addresses(ns: &Netns) -> Vec<IpAddr> {
-    let mut v: Vec<IpAddr> = endpoints(ns).iter().map(|e| e.address).collect();
-    v.sort();
-    v
-}
-
-fn ipaddr(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn is_change(v: &Value, action: &str, address: &str) -> bool {
-    v["event"] == "change"
-        && v["action"] == action
-        && v["applied"] == true
-        && (v["address"] == address || v["endpoint"]["address"] == address)
-}
 
 /// `plan --json` in `ns` with extra arguments.
 fn plan(ns: &str, args: &[&str]) -> Value {
@@ -993,8 +846,6 @@ fn has_endpoint(ns: &Netns, addr: &str) -> bool {
 /// kernel's endpoint table is watched every 10 ms, so both managers are judged by what
 /// the kernel did.
 fn failover_scenario(manager: Manager) -> Outcome {
-    use mptcp_bench::{Client, ClientOptions, Interval, Server};
-
     let net = TestNet::builder()
         .paths(2)
         .rate_mbit(20)
@@ -1042,43 +893,11 @@ fn failover_scenario(manager: Manager) -> Outcome {
         }
     }
 
-    let server = net
-        .server()
-        .run(|| Server::bind("0.0.0.0:5201", false))
-        .unwrap()
-        .expect("bench server");
-    let server_thread = std::thread::spawn(move || server.serve(Some(1), None, &|_| {}).unwrap());
-    let mut opts = ClientOptions::new("198.18.0.2:5201".parse().unwrap());
-    opts.duration = Some(Duration::from_secs(6));
-    opts.interval = Duration::from_millis(100);
-    opts.verify = true;
-    let client = net
-        .client()
-        .run(|| Client::connect(&opts))
-        .unwrap()
-        .expect("dial");
-    let intervals: Arc<Mutex<Vec<(Instant, Interval)>>> = Arc::default();
-    let iv = Arc::clone(&intervals);
-    let started = Instant::now();
-    let client_thread = std::thread::spawn(move || {
-        client.run(None, |i| {
-            iv.lock().unwrap().push((Instant::now(), i.clone()))
-        })
-    });
-    let on_path1_since = |since: Instant| -> u64 {
-        intervals
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, _)| *at > since)
-            .flat_map(|(_, i)| i.subflows.iter())
-            .filter(|s| s.local.is_some_and(|a| a.ip() == ipaddr("198.18.1.1")))
-            .map(|s| s.bytes)
-            .sum()
-    };
+    let upload = Upload::start(&net, 6);
+    let path1 = ipaddr("198.18.1.1");
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        on_path1_since(started) > 0,
+        upload.bytes_on(path1, upload.started, Instant::now()) > 0,
         "path 1 carried nothing before the cut"
     );
 
@@ -1093,18 +912,12 @@ fn failover_scenario(manager: Manager) -> Outcome {
     }
     let up = Instant::now();
     ip(&server_ns, &["link", "set", "p1", "up"]);
-    let mut path1_back = None;
-    while up.elapsed() < Duration::from_secs(4) && path1_back.is_none() {
-        if on_path1_since(up) > 0 {
-            path1_back = Some(up.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let summary = client_thread
-        .join()
-        .unwrap()
-        .expect("the transfer completes");
-    server_thread.join().unwrap();
+    let path1_back = upload
+        .wait_until(Duration::from_secs(4), |u| {
+            u.bytes_on(path1, up, Instant::now()) > 0
+        })
+        .map(|at| at - up);
+    let summary = upload.finish();
     if let Some(d) = ours {
         let (status, _) = d.stop();
         assert!(status.success());

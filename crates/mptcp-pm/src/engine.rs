@@ -487,15 +487,33 @@ impl Engine {
         }
     }
 
-    /// A command the kernel refused: its path is tried again after a backoff.
+    /// A command the kernel refused: a create is tried again after a backoff; a
+    /// backup change on the next pass (right after `sub_established` the kernel may
+    /// not have joined the subflow to its connection yet, and answers "not found").
     pub fn failed(&mut self, now: Instant, command: &Command) {
-        if let Command::Create {
-            token, local_id, ..
-        } = command
-        {
-            if let Some(c) = self.conns.get_mut(token) {
-                schedule_retry(c, *local_id, now);
+        match command {
+            Command::Create {
+                token, local_id, ..
+            } => {
+                if let Some(c) = self.conns.get_mut(token) {
+                    schedule_retry(c, *local_id, now);
+                }
             }
+            Command::SetBackup {
+                token,
+                local,
+                remote,
+                backup,
+            } => {
+                if let Some(sf) = self.conns.get_mut(token).and_then(|c| {
+                    c.subflows
+                        .iter_mut()
+                        .find(|s| s.local == *local && s.remote == *remote)
+                }) {
+                    sf.backup = !backup;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1141,6 +1159,14 @@ mod tests {
             at - healthy_from
         );
         assert_eq!(m, [set_backup(FIRST, false), set_backup(SECOND, true)]);
+        // The kernel refuses one (not joined yet): the next pass asks again.
+        e.failed(at, &set_backup(SECOND, true));
+        let m = measure(
+            &mut e,
+            at + Duration::from_millis(100),
+            vec![sample(FIRST, 10, 9000, 0), sample(SECOND, 30, 9000, 0)],
+        );
+        assert_eq!(m, [set_backup(SECOND, true)]);
     }
 
     #[test]

@@ -184,8 +184,8 @@ fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
             }
         };
         if args.userspace {
-            let mut daemon =
-                mptcp_pm::userspace::UserspaceDaemon::start(options, &mut log).map_err(Error::msg)?;
+            let mut daemon = mptcp_pm::userspace::UserspaceDaemon::start(options, &mut log)
+                .map_err(Error::msg)?;
             let result = daemon.run(&stop, &mut log);
             (result, daemon.shutdown(&mut log))
         } else {
@@ -330,9 +330,14 @@ fn status(args: &PmStatusArgs, out: &Output) -> Result<u8, Error> {
                 "  {} -> {}{}{}{}{}\n",
                 s.local,
                 s.remote,
-                s.interface.as_ref().map(|i| format!(" dev {i}")).unwrap_or_default(),
+                s.interface
+                    .as_ref()
+                    .map(|i| format!(" dev {i}"))
+                    .unwrap_or_default(),
                 if s.backup { " backup" } else { "" },
-                s.rtt_ms.map(|r| format!(" rtt {r:.1} ms")).unwrap_or_default(),
+                s.rtt_ms
+                    .map(|r| format!(" rtt {r:.1} ms"))
+                    .unwrap_or_default(),
                 if s.stalled { " STALLED" } else { "" }
             ));
         }

@@ -5,6 +5,8 @@
 //! naming what is missing.
 #![allow(dead_code)]
 
+pub mod pm;
+
 use std::process::Output;
 use std::time::Duration;
 
