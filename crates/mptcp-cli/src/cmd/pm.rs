@@ -24,12 +24,19 @@ endpoints at once (the kernel closes those subflows; connections go on over the 
 when it comes back so do they. Endpoints made by hand or by other tools are left alone.
 Limits are sized to the endpoints unless the configuration fixes them.
 
+With --userspace the namespace is switched to the userspace path manager for the
+daemon's life (restored on exit) and each connection is driven by a policy chosen by
+the configuration's [userspace] rules: aggregate, handover, interactive or single.
+`mptcp pm status` shows each connection's policy and what was last done and why.
+
 Examples:
   mptcp pm plan                                 what would be set, and why
   mptcp pm run                                  as a client, until SIGTERM
   mptcp pm run --role server --fix-rp-filter
   mptcp pm run --config /etc/mptcp/pm.toml --json
   mptcp --netns blue pm run --once              set once, leave in place, exit
+  mptcp pm run --userspace --config pm.toml     per-connection policies
+  mptcp pm status --json
 
 Exit status: 0 stopped cleanly; 2 bad configuration, another manager holds the
 namespace, or the path manager refused.
@@ -41,7 +48,10 @@ limits with a \"reason\".
 JSON (plan): {\"role\", \"endpoints\": [{\"id\", \"address\", \"flags\", \"ifindex\", \"interface\",
 \"priority\", \"reason\"}], \"skipped\": [{\"address\", \"interface\", \"reason\"}], \"over_capacity\",
 \"foreign\", \"limits\": {\"subflows\", \"add_addr_accepted\", \"reason\"}, \"strict_rp_filter\",
-\"actions\"}.";
+\"actions\"}.
+JSON (status): {\"pid\", \"paths\": [{\"id\", \"address\", \"interface\", ...}], \"connections\":
+[{\"token\", \"policy\", \"server_side\", \"local\", \"remote\", \"subflows\": [{\"local\", \"remote\",
+\"interface\", \"backup\", \"rtt_ms\", \"stalled\"}], \"active\", \"last\", \"last_seconds_ago\"}]}.";
 
 /// `mptcp pm ...`.
 #[derive(Debug, Subcommand)]
@@ -100,7 +110,7 @@ pub struct PmRunArgs {
     #[arg(long)]
     pub fix_rp_filter: bool,
     /// Switch this namespace to the userspace path manager (restored on exit) and
-    /// drive every connection by policy (the configuration's [userspace] rules).
+    /// drive every connection by policy (the configuration's `[userspace]` rules).
     #[arg(long, conflicts_with_all = ["dry_run", "once", "keep", "fix_rp_filter"])]
     pub userspace: bool,
 }
