@@ -202,7 +202,6 @@ fn pm_client_follows_addresses_links_and_dad() {
         (2, 0),
         "kernel defaults back"
     );
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
@@ -304,7 +303,6 @@ fn pm_no_carrier_removes_at_once_and_link_back_restores() {
     assert_eq!(addresses(&ns).len(), 2);
     let (status, _) = d.stop();
     assert!(status.success());
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
@@ -422,7 +420,6 @@ fn pm_ownership_keep_lock_and_hand_made_endpoints() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(endpoints(&ns).len(), 3);
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
@@ -533,8 +530,6 @@ fn pm_eight_endpoint_cap_priorities_exclude_and_dry_run() {
     assert!(plan_addresses(&p)
         .iter()
         .all(|a| a.starts_with("198.18.10.")));
-    let _ = std::fs::remove_file(&config);
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
@@ -616,8 +611,6 @@ fn pm_bad_config_and_other_managers_are_refused_before_anything_changes() {
     d.stop();
     fake.kill().unwrap();
     fake.wait().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[test]
@@ -669,8 +662,6 @@ fn pm_rp_filter_warning_fix_and_sd_notify() {
         text.contains("\"event\":\"rp_filter_strict\"") && text.contains("\"fixed\":true"),
         "{text}"
     );
-    let _ = std::fs::remove_file(&sock_path);
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 fn mptcp_pm_state_file(state: &Path) -> PathBuf {
@@ -811,7 +802,6 @@ fn pm_testnet_two_paths_then_a_third_at_run_time() {
     );
     let (status, _) = d.stop();
     assert!(status.success());
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// Who manages the client's endpoints in [`failover_scenario`].
@@ -923,7 +913,6 @@ fn failover_scenario(manager: Manager) -> Outcome {
         assert!(status.success());
     }
     drop(theirs);
-    let _ = std::fs::remove_dir_all(&state);
     Outcome {
         removal,
         path1_back,

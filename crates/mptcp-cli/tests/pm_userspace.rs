@@ -198,7 +198,6 @@ fn pm_userspace_rules_status_and_path_manager_restored() {
         "{err}"
     );
     net.client().set_sysctl(pm_sysctl, "kernel").unwrap();
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// How path 1 fails in [`path_return`].
@@ -274,7 +273,6 @@ fn path_return(userspace_pm: bool, cut: Cut) -> Return {
     if let Some(d) = daemon {
         d.stop();
     }
-    let _ = std::fs::remove_dir_all(&state);
     Return {
         back,
         new_subflow: ports_after.iter().any(|p| !ports_before.contains(p)),
@@ -395,7 +393,6 @@ fn pm_userspace_handover_failover_and_back() {
         reasons.iter().any(|r| r.starts_with("back to the primary")),
         "{reasons:#?}"
     );
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// interactive: a request/response exchange over two paths; the path carrying it is
@@ -482,7 +479,6 @@ fn pm_userspace_interactive_follows_rtt_on_two_paths() {
     drop(client);
     echo.join().unwrap();
     d.stop();
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// 10,000 short connections through the userspace daemon: every one forgotten when it
@@ -558,5 +554,4 @@ fn pm_userspace_forgets_10000_short_connections() {
         v["event"] == "ready"
     });
     d.stop();
-    let _ = std::fs::remove_dir_all(&state);
 }

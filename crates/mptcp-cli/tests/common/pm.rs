@@ -131,11 +131,32 @@ impl Drop for PmDaemon {
     }
 }
 
-/// A fresh state directory for one test's daemons.
-pub fn state_dir(label: &str) -> PathBuf {
+/// A fresh state directory for one test's daemons, removed (with the files the test
+/// put beside it) on drop.
+pub struct StateDir(PathBuf);
+
+impl std::ops::Deref for StateDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        for ext in ["toml", "bin", "notify"] {
+            let aside = self.0.with_extension(ext);
+            let _ = std::fs::remove_file(&aside);
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+    }
+}
+
+pub fn state_dir(label: &str) -> StateDir {
     let dir = std::env::temp_dir().join(format!("mptcp-pm-test-{}-{label}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    StateDir(dir)
 }
 
 pub fn endpoints(ns: &Netns) -> Vec<Endpoint> {
