@@ -163,7 +163,7 @@ pub use info::{MptcpInfo, SubflowInfo, TcpState, TcpStats};
 pub use listen::{ListenConfig, DEFAULT_BACKLOG};
 pub use policy::{process_default, PolicySource, ProcessDefault, ENV_VAR};
 pub use status::{detection, Detection, MptcpExt, MptcpStatus};
-pub use support::{support, Support, Unavailable};
+pub use support::{support, Support, Unavailable, DISABLED_MEMORY};
 
 /// The `socket2` crate this API takes in socket hooks.
 pub use socket2;

@@ -18,6 +18,9 @@ thread_local! {
 /// stops it).
 pub fn inject_mptcp_socket_error(errno: Option<i32>) {
     INJECT.with(|c| c.set(errno));
+    // An injected ENOPROTOOPT is remembered like a real one; a new injection
+    // starts from a clean slate.
+    crate::support::forget_disabled();
 }
 
 /// MPTCP `socket()` attempts made on this thread so far (injected failures

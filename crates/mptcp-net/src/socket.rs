@@ -91,15 +91,34 @@ fn new_socket(domain: Domain, plan: &Plan<'_>) -> io::Result<(Socket, bool)> {
         return Ok((fall_back(domain, plan, reason)?, false));
     }
     #[cfg(target_os = "linux")]
-    match crate::sys::mptcp_socket(domain, stream_type(plan.nonblocking)) {
-        Ok(socket) => Ok((socket, true)),
-        Err(err) => match Unavailable::from_socket_error(&err) {
-            Some(reason) => {
-                crate::support::note(reason);
-                Ok((fall_back(domain, plan, reason)?, false))
+    {
+        use std::os::fd::AsFd;
+        // MPTCP seen disabled here less than a second ago: make the TCP socket
+        // straight away, and keep it if it is in that same namespace.
+        if !plan.required {
+            if let Some(cookie) = crate::support::disabled_namespace() {
+                let socket = tcp_socket(domain, plan.nonblocking)?;
+                if crate::sys::netns_cookie(socket.as_fd()) == Some(cookie) {
+                    return Ok((socket, false));
+                }
             }
-            None => Err(err),
-        },
+        }
+        match crate::sys::mptcp_socket(domain, stream_type(plan.nonblocking)) {
+            Ok(socket) => Ok((socket, true)),
+            Err(err) => match Unavailable::from_socket_error(&err) {
+                Some(reason) => {
+                    crate::support::note(reason);
+                    let socket = fall_back(domain, plan, reason)?;
+                    if reason == Unavailable::DisabledBySysctl {
+                        if let Some(cookie) = crate::sys::netns_cookie(socket.as_fd()) {
+                            crate::support::note_disabled(cookie);
+                        }
+                    }
+                    Ok((socket, false))
+                }
+                None => Err(err),
+            },
+        }
     }
     #[cfg(not(target_os = "linux"))]
     Ok((fall_back(domain, plan, Unavailable::NotLinux)?, false))

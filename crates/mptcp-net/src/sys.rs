@@ -84,6 +84,17 @@ pub(crate) fn getsockopt_buf(
     }
 }
 
+/// The cookie of the network namespace `fd` belongs to (`SO_NETNS_COOKIE`,
+/// Linux 5.14+); `None` where the kernel does not have it.
+#[cfg(target_os = "linux")]
+pub(crate) fn netns_cookie(fd: BorrowedFd<'_>) -> Option<u64> {
+    let mut buf = [0u8; 8];
+    match getsockopt_buf(fd, libc::SOL_SOCKET, libc::SO_NETNS_COOKIE, &mut buf) {
+        Ok(8) => Some(u64::from_ne_bytes(buf)),
+        _ => None,
+    }
+}
+
 /// `socket(domain, ty | SOCK_CLOEXEC, IPPROTO_MPTCP)`.
 pub(crate) fn mptcp_socket(domain: Domain, ty: Type) -> io::Result<Socket> {
     #[cfg(feature = "test-seam")]

@@ -75,13 +75,56 @@ fn disabled_sysctl_falls_back_and_required_names_the_sysctl() {
     })
     .unwrap();
 
-    // Not cached: turning MPTCP back on takes effect at once.
+    // Remembered for at most a second: turning MPTCP back on takes effect
+    // within mptcp_net::DISABLED_MEMORY.
     ns.set_sysctl("net.mptcp.enabled", "1").unwrap();
+    let switched = std::time::Instant::now();
     ns.run(|| {
         assert!(mptcp_net::support().unwrap().is_available());
+        loop {
+            let listener = ListenConfig::new().listen("127.0.0.1:0").unwrap();
+            let client = Dialer::new().dial(listener.local_addr().unwrap()).unwrap();
+            if client.mptcp_status().unwrap() == MptcpStatus::Active {
+                break;
+            }
+            assert!(
+                switched.elapsed()
+                    < mptcp_net::DISABLED_MEMORY + std::time::Duration::from_millis(200),
+                "still plain TCP {:?} after net.mptcp.enabled=1",
+                switched.elapsed()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!(
+            "MPTCP again {:?} after the sysctl went back to 1",
+            switched.elapsed()
+        );
+    })
+    .unwrap();
+}
+
+/// A thread that saw MPTCP disabled in one namespace and then moves (setns) to
+/// another where it is enabled gets MPTCP there at once: the memory of the
+/// disabled namespace is keyed by the namespace.
+#[test]
+fn a_thread_that_changes_namespace_is_not_misled() {
+    use std::os::fd::AsRawFd;
+    let off = netns("off");
+    off.set_sysctl("net.mptcp.enabled", "0").unwrap();
+    let on = netns("on");
+    let target = std::fs::File::open(format!("/run/netns/{}", on.name())).unwrap();
+    off.run(|| {
         let listener = ListenConfig::new().listen("127.0.0.1:0").unwrap();
-        let client = Dialer::new().dial(listener.local_addr().unwrap()).unwrap();
-        assert_eq!(client.mptcp_status().unwrap(), MptcpStatus::Active);
+        let s = Dialer::new().dial(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(s.mptcp_status().unwrap(), MptcpStatus::PlainTcp);
+        // The same thread, now in the other namespace.
+        // SAFETY: `target` is an open nsfs file for the whole call.
+        let rc = unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let listener = ListenConfig::new().listen("127.0.0.1:0").unwrap();
+        assert_eq!(listener.mptcp_status().unwrap(), MptcpStatus::Active);
+        let s = Dialer::new().dial(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(s.mptcp_status().unwrap(), MptcpStatus::Active);
     })
     .unwrap();
 }

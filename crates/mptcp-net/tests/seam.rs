@@ -75,7 +75,7 @@ fn permanent_errors_fall_back_and_are_remembered() {
 }
 
 #[test]
-fn transient_errors_fall_back_and_are_not_remembered() {
+fn transient_errors_fall_back_and_only_enoprotoopt_is_remembered_briefly() {
     let _g = start();
     for (errno, reason) in [
         (libc::ENOPROTOOPT, Unavailable::DisabledBySysctl),
@@ -95,7 +95,10 @@ fn transient_errors_fall_back_and_are_not_remembered() {
             let s = Dialer::new().dial(addr).unwrap();
             assert_eq!(s.mptcp_status().unwrap(), MptcpStatus::PlainTcp);
         }
-        assert_eq!(seam::mptcp_socket_attempts() - a0, 2, "asked each time");
+        // ENOPROTOOPT is remembered (for at most a second, in this namespace);
+        // the others are asked each time.
+        let asked = if errno == libc::ENOPROTOOPT { 1 } else { 2 };
+        assert_eq!(seam::mptcp_socket_attempts() - a0, asked, "errno {errno}");
         assert_eq!(mptcp_net::support().unwrap(), Support::Unavailable(reason));
 
         let mut lc = ListenConfig::new();
