@@ -145,6 +145,7 @@ mod dialer;
 pub mod info;
 #[cfg(target_os = "linux")]
 mod introspect;
+mod keepalive;
 mod listen;
 mod policy;
 mod socket;
@@ -160,6 +161,7 @@ pub mod seam;
 
 pub use dialer::Dialer;
 pub use info::{MptcpInfo, SubflowInfo, TcpState, TcpStats};
+pub use keepalive::{KeepAliveConfig, DEFAULT_KEEP_ALIVE, DEFAULT_KEEP_ALIVE_COUNT};
 pub use listen::{ListenConfig, DEFAULT_BACKLOG};
 pub use policy::{process_default, PolicySource, ProcessDefault, ENV_VAR};
 pub use status::{detection, Detection, MptcpExt, MptcpStatus};

@@ -43,6 +43,7 @@ pub struct ListenConfig {
     policy: Policy,
     backlog: i32,
     hook: Option<Hook>,
+    keep_alive: crate::KeepAliveConfig,
 }
 
 impl Default for ListenConfig {
@@ -51,6 +52,7 @@ impl Default for ListenConfig {
             policy: Policy::default(),
             backlog: DEFAULT_BACKLOG,
             hook: None,
+            keep_alive: crate::KeepAliveConfig::default(),
         }
     }
 }
@@ -60,6 +62,30 @@ impl ListenConfig {
     /// ([`process_default`](crate::process_default)) with std's defaults.
     pub fn new() -> ListenConfig {
         ListenConfig::default()
+    }
+
+    /// TCP keep-alive for accepted connections, like Go's `ListenConfig.KeepAlive`:
+    /// `Some(period)` probes an idle connection after `period`, then every
+    /// `period`, 9 times; `None` turns it off. The default is on, with Go's 15 s.
+    ///
+    /// The options are set on the listening socket, and Linux gives every accepted
+    /// socket (MPTCP or TCP) the listener's keep-alive settings, so no call is
+    /// made per connection. See [`Dialer::set_keep_alive`](crate::Dialer::set_keep_alive)
+    /// for MPTCP sockets and refused options.
+    pub fn set_keep_alive(&mut self, period: Option<std::time::Duration>) -> &mut Self {
+        self.keep_alive = crate::KeepAliveConfig::from_period(period);
+        self
+    }
+
+    /// Every keep-alive setting (Go's `ListenConfig.KeepAliveConfig`).
+    pub fn set_keep_alive_config(&mut self, config: crate::KeepAliveConfig) -> &mut Self {
+        self.keep_alive = config;
+        self
+    }
+
+    /// The keep-alive settings.
+    pub fn keep_alive_config(&self) -> crate::KeepAliveConfig {
+        self.keep_alive
     }
 
     /// Uses MPTCP (`true`) or plain TCP (`false`) for this config, whatever
@@ -173,6 +199,7 @@ impl ListenConfig {
             required: self.policy.required,
             defaults: &std_defaults,
             hook: self.hook.as_ref(),
+            keep_alive: self.keep_alive,
             what: "listen",
             nonblocking,
         };

@@ -40,6 +40,8 @@ pub(crate) struct Plan<'a> {
     /// Options our own defaults set before the hook (so the hook can undo them).
     pub(crate) defaults: &'a dyn Fn(&Socket) -> io::Result<()>,
     pub(crate) hook: Option<&'a Hook>,
+    /// TCP keep-alive, set after the defaults and before the hook.
+    pub(crate) keep_alive: crate::KeepAliveConfig,
     /// "dial" or "listen", for log lines.
     pub(crate) what: &'static str,
     /// Create the socket non-blocking (for tokio), in the socket() call
@@ -53,11 +55,7 @@ pub(crate) struct Plan<'a> {
 /// connect error can never lead to a second connect.
 pub(crate) fn open(domain: Domain, plan: &Plan<'_>) -> io::Result<Socket> {
     let (socket, is_mptcp) = new_socket(domain, plan)?;
-    (plan.defaults)(&socket)?;
-    let Some(hook) = plan.hook else {
-        return Ok(socket);
-    };
-    match (hook.0)(&socket) {
+    match configure(&socket, plan) {
         Ok(()) => Ok(socket),
         Err(err)
             if is_mptcp
@@ -68,17 +66,26 @@ pub(crate) fn open(domain: Domain, plan: &Plan<'_>) -> io::Result<Socket> {
         {
             tracing::info!(
                 error = %err,
-                "{}: the socket hook failed on the MPTCP socket with an option MPTCP does not \
-                 support; retrying once with a plain TCP socket",
+                "{}: an option MPTCP does not support (keep-alive or the socket hook) failed \
+                 on the MPTCP socket; retrying once with a plain TCP socket",
                 plan.what
             );
             drop(socket);
             let socket = tcp_socket(domain, plan.nonblocking)?;
-            (plan.defaults)(&socket)?;
-            (hook.0)(&socket)?;
+            configure(&socket, plan)?;
             Ok(socket)
         }
         Err(err) => Err(err),
+    }
+}
+
+/// Our defaults, keep-alive, then the user's hook.
+fn configure(socket: &Socket, plan: &Plan<'_>) -> io::Result<()> {
+    (plan.defaults)(socket)?;
+    plan.keep_alive.apply(socket)?;
+    match plan.hook {
+        Some(hook) => (hook.0)(socket),
+        None => Ok(()),
     }
 }
 
