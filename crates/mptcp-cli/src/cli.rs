@@ -125,6 +125,10 @@ pub enum Command {
     #[command(after_help = crate::cmd::demo::DEMO_HELP)]
     Demo(crate::cmd::demo::DemoArgs),
 
+    /// Run a program with its TCP sockets made MPTCP (LD_PRELOAD or seccomp+ptrace).
+    #[command(after_help = crate::cmd::run::RUN_HELP)]
+    Run(crate::cmd::run::RunArgs),
+
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),

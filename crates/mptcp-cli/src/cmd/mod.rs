@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod endpoint;
 pub mod limits;
 pub mod monitor;
+pub mod run;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Bench(cmd) => bench::run(cmd, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
+        Command::Run(args) => run::run(&args, out),
     }
 }
 
