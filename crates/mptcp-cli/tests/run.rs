@@ -274,6 +274,9 @@ fn curl_and_python_use_mptcp_under_mptcp_run_and_tcp_without() {
     assert_eq!(rec.take(), [PlainTcp], "curl without mptcp run");
     assert_eq!(ok(&mptcp_run(&ns, &[], "curl", &["-sS", &rec.url()])), "ok");
     assert_eq!(rec.take(), [Active], "curl under mptcp run");
+    let out = mptcp_run(&ns, &["--mode", "trace"], "curl", &["-sS", &rec.url()]);
+    assert_eq!(ok(&out), "ok");
+    assert_eq!(rec.take(), [Active], "curl under mptcp run --mode trace");
 
     let port = rec.port();
     let py = |o: &[&str], extra: &[&str]| {
@@ -460,6 +463,21 @@ fn tcp_user_timeout_works_under_mptcp_run_and_fails_under_mptcpize() {
     // The same without the option: MPTCP (the swap happens only when needed).
     ok(&mptcp_run(&ns, &[], "python3", &[c, &port]));
     assert_eq!(rec.take(), [Active]);
+
+    // Trace mode has no swap: the option fails as under mptcpize.
+    let out = mptcp_run(
+        &ns,
+        &["--mode", "trace"],
+        "python3",
+        &[c, &port, "user-timeout"],
+    );
+    assert!(!out.status.success(), "trace: {out:?}");
+    assert!(
+        stderr(&out).contains("Protocol not available"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(rec.take(), [], "no connection under trace");
 
     which("mptcpize", "mptcpd");
     let out = plain(
