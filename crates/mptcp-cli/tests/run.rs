@@ -442,6 +442,15 @@ fn go_dynamic_follows_godebug_under_preload() {
         [Active],
         "Go (MPTCP off in its Dialer) under trace"
     );
+    ok(&mptcp_run(
+        &ns,
+        &["--mode", "trace"],
+        g,
+        &[&target, "default"],
+    ));
+    assert_eq!(rec.take(), [Active], "Go (default Dialer) under trace");
+    ok(&plain(&ns, g, &[&target, "off"]));
+    assert_eq!(rec.take(), [PlainTcp], "Go (MPTCP off) without mptcp run");
 }
 
 #[test]
@@ -452,6 +461,8 @@ fn tcp_user_timeout_works_under_mptcp_run_and_fails_under_mptcpize() {
     let c = client.to_str().unwrap();
     let port = rec.port();
 
+    ok(&plain(&ns, "python3", &[c, &port, "user-timeout"]));
+    assert_eq!(rec.take(), [PlainTcp], "TCP_USER_TIMEOUT without mptcp run");
     let out = ok(&mptcp_run(&ns, &[], "python3", &[c, &port, "user-timeout"]));
     assert!(out.contains("ok"), "{out}");
     assert_eq!(
@@ -762,6 +773,12 @@ fn setuid_programs_are_traced_for_non_root_users() {
         output(cmd)
     };
     let mptcp = env!("CARGO_BIN_EXE_mptcp");
+    ok(&as_nobody(&[p, "127.0.0.1", &port]));
+    assert_eq!(
+        rec.take(),
+        [PlainTcp],
+        "setuid program as nobody without mptcp run"
+    );
     let check = ok(&as_nobody(&[mptcp, "run", "--check", "--", p]));
     assert!(
         check.contains("mode:    trace") && check.contains("set-user-ID"),
