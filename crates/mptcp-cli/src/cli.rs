@@ -94,7 +94,7 @@ pub enum ColorWhen {
 }
 
 /// The subcommands. A new one is a variant here, a module under `cmd/`, and an arm
-/// in [`crate::cmd::run`].
+/// in [`crate::cmd::run()`].
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check this host for MPTCP, say what is wrong and how to fix it.

@@ -213,7 +213,8 @@ fn secure_exec(file: &Path) -> Option<SecureExec> {
     })
 }
 
-/// The mode-bit part of [`secure_exec`]: set-ID bits that would change an id.
+/// Whether set-ID bits in `mode` would change an id for a process with
+/// effective ids `euid`/`egid` (file capabilities are checked apart).
 pub fn secure_exec_of(mode: u32, uid: u32, gid: u32, euid: u32, egid: u32) -> Option<SecureExec> {
     if mode & libc::S_ISUID != 0 && uid != euid {
         Some(SecureExec::Setuid)

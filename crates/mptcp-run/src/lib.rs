@@ -36,7 +36,7 @@
 //! # Ok::<(), mptcp_run::Error>(())
 //! ```
 //!
-//! [`unit`] writes a systemd drop-in that runs a service with the preload
+//! [`mod@unit`] writes a systemd drop-in that runs a service with the preload
 //! library.
 //!
 //! # Decisions
