@@ -60,9 +60,10 @@
 //!   the `mptcp-run` crate).
 //! - Limits: programs that skip libc's `socket()` (static binaries, Go, raw
 //!   syscalls, io_uring) are not reached (`mptcp run --mode trace` is for
-//!   them); setuid programs ignore `LD_PRELOAD`; a fork while another thread
-//!   holds the fresh-socket map's lock leaves the child unable to take it (the
-//!   lock is held for a map lookup only).
+//!   them); setuid programs ignore `LD_PRELOAD`.
+//! - A thread that forks takes the fresh-socket map's lock across `fork()`
+//!   (`pthread_atfork`), so a child never inherits it locked by a thread that
+//!   does not exist there.
 
 #![warn(missing_docs)]
 

@@ -49,6 +49,26 @@ real!(real_bind, c"bind", AddrFn);
 real!(real_listen, c"listen", ListenFn);
 real!(real_close, c"close", CloseFn);
 
+/// Registers [`crate::table::before_fork`] and [`crate::table::after_fork`]
+/// with `pthread_atfork`, once, before the fresh-socket lock is first taken.
+pub(crate) fn register_fork_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: three valid handlers (or none); they only take and release
+        // a std mutex held in a thread-local.
+        let rc = unsafe {
+            libc::pthread_atfork(
+                Some(crate::table::before_fork),
+                Some(crate::table::after_fork),
+                Some(crate::table::after_fork),
+            )
+        };
+        if rc != 0 {
+            crate::debug(format_args!("pthread_atfork failed ({rc})"));
+        }
+    });
+}
+
 /// The calling thread's errno.
 pub(crate) fn errno() -> c_int {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)

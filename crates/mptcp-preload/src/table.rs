@@ -4,8 +4,11 @@
 //!
 //! A map behind a mutex, consulted only while at least one fresh socket
 //! exists ([`LIVE`]), so programs that never hold one pay one atomic load per
-//! wrapped call.
+//! wrapped call. `fork()` takes the lock first and both sides release it
+//! after (`pthread_atfork`, see [`before_fork`]), so a child forked while
+//! another thread held it does not find it locked for ever.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,12 +67,37 @@ static TABLE: Mutex<BTreeMap<c_int, Fresh>> = Mutex::new(BTreeMap::new());
 /// Entries in [`TABLE`].
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-fn table() -> MutexGuard<'static, BTreeMap<c_int, Fresh>> {
+type Guard = MutexGuard<'static, BTreeMap<c_int, Fresh>>;
+
+fn lock() -> Guard {
     // A panic while holding the lock cannot leave the map half-changed in a
     // way that matters here: keep using it.
     TABLE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn table() -> Guard {
+    crate::sys::register_fork_handlers();
+    lock()
+}
+
+thread_local! {
+    /// The lock, held by the forking thread across fork().
+    static HELD: RefCell<Option<Guard>> = const { RefCell::new(None) };
+}
+
+/// `pthread_atfork` prepare handler: take the lock, so no other thread holds
+/// it at the instant of the fork.
+pub(crate) extern "C" fn before_fork() {
+    let guard = lock();
+    HELD.with(|held| *held.borrow_mut() = Some(guard));
+}
+
+/// `pthread_atfork` parent and child handler: release it (in the child, the
+/// forking thread is the copy of the one that took it).
+pub(crate) extern "C" fn after_fork() {
+    HELD.with(|held| drop(held.borrow_mut().take()));
 }
 
 fn update_live(map: &BTreeMap<c_int, Fresh>) {
