@@ -475,20 +475,15 @@ fn tcp_user_timeout_works_under_mptcp_run_and_fails_under_mptcpize() {
     ok(&mptcp_run(&ns, &[], "python3", &[c, &port]));
     assert_eq!(rec.take(), [Active]);
 
-    // Trace mode has no swap: the option fails as under mptcpize.
-    let out = mptcp_run(
+    // Trace mode swaps too.
+    let out = ok(&mptcp_run(
         &ns,
         &["--mode", "trace"],
         "python3",
         &[c, &port, "user-timeout"],
-    );
-    assert!(!out.status.success(), "trace: {out:?}");
-    assert!(
-        stderr(&out).contains("Protocol not available"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(rec.take(), [], "no connection under trace");
+    ));
+    assert!(out.contains("ok"), "{out}");
+    assert_eq!(rec.take(), [PlainTcp], "trace: swapped to TCP");
 
     which("mptcpize", "mptcpd");
     let out = plain(
@@ -506,6 +501,33 @@ fn tcp_user_timeout_works_under_mptcp_run_and_fails_under_mptcpize() {
     // mptcpize itself works for a plain client.
     ok(&plain(&ns, "mptcpize", &["run", "python3", c, &port]));
     assert_eq!(rec.take(), [Active], "mptcpize without the option");
+}
+
+#[test]
+fn the_swap_keeps_descriptor_address_options_and_flags() {
+    let ns = ns("run-swap");
+    let script = here().join("swap.py");
+    for mode in ["preload", "trace"] {
+        let out = ok(&mptcp_run(
+            &ns,
+            &["--mode", mode],
+            "python3",
+            &[script.to_str().unwrap()],
+        ));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let (before, after) = (&v["before"], &v["after"]);
+        assert_eq!(before["protocol"], 262, "{mode}: {v}");
+        assert_eq!(after["protocol"], 6, "{mode}: {v}");
+        assert_eq!(after["fd"], before["fd"], "{mode}: {v}");
+        assert_eq!(after["address"], before["address"], "{mode}: {v}");
+        assert_eq!(after["nodelay"], 1, "{mode}: {v}");
+        assert_eq!(after["reuseaddr"], 1, "{mode}: {v}");
+        assert_eq!(after["rcvbuf_kept"], true, "{mode}: {v}");
+        assert_eq!(after["blocking"], false, "{mode}: {v}");
+        assert_eq!(after["inheritable"], false, "{mode}: {v}");
+        assert_eq!(after["user_timeout"], 1000, "{mode}: {v}");
+        assert_eq!(after["listening"], 1, "{mode}: {v}");
+    }
 }
 
 #[test]

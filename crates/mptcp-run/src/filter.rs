@@ -1,11 +1,13 @@
-//! The seccomp filter of trace mode, as classic BPF, built by hand: eleven
+//! The seccomp filter of trace mode, as classic BPF, built by hand: thirty
 //! instructions are simpler to read here than a dependency (libseccomp needs
 //! a C library; the Rust seccomp crates target allow-lists).
 //!
-//! It returns `SECCOMP_RET_TRACE` for exactly the calls the supervisor
-//! rewrites, `socket(AF_INET|AF_INET6, SOCK_STREAM[|flags], 0|IPPROTO_TCP)`
-//! from the native architecture, and `SECCOMP_RET_ALLOW` for everything else,
-//! so every other system call runs at full speed. The arguments are compared
+//! It returns `SECCOMP_RET_TRACE` for exactly the calls the supervisor acts
+//! on, from the native architecture: `socket(AF_INET|AF_INET6,
+//! SOCK_STREAM[|flags], 0|IPPROTO_TCP)` (rewritten to MPTCP) and
+//! `setsockopt(fd, IPPROTO_TCP, OPTION, ...)` for the few options MPTCP
+//! refuses (watched for the swap to TCP); `SECCOMP_RET_ALLOW` for everything
+//! else, so every other system call runs at full speed. The arguments are compared
 //! on their low 32 bits, which is what the kernel's `int` parameters use.
 
 /// `struct sock_filter` (as `libc::sock_filter`).
@@ -32,62 +34,133 @@ const fn off_arg(i: u32) -> u32 {
     16 + 8 * i
 }
 
-/// The native architecture's audit value and `socket` number.
+/// The `IPPROTO_TCP` options an MPTCP socket refuses with `ENOPROTOOPT` on
+/// Linux 6.18 (TCP_SYNCNT, TCP_LINGER2, TCP_WINDOW_CLAMP, TCP_QUICKACK,
+/// TCP_MD5SIG, TCP_USER_TIMEOUT, TCP_REPAIR, TCP_ULP, TCP_MD5SIG_EXT): the
+/// setsockopt() calls trace mode stops at, to swap a fresh socket to TCP.
+/// Only these, so that common options (TCP_NODELAY on every Go connection)
+/// cost no stop; an option refused only by older kernels is not swapped.
+pub const REFUSED_TCP_OPTIONS: [u32; 9] = [7, 8, 10, 12, 14, 18, 19, 31, 32];
+
+/// The native architecture's audit value and system call numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arch {
     /// `AUDIT_ARCH_*`.
     pub audit: u32,
     /// `__NR_socket`.
     pub nr_socket: u32,
+    /// `__NR_setsockopt`.
+    pub nr_setsockopt: u32,
+    /// `__NR_close`.
+    pub nr_close: u32,
+    /// `__NR_dup3`.
+    pub nr_dup3: u32,
 }
 
-/// x86_64: `AUDIT_ARCH_X86_64`, socket is 41.
+/// x86_64: `AUDIT_ARCH_X86_64`, socket 41, setsockopt 54, close 3, dup3 292.
 pub const X86_64: Arch = Arch {
     audit: 0xc000_003e,
     nr_socket: 41,
+    nr_setsockopt: 54,
+    nr_close: 3,
+    nr_dup3: 292,
 };
 
-fn stmt(code: u16, k: u32) -> Instruction {
-    Instruction {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
+/// A jump target while assembling.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum To {
+    Next,
+    Label(&'static str),
+}
+
+/// A two-pass assembler for the few instructions used here.
+#[derive(Default)]
+struct Asm {
+    code: Vec<Instruction>,
+    jumps: Vec<(usize, To, To)>,
+    labels: Vec<(&'static str, usize)>,
+}
+
+impl Asm {
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.code.push(Instruction {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        });
+    }
+
+    fn jeq(&mut self, k: u32, jt: To, jf: To) {
+        self.jumps.push((self.code.len(), jt, jf));
+        self.stmt(BPF_JEQ_K, k);
+    }
+
+    fn label(&mut self, name: &'static str) {
+        self.labels.push((name, self.code.len()));
+    }
+
+    fn finish(mut self) -> Vec<Instruction> {
+        let at = |labels: &[(&str, usize)], to: To, from: usize| -> u8 {
+            match to {
+                To::Next => 0,
+                To::Label(name) => {
+                    let target = labels
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, i)| *i)
+                        .expect("every label is defined");
+                    // Offsets count from the next instruction, forward only.
+                    u8::try_from(target - from - 1).expect("a jump of under 256")
+                }
+            }
+        };
+        for (i, jt, jf) in std::mem::take(&mut self.jumps) {
+            self.code[i].jt = at(&self.labels, jt, i);
+            self.code[i].jf = at(&self.labels, jf, i);
+        }
+        self.code
     }
 }
 
-fn jump(k: u32, jt: u8, jf: u8) -> Instruction {
-    Instruction {
-        code: BPF_JEQ_K,
-        jt,
-        jf,
-        k,
-    }
-}
-
-/// The filter for `arch`.
+/// The filter for `arch`: `RET_TRACE` for TCP stream socket() calls and for
+/// setsockopt(IPPROTO_TCP, one of [`REFUSED_TCP_OPTIONS`]); `RET_ALLOW`
+/// for everything else.
 pub fn program(arch: Arch) -> Vec<Instruction> {
-    const TRACE: usize = 13;
-    const ALLOW: usize = 14;
-    // Jump offsets count from the next instruction.
-    let to = |from: usize, target: usize| (target - from - 1) as u8;
-    vec![
-        /* 0 */ stmt(BPF_LD_W_ABS, OFF_ARCH),
-        /* 1 */ jump(arch.audit, 0, to(1, ALLOW)),
-        /* 2 */ stmt(BPF_LD_W_ABS, OFF_NR),
-        /* 3 */ jump(arch.nr_socket, 0, to(3, ALLOW)),
-        /* 4 */ stmt(BPF_LD_W_ABS, off_arg(0)),
-        /* 5 */ jump(libc::AF_INET as u32, to(5, 7), 0),
-        /* 6 */ jump(libc::AF_INET6 as u32, 0, to(6, ALLOW)),
-        /* 7 */ stmt(BPF_LD_W_ABS, off_arg(1)),
-        /* 8 */ stmt(BPF_AND_K, 0xf),
-        /* 9 */ jump(libc::SOCK_STREAM as u32, 0, to(9, ALLOW)),
-        /* 10 */ stmt(BPF_LD_W_ABS, off_arg(2)),
-        /* 11 */ jump(0, to(11, TRACE), 0),
-        /* 12 */ jump(libc::IPPROTO_TCP as u32, to(12, TRACE), to(12, ALLOW)),
-        /* 13 */ stmt(BPF_RET_K, RET_TRACE),
-        /* 14 */ stmt(BPF_RET_K, RET_ALLOW),
-    ]
+    use To::{Label, Next};
+    let (trace, allow) = (Label("trace"), Label("allow"));
+    let mut a = Asm::default();
+    a.stmt(BPF_LD_W_ABS, OFF_ARCH);
+    a.jeq(arch.audit, Next, allow);
+    a.stmt(BPF_LD_W_ABS, OFF_NR);
+    a.jeq(arch.nr_setsockopt, Label("setsockopt"), Next);
+    a.jeq(arch.nr_socket, Next, allow);
+    // socket(domain, type, protocol)
+    a.stmt(BPF_LD_W_ABS, off_arg(0));
+    a.jeq(libc::AF_INET as u32, Label("type"), Next);
+    a.jeq(libc::AF_INET6 as u32, Next, allow);
+    a.label("type");
+    a.stmt(BPF_LD_W_ABS, off_arg(1));
+    a.stmt(BPF_AND_K, 0xf);
+    a.jeq(libc::SOCK_STREAM as u32, Next, allow);
+    a.stmt(BPF_LD_W_ABS, off_arg(2));
+    a.jeq(0, trace, Next);
+    a.jeq(libc::IPPROTO_TCP as u32, trace, allow);
+    // setsockopt(fd, level, name, value, len)
+    a.label("setsockopt");
+    a.stmt(BPF_LD_W_ABS, off_arg(1));
+    a.jeq(libc::IPPROTO_TCP as u32, Next, allow);
+    a.stmt(BPF_LD_W_ABS, off_arg(2));
+    let (last, rest) = REFUSED_TCP_OPTIONS.split_last().expect("options");
+    for &option in rest {
+        a.jeq(option, trace, Next);
+    }
+    a.jeq(*last, trace, allow);
+    a.label("trace");
+    a.stmt(BPF_RET_K, RET_TRACE);
+    a.label("allow");
+    a.stmt(BPF_RET_K, RET_ALLOW);
+    a.finish()
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! - **trace**: a seccomp filter plus a ptrace supervisor that rewrites
 //!   `socket()`'s protocol argument (see [`trace`]); reaches static binaries
 //!   and programs that make raw system calls (Go), at the cost of two stops
-//!   per TCP socket created.
+//!   per TCP socket created. It swaps a socket to TCP for a refused option
+//!   too ([`swap`]), for the options Linux 6.18 refuses.
 //!
 //! [`choose`] picks one from the program's ELF file ([`exe::inspect`]):
 //! preload for dynamically linked programs, trace for static ones (no
@@ -68,6 +69,7 @@ pub mod exe;
 pub mod filter;
 mod mode;
 pub mod preload;
+pub mod swap;
 mod sys;
 pub mod trace;
 pub mod unit;

@@ -7,6 +7,7 @@
 //! so these few calls use raw numbers.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::raw::{c_int, c_void};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
@@ -122,6 +123,18 @@ impl Regs {
     pub(crate) fn ret(&self) -> i64 {
         self.0.rax as i64
     }
+    /// Sets up, at a syscall-exit stop, a new system call `nr(args)` that
+    /// runs when the tracee is resumed (the `syscall` instruction again).
+    pub(crate) fn inject(&self, nr: u64, args: [u64; 3]) -> Regs {
+        let mut r = self.0;
+        r.orig_rax = nr;
+        r.rax = nr;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.rip = r.rip.wrapping_sub(2);
+        Regs(r)
+    }
     /// Makes the tracee run the same system call again when resumed from its
     /// syscall-exit stop: back over the 2-byte `syscall` instruction, with the
     /// call's number where the result was.
@@ -171,6 +184,9 @@ impl Regs {
     pub(crate) fn ret(&self) -> i64 {
         0
     }
+    pub(crate) fn inject(&self, _nr: u64, _args: [u64; 3]) -> Regs {
+        *self
+    }
     pub(crate) fn restart(&mut self) {}
 }
 
@@ -183,6 +199,69 @@ pub(crate) fn wait_any() -> io::Result<(pid_t, c_int)> {
         return Err(io::Error::last_os_error());
     }
     Ok((pid, status))
+}
+
+/// `waitpid(pid, __WALL)`: the next state change of one tracee.
+pub(crate) fn wait_one(pid: pid_t) -> io::Result<c_int> {
+    let mut status: c_int = 0;
+    loop {
+        // SAFETY: waitpid writes the status into `status`.
+        let rc = unsafe { libc::waitpid(pid, &raw mut status, libc::__WALL) };
+        if rc >= 0 {
+            return Ok(status);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Sends `signal` to the thread `tid` again (a signal held during a swap).
+pub(crate) fn tkill(tid: pid_t, signal: c_int) {
+    // SAFETY: tkill takes two integers.
+    unsafe { libc::syscall(libc::SYS_tkill, tid, signal) };
+}
+
+/// getsockopt() into `buf`; the length written, or `None` on error.
+pub(crate) fn getsockopt_raw(
+    fd: BorrowedFd<'_>,
+    level: c_int,
+    name: c_int,
+    buf: &mut [u8],
+) -> Option<usize> {
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: `buf` has room for `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            buf.as_mut_ptr().cast(),
+            &raw mut len,
+        )
+    };
+    (rc == 0).then_some((len as usize).min(buf.len()))
+}
+
+/// setsockopt() from `value`.
+pub(crate) fn setsockopt_raw(
+    fd: BorrowedFd<'_>,
+    level: c_int,
+    name: c_int,
+    value: &[u8],
+) -> io::Result<()> {
+    // SAFETY: `value` holds `len` readable bytes.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
+    };
+    check(rc.into()).map(drop)
 }
 
 /// The process signals sent to `mptcp run` are passed on to.

@@ -16,6 +16,11 @@
 //!   rest of the run. This reads the answer of the kernel and namespace the
 //!   program really uses (it may have changed namespace), at the price of one
 //!   more stop per socket.
+//! - Options MPTCP refuses (`TCP_USER_TIMEOUT`, ...) set on a socket not yet
+//!   connected or listening: the filter also stops at those setsockopt()
+//!   calls, and if one fails with `ENOPROTOOPT`/`EOPNOTSUPP`, the socket is
+//!   swapped for TCP in place and the call runs again ([`crate::swap`]), as
+//!   the preload library does.
 //! - Signals reach the program: signal-delivery stops are resumed with their
 //!   signal; signals sent to `mptcp run` with kill(2) (TERM, INT, HUP, QUIT,
 //!   USR1, USR2) are passed to the program.
@@ -30,8 +35,9 @@
 //!   stopped: the supervisor resumes group-stops;
 //! - sockets made through io_uring (`IORING_OP_SOCKET`) or by the 32-bit ABIs
 //!   (i386, x32) are not seen;
-//! - the TCP swap for options MPTCP refuses (`TCP_USER_TIMEOUT`, ...) is the
-//!   preload library's: a traced program that sets one gets the error;
+//! - the swap to TCP for options MPTCP refuses ([`crate::swap`]) covers the
+//!   options Linux 6.18 refuses ([`crate::filter::REFUSED_TCP_OPTIONS`]);
+//!   an option only older kernels refuse still fails as under `mptcpize`;
 //! - `--dial-only`/`--listen-only` need the same swap, so trace mode refuses
 //!   them;
 //! - a set-ID program traced by a non-root user runs without its privileges
@@ -119,8 +125,11 @@ enum Pending {
     None,
     /// Its socket() was rewritten; this was the protocol asked for.
     Rewritten(u64),
-    /// Its socket() is being run again, as it was, after MPTCP failed.
+    /// Its system call is being run again, as it was, after MPTCP failed or
+    /// after a swap to TCP: let its next filter stop pass.
     Retrying,
+    /// It is setting an option MPTCP refuses: see how that ends.
+    Setsockopt,
 }
 
 /// Runs `command` traced and returns how its first process ended.
@@ -192,9 +201,9 @@ impl Supervisor {
                 }
                 Ok(())
             }
-            Stop::Event(libc::PTRACE_EVENT_SECCOMP) => self.on_socket(pid),
+            Stop::Event(libc::PTRACE_EVENT_SECCOMP) => self.on_filter_stop(pid),
             Stop::Event(_) => sys::cont(pid, 0),
-            Stop::Syscall => self.on_socket_exit(pid),
+            Stop::Syscall => self.on_syscall_exit(pid),
             Stop::Signal(signal) => self.on_signal(pid, signal),
             Stop::Other => Ok(()),
         }
@@ -221,13 +230,17 @@ impl Supervisor {
         sys::cont(pid, signal)
     }
 
-    fn on_socket(&mut self, pid: pid_t) -> io::Result<()> {
+    fn on_filter_stop(&mut self, pid: pid_t) -> io::Result<()> {
         let tracee = self.tracees.entry(pid).or_default();
         if tracee.pending == Pending::Retrying {
             tracee.pending = Pending::None;
             return sys::cont(pid, 0);
         }
         let mut regs = sys::get_regs(pid)?;
+        if regs.nr() == u64::from(crate::filter::X86_64.nr_setsockopt) {
+            tracee.pending = Pending::Setsockopt;
+            return sys::cont_to_syscall_exit(pid);
+        }
         let (domain, ty, protocol) = (regs.arg(0), regs.arg(1), regs.arg(2));
         if self.never
             || regs.nr() != u64::from(crate::filter::X86_64.nr_socket)
@@ -241,10 +254,12 @@ impl Supervisor {
         sys::cont_to_syscall_exit(pid)
     }
 
-    fn on_socket_exit(&mut self, pid: pid_t) -> io::Result<()> {
+    fn on_syscall_exit(&mut self, pid: pid_t) -> io::Result<()> {
         let tracee = self.tracees.entry(pid).or_default();
-        let Pending::Rewritten(protocol) = std::mem::take(&mut tracee.pending) else {
-            return sys::cont(pid, 0);
+        let protocol = match std::mem::take(&mut tracee.pending) {
+            Pending::Rewritten(protocol) => protocol,
+            Pending::Setsockopt => return self.on_setsockopt_exit(pid),
+            _ => return sys::cont(pid, 0),
         };
         let mut regs = sys::get_regs(pid)?;
         let ret = regs.ret();
@@ -264,6 +279,42 @@ impl Supervisor {
         regs.set_arg2(protocol);
         sys::set_regs(pid, &regs)?;
         tracee.pending = Pending::Retrying;
+        sys::cont(pid, 0)
+    }
+}
+
+impl Supervisor {
+    /// A refused option on a fresh MPTCP socket: swap it for TCP and run the
+    /// setsockopt() again; otherwise leave the result as it is.
+    fn on_setsockopt_exit(&mut self, pid: pid_t) -> io::Result<()> {
+        let regs = sys::get_regs(pid)?;
+        let errno = -regs.ret();
+        if errno != i64::from(libc::ENOPROTOOPT) && errno != i64::from(libc::EOPNOTSUPP) {
+            return sys::cont(pid, 0);
+        }
+        let fd = regs.arg(0) as u32 as i32;
+        let mut held = Vec::new();
+        let result = crate::swap::swap_to_tcp(pid, &regs, fd, &mut held);
+        let outcome = match result {
+            Ok(true) => {
+                tracing::debug!(pid, fd, "option refused by MPTCP: the socket is now TCP");
+                let mut again = regs;
+                again.restart();
+                sys::set_regs(pid, &again)?;
+                self.tracees.entry(pid).or_default().pending = Pending::Retrying;
+                Ok(())
+            }
+            Ok(false) => sys::set_regs(pid, &regs),
+            Err(crate::swap::SwapError::Ended(stop)) => return self.handle(pid, stop),
+            Err(crate::swap::SwapError::Io(e)) => {
+                tracing::warn!(pid, fd, error = %e, "swap to TCP failed; the option's error stands");
+                sys::set_regs(pid, &regs)
+            }
+        };
+        outcome?;
+        for signal in held {
+            sys::tkill(pid, signal);
+        }
         sys::cont(pid, 0)
     }
 }

@@ -26,8 +26,8 @@ Ways (--mode):
            calls: only GODEBUG=multipathtcp=1 helps), set-ID programs.
   trace    a seccomp filter stops the program at each TCP socket() and mptcp run (its
            ptrace supervisor) rewrites the protocol to MPTCP: reaches static binaries
-           and Go. Follows forks and execs; no debugger can attach meanwhile; options
-           MPTCP refuses fail as they would; x86_64 only.
+           and Go. Follows forks and execs; swaps to TCP for the options Linux 6.18
+           refuses, as preload does; no debugger can attach meanwhile; x86_64 only.
   auto     preload for dynamically linked programs, trace for static ones (no
            PT_INTERP) and set-ID ones. --check says which and why.
 Both set GODEBUG=multipathtcp=1 (2 with --listen-only, 3 with --dial-only) unless
