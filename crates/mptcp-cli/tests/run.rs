@@ -643,50 +643,49 @@ fn wait_ok(mut child: std::process::Child) {
 #[test]
 fn dial_only_leaves_listeners_tcp_and_listen_only_leaves_dials_tcp() {
     let ns = ns("run-roles");
-    // Our MPTCP client sees MPTCP only if the listener is MPTCP.
-    let (server, port) = python_server(&ns, &[]);
-    assert_eq!(dial_status(&ns, port), Active, "listener under mptcp run");
-    wait_ok(server);
-    let (server, port) = python_server(&ns, &["--dial-only"]);
-    assert_eq!(
-        dial_status(&ns, port),
-        MptcpStatus::FellBack,
-        "listener under --dial-only"
-    );
-    wait_ok(server);
-    let (server, port) = python_server(&ns, &["--listen-only"]);
-    assert_eq!(
-        dial_status(&ns, port),
-        Active,
-        "listener under --listen-only"
-    );
-    wait_ok(server);
-
     let rec = Recorder::new(&ns);
     let client = here().join("client.py");
     let c = client.to_str().unwrap();
-    ok(&mptcp_run(
-        &ns,
-        &["--listen-only"],
-        "python3",
-        &[c, &rec.port()],
-    ));
-    assert_eq!(rec.take(), [PlainTcp], "dial under --listen-only");
-    ok(&mptcp_run(
-        &ns,
-        &["--dial-only"],
-        "python3",
-        &[c, &rec.port()],
-    ));
-    assert_eq!(rec.take(), [Active], "dial under --dial-only");
+    for mode in ["preload", "trace"] {
+        let with = |role: &'static str| -> Vec<&'static str> {
+            let mut o = vec!["--mode", mode];
+            if !role.is_empty() {
+                o.push(role);
+            }
+            o
+        };
+        // Our MPTCP client sees MPTCP only if the listener is MPTCP.
+        let (server, port) = python_server(&ns, &with(""));
+        assert_eq!(dial_status(&ns, port), Active, "{mode}: listener");
+        wait_ok(server);
+        let (server, port) = python_server(&ns, &with("--dial-only"));
+        let status = dial_status(&ns, port);
+        assert_eq!(
+            status,
+            MptcpStatus::FellBack,
+            "{mode}: listener under --dial-only"
+        );
+        wait_ok(server);
+        let (server, port) = python_server(&ns, &with("--listen-only"));
+        let status = dial_status(&ns, port);
+        assert_eq!(status, Active, "{mode}: listener under --listen-only");
+        wait_ok(server);
 
-    let out = mptcp_run(&ns, &["--mode", "trace", "--dial-only"], "python3", &[c]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("preload mode only"),
-        "{}",
-        stderr(&out)
-    );
+        ok(&mptcp_run(
+            &ns,
+            &with("--listen-only"),
+            "python3",
+            &[c, &rec.port()],
+        ));
+        assert_eq!(rec.take(), [PlainTcp], "{mode}: dial under --listen-only");
+        ok(&mptcp_run(
+            &ns,
+            &with("--dial-only"),
+            "python3",
+            &[c, &rec.port()],
+        ));
+        assert_eq!(rec.take(), [Active], "{mode}: dial under --dial-only");
+    }
 }
 
 #[test]

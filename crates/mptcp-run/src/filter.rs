@@ -55,15 +55,22 @@ pub struct Arch {
     pub nr_close: u32,
     /// `__NR_dup3`.
     pub nr_dup3: u32,
+    /// `__NR_connect`.
+    pub nr_connect: u32,
+    /// `__NR_listen`.
+    pub nr_listen: u32,
 }
 
-/// x86_64: `AUDIT_ARCH_X86_64`, socket 41, setsockopt 54, close 3, dup3 292.
+/// x86_64: `AUDIT_ARCH_X86_64`, socket 41, setsockopt 54, close 3, dup3 292,
+/// connect 42, listen 50.
 pub const X86_64: Arch = Arch {
     audit: 0xc000_003e,
     nr_socket: 41,
     nr_setsockopt: 54,
     nr_close: 3,
     nr_dup3: 292,
+    nr_connect: 42,
+    nr_listen: 50,
 };
 
 /// A jump target while assembling.
@@ -123,16 +130,20 @@ impl Asm {
     }
 }
 
-/// The filter for `arch`: `RET_TRACE` for TCP stream socket() calls and for
-/// setsockopt(IPPROTO_TCP, one of [`REFUSED_TCP_OPTIONS`]); `RET_ALLOW`
-/// for everything else.
-pub fn program(arch: Arch) -> Vec<Instruction> {
+/// The filter for `arch`: `RET_TRACE` for TCP stream socket() calls, for
+/// setsockopt(IPPROTO_TCP, one of [`REFUSED_TCP_OPTIONS`]) and for every
+/// call in `also` (connect or listen, for `--listen-only`/`--dial-only`);
+/// `RET_ALLOW` for everything else.
+pub fn program(arch: Arch, also: Option<u32>) -> Vec<Instruction> {
     use To::{Label, Next};
     let (trace, allow) = (Label("trace"), Label("allow"));
     let mut a = Asm::default();
     a.stmt(BPF_LD_W_ABS, OFF_ARCH);
     a.jeq(arch.audit, Next, allow);
     a.stmt(BPF_LD_W_ABS, OFF_NR);
+    if let Some(nr) = also {
+        a.jeq(nr, trace, Next);
+    }
     a.jeq(arch.nr_setsockopt, Label("setsockopt"), Next);
     a.jeq(arch.nr_socket, Next, allow);
     // socket(domain, type, protocol)
@@ -194,7 +205,7 @@ mod tests {
 
     #[test]
     fn traces_tcp_stream_sockets_only() {
-        let p = program(X86_64);
+        let p = program(X86_64, None);
         let a = X86_64.audit;
         let inet = libc::AF_INET as u64;
         let inet6 = libc::AF_INET6 as u64;

@@ -44,10 +44,10 @@
 //!
 //! - The library is found next to the running binary (see [`preload`]), where
 //!   a workspace `cargo build` puts it; `MPTCP_PRELOAD_LIB` overrides.
-//! - `--dial-only`/`--listen-only` ([`Roles`]) are the preload library's swap
-//!   at `connect()`/`listen()` (`MPTCP_RUN_ONLY`) plus Go's `GODEBUG` digit
-//!   (3 dialers, 2 listeners); trace mode cannot know at `socket()` time which
-//!   a socket will be and refuses them.
+//! - `--dial-only`/`--listen-only` ([`Roles`]) are a swap to TCP at
+//!   `connect()`/`listen()` (the preload library's, told by `MPTCP_RUN_ONLY`;
+//!   in trace mode the supervisor's, stopping at those calls) plus Go's
+//!   `GODEBUG` digit (3 dialers, 2 listeners).
 //! - In trace mode every `socket(AF_INET|AF_INET6, SOCK_STREAM, 0|TCP)` is
 //!   converted, including in Go programs that turn MPTCP off in their Dialer:
 //!   that is what "reach the programs preload cannot" means; use preload mode
@@ -203,8 +203,7 @@ pub fn plan(program: &OsStr, requested: Requested) -> Result<Plan, Error> {
 /// does not return. Trace mode supervises it and returns how it ended.
 ///
 /// # Errors
-/// [`Error::NotFound`]/[`Error::CannotExecute`] when exec fails,
-/// [`Error::Input`] for `roles` other than both in trace mode, and the
+/// [`Error::NotFound`]/[`Error::CannotExecute`] when exec fails, and the
 /// supervisor's errors.
 pub fn run(
     plan: &Plan,
@@ -221,20 +220,10 @@ pub fn run(
             let e = command.exec();
             Err(exec_error(program, e))
         }
-        Mode::Trace => {
-            if roles != Roles::Both {
-                return Err(Error::Input(
-                    "--dial-only and --listen-only need the preload library's swap at \
-                     connect()/listen(); trace mode cannot tell dials from listeners when a \
-                     socket is made (use --mode preload)"
-                        .into(),
-                ));
-            }
-            trace::run(command).map_err(|e| match e {
-                Error::Io { source, .. } if is_exec_error(&source) => exec_error(program, source),
-                other => other,
-            })
-        }
+        Mode::Trace => trace::run(command, roles).map_err(|e| match e {
+            Error::Io { source, .. } if is_exec_error(&source) => exec_error(program, source),
+            other => other,
+        }),
     }
 }
 

@@ -96,7 +96,7 @@ pub(crate) fn swap_to_tcp(
     let pidfd = pidfd_open(pid_handle, PidfdFlags::empty())?;
     let old = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())?;
     let old_ref = SockRef::from(&old);
-    if !is_fresh_mptcp(old.as_fd(), &old_ref) {
+    if !fresh(old.as_fd(), &old_ref) {
         return Ok(false);
     }
     let domain = old_ref.domain()?;
@@ -144,7 +144,16 @@ pub(crate) fn swap_to_tcp(
     Ok(done)
 }
 
-fn is_fresh_mptcp(fd: BorrowedFd<'_>, sock: &SockRef<'_>) -> bool {
+/// Whether the tracee's `fd` is an MPTCP socket that has neither connected
+/// nor listened.
+pub(crate) fn is_fresh_mptcp(pid: pid_t, fd: i32) -> io::Result<bool> {
+    let pid_handle = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pidfd = pidfd_open(pid_handle, PidfdFlags::empty())?;
+    let socket = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())?;
+    Ok(fresh(socket.as_fd(), &SockRef::from(&socket)))
+}
+
+fn fresh(fd: BorrowedFd<'_>, sock: &SockRef<'_>) -> bool {
     let mut int = [0u8; 4];
     let listening = sys::getsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, &mut int)
         .map(|_| i32::from_ne_bytes(int) != 0);

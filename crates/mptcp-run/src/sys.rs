@@ -123,6 +123,13 @@ impl Regs {
     pub(crate) fn ret(&self) -> i64 {
         self.0.rax as i64
     }
+    /// The same registers with the system call skipped (number -1), for a
+    /// seccomp stop: the kernel returns `ENOSYS` without running anything.
+    pub(crate) fn skipped(&self) -> Regs {
+        let mut r = self.0;
+        r.orig_rax = u64::MAX;
+        Regs(r)
+    }
     /// Sets up, at a syscall-exit stop, a new system call `nr(args)` that
     /// runs when the tracee is resumed (the `syscall` instruction again).
     pub(crate) fn inject(&self, nr: u64, args: [u64; 3]) -> Regs {
@@ -185,6 +192,9 @@ impl Regs {
         0
     }
     pub(crate) fn inject(&self, _nr: u64, _args: [u64; 3]) -> Regs {
+        *self
+    }
+    pub(crate) fn skipped(&self) -> Regs {
         *self
     }
     pub(crate) fn restart(&mut self) {}

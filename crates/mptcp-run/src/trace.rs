@@ -21,6 +21,10 @@
 //!   calls, and if one fails with `ENOPROTOOPT`/`EOPNOTSUPP`, the socket is
 //!   swapped for TCP in place and the call runs again ([`crate::swap`]), as
 //!   the preload library does.
+//! - `--listen-only` (`--dial-only`): the filter also stops at every
+//!   connect() (listen()); on a fresh MPTCP socket the call is skipped, the
+//!   socket swapped for TCP at the exit stop, and the call run again. Other
+//!   connects cost one stop each.
 //! - Signals reach the program: signal-delivery stops are resumed with their
 //!   signal; signals sent to `mptcp run` with kill(2) (TERM, INT, HUP, QUIT,
 //!   USR1, USR2) are passed to the program.
@@ -38,8 +42,6 @@
 //! - the swap to TCP for options MPTCP refuses ([`crate::swap`]) covers the
 //!   options Linux 6.18 refuses ([`crate::filter::REFUSED_TCP_OPTIONS`]);
 //!   an option only older kernels refuse still fails as under `mptcpize`;
-//! - `--dial-only`/`--listen-only` need the same swap, so trace mode refuses
-//!   them;
 //! - a set-ID program traced by a non-root user runs without its privileges
 //!   (the kernel's rule for traced programs, and `PR_SET_NO_NEW_PRIVS`, which
 //!   installing a filter without `CAP_SYS_ADMIN` requires);
@@ -53,7 +55,7 @@ use libc::pid_t;
 use mptcp_net::Unavailable;
 
 use crate::sys;
-use crate::{Error, Outcome};
+use crate::{Error, Outcome, Roles};
 
 /// `IPPROTO_MPTCP`.
 const IPPROTO_MPTCP: u64 = 262;
@@ -119,7 +121,7 @@ struct Tracee {
     pending: Pending,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 enum Pending {
     #[default]
     None,
@@ -130,22 +132,35 @@ enum Pending {
     Retrying,
     /// It is setting an option MPTCP refuses: see how that ends.
     Setsockopt,
+    /// Its connect() or listen() on a fresh MPTCP socket was skipped, to swap
+    /// the socket at the exit stop and then run the call again with these
+    /// registers.
+    RoleSwap(Box<sys::Regs>),
 }
 
 /// Runs `command` traced and returns how its first process ended.
-pub(crate) fn run(mut command: Command) -> Result<Outcome, Error> {
+pub(crate) fn run(mut command: Command, roles: Roles) -> Result<Outcome, Error> {
     if !sys::TRACE_SUPPORTED {
         return Err(Error::Unsupported(
             "trace mode is implemented for x86_64 only; use --mode preload".into(),
         ));
     }
     let root = rustix::process::geteuid().is_root();
-    let filter = crate::filter::program(crate::filter::X86_64);
+    let arch = crate::filter::X86_64;
+    // The calls at which a socket's role shows, for the swap of the other role.
+    let role_call = match roles {
+        Roles::Both => None,
+        Roles::DialOnly => Some(arch.nr_listen),
+        Roles::ListenOnly => Some(arch.nr_connect),
+    };
+    let filter = crate::filter::program(arch, role_call);
     let child = sys::spawn_traced(&mut command, filter, !root).map_err(Error::spawn)?;
     let main = child.id() as pid_t;
     drop(child);
     sys::forward_signals(main).map_err(|e| Error::io("cannot set up signal forwarding", e))?;
-    Supervisor::new(main).run()
+    let mut supervisor = Supervisor::new(main);
+    supervisor.role_call = role_call.map(u64::from);
+    supervisor.run()
 }
 
 struct Supervisor {
@@ -154,6 +169,8 @@ struct Supervisor {
     outcome: Option<Outcome>,
     /// The kernel has no MPTCP: stop rewriting.
     never: bool,
+    /// connect or listen: a fresh MPTCP socket making it becomes TCP first.
+    role_call: Option<u64>,
 }
 
 impl Supervisor {
@@ -163,6 +180,7 @@ impl Supervisor {
             tracees: HashMap::new(),
             outcome: None,
             never: false,
+            role_call: None,
         }
     }
 
@@ -232,13 +250,22 @@ impl Supervisor {
 
     fn on_filter_stop(&mut self, pid: pid_t) -> io::Result<()> {
         let tracee = self.tracees.entry(pid).or_default();
-        if tracee.pending == Pending::Retrying {
+        if matches!(tracee.pending, Pending::Retrying) {
             tracee.pending = Pending::None;
             return sys::cont(pid, 0);
         }
         let mut regs = sys::get_regs(pid)?;
         if regs.nr() == u64::from(crate::filter::X86_64.nr_setsockopt) {
             tracee.pending = Pending::Setsockopt;
+            return sys::cont_to_syscall_exit(pid);
+        }
+        if Some(regs.nr()) == self.role_call {
+            let fd = regs.arg(0) as u32 as i32;
+            if !crate::swap::is_fresh_mptcp(pid, fd).unwrap_or(false) {
+                return sys::cont(pid, 0);
+            }
+            tracee.pending = Pending::RoleSwap(Box::new(regs));
+            sys::set_regs(pid, &regs.skipped())?;
             return sys::cont_to_syscall_exit(pid);
         }
         let (domain, ty, protocol) = (regs.arg(0), regs.arg(1), regs.arg(2));
@@ -259,6 +286,7 @@ impl Supervisor {
         let protocol = match std::mem::take(&mut tracee.pending) {
             Pending::Rewritten(protocol) => protocol,
             Pending::Setsockopt => return self.on_setsockopt_exit(pid),
+            Pending::RoleSwap(saved) => return self.on_role_exit(pid, *saved),
             _ => return sys::cont(pid, 0),
         };
         let mut regs = sys::get_regs(pid)?;
@@ -284,6 +312,29 @@ impl Supervisor {
 }
 
 impl Supervisor {
+    /// A skipped connect()/listen() of a fresh MPTCP socket: swap it for TCP,
+    /// then run the call again.
+    fn on_role_exit(&mut self, pid: pid_t, saved: sys::Regs) -> io::Result<()> {
+        let exit_regs = sys::get_regs(pid)?;
+        let fd = saved.arg(0) as u32 as i32;
+        let mut held = Vec::new();
+        match crate::swap::swap_to_tcp(pid, &exit_regs, fd, &mut held) {
+            Ok(swapped) => tracing::debug!(pid, fd, swapped, "connect/listen of the other role"),
+            Err(crate::swap::SwapError::Ended(stop)) => return self.handle(pid, stop),
+            Err(crate::swap::SwapError::Io(e)) => {
+                tracing::warn!(pid, fd, error = %e, "swap to TCP failed; the socket stays MPTCP");
+            }
+        }
+        let mut again = saved;
+        again.restart();
+        sys::set_regs(pid, &again)?;
+        self.tracees.entry(pid).or_default().pending = Pending::Retrying;
+        for signal in held {
+            sys::tkill(pid, signal);
+        }
+        sys::cont(pid, 0)
+    }
+
     /// A refused option on a fresh MPTCP socket: swap it for TCP and run the
     /// setsockopt() again; otherwise leave the result as it is.
     fn on_setsockopt_exit(&mut self, pid: pid_t) -> io::Result<()> {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use mptcp_run::exe::Linkage;
-use mptcp_run::{unit, Mode, Outcome, Requested, Roles};
+use mptcp_run::{unit, Outcome, Requested, Roles};
 use serde::Serialize;
 
 use crate::error::{self, Error, EXIT_OK};
@@ -27,7 +27,8 @@ Ways (--mode):
   trace    a seccomp filter stops the program at each TCP socket() and mptcp run (its
            ptrace supervisor) rewrites the protocol to MPTCP: reaches static binaries
            and Go. Follows forks and execs; swaps to TCP for the options Linux 6.18
-           refuses, as preload does; no debugger can attach meanwhile; x86_64 only.
+           refuses and for --dial-only/--listen-only, as preload does; no debugger can
+           attach meanwhile; x86_64 only.
   auto     preload for dynamically linked programs, trace for static ones (no
            PT_INTERP) and set-ID ones. --check says which and why.
 Both set GODEBUG=multipathtcp=1 (2 with --listen-only, 3 with --dial-only) unless
@@ -51,10 +52,10 @@ pub struct RunArgs {
     /// How to reach the program.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
-    /// Only dials use MPTCP: a socket that listens becomes TCP (preload mode).
+    /// Only dials use MPTCP: a socket that listens becomes TCP.
     #[arg(long, conflicts_with = "listen_only")]
     pub dial_only: bool,
-    /// Only listeners use MPTCP: a socket that connects becomes TCP (preload mode).
+    /// Only listeners use MPTCP: a socket that connects becomes TCP.
     #[arg(long)]
     pub listen_only: bool,
     /// Say which mode would be used for PROGRAM and why; run nothing.
@@ -152,12 +153,6 @@ pub fn run(args: &RunArgs, out: &Output) -> Result<u8, Error> {
     };
     if args.check {
         return check(&plan, out);
-    }
-    if plan.choice.mode == Mode::Trace && args.roles() != Roles::Both {
-        return Err(Error::msg(
-            "--dial-only and --listen-only work in preload mode only (trace mode cannot tell \
-             a dial from a listener when the socket is made); add --mode preload",
-        ));
     }
     for warning in &plan.choice.warnings {
         eprintln!("mptcp run: warning: {warning}");
