@@ -31,6 +31,8 @@ pub struct Program {
     pub go: bool,
     /// Why the kernel will run it in secure-execution mode, if it will.
     pub secure: Option<SecureExec>,
+    /// A 32-bit ELF file (neither way reaches it on a 64-bit system).
+    pub elf32: bool,
 }
 
 /// How an ELF program is linked.
@@ -76,8 +78,18 @@ impl fmt::Display for SecureExec {
 /// # Errors
 /// [`Error::NotFound`] when there is no such executable file.
 pub fn inspect(name: &OsStr) -> Result<Program, Error> {
-    let path = find(name, std::env::var_os("PATH").as_deref())
-        .ok_or_else(|| Error::NotFound(name.to_os_string()))?;
+    let path = find(name, std::env::var_os("PATH").as_deref()).ok_or_else(|| {
+        let given = Path::new(name);
+        if name.as_bytes().contains(&b'/') && given.exists() {
+            // A shell says "Permission denied" (126) for a file it cannot run.
+            Error::CannotExecute {
+                program: name.to_os_string(),
+                source: std::io::Error::from_raw_os_error(libc::EACCES),
+            }
+        } else {
+            Error::NotFound(name.to_os_string())
+        }
+    })?;
     let mut interpreters = Vec::new();
     let mut file = path.clone();
     loop {
@@ -106,6 +118,8 @@ pub fn inspect(name: &OsStr) -> Result<Program, Error> {
         }
     };
     let (linkage, go) = elf_facts(&bytes);
+    // EI_CLASS: 1 for 32-bit ELF files.
+    let elf32 = bytes.get(4) == Some(&1) && !matches!(linkage, Linkage::Unknown { .. });
     let secure = secure_exec(&file);
     Ok(Program {
         path,
@@ -113,6 +127,7 @@ pub fn inspect(name: &OsStr) -> Result<Program, Error> {
         linkage,
         go,
         secure,
+        elf32,
     })
 }
 
@@ -125,6 +140,7 @@ fn unknown(path: PathBuf, interpreters: Vec<PathBuf>, why: &str) -> Program {
         },
         go: false,
         secure: None,
+        elf32: false,
     }
 }
 

@@ -151,6 +151,13 @@ impl Error {
     }
 
     fn spawn(e: io::Error) -> Error {
+        if e.raw_os_error() == Some(libc::EPERM) {
+            return Error::Unsupported(format!(
+                "cannot trace the program: ptrace or seccomp was refused ({e}); inside a \
+                 container, allow ptrace (CAP_SYS_PTRACE, a seccomp profile that permits it), \
+                 or use --mode preload"
+            ));
+        }
         Error::io("cannot start the program", e)
     }
 
@@ -227,11 +234,13 @@ pub fn run(
     }
 }
 
+/// Errors of exec itself (EPERM is not one: in trace mode it is ptrace or
+/// seccomp being refused, see [`Error::spawn`]).
 fn is_exec_error(e: &io::Error) -> bool {
     matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
-    ) || e.raw_os_error() == Some(libc::ENOEXEC)
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::EACCES | libc::ENOEXEC | libc::ENOTDIR)
+    )
 }
 
 fn exec_error(program: &OsStr, e: io::Error) -> Error {

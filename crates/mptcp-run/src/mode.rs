@@ -60,6 +60,12 @@ pub fn choose(requested: Requested, program: &Program, root: bool) -> Choice {
     let name = program.path.display();
     let unreachable = preload_cannot_reach(program);
     let mut warnings = Vec::new();
+    if program.elf32 {
+        warnings.push(format!(
+            "{name} is a 32-bit program: the preload library is 64-bit and the trace filter \
+             watches 64-bit system calls only, so its sockets stay TCP"
+        ));
+    }
     match requested {
         Requested::Trace => {
             if let (Some(secure), false) = (program.secure, root) {
@@ -155,6 +161,7 @@ mod tests {
             linkage,
             go,
             secure,
+            elf32: false,
         }
     }
 
@@ -220,5 +227,9 @@ mod tests {
         assert!(c.warnings.is_empty());
         let c = choose(Requested::Trace, &program(dynamic(), false, None), false);
         assert_eq!(c.mode, Mode::Trace);
+        let mut p32 = program(dynamic(), false, None);
+        p32.elf32 = true;
+        let c = choose(Requested::Auto, &p32, false);
+        assert!(c.warnings[0].contains("32-bit"), "{:?}", c.warnings);
     }
 }
