@@ -29,7 +29,8 @@ configs=(
     "untraced TCP|$s tcp"
     "untraced MPTCP (asks for 262)|$s mptcp"
     "trace: TCP made MPTCP|$mptcp run --mode trace -- $s tcp"
-    "preload: TCP made MPTCP|$mptcp run --mode preload -- $d tcp"
+    "untraced TCP, dynamic build|$d tcp"
+    "preload: TCP made MPTCP (dynamic build)|$mptcp run --mode preload -- $d tcp"
     "untraced UDP|$s udp"
     "trace: UDP (filter lets it through)|$mptcp run --mode trace -- $s udp"
 )
