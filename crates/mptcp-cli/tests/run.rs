@@ -531,6 +531,21 @@ fn the_swap_keeps_descriptor_address_options_and_flags() {
 }
 
 #[test]
+fn threads_and_subprocesses_are_converted_and_swapped() {
+    let ns = ns("run-threads");
+    let script = here().join("threads.py");
+    for mode in ["preload", "trace"] {
+        let out = ok(&mptcp_run(
+            &ns,
+            &["--mode", mode],
+            "python3",
+            &[script.to_str().unwrap()],
+        ));
+        assert_eq!(out.trim(), "wrong 0 child 262", "{mode}");
+    }
+}
+
+#[test]
 fn mptcpize_reaches_dynamic_programs_only() {
     which("mptcpize", "mptcpd");
     let ns = ns("run-mptcpize");

@@ -20,7 +20,7 @@
 //! Signals that arrive meanwhile are held and sent again afterwards.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use libc::pid_t;
 use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
@@ -92,8 +92,7 @@ pub(crate) fn swap_to_tcp(
     fd: i32,
     held: &mut Vec<i32>,
 ) -> Result<bool, SwapError> {
-    let pid_handle = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    let pidfd = pidfd_open(pid_handle, PidfdFlags::empty())?;
+    let pidfd = process_fd(pid)?;
     let old = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())?;
     let old_ref = SockRef::from(&old);
     if !fresh(old.as_fd(), &old_ref) {
@@ -144,11 +143,28 @@ pub(crate) fn swap_to_tcp(
     Ok(done)
 }
 
+/// A pidfd for the process of the thread `tid` (a tracee may be any thread;
+/// pidfd_open wants the thread-group leader, whose id `/proc/TID/status`
+/// gives as `Tgid:`).
+fn process_fd(tid: pid_t) -> io::Result<OwnedFd> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let tgid = parse_tgid(&status).unwrap_or(tid);
+    let pid = Pid::from_raw(tgid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(pidfd_open(pid, PidfdFlags::empty())?)
+}
+
+/// The `Tgid:` field of a `/proc/PID/status` file.
+pub(crate) fn parse_tgid(status: &str) -> Option<pid_t> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Whether the tracee's `fd` is an MPTCP socket that has neither connected
 /// nor listened.
 pub(crate) fn is_fresh_mptcp(pid: pid_t, fd: i32) -> io::Result<bool> {
-    let pid_handle = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    let pidfd = pidfd_open(pid_handle, PidfdFlags::empty())?;
+    let pidfd = process_fd(pid)?;
     let socket = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())?;
     Ok(fresh(socket.as_fd(), &SockRef::from(&socket)))
 }
@@ -237,6 +253,14 @@ fn inject(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tgid() {
+        let status =
+            "Name:\tpython3\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4250\n";
+        assert_eq!(parse_tgid(status), Some(4242));
+        assert_eq!(parse_tgid("Name:\tx\n"), None);
+    }
 
     #[test]
     fn fdinfo_flags() {
