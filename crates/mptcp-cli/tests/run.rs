@@ -401,6 +401,10 @@ fn go_static_is_reached_by_trace_only() {
         "Go (MPTCP off in its Dialer) under trace"
     );
 
+    // --listen-only in trace mode: Go connects from any of its threads.
+    ok(&mptcp_run(&ns, &["--listen-only"], g, &[&target, "off"]));
+    assert_eq!(rec.take(), [PlainTcp], "Go under trace --listen-only");
+
     let text = ok(&mptcp_run(&ns, &["--check"], g, &[]));
     assert!(text.contains("statically linked Go"), "{text}");
 }
