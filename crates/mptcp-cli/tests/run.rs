@@ -926,6 +926,21 @@ fn unit_drop_in_is_written_and_removed() {
     );
     assert!(text.contains("nothing to remove"), "{text}");
 
+    for bad in [
+        &["run", "--unit", "web", "--", "true"][..],
+        &["run", "--remove", "--", "true"],
+        &["run", "--dial-only", "--listen-only", "--", "true"],
+        &["run", "--mode", "sideways", "--", "true"],
+        &["run"],
+    ] {
+        let out = common::mptcp_here(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            stderr(&out).starts_with("mptcp: error: "),
+            "{bad:?}: {}",
+            stderr(&out)
+        );
+    }
     let out = common::mptcp_here(&["run", "--unit", "../etc", "--root", r])
         .output()
         .unwrap();

@@ -38,6 +38,11 @@ does on stderr.
 Exit status: the program's; killed by a signal, mptcp run ends by the same signal (a
 shell shows 128+N). 127 PROGRAM not found, 126 not executable, 2 mptcp run's own error.
 
+JSON (--json): with --check {\"program\", \"mode\", \"reason\", \"warnings\", \"library\",
+\"linkage\": \"dynamic\"|\"static\"|\"unknown\", \"interpreter\", \"go\", \"secure\"}; with --unit
+{\"unit\", \"path\", \"action\": \"written\"|\"removed\"|\"absent\", \"content\"}. Fields without a
+value are left out. A program's run prints nothing of mptcp's on stdout.
+
 Examples:
   mptcp run -- curl http://198.18.0.2/
   mptcp run --check -- ./server
@@ -67,10 +72,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", conflicts_with_all = ["check", "command"])]
     pub unit: Option<String>,
     /// With --unit: remove the drop-in instead.
-    #[arg(long, requires = "unit")]
+    #[arg(long, requires = "unit", conflicts_with = "command")]
     pub remove: bool,
     /// With --unit: the root directory the drop-in goes under (default /).
-    #[arg(long, value_name = "DIR", requires = "unit")]
+    #[arg(long, value_name = "DIR", requires = "unit", conflicts_with = "command")]
     pub root: Option<PathBuf>,
     /// The program and its arguments (after `--`).
     #[arg(
