@@ -742,31 +742,38 @@ fn children_of(pid: u32) -> Vec<u32> {
 #[test]
 fn killing_mptcp_run_leaves_no_stopped_tracee() {
     let ns = ns("run-kill");
-    for (signal, number) in [(Signal::KILL, SIGKILL), (Signal::TERM, SIGTERM)] {
+    // SIGKILL: nothing can be forwarded; PTRACE_O_EXITKILL ends every tracee,
+    // here a sleep and the sleep it started. SIGTERM: passed to the program.
+    let cases = [
+        (Signal::KILL, SIGKILL, "sleep 30 & exec sleep 31", 2),
+        (Signal::TERM, SIGTERM, "exec sleep 30", 1),
+    ];
+    for (signal, number, script, expected) in cases {
         let mut run = Command::new(env!("CARGO_BIN_EXE_mptcp"))
-            .args([
-                "--netns",
-                ns.name(),
-                "run",
-                "--mode",
-                "trace",
-                "--",
-                "sleep",
-                "30",
-            ])
+            .args(["--netns", ns.name(), "run", "--mode", "trace", "--"])
+            .args(["sh", "-c", script])
             .spawn()
             .expect("start mptcp run");
         let deadline = Instant::now() + Duration::from_secs(10);
-        let tracee = loop {
-            if let Some(&pid) = children_of(run.id()).first() {
-                // Past exec: the tracee is sleep, not the forked mptcp.
+        let tracees = loop {
+            // Past exec: the tracees are sleeps, not the forked mptcp or sh.
+            let mut sleeps = Vec::new();
+            let mut todo = children_of(run.id());
+            while let Some(pid) = todo.pop() {
                 if std::fs::read_to_string(format!("/proc/{pid}/comm"))
                     .is_ok_and(|c| c.trim() == "sleep")
                 {
-                    break pid;
+                    sleeps.push(pid);
                 }
+                todo.extend(children_of(pid));
             }
-            assert!(Instant::now() < deadline, "no traced sleep appeared");
+            if sleeps.len() == expected {
+                break sleeps;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the traced sleeps did not appear"
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         kill_process(Pid::from_raw(run.id() as i32).unwrap(), signal).unwrap();
@@ -777,17 +784,17 @@ fn killing_mptcp_run_leaves_no_stopped_tracee() {
             "mptcp run ends by the signal"
         );
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match proc_state(tracee) {
-                None | Some('Z') | Some('X') => break,
-                Some(state) => {
-                    assert!(
+        for tracee in tracees {
+            loop {
+                match proc_state(tracee) {
+                    None | Some('Z') | Some('X') => break,
+                    Some(state) => assert!(
                         Instant::now() < deadline,
                         "tracee {tracee} still there in state {state} after signal {number}"
-                    );
+                    ),
                 }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

@@ -75,7 +75,12 @@ pub struct RunArgs {
     #[arg(long, requires = "unit", conflicts_with = "command")]
     pub remove: bool,
     /// With --unit: the root directory the drop-in goes under (default /).
-    #[arg(long, value_name = "DIR", requires = "unit", conflicts_with = "command")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "unit",
+        conflicts_with = "command"
+    )]
     pub root: Option<PathBuf>,
     /// The program and its arguments (after `--`).
     #[arg(
