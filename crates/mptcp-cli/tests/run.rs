@@ -301,6 +301,47 @@ fn curl_and_python_use_mptcp_under_mptcp_run_and_tcp_without() {
 }
 
 #[test]
+fn mptcp_disabled_falls_back_to_tcp_in_both_modes() {
+    let ns = ns("run-disabled");
+    let rec = Recorder::new(&ns);
+    // The listener stays MPTCP; new MPTCP sockets now fail with ENOPROTOOPT.
+    ns.set_sysctl("net.mptcp.enabled", "0").unwrap();
+    let client = here().join("client.py");
+    let c = client.to_str().unwrap();
+    let port = rec.port();
+    let static_c = static_c();
+    for mode in ["preload", "trace"] {
+        let out = ok(&mptcp_run(&ns, &["--mode", mode], "python3", &[c, &port]));
+        assert!(out.contains("ok"), "{mode}: {out}");
+        assert_eq!(
+            rec.take(),
+            [PlainTcp],
+            "{mode}: python3 with MPTCP disabled"
+        );
+    }
+    ok(&mptcp_run(
+        &ns,
+        &[],
+        static_c.to_str().unwrap(),
+        &["127.0.0.1", &port],
+    ));
+    assert_eq!(
+        rec.take(),
+        [PlainTcp],
+        "static C (trace) with MPTCP disabled"
+    );
+    // Enabled again: MPTCP again.
+    ns.set_sysctl("net.mptcp.enabled", "1").unwrap();
+    ok(&mptcp_run(
+        &ns,
+        &["--mode", "trace"],
+        "python3",
+        &[c, &port],
+    ));
+    assert_eq!(rec.take(), [Active], "trace with MPTCP enabled again");
+}
+
+#[test]
 fn static_c_is_reached_by_trace_only() {
     let ns = ns("run-static-c");
     let rec = Recorder::new(&ns);
