@@ -94,7 +94,7 @@ pub enum ColorWhen {
 }
 
 /// The subcommands. A new one is a variant here, a module under `cmd/`, and an arm
-/// in [`crate::cmd::run`].
+/// in [`crate::cmd::run()`].
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check this host for MPTCP, say what is wrong and how to fix it.
@@ -128,6 +128,10 @@ pub enum Command {
     /// The path-manager daemon: endpoints and limits in step with the links.
     #[command(subcommand, after_help = crate::cmd::pm::PM_HELP)]
     Pm(crate::cmd::pm::PmCommand),
+
+    /// Run a program with its TCP sockets made MPTCP (LD_PRELOAD or seccomp+ptrace).
+    #[command(after_help = crate::cmd::run::RUN_HELP)]
+    Run(crate::cmd::run::RunArgs),
 
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]

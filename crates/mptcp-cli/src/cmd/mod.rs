@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod limits;
 pub mod monitor;
 pub mod pm;
+pub mod run;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Demo(args) => demo::run(&args, out),
         Command::Pm(cmd) => pm::run(cmd, out),
         Command::Completions(args) => completions::run(&args, out),
+        Command::Run(args) => run::run(&args, out),
     }
 }
 
