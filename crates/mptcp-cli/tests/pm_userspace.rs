@@ -555,3 +555,58 @@ fn pm_userspace_forgets_10000_short_connections() {
     });
     d.stop();
 }
+
+/// Server side: the daemon on the server announces its other address to each
+/// client (ADD_ADDR), and the client's in-kernel path manager opens a subflow to it.
+#[test]
+fn pm_userspace_server_announces_its_other_addresses() {
+    let net = testnet(None, Endpoints::None);
+    let state = state_dir("us-server");
+    let cfg = write_config(&state, "require_default_route = false\n");
+    let mut d = PmDaemon::start(
+        net.server().name(),
+        &state,
+        &["--userspace", "--config", &cfg],
+    );
+    d.ready();
+    let listener = listen(&net, 7500);
+    let (client, _server) = dial(&net, &listener, 7500);
+    let (_, announce) = d.wait_for("an announcement", 0, Duration::from_secs(3), |v| {
+        v["event"] == "policy" && v["command"] == "announce"
+    });
+    assert_eq!(announce["address"], "198.18.1.2", "{announce}");
+    assert_eq!(announce["applied"], true, "{announce}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let remotes: Vec<_> = client
+            .subflows()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.remote)
+            .map(|a| a.ip())
+            .collect();
+        if remotes.contains(&ipaddr("198.18.1.2")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no subflow to the announced address: {remotes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The status file is rewritten every second.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let s = common::json(
+            net.server().name(),
+            &["pm", "status", "--state-dir", state.to_str().unwrap()],
+            0,
+        );
+        if s["connections"][0]["server_side"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.stop();
+}

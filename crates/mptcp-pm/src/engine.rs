@@ -619,7 +619,8 @@ impl Engine {
 
     /// Brings connection `token` towards its policy's wanted state.
     fn reconcile(&mut self, now: Instant, token: u32, trigger: &str) -> Vec<Decision> {
-        let paths: Vec<LocalPath> = self.paths.clone();
+        // Disjoint borrows: the paths are read while a connection changes.
+        let paths = &self.paths;
         let hold = self.config.hold_time;
         let Some(c) = self.conns.get_mut(&token) else {
             return Vec::new();
@@ -740,7 +741,7 @@ impl Engine {
                     .subflows
                     .iter()
                     .filter(|s| !s.closing && !s.health.stalled)
-                    .filter_map(|s| Some((path_of(&paths, s.local.ip())?, s.health.rtt?)))
+                    .filter_map(|s| Some((path_of(paths, s.local.ip())?, s.health.rtt?)))
                     .collect();
                 let current = c.active.and_then(|a| healthy.iter().find(|(p, _)| *p == a));
                 let best = healthy.iter().min_by_key(|(_, r)| *r).copied();
