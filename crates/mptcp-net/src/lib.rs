@@ -141,6 +141,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod connect;
 mod dialer;
 pub mod info;
 #[cfg(target_os = "linux")]
@@ -159,7 +160,7 @@ mod sys;
 #[doc(hidden)]
 pub mod seam;
 
-pub use dialer::Dialer;
+pub use dialer::{Dialer, DEFAULT_FALLBACK_DELAY};
 pub use info::{MptcpInfo, SubflowInfo, TcpState, TcpStats};
 pub use keepalive::{KeepAliveConfig, DEFAULT_KEEP_ALIVE, DEFAULT_KEEP_ALIVE_COUNT};
 pub use listen::{ListenConfig, DEFAULT_BACKLOG};
