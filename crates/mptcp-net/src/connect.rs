@@ -64,6 +64,7 @@ impl Attempts {
 /// Splits a resolved list into the IPv6 addresses (primaries) and the IPv4
 /// ones (fallbacks), each in the resolver's order; gives the list back when
 /// it holds only one family, which is dialed serially.
+#[cfg_attr(not(any(target_os = "linux", feature = "tokio")), allow(dead_code))]
 pub(crate) fn split_families(
     addrs: Vec<SocketAddr>,
 ) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), Vec<SocketAddr>> {

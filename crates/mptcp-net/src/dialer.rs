@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket};
 
-use crate::connect::{split_families, Attempts};
+use crate::connect::Attempts;
 use crate::policy::{process_default, Policy};
 use crate::socket::{no_addresses, open, Hook, Plan};
 use crate::KeepAliveConfig;
@@ -23,8 +23,12 @@ pub const DEFAULT_FALLBACK_DELAY: Duration = Duration::from_millis(300);
 /// is used only when this host cannot create MPTCP sockets at all
 /// (`net.mptcp.enabled=0`, a kernel without MPTCP, a security policy) or when
 /// the [socket hook](Dialer::set_socket_hook) sets an option MPTCP does not
-/// support. A connect error is returned as it is, after exactly one connect
+/// support. A connect error is returned as it is, after at most one connect
 /// per resolved address: nothing is ever re-dialed.
+///
+/// A name that resolves to both IPv6 and IPv4 addresses is dialed with Happy
+/// Eyeballs (RFC 8305) by default, as Go does: IPv6 first, IPv4 racing it
+/// 300 ms later; see [`set_fallback_delay`](Dialer::set_fallback_delay).
 ///
 /// When the peer or a middlebox does not speak MPTCP, the kernel itself
 /// carries on as plain TCP inside the MPTCP socket ("fell back"); ask
@@ -250,13 +254,24 @@ impl Dialer {
         self
     }
 
-    /// Connects to `addr`, trying each resolved address in order, and
-    /// returns the first connection made (like
+    /// Connects to `addr` and returns the first connection made (like
     /// [`TcpStream::connect`](std::net::TcpStream::connect)).
     ///
+    /// When the resolved addresses hold one family (or Happy Eyeballs is
+    /// off), each is tried in order, blocking in `connect()`. The error is
+    /// then the last address's error, as it came from the kernel:
+    /// `ConnectionRefused` stays `ConnectionRefused`.
+    ///
+    /// With both families, on Linux, the dial races them on this thread
+    /// ([`set_fallback_delay`](Dialer::set_fallback_delay)): the sockets are
+    /// non-blocking, the connects in progress (at most one per family) are
+    /// waited for with one `poll(2)` and their outcome read from `SO_ERROR`;
+    /// the winner is returned in blocking mode and the loser closed. The error
+    /// is then the first IPv6 one, as Go returns. Other platforms dial
+    /// serially.
+    ///
     /// One `socket()` (two if the hook forces TCP), one `connect()` per
-    /// address tried. The error is the last address's error, as it came from
-    /// the kernel: `ConnectionRefused` stays `ConnectionRefused`.
+    /// address tried.
     pub fn dial<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpStream> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         #[allow(unused_mut)] // Happy Eyeballs in `dial` is Linux only.
@@ -264,7 +279,7 @@ impl Dialer {
         let deadline = self.deadline();
         #[cfg(target_os = "linux")]
         if let Some(delay) = self.fallback_delay {
-            match split_families(addrs) {
+            match crate::connect::split_families(addrs) {
                 Ok((primaries, fallbacks)) => {
                     return crate::connect::blocking::race(
                         self, primaries, fallbacks, delay, deadline,
@@ -311,9 +326,12 @@ impl Dialer {
         Ok(socket)
     }
 
-    /// Connects to `addr` without blocking the runtime, trying each resolved
-    /// address in order (names are resolved with
-    /// [`tokio::net::lookup_host`]).
+    /// Connects to `addr` without blocking the runtime (names are resolved
+    /// with [`tokio::net::lookup_host`]): the addresses in order, or, when they
+    /// hold both families, Happy Eyeballs
+    /// ([`set_fallback_delay`](Dialer::set_fallback_delay)) with two serial
+    /// dials raced on the caller's task (no task spawned); dropping the loser
+    /// closes its socket. The errors are as for [`dial`](Dialer::dial).
     ///
     /// The connect is a real non-blocking `connect()`; completion is read
     /// from `SO_ERROR`, so a refused connect is an error, not a stream that
@@ -339,7 +357,7 @@ impl Dialer {
         let mut addrs = self.usable(addrs)?;
         let deadline = self.deadline();
         if let Some(delay) = self.fallback_delay {
-            match split_families(addrs) {
+            match crate::connect::split_families(addrs) {
                 Ok((primaries, fallbacks)) => {
                     return race(self, primaries, fallbacks, delay, deadline).await;
                 }
