@@ -152,9 +152,14 @@ pub(crate) mod blocking {
         fn check(&mut self, dialer: &Dialer, ready: bool, now: Instant) -> Option<Socket> {
             let flight = self.current.as_ref()?;
             if ready {
-                // The connect finished: SO_ERROR says how.
+                // The connect finished: SO_ERROR says how, and, as Go checks,
+                // a peer address confirms a connection (a socket that was
+                // closed without an error would have none).
                 match flight.socket.take_error() {
-                    Ok(None) => return self.current.take().map(|f| f.socket),
+                    Ok(None) => match flight.socket.peer_addr() {
+                        Ok(_) => return self.current.take().map(|f| f.socket),
+                        Err(err) => self.fail(err),
+                    },
                     Ok(Some(err)) | Err(err) => self.fail(err),
                 }
             } else if flight.deadline.is_some_and(|d| now >= d) {

@@ -11,11 +11,12 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mptcp_net::{Dialer, ListenConfig, MptcpExt, MptcpStatus, DEFAULT_FALLBACK_DELAY};
 use mptcp_testnet::{Endpoints, TestNet};
+use socket2::{Domain, Protocol};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -176,12 +177,30 @@ fn a_black_holed_ipv6_address_falls_back_to_ipv4_after_the_delay() {
     let v4_listener = net.listen(net.v4, port);
     let v6_listener = net.listen(net.v6, port);
     net.black_hole(true, port);
+    // Every attempt's socket goes through the same path: MPTCP, keep-alive, hook.
+    let opened = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&opened);
     let mut dialer = Dialer::new();
-    dialer.set_timeout(Some(CONNECT_TIMEOUT));
+    dialer
+        .set_timeout(Some(CONNECT_TIMEOUT))
+        .set_socket_hook(move |socket| {
+            let what = (socket.domain()?, socket.protocol()?, socket.keepalive()?);
+            seen.lock().unwrap().push(what);
+            Ok(())
+        });
     assert_eq!(dialer.fallback_delay(), Some(DEFAULT_FALLBACK_DELAY));
     for blocking in [true, false] {
+        opened.lock().unwrap().clear();
         let d = dial(&net, &dialer, &net.addrs(port), blocking);
         let m = mode(blocking);
+        assert_eq!(
+            *opened.lock().unwrap(),
+            [
+                (Domain::IPV6, Some(Protocol::MPTCP), true),
+                (Domain::IPV4, Some(Protocol::MPTCP), true)
+            ],
+            "{m}: the sockets the hook saw"
+        );
         eprintln!(
             "{m}: IPv6 black-holed, connected over IPv4 in {:?}",
             d.elapsed
