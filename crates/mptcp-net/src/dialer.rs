@@ -148,10 +148,11 @@ impl Dialer {
     /// Go takes the family of the *first* resolved address as the primary one,
     /// after its resolver sorted the list by RFC 6724; here IPv6 is always
     /// primary. The two agree whenever the resolver puts IPv6 first, which
-    /// RFC 6724 (and glibc's `getaddrinfo`) does when this host has an IPv6
-    /// route; they differ when the list starts with IPv4 (no global IPv6
-    /// address, or a `gai.conf` preferring IPv4): Go races IPv4 first, this
-    /// dialer IPv6. Use `None` to keep the resolver's order exactly.
+    /// RFC 6724 (and glibc's `getaddrinfo`) does when this host has a usable
+    /// IPv6 source address of the destination's scope; they differ when the
+    /// list starts with IPv4 (no global IPv6 address, or a `gai.conf`
+    /// preferring IPv4): Go races IPv4 first, this dialer IPv6. Use `None` to
+    /// keep the resolver's order exactly.
     ///
     /// Both [`dial`](Dialer::dial) and [`dial_async`](Dialer::dial_async)
     /// race, without a thread per attempt: `dial` makes the sockets
