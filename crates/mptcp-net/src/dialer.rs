@@ -6,9 +6,14 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket};
 
+use crate::connect::Attempts;
 use crate::policy::{process_default, Policy};
 use crate::socket::{no_addresses, open, Hook, Plan};
 use crate::KeepAliveConfig;
+
+/// Go's `net.Dialer` fallback delay: how long the IPv6 attempts run alone
+/// before the IPv4 race starts ([`Dialer::set_fallback_delay`]).
+pub const DEFAULT_FALLBACK_DELAY: Duration = Duration::from_millis(300);
 
 /// Options for opening outgoing connections with Multipath TCP (Go's
 /// `net.Dialer`).
@@ -18,8 +23,12 @@ use crate::KeepAliveConfig;
 /// is used only when this host cannot create MPTCP sockets at all
 /// (`net.mptcp.enabled=0`, a kernel without MPTCP, a security policy) or when
 /// the [socket hook](Dialer::set_socket_hook) sets an option MPTCP does not
-/// support. A connect error is returned as it is, after exactly one connect
+/// support. A connect error is returned as it is, after at most one connect
 /// per resolved address: nothing is ever re-dialed.
+///
+/// A name that resolves to both IPv6 and IPv4 addresses is dialed with Happy
+/// Eyeballs (RFC 8305) by default, as Go does: IPv6 first, IPv4 racing it
+/// 300 ms later; see [`set_fallback_delay`](Dialer::set_fallback_delay).
 ///
 /// When the peer or a middlebox does not speak MPTCP, the kernel itself
 /// carries on as plain TCP inside the MPTCP socket ("fell back"); ask
@@ -34,13 +43,27 @@ use crate::KeepAliveConfig;
 /// stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Dialer {
     policy: Policy,
     timeout: Option<Duration>,
     local_addr: Option<SocketAddr>,
     hook: Option<Hook>,
     keep_alive: KeepAliveConfig,
+    fallback_delay: Option<Duration>,
+}
+
+impl Default for Dialer {
+    fn default() -> Dialer {
+        Dialer {
+            policy: Policy::default(),
+            timeout: None,
+            local_addr: None,
+            hook: None,
+            keep_alive: KeepAliveConfig::default(),
+            fallback_delay: Some(DEFAULT_FALLBACK_DELAY),
+        }
+    }
 }
 
 impl Dialer {
@@ -104,6 +127,55 @@ impl Dialer {
     /// The connect timeout.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Happy Eyeballs (RFC 8305) like Go's `Dialer.FallbackDelay`: when the
+    /// resolved addresses hold both families, the IPv6 ones are dialed in
+    /// order and, `delay` after the dial began (or at once when they have all
+    /// failed), the IPv4 ones in order alongside; the first connection made
+    /// wins and the other attempt is cancelled, its socket closed. Each
+    /// family's addresses share the connect timeout among themselves as in a
+    /// serial dial (the two families run side by side, both within the one
+    /// deadline). When everything fails, the error is the first IPv6 one, as
+    /// Go returns.
+    ///
+    /// The default is `Some(`[`DEFAULT_FALLBACK_DELAY`]`)`, Go's 300 ms.
+    /// `Some(Duration::ZERO)` starts both families at once (in Go a zero
+    /// delay means the default). `None` turns Happy Eyeballs off: the
+    /// addresses are dialed one after the other in the resolved order, as
+    /// `TcpStream::connect` does; this is Go's negative `FallbackDelay`.
+    ///
+    /// Go takes the family of the *first* resolved address as the primary one,
+    /// after its resolver sorted the list by RFC 6724; here IPv6 is always
+    /// primary. The two agree whenever the resolver puts IPv6 first, which
+    /// RFC 6724 (and glibc's `getaddrinfo`) does when this host has a usable
+    /// IPv6 source address of the destination's scope; they differ when the
+    /// list starts with IPv4 (no global IPv6 address, or a `gai.conf`
+    /// preferring IPv4): Go races IPv4 first, this dialer IPv6. Use `None` to
+    /// keep the resolver's order exactly.
+    ///
+    /// Both [`dial`](Dialer::dial) and [`dial_async`](Dialer::dial_async)
+    /// race, without a thread per attempt: `dial` makes the sockets
+    /// non-blocking and waits for both connects with one `poll(2)` on the
+    /// calling thread (Linux; elsewhere `dial` stays serial), `dial_async`
+    /// races two futures on the caller's task. A dialer with a
+    /// [local address](Dialer::set_local_addr) dials only that family, so it
+    /// never races.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut dialer = mptcp_net::Dialer::new();
+    /// assert_eq!(dialer.fallback_delay(), Some(Duration::from_millis(300)));
+    /// dialer.set_fallback_delay(None); // serial, in the resolved order
+    /// ```
+    pub fn set_fallback_delay(&mut self, delay: Option<Duration>) -> &mut Self {
+        self.fallback_delay = delay;
+        self
+    }
+
+    /// The Happy Eyeballs fallback delay; `None` when it is off.
+    pub fn fallback_delay(&self) -> Option<Duration> {
+        self.fallback_delay
     }
 
     /// Binds outgoing sockets to this local address (port 0 lets the kernel
@@ -183,16 +255,41 @@ impl Dialer {
         self
     }
 
-    /// Connects to `addr`, trying each resolved address in order, and
-    /// returns the first connection made (like
+    /// Connects to `addr` and returns the first connection made (like
     /// [`TcpStream::connect`](std::net::TcpStream::connect)).
     ///
+    /// When the resolved addresses hold one family (or Happy Eyeballs is
+    /// off), each is tried in order, blocking in `connect()`. The error is
+    /// then the last address's error, as it came from the kernel:
+    /// `ConnectionRefused` stays `ConnectionRefused`.
+    ///
+    /// With both families, on Linux, the dial races them on this thread
+    /// ([`set_fallback_delay`](Dialer::set_fallback_delay)): the sockets are
+    /// non-blocking, the connects in progress (at most one per family) are
+    /// waited for with one `poll(2)` and their outcome read from `SO_ERROR`;
+    /// the winner is returned in blocking mode and the loser closed. The error
+    /// is then the first IPv6 one, as Go returns. Other platforms dial
+    /// serially.
+    ///
     /// One `socket()` (two if the hook forces TCP), one `connect()` per
-    /// address tried. The error is the last address's error, as it came from
-    /// the kernel: `ConnectionRefused` stays `ConnectionRefused`.
+    /// address tried.
     pub fn dial<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpStream> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-        let mut attempts = Attempts::new(self, addrs)?;
+        #[allow(unused_mut)] // Happy Eyeballs in `dial` is Linux only.
+        let mut addrs = self.usable(addrs)?;
+        let deadline = self.deadline();
+        #[cfg(target_os = "linux")]
+        if let Some(delay) = self.fallback_delay {
+            match crate::connect::split_families(addrs) {
+                Ok((primaries, fallbacks)) => {
+                    return crate::connect::blocking::race(
+                        self, primaries, fallbacks, delay, deadline,
+                    );
+                }
+                Err(one_family) => addrs = one_family,
+            }
+        }
+        let mut attempts = Attempts::new(addrs, deadline);
         let mut last_err = None;
         while let Some((addr, timeout)) = attempts.next() {
             match self.dial_one(addr, timeout) {
@@ -230,9 +327,12 @@ impl Dialer {
         Ok(socket)
     }
 
-    /// Connects to `addr` without blocking the runtime, trying each resolved
-    /// address in order (names are resolved with
-    /// [`tokio::net::lookup_host`]).
+    /// Connects to `addr` without blocking the runtime (names are resolved
+    /// with [`tokio::net::lookup_host`]): the addresses in order, or, when they
+    /// hold both families, Happy Eyeballs
+    /// ([`set_fallback_delay`](Dialer::set_fallback_delay)) with two serial
+    /// dials raced on the caller's task (no task spawned); dropping the loser
+    /// closes its socket. The errors are as for [`dial`](Dialer::dial).
     ///
     /// The connect is a real non-blocking `connect()`; completion is read
     /// from `SO_ERROR`, so a refused connect is an error, not a stream that
@@ -253,60 +353,32 @@ impl Dialer {
         &self,
         addr: A,
     ) -> io::Result<tokio::net::TcpStream> {
+        use crate::connect::nonblocking::{race, serial, Report};
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
-        let mut attempts = Attempts::new(self, addrs)?;
-        let mut last_err = None;
-        while let Some((addr, timeout)) = attempts.next() {
-            match self.dial_one_async(addr, timeout).await {
-                Ok(stream) => return Ok(stream),
-                Err(err) => last_err = Some(err),
+        let mut addrs = self.usable(addrs)?;
+        let deadline = self.deadline();
+        if let Some(delay) = self.fallback_delay {
+            match crate::connect::split_families(addrs) {
+                Ok((primaries, fallbacks)) => {
+                    return race(self, primaries, fallbacks, delay, deadline).await;
+                }
+                Err(one_family) => addrs = one_family,
             }
         }
-        Err(last_err.unwrap_or_else(|| attempts.timed_out()))
+        serial(self, Attempts::new(addrs, deadline), Report::Last).await
     }
 
-    #[cfg(feature = "tokio")]
-    async fn dial_one_async(
-        &self,
-        addr: SocketAddr,
-        timeout: Option<Duration>,
-    ) -> io::Result<tokio::net::TcpStream> {
-        let socket = self.open(addr, true)?;
-        let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
-        // tokio's connect waits for writability, then reads SO_ERROR.
-        let connect = socket.connect(addr);
-        match timeout {
-            None => connect.await,
-            Some(t) => match tokio::time::timeout(t, connect).await {
-                Ok(result) => result,
-                Err(_) => Err(timed_out(addr)),
-            },
-        }
+    fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| Instant::now() + t)
     }
-}
 
-fn timed_out(addr: SocketAddr) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("connection to {addr} timed out"),
-    )
-}
-
-/// The addresses to dial, each with its share of the time left.
-struct Attempts {
-    addrs: std::vec::IntoIter<SocketAddr>,
-    deadline: Option<Instant>,
-    last: Option<SocketAddr>,
-}
-
-impl Attempts {
-    /// Takes the resolved list by value: one allocation per dial, filtered
-    /// in place.
-    fn new(dialer: &Dialer, mut addrs: Vec<SocketAddr>) -> io::Result<Attempts> {
+    /// The resolved addresses this dialer can use: those of the local
+    /// address's family when one is set.
+    fn usable(&self, mut addrs: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
         if addrs.is_empty() {
             return Err(no_addresses());
         }
-        if let Some(local) = dialer.local_addr {
+        if let Some(local) = self.local_addr {
             let same = |a: &SocketAddr| a.is_ipv4() == local.is_ipv4();
             if !addrs.iter().any(same) {
                 return Err(io::Error::new(
@@ -316,36 +388,6 @@ impl Attempts {
             }
             addrs.retain(same);
         }
-        Ok(Attempts {
-            addrs: addrs.into_iter(),
-            deadline: dialer.timeout.map(|t| Instant::now() + t),
-            last: None,
-        })
-    }
-
-    /// The next address and its timeout; `None` when done or out of time.
-    fn next(&mut self) -> Option<(SocketAddr, Option<Duration>)> {
-        let timeout = match self.deadline {
-            None => None,
-            Some(deadline) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    return None;
-                }
-                // Go's rule: share the time left among the addresses left.
-                let left = u32::try_from(self.addrs.len()).unwrap_or(u32::MAX).max(1);
-                Some((remaining / left).max(Duration::from_millis(1)))
-            }
-        };
-        let addr = self.addrs.next()?;
-        self.last = Some(addr);
-        Some((addr, timeout))
-    }
-
-    fn timed_out(&self) -> io::Error {
-        match self.last {
-            Some(addr) => timed_out(addr),
-            None => io::Error::new(io::ErrorKind::TimedOut, "dial timed out"),
-        }
+        Ok(addrs)
     }
 }

@@ -84,6 +84,24 @@
 //! carries on as TCP inside the MPTCP socket: [`MptcpExt::mptcp_status`] says
 //! [`MptcpStatus::FellBack`].
 //!
+//! # Dial order: Happy Eyeballs
+//!
+//! A [`Dialer`] whose name resolves to one family tries the addresses one
+//! after the other, sharing the connect timeout among those left (Go's
+//! rule). When they hold both IPv6 and IPv4, it does what Go's `net.Dialer`
+//! does by default, Happy Eyeballs (RFC 8305): the IPv6 addresses are dialed
+//! in order, the IPv4 ones start racing them after
+//! [`DEFAULT_FALLBACK_DELAY`] (300 ms) or as soon as IPv6 has failed, the
+//! first connection made wins and the other attempt is closed. Every attempt
+//! is MPTCP under the rules above. Go picks the family of the first resolved
+//! address as primary; here IPv6 always is (the same thing for the usual
+//! RFC 6724-sorted answers: see [`Dialer::set_fallback_delay`], which also
+//! turns the race off). [`Dialer::dial_async`] races two futures on the
+//! caller's task; the blocking [`Dialer::dial`] races on its own thread with
+//! non-blocking sockets and one `poll(2)` (a hand-written call in the
+//! crate's `sys` module: two file descriptors and one system call do not
+//! justify a polling crate), Linux only; elsewhere it stays serial.
+//!
 //! # Status
 //!
 //! [`MptcpExt`] works on std and tokio streams and listeners and anything
@@ -136,11 +154,13 @@
 //! # Platforms
 //!
 //! Linux only speaks MPTCP here. Elsewhere the crate compiles, dials and
-//! listens with plain TCP, reports [`MptcpStatus::PlainTcp`], and a required
-//! dial or listen fails with [`Unavailable::NotLinux`].
+//! listens with plain TCP, reports [`MptcpStatus::PlainTcp`], a required
+//! dial or listen fails with [`Unavailable::NotLinux`], and the blocking
+//! [`Dialer::dial`] tries the addresses serially (no Happy Eyeballs).
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod connect;
 mod dialer;
 pub mod info;
 #[cfg(target_os = "linux")]
@@ -159,7 +179,7 @@ mod sys;
 #[doc(hidden)]
 pub mod seam;
 
-pub use dialer::Dialer;
+pub use dialer::{Dialer, DEFAULT_FALLBACK_DELAY};
 pub use info::{MptcpInfo, SubflowInfo, TcpState, TcpStats};
 pub use keepalive::{KeepAliveConfig, DEFAULT_KEEP_ALIVE, DEFAULT_KEEP_ALIVE_COUNT};
 pub use listen::{ListenConfig, DEFAULT_BACKLOG};

@@ -1,11 +1,13 @@
-//! The only place with `unsafe`: raw `getsockopt(2)` calls and the MPTCP
-//! `socket(2)` call (with the test seam that injects errors into it).
+//! The only place with `unsafe`: raw `getsockopt(2)` calls, the MPTCP
+//! `socket(2)` call (with the test seam that injects errors into it) and the
+//! `poll(2)` that waits for racing connects (Happy Eyeballs).
 //!
 //! Constants come from the kernel's `include/uapi/linux/mptcp.h` and
 //! `include/uapi/linux/tcp.h`; libc does not carry them.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -158,4 +160,47 @@ pub(crate) fn mptcp_full_info(
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `poll(2)` for `POLLOUT` on connecting sockets: waits until one of `fds`
+/// has finished connecting (or failed: `POLLERR`/`POLLHUP`), at most
+/// `timeout` (`None`: no limit). Returns which ones are ready; all `false`
+/// on timeout or `EINTR` (the caller looks at its clocks and polls again).
+pub(crate) fn poll_connecting(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        })
+        .collect();
+    // Rounded up, so a wait of less than a millisecond does not spin with 0.
+    let timeout_ms = match timeout {
+        None => -1,
+        Some(t) => {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+        }
+    };
+    let count = libc::nfds_t::try_from(pollfds.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many sockets to poll"))?;
+    // SAFETY: `pollfds` is a valid, writable array of `count` `pollfd`s that
+    // lives for the call; the kernel writes only their `revents`. The fds are
+    // borrowed, so they stay open for the call.
+    let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), count, timeout_ms) };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; pollfds.len()]);
+        }
+        return Err(err);
+    }
+    Ok(pollfds
+        .iter()
+        .map(|p| p.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0)
+        .collect())
 }

@@ -143,8 +143,9 @@ fn addresses_as_std_takes_them() {
     let s3 = dialer
         .dial(SocketAddr::from(([127, 0, 0, 1], port)))
         .unwrap();
-    // "localhost" may resolve to ::1 first, where nothing listens: every
-    // resolved address is tried in order, so it still connects.
+    // "localhost" may resolve to ::1 too, where nothing listens: the refused
+    // IPv6 attempt starts the IPv4 one at once (Happy Eyeballs), so it still
+    // connects.
     let s1 = s1.unwrap();
     for s in [&s1, &s2, &s3] {
         assert_eq!(s.peer_addr().unwrap().port(), port);
