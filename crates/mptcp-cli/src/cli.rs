@@ -69,9 +69,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Act inside the network namespace NAME (as listed by `ip netns list`).
-    #[arg(long, global = true, value_name = "NAME", value_parser = netns_name)]
-    pub netns: Option<String>,
+    /// Act inside the network namespace NAME (as listed by `ip netns list`). Only
+    /// `exporter` takes it more than once (one `netns` label per namespace).
+    #[arg(long, global = true, value_name = "NAME", value_parser = netns_name, action = ArgAction::Append)]
+    pub netns: Vec<String>,
 
     /// When to colour the output.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
@@ -128,6 +129,10 @@ pub enum Command {
     /// The path-manager daemon: endpoints and limits in step with the links.
     #[command(subcommand, after_help = crate::cmd::pm::PM_HELP)]
     Pm(crate::cmd::pm::PmCommand),
+
+    /// Serve Prometheus metrics: counters, connections, endpoints, limits, sysctls.
+    #[command(after_help = crate::cmd::exporter::EXPORTER_HELP)]
+    Exporter(crate::cmd::exporter::ExporterArgs),
 
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]
