@@ -542,3 +542,87 @@ fn bad_exporter_input_is_one_line_and_status_2() {
     cmd.args(["--netns", ns.name(), "--netns", ns.name(), "conns"]);
     refused(&mut cmd, "more than once");
 }
+
+/// The `mptcp_...` names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("mptcp_") {
+        let before = rest[..at].chars().last();
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names.push(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_grafana_dashboard_queries_only_served_metrics() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/grafana-mptcp.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let dashboard: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut exprs: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(t["expr"].as_str().expect("a target's expr").to_string());
+        }
+    }
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating")
+    {
+        exprs.push(v["query"].as_str().expect("a variable's query").to_string());
+    }
+    let titles: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "fallback",
+        "Join failures",
+        "Subflows per connection",
+        "Endpoint changes",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.contains(wanted)),
+            "no panel on {wanted}: {titles:?}"
+        );
+    }
+
+    // What a live exporter serves, with a connection and endpoints in place.
+    let net = testnet();
+    let client = net.client().name();
+    let _conns = connections(&net, 1, 2);
+    let exporter = Exporter::start(&[client]);
+    let families = python_parse(&exporter.metrics());
+    let served: Vec<String> = families
+        .iter()
+        .flat_map(|(name, (_, _, samples))| {
+            std::iter::once(name.clone()).chain(samples.iter().map(|s| s.name.clone()))
+        })
+        .collect();
+    let mut queried = 0;
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            assert!(
+                served.contains(&name),
+                "the dashboard queries {name}, not served: {expr}"
+            );
+            queried += 1;
+        }
+    }
+    assert!(
+        queried >= 20,
+        "only {queried} metric names in the dashboard"
+    );
+}
