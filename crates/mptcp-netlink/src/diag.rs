@@ -255,6 +255,15 @@ pub fn connections() -> Result<Vec<Connection>, Error> {
 
 /// Builds the connections from the MPTCP and the subflow sockets.
 fn assemble(conns: Vec<InetDiagMsg>, subflows: Vec<InetDiagMsg>) -> Vec<Connection> {
+    // Subflows by token, in dump order: one pass instead of one scan per connection
+    // (1,000 connections and 2,000 subflows were 2 million comparisons).
+    let mut by_token: std::collections::HashMap<u32, Vec<&InetDiagMsg>> =
+        std::collections::HashMap::new();
+    for s in &subflows {
+        if let Some(token) = s.ulp_mptcp.as_ref().and_then(|u| u.token_local) {
+            by_token.entry(token).or_default().push(s);
+        }
+    }
     conns
         .into_iter()
         .map(|m| {
@@ -268,9 +277,10 @@ fn assemble(conns: Vec<InetDiagMsg>, subflows: Vec<InetDiagMsg>) -> Vec<Connecti
             let token = info.as_ref().map(|i| i.token);
             let state = TcpState::from_raw(m.state);
             let subflows = match token {
-                Some(token) if state != TcpState::Listen => subflows
-                    .iter()
-                    .filter(|s| s.ulp_mptcp.as_ref().and_then(|u| u.token_local) == Some(token))
+                Some(token) if state != TcpState::Listen => by_token
+                    .get(&token)
+                    .into_iter()
+                    .flatten()
                     .map(|s| {
                         let ulp = s.ulp_mptcp.clone().unwrap_or_default();
                         Subflow {
