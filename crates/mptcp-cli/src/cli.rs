@@ -409,7 +409,7 @@ pub struct ConnsArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Only connections with this local address, and port if given (theirs or a
-    /// subflow's): 198.18.0.1, 198.18.0.1:5201, 2001:db8::1, [2001:db8::1]:5201.
+    /// subflow's): `198.18.0.1`, `198.18.0.1:5201`, `2001:db8::1`, `[2001:db8::1]:5201`.
     #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::cmd::conns::AddrFilter::parse)]
     pub local: Option<crate::cmd::conns::AddrFilter>,
     /// Only connections with this remote address, and port if given (as --local).

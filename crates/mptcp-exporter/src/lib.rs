@@ -11,6 +11,28 @@
 //!
 //! The metric names and labels are listed in [`render`]'s module docs.
 //!
+//! ```no_run
+//! use std::net::TcpListener;
+//! use std::sync::atomic::AtomicBool;
+//!
+//! // This process's namespace, or one thread per name in /run/netns.
+//! let collector = mptcp_exporter::Collector::new(&[])?;
+//! print!("{}", collector.scrape()?);
+//! let listener = TcpListener::bind(mptcp_exporter::DEFAULT_LISTEN)?;
+//! mptcp_exporter::serve(&listener, &collector, &AtomicBool::new(false))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Rendering is pure, so snapshots can be made up:
+//!
+//! ```
+//! use mptcp_exporter::{render, Snapshot};
+//!
+//! let text = render(&[("", &Snapshot::failed("made up"))])?;
+//! assert!(text.contains("mptcp_collector_success{collector=\"counters\"} 0"));
+//! # Ok::<(), mptcp_exporter::RenderError>(())
+//! ```
+//!
 //! # Decisions
 //!
 //! - Exposition through the `prometheus` crate (tikv/rust-prometheus), text format

@@ -325,3 +325,93 @@ impl Metrics {
         Ok(text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mptcp_netlink::{Counters, Limits};
+
+    fn snapshot(counters: &str) -> Snapshot {
+        Snapshot {
+            counters: Counters::parse(counters).map_err(|e| e.to_string()),
+            connections: Ok(Vec::new()),
+            endpoints: Ok(Vec::new()),
+            limits: Ok(Limits {
+                subflows: 4,
+                add_addr_accepted: 2,
+            }),
+            sysctls: Ok(vec![
+                ("enabled".into(), "1".into()),
+                ("scheduler".into(), "default".into()),
+            ]),
+        }
+    }
+
+    #[test]
+    fn one_namespace_has_no_netns_label() {
+        let snap = snapshot("MPTcpExt: MPJoinAckRx MPCurrEstab NewThing\nMPTcpExt: 3 1 7\n");
+        let text = render(&[("", &snap)]).unwrap();
+        for line in [
+            "# TYPE mptcp_mib_mp_join_ack_rx_total counter",
+            "mptcp_mib_mp_join_ack_rx_total 3",
+            "# HELP mptcp_mib_mp_join_ack_rx_total ACKs received with MP_JOIN (MPTcpExt MPJoinAckRx).",
+            "# TYPE mptcp_mib_mp_curr_estab gauge",
+            "mptcp_mib_mp_curr_estab 1",
+            "# HELP mptcp_mib_new_thing_total MPTCP MIB counter (MPTcpExt NewThing).",
+            "mptcp_mib_new_thing_total 7",
+            "mptcp_connections{fallback=\"false\",state=\"established\"} 0",
+            "mptcp_connection_subflows_count 0",
+            "mptcp_endpoints 0",
+            "mptcp_limit_subflows 4",
+            "mptcp_limit_add_addr_accepted 2",
+            "mptcp_collector_success{collector=\"limits\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+        assert!(text.contains("mptcp_sysctl_info{blackhole_timeout=\"\",checksum_enabled=\"\",enabled=\"1\",path_manager=\"\",pm_type=\"\",scheduler=\"default\"} 1"), "{text}");
+        assert!(!text.contains("netns"), "{text}");
+        // No endpoint, so no mptcp_endpoint family (an empty family would not encode).
+        assert!(!text.contains("mptcp_endpoint{"), "{text}");
+    }
+
+    #[test]
+    fn several_namespaces_are_labelled_and_a_failed_part_is_left_out() {
+        let a = snapshot("MPTcpExt: MPJoinAckRx\nMPTcpExt: 3\n");
+        let b = Snapshot::failed("gone");
+        let text = render(&[("blue", &a), ("red", &b)]).unwrap();
+        assert!(
+            text.contains("mptcp_mib_mp_join_ack_rx_total{netns=\"blue\"} 3"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("mptcp_mib_mp_join_ack_rx_total{netns=\"red\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mptcp_collector_success{collector=\"counters\",netns=\"red\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mptcp_collector_success{collector=\"counters\",netns=\"blue\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mptcp_limit_subflows{netns=\"blue\"} 4"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("mptcp_limit_subflows{netns=\"red\"}"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn nothing_read_still_renders() {
+        let text = render(&[("", &Snapshot::failed("no MPTCP"))]).unwrap();
+        assert!(
+            text.contains("mptcp_collector_success{collector=\"connections\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("mptcp_mib_"), "{text}");
+    }
+}
