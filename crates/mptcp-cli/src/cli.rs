@@ -352,7 +352,7 @@ a field the event does not carry is left out.";
 /// `mptcp monitor`.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    /// Stop after N events.
+    /// Stop after N events (that pass --event and --token).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Stop after this many seconds.

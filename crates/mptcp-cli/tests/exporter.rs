@@ -539,6 +539,18 @@ fn bad_exporter_input_is_one_line_and_status_2() {
 
     let ns = common::netns("exp-one");
     let mut cmd = Command::new(bin);
+    cmd.args([
+        "--netns",
+        ns.name(),
+        "--netns",
+        ns.name(),
+        "exporter",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    refused(&mut cmd, "more than once");
+
+    let mut cmd = Command::new(bin);
     cmd.args(["--netns", ns.name(), "--netns", ns.name(), "conns"]);
     refused(&mut cmd, "more than once");
 }

@@ -28,6 +28,8 @@ pub enum StartError {
     Netns(String, io::Error),
     /// A worker thread could not be started.
     Thread(io::Error),
+    /// The same namespace was given twice (its series would be counted twice).
+    Duplicate(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -43,6 +45,9 @@ impl std::fmt::Display for StartError {
             ),
             StartError::Netns(name, e) => write!(f, "cannot enter network namespace {name:?}: {e}"),
             StartError::Thread(e) => write!(f, "cannot start a collector thread: {e}"),
+            StartError::Duplicate(name) => {
+                write!(f, "network namespace {name:?} is given more than once")
+            }
         }
     }
 }
@@ -79,7 +84,10 @@ impl Collector {
         if netns.is_empty() {
             workers.push(Worker::start(String::new(), None)?);
         }
-        for name in netns {
+        for (i, name) in netns.iter().enumerate() {
+            if netns[..i].contains(name) {
+                return Err(StartError::Duplicate(name.clone()));
+            }
             let path = Path::new(NETNS_DIR).join(name);
             let file = File::open(&path).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => StartError::NoSuchNetns(name.clone()),
