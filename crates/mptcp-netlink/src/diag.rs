@@ -224,9 +224,14 @@ impl fmt::Display for Subflow {
 /// Lists the MPTCP sockets of the calling thread's network namespace, IPv4 and IPv6,
 /// with their `mptcp_info` and subflows.
 ///
-/// Two `sock_diag` dumps per address family: the MPTCP sockets (protocol
-/// `IPPROTO_MPTCP` through `INET_DIAG_REQ_PROTOCOL`), and the TCP sockets whose ULP is
-/// `mptcp` (the subflows), matched to their connection by token. Needs no privilege.
+/// `sock_diag` dumps: the MPTCP sockets of each address family (protocol
+/// `IPPROTO_MPTCP` through `INET_DIAG_REQ_PROTOCOL`), then the TCP sockets whose ULP is
+/// `mptcp` (the subflows), matched to their connection by token. The TCP dumps are
+/// only made where subflows can be: IPv4 when there is any connection (an IPv6
+/// connection can have IPv4 subflows), IPv6 only when there is an IPv6 connection (an
+/// IPv4 one never has IPv6 subflows). Each TCP dump walks the kernel's whole
+/// established-socket table, so skipping one saves a few milliseconds. Needs no
+/// privilege.
 ///
 /// ```no_run
 /// for conn in mptcp_netlink::connections()? {
@@ -242,13 +247,23 @@ pub fn connections() -> Result<Vec<Connection>, Error> {
     let mut sock = NlSocket::open(netlink_sys::protocols::NETLINK_SOCK_DIAG)?;
     let mut conns = Vec::new();
     let mut subflows = Vec::new();
-    for family in [AF_INET, AF_INET6] {
-        conns.extend(sock.run(dump(family, true))?);
-        subflows.extend(
-            sock.run(dump(family, false))?
-                .into_iter()
-                .filter(|m| m.ulp_mptcp.is_some()),
-        );
+    let mut connected = [false; 2];
+    for (i, family) in [AF_INET, AF_INET6].into_iter().enumerate() {
+        let found = sock.run(dump(family, true))?;
+        connected[i] = found
+            .iter()
+            .any(|m| TcpState::from_raw(m.state) != TcpState::Listen);
+        conns.extend(found);
+    }
+    let [v4, v6] = connected;
+    for (family, wanted) in [(AF_INET, v4 || v6), (AF_INET6, v6)] {
+        if wanted {
+            subflows.extend(
+                sock.run(dump(family, false))?
+                    .into_iter()
+                    .filter(|m| m.ulp_mptcp.is_some()),
+            );
+        }
     }
     Ok(assemble(conns, subflows))
 }
