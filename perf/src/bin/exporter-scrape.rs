@@ -102,7 +102,10 @@ fn run() -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    eprintln!("{n} connections with 2 subflows each, set up in {:?}", setup.elapsed());
+    eprintln!(
+        "{n} connections with 2 subflows each, set up in {:?}",
+        setup.elapsed()
+    );
 
     // Where a scrape's time goes: each part alone, in the client's namespace.
     let parts = net
@@ -121,8 +124,14 @@ fn run() -> Result<(), String> {
             };
             let pm = mptcp_netlink::PathManager::open().ok();
             vec![
-                ("counters read", time(&|| drop(mptcp_netlink::Counters::read()))),
-                ("sock_diag dump", time(&|| drop(mptcp_netlink::connections()))),
+                (
+                    "counters read",
+                    time(&|| drop(mptcp_netlink::Counters::read())),
+                ),
+                (
+                    "sock_diag dump",
+                    time(&|| drop(mptcp_netlink::connections())),
+                ),
                 (
                     "endpoints + limits",
                     time(&|| {
@@ -144,7 +153,8 @@ fn run() -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
 
-    let collector = Collector::new(&[net.client().name().to_string()]).map_err(|e| e.to_string())?;
+    let collector =
+        Collector::new(&[net.client().name().to_string()]).map_err(|e| e.to_string())?;
     let first = collector.scrape().map_err(|e| e.to_string())?;
     let live = first
         .lines()
@@ -163,7 +173,8 @@ fn run() -> Result<(), String> {
         std::hint::black_box(text);
     }
     let cpu_after = cpu();
-    let per_scrape = |a: Duration, b: Duration| (b.saturating_sub(a)).as_secs_f64() * 1e3 / k as f64;
+    let per_scrape =
+        |a: Duration, b: Duration| (b.saturating_sub(a)).as_secs_f64() * 1e3 / k as f64;
     let (user, sys) = (
         per_scrape(cpu_before.0, cpu_after.0),
         per_scrape(cpu_before.1, cpu_after.1),
@@ -192,10 +203,15 @@ fn run() -> Result<(), String> {
         result.map(|()| times)
     })?;
 
-    println!("scrape of {n} connections ({} bytes of metrics), {k} scrapes each:", first.len());
+    println!(
+        "scrape of {n} connections ({} bytes of metrics), {k} scrapes each:",
+        first.len()
+    );
     report("in process (Collector::scrape)", &mut in_process);
     report("GET /metrics over loopback", &mut over_http.clone());
-    println!("  CPU per in-process scrape: user {user:.2} ms, system {sys:.2} ms (kernel: the dumps)");
+    println!(
+        "  CPU per in-process scrape: user {user:.2} ms, system {sys:.2} ms (kernel: the dumps)"
+    );
     println!("  medians of the parts alone:");
     for (what, t) in parts {
         println!("    {what:<20} {:>7.2} ms", t.as_secs_f64() * 1e3);
