@@ -43,6 +43,12 @@
 //!   `mptcp_mib_mp_join_ack_rx_total`), as Prometheus naming wants; the help text ends
 //!   with the kernel's own name so the two can be matched (`(MPTcpExt MPJoinAckRx)`).
 //!   `MPCurrEstab`, a current value, is a gauge.
+//! - `mptcp_sysctl_info` is an info metric in the classic convention (a gauge named
+//!   `_info`, always 1, the values as labels, like node_exporter's `node_uname_info`):
+//!   text format 0.0.4 has no `info` type.
+//! - Per connection: state, fallback, subflow count and bytes come from the one
+//!   `sock_diag` listing of [`mptcp_netlink::connections`]; no per-connection series
+//!   (a token or a port as a label would grow without bound).
 //! - A part that cannot be read (no `mptcp_pm` family, a namespace gone) leaves its
 //!   metrics out of that scrape and sets `mptcp_collector_success{collector=...}` to 0;
 //!   the scrape itself still succeeds.
