@@ -69,9 +69,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Act inside the network namespace NAME (as listed by `ip netns list`).
-    #[arg(long, global = true, value_name = "NAME", value_parser = netns_name)]
-    pub netns: Option<String>,
+    /// Act inside the network namespace NAME (as listed by `ip netns list`). Only
+    /// `exporter` takes it more than once (one `netns` label per namespace).
+    #[arg(long, global = true, value_name = "NAME", value_parser = netns_name, action = ArgAction::Append)]
+    pub netns: Vec<String>,
 
     /// When to colour the output.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
@@ -132,6 +133,10 @@ pub enum Command {
     /// Run a program with its TCP sockets made MPTCP (LD_PRELOAD or seccomp+ptrace).
     #[command(after_help = crate::cmd::run::RUN_HELP)]
     Run(crate::cmd::run::RunArgs),
+
+    /// Serve Prometheus metrics: counters, connections, endpoints, limits, sysctls.
+    #[command(after_help = crate::cmd::exporter::EXPORTER_HELP)]
+    Exporter(crate::cmd::exporter::ExporterArgs),
 
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]
@@ -333,28 +338,38 @@ pub struct LimitsSet {
 const MONITOR_HELP: &str = "\
 One line per event: time (UTC), event, then what the kernel said: token, saddr, daddr,
 locid, remid, backup, error, reset reason, server_side. Needs CAP_NET_ADMIN. Prints
-`listening for events` on stderr once subscribed.
+`listening for events` on stderr once subscribed. With --event or --token, only the
+matching events are printed (and counted by --count).
 
 Examples:
   mptcp monitor
   mptcp monitor --count 10 --timeout 30
+  mptcp monitor --event sub_established --event sub_closed --token 0x1a2b3c4d
   mptcp --netns blue monitor --json | jq -c 'select(.event == \"sub_established\")'
 
 JSON lines: {\"time\" (RFC 3339, UTC), \"event\": \"created\"|\"established\"|\"closed\"|
 \"announced\"|\"removed\"|\"sub_established\"|\"sub_closed\"|\"sub_priority\"|\"listener_created\"|
 \"listener_closed\"|\"unknown_N\", \"token\", \"local\", \"remote\", \"local_id\", \"remote_id\",
-\"backup\", \"error\", \"server_side\", \"timeout\", \"ifindex\", \"reset_reason\", \"reset_flags\"}
-(null when the event does not carry it).";
+\"backup\", \"error\", \"server_side\", \"timeout\", \"ifindex\", \"reset_reason\", \"reset_flags\"};
+a field the event does not carry is left out.";
 
 /// `mptcp monitor`.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    /// Stop after N events.
+    /// Stop after N events (that pass --event and --token).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     pub timeout: Option<Duration>,
+    /// Only events of this kind (created, established, closed, announced, removed,
+    /// sub_established, sub_closed, sub_priority, listener_created, listener_closed);
+    /// repeat for several.
+    #[arg(long = "event", value_name = "NAME", value_parser = crate::cmd::monitor::event_name)]
+    pub events: Vec<String>,
+    /// Only events of the connection with this token (hex, `0x` optional).
+    #[arg(long, value_name = "HEX", value_parser = crate::cmd::conns::token)]
+    pub token: Option<u32>,
 }
 
 const CONNS_HELP: &str = "\
@@ -362,16 +377,22 @@ Each connection (token, state, addresses, fallback, subflow count, bytes sent an
 received), then its subflows (addresses, state, local/remote address ids, flags).
 Bytes need Linux 6.5. Listeners are shown with --all.
 
+Filters (all given must match): --port, --local and --remote match the connection's
+own addresses or any of its subflows'; --state listen shows listeners without --all.
+
 Examples:
   mptcp conns
   mptcp conns --watch --interval 0.5
+  mptcp conns --remote 198.18.0.2:443 --min-subflows 2
+  mptcp conns --fallback --json
   mptcp --netns blue conns --json | jq '.connections[] | .subflow_count'
 
 JSON: {\"time\", \"connections\": [{\"token\", \"local\", \"remote\", \"state\", \"fallback\",
 \"subflow_count\", \"bytes_sent\", \"bytes_received\", \"bytes_acked\", \"bytes_retrans\",
 \"subflows\": [{\"local\", \"remote\", \"state\", \"local_id\", \"remote_id\", \"backup\", \"join\",
 \"flags\": [...]}]}]}; with --watch one such document per line. States are snake_case
-(established, syn_sent, listen, ...).";
+(established, syn_sent, listen, ...). A field without a value is left out: token for a
+listener, bytes_* before Linux 6.5, local_id/remote_id when the kernel gave none.";
 
 /// `mptcp conns`.
 #[derive(Debug, Args)]
@@ -388,6 +409,29 @@ pub struct ConnsArgs {
     /// Also list listening sockets.
     #[arg(long, short)]
     pub all: bool,
+    /// Only connections with this port, local or remote (theirs or a subflow's).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Only connections with this local address, and port if given (theirs or a
+    /// subflow's): `198.18.0.1`, `198.18.0.1:5201`, `2001:db8::1`, `[2001:db8::1]:5201`.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::cmd::conns::AddrFilter::parse)]
+    pub local: Option<crate::cmd::conns::AddrFilter>,
+    /// Only connections with this remote address, and port if given (as --local).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::cmd::conns::AddrFilter::parse)]
+    pub remote: Option<crate::cmd::conns::AddrFilter>,
+    /// Only connections in this state (established, syn_sent, fin_wait1, close_wait,
+    /// listen, ...; `ss` spellings such as ESTAB or syn-sent too).
+    #[arg(long, value_name = "STATE", value_parser = crate::cmd::conns::state)]
+    pub state: Option<String>,
+    /// Only connections that fell back to plain TCP.
+    #[arg(long)]
+    pub fallback: bool,
+    /// Only the connection with this token (hex, `0x` optional).
+    #[arg(long, value_name = "HEX", value_parser = crate::cmd::conns::token)]
+    pub token: Option<u32>,
+    /// Only connections with at least N subflows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=255))]
+    pub min_subflows: Option<u64>,
 }
 
 const COMPLETIONS_HELP: &str = "\

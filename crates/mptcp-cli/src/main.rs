@@ -20,7 +20,7 @@ use tracing_subscriber::EnvFilter;
 use crate::error::{Error, EXIT_ERROR, EXIT_OK};
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let mut cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: print them as clap does, status 0.
@@ -33,10 +33,24 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.global.verbose);
-    // Before any thread or socket exists: see `netns::enter`.
-    if let Some(name) = &cli.global.netns {
-        if let Err(e) = netns::enter(name) {
-            error::report(&e.to_string());
+    // The exporter enters its namespaces from one thread each; every other command
+    // runs in one namespace, entered here before any thread or socket exists (see
+    // `netns::enter`).
+    if let cli::Command::Exporter(args) = &mut cli.command {
+        args.netns = std::mem::take(&mut cli.global.netns);
+    }
+    match cli.global.netns.as_slice() {
+        [] => {}
+        [name] => {
+            if let Err(e) = netns::enter(name) {
+                error::report(&e.to_string());
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+        [..] => {
+            error::report(
+                "--netns is given more than once: only `mptcp exporter` takes several namespaces",
+            );
             return ExitCode::from(EXIT_ERROR);
         }
     }

@@ -224,9 +224,14 @@ impl fmt::Display for Subflow {
 /// Lists the MPTCP sockets of the calling thread's network namespace, IPv4 and IPv6,
 /// with their `mptcp_info` and subflows.
 ///
-/// Two `sock_diag` dumps per address family: the MPTCP sockets (protocol
-/// `IPPROTO_MPTCP` through `INET_DIAG_REQ_PROTOCOL`), and the TCP sockets whose ULP is
-/// `mptcp` (the subflows), matched to their connection by token. Needs no privilege.
+/// `sock_diag` dumps: the MPTCP sockets of each address family (protocol
+/// `IPPROTO_MPTCP` through `INET_DIAG_REQ_PROTOCOL`), then the TCP sockets whose ULP is
+/// `mptcp` (the subflows), matched to their connection by token. The TCP dumps are
+/// only made where subflows can be: IPv4 when there is any connection (an IPv6
+/// connection can have IPv4 subflows), IPv6 only when there is an IPv6 connection (an
+/// IPv4 one never has IPv6 subflows). Each TCP dump walks the kernel's whole
+/// established-socket table, so skipping one saves a few milliseconds. Needs no
+/// privilege.
 ///
 /// ```no_run
 /// for conn in mptcp_netlink::connections()? {
@@ -242,19 +247,38 @@ pub fn connections() -> Result<Vec<Connection>, Error> {
     let mut sock = NlSocket::open(netlink_sys::protocols::NETLINK_SOCK_DIAG)?;
     let mut conns = Vec::new();
     let mut subflows = Vec::new();
-    for family in [AF_INET, AF_INET6] {
-        conns.extend(sock.run(dump(family, true))?);
-        subflows.extend(
-            sock.run(dump(family, false))?
-                .into_iter()
-                .filter(|m| m.ulp_mptcp.is_some()),
-        );
+    let mut connected = [false; 2];
+    for (i, family) in [AF_INET, AF_INET6].into_iter().enumerate() {
+        let found = sock.run(dump(family, true))?;
+        connected[i] = found
+            .iter()
+            .any(|m| TcpState::from_raw(m.state) != TcpState::Listen);
+        conns.extend(found);
+    }
+    let [v4, v6] = connected;
+    for (family, wanted) in [(AF_INET, v4 || v6), (AF_INET6, v6)] {
+        if wanted {
+            subflows.extend(
+                sock.run(dump(family, false))?
+                    .into_iter()
+                    .filter(|m| m.ulp_mptcp.is_some()),
+            );
+        }
     }
     Ok(assemble(conns, subflows))
 }
 
 /// Builds the connections from the MPTCP and the subflow sockets.
 fn assemble(conns: Vec<InetDiagMsg>, subflows: Vec<InetDiagMsg>) -> Vec<Connection> {
+    // Subflows by token, in dump order: one pass instead of one scan per connection
+    // (1,000 connections and 2,000 subflows were 2 million comparisons).
+    let mut by_token: std::collections::HashMap<u32, Vec<&InetDiagMsg>> =
+        std::collections::HashMap::new();
+    for s in &subflows {
+        if let Some(token) = s.ulp_mptcp.as_ref().and_then(|u| u.token_local) {
+            by_token.entry(token).or_default().push(s);
+        }
+    }
     conns
         .into_iter()
         .map(|m| {
@@ -268,9 +292,10 @@ fn assemble(conns: Vec<InetDiagMsg>, subflows: Vec<InetDiagMsg>) -> Vec<Connecti
             let token = info.as_ref().map(|i| i.token);
             let state = TcpState::from_raw(m.state);
             let subflows = match token {
-                Some(token) if state != TcpState::Listen => subflows
-                    .iter()
-                    .filter(|s| s.ulp_mptcp.as_ref().and_then(|u| u.token_local) == Some(token))
+                Some(token) if state != TcpState::Listen => by_token
+                    .get(&token)
+                    .into_iter()
+                    .flatten()
                     .map(|s| {
                         let ulp = s.ulp_mptcp.clone().unwrap_or_default();
                         Subflow {

@@ -136,3 +136,41 @@ fn a_fallen_back_connection_has_the_fallback_flag() {
     })
     .unwrap();
 }
+
+/// An IPv6 connection that the server's announcements give an IPv4 subflow too:
+/// listed with subflows of both families (the IPv4 dump is made for it).
+#[test]
+fn an_ipv6_connection_with_subflows_of_both_families() {
+    let net = TestNet::builder()
+        .paths(2)
+        .ipv4(true)
+        .ipv6(true)
+        .endpoints(mptcp_testnet::Endpoints::ServerSignal)
+        .build()
+        .unwrap_or_else(|e| panic!("this test needs a dual-stack 2-path test network: {e}"));
+    let (client, server) = (net.client(), net.server());
+    let listener = server
+        .run(|| ListenConfig::new().listen(("::", PORT + 1)))
+        .unwrap()
+        .expect("listen on [::]");
+    let server_addr = SocketAddr::new(server.addr6(0).unwrap(), PORT + 1);
+    let mut stream = client
+        .run(|| Dialer::new().dial(server_addr))
+        .unwrap()
+        .expect("dial");
+    let (mut accepted, _) = listener.accept().expect("accept");
+    stream.write_all(b"ping").unwrap();
+    accepted.read_exact(&mut [0; 4]).unwrap();
+    accepted.write_all(b"pong").unwrap();
+    stream.read_exact(&mut [0; 4]).unwrap();
+
+    let both = |c: &Connection| {
+        c.subflows.iter().any(|s| s.local.is_ipv4()) && c.subflows.iter().any(|s| s.local.is_ipv6())
+    };
+    // Every subflow the socket itself reports is listed.
+    let complete = |c: &Connection| both(c) && c.subflows.len() == stream.subflows().unwrap().len();
+    let conns = wait_for(client, |c| c.iter().any(complete));
+    let conn = conns.iter().find(|c| complete(c)).unwrap();
+    assert!(conn.local.is_ipv6(), "{conn}");
+    assert_eq!(conn.remote, server_addr);
+}

@@ -2,8 +2,9 @@
 //! [`Output`], prints text or JSON, and returns the exit status.
 //!
 //! Each module owns its JSON shape: small `Serialize` structs with stable snake_case
-//! field names, present even when empty (`null`), rather than the libraries' own
-//! `Serialize` output, so a library change cannot silently change what scripts read.
+//! field names (`conns` and `monitor` leave out a field that has no value; the others
+//! write `null`), rather than the libraries' own `Serialize` output, so a library
+//! change cannot silently change what scripts read.
 
 pub mod bench;
 pub mod completions;
@@ -11,6 +12,7 @@ pub mod conns;
 pub mod demo;
 pub mod doctor;
 pub mod endpoint;
+pub mod exporter;
 pub mod limits;
 pub mod monitor;
 pub mod pm;
@@ -34,6 +36,7 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Bench(cmd) => bench::run(cmd, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::Pm(cmd) => pm::run(cmd, out),
+        Command::Exporter(args) => exporter::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
         Command::Run(args) => run::run(&args, out),
     }

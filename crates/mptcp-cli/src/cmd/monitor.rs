@@ -6,6 +6,9 @@
 //! a script (or a test) knows that events from then on will be seen.
 //!
 //! JSON lines: one [`EventJson`] per event.
+//!
+//! `--event NAME` (repeatable) and `--token HEX` keep only the matching events;
+//! `--count` counts those.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -22,7 +25,7 @@ use crate::output::{self, Output, Timestamp, NAME};
 /// The longest wait for an event before the stop flag and deadline are looked at.
 const TICK: Duration = Duration::from_millis(200);
 
-/// An event in JSON; fields the event does not carry are null.
+/// An event in JSON; fields the event does not carry are left out.
 #[derive(Debug, Serialize)]
 pub struct EventJson {
     /// When it was received (RFC 3339, UTC, milliseconds).
@@ -32,28 +35,40 @@ pub struct EventJson {
     /// `unknown_N`.
     pub event: String,
     /// The connection token.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<u32>,
     /// Local address and port.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local: Option<SocketAddr>,
     /// Remote address and port (port 0 for an announcement without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<SocketAddr>,
     /// Local address id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_id: Option<u8>,
     /// Remote address id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<u8>,
     /// The subflow is a backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<bool>,
     /// The subflow's socket error (errno).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<u8>,
     /// This host is the connection's server.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_side: Option<bool>,
     /// ADD_ADDR timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
     /// The subflow's interface index.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
     /// Why the subflow was reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reset_reason: Option<String>,
     /// MP_TCPRST flags.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reset_flags: Option<u32>,
 }
 
@@ -102,6 +117,9 @@ pub fn run(args: &MonitorArgs, out: &Output) -> Result<u8, Error> {
             }
             Err(e) => return Err(e.into()),
         };
+        if !wanted(args, &event) {
+            continue;
+        }
         let time = Timestamp::now();
         if out.json {
             out.json_line(&EventJson::new(&time, &event))?;
@@ -114,6 +132,37 @@ pub fn run(args: &MonitorArgs, out: &Output) -> Result<u8, Error> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The event names `--event` takes, as `EventKind::name` writes them.
+const EVENTS: [&str; 10] = [
+    "created",
+    "established",
+    "closed",
+    "announced",
+    "removed",
+    "sub_established",
+    "sub_closed",
+    "sub_priority",
+    "listener_created",
+    "listener_closed",
+];
+
+/// An event name for `--event` (a clap value parser): one of [`EVENTS`], any case,
+/// `-` for `_`.
+pub fn event_name(s: &str) -> Result<String, String> {
+    let name = s.to_ascii_lowercase().replace('-', "_");
+    if EVENTS.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(format!("not an event; one of {}", EVENTS.join(", ")))
+    }
+}
+
+/// Whether `e` passes `--event` and `--token`.
+fn wanted(args: &MonitorArgs, e: &Event) -> bool {
+    (args.events.is_empty() || args.events.iter().any(|n| *n == e.kind.name()))
+        && args.token.is_none_or(|t| e.token == Some(t))
 }
 
 /// `HH:MM:SS.mmm EVENT token=... saddr=... daddr=... ...`, the fields in `ip mptcp
@@ -149,6 +198,24 @@ mod tests {
     use mptcp_netlink::EventKind;
 
     #[test]
+    fn filters() {
+        assert_eq!(event_name("SUB-ESTABLISHED").unwrap(), "sub_established");
+        assert!(event_name("subflow").is_err());
+        let mut e = Event::new(EventKind::Closed);
+        e.token = Some(7);
+        let args = |events: &[&str], token: Option<u32>| MonitorArgs {
+            count: None,
+            timeout: None,
+            events: events.iter().map(|s| s.to_string()).collect(),
+            token,
+        };
+        assert!(wanted(&args(&[], None), &e));
+        assert!(wanted(&args(&["created", "closed"], Some(7)), &e));
+        assert!(!wanted(&args(&["created"], None), &e));
+        assert!(!wanted(&args(&[], Some(8)), &e));
+    }
+
+    #[test]
     fn a_line_per_event() {
         let mut e = Event::new(EventKind::SubEstablished);
         e.token = Some(0xabc);
@@ -169,6 +236,10 @@ mod tests {
         assert_eq!(json["event"], "sub_established");
         assert_eq!(json["time"], "1970-01-01T00:00:01.000Z");
         assert_eq!(json["local"], "198.18.1.1:40000");
-        assert_eq!(json["reset_reason"], serde_json::Value::Null);
+        assert!(
+            json.get("reset_reason").is_none(),
+            "absent, not null: {json}"
+        );
+        assert!(json.get("timeout").is_none(), "{json}");
     }
 }
