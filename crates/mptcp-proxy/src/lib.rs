@@ -1,0 +1,118 @@
+//! A TCP <-> Multipath TCP relay for tokio: MPTCP in front of any TCP server, and
+//! behind any TCP client.
+//!
+//! A [`Proxy`] listens on one or more [`Route`]s and relays each accepted
+//! connection to the route's upstream `HOST:PORT`. The listen side is an
+//! [`mptcp_net::ListenConfig`] listener (MPTCP, which takes plain TCP clients
+//! too; or plain TCP with [`Route::listen_tcp`]), the dial side an
+//! [`mptcp_net::Dialer`] (MPTCP first with mptcp-net's safe fallback, or plain TCP
+//! with [`Route::to_tcp`]). So the same relay serves both roles:
+//!
+//! - on a server host, in front of a legacy TCP server: clients reach it with
+//!   MPTCP, it relays over loopback TCP (`to_tcp`);
+//! - on a client host, behind a legacy TCP client: the client connects to a local
+//!   port (`listen_tcp`), the relay carries the bytes over MPTCP.
+//!
+//! ```no_run
+//! # #[tokio::main]
+//! # async fn main() -> std::io::Result<()> {
+//! use mptcp_proxy::{Config, Proxy, ProxyProtocol, Route};
+//!
+//! let route = Route::new("[::]:8443".parse().unwrap(), "127.0.0.1:443")
+//!     .to_tcp(true)
+//!     .proxy_protocol(ProxyProtocol::V2);
+//! let mut proxy = Proxy::bind(&Config::new(vec![route])).await?;
+//! proxy.on_connection_end(|record| println!("{}", serde_json::to_string(record).unwrap()));
+//! let stop = proxy.shutdown_handle();
+//! tokio::spawn(async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     stop.shutdown(); // stop accepting, drain for up to `Config::drain_timeout`
+//! });
+//! proxy.run().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # The relay
+//!
+//! Each direction is moved by `splice(2)` through a pipe of its own (socket to
+//! pipe, pipe to socket: the bytes never enter user space) where the kernel
+//! allows it on both sockets, else by `read`/`write` through a fixed-size buffer.
+//! The choice is made per connection and direction by **trying**: the first
+//! splice either works, or fails with `EINVAL`/`EOPNOTSUPP`/`ENOSYS` before any
+//! byte is lost, and that direction copies from then on (bytes already in the pipe
+//! are taken out and written first). No kernel version is parsed. A pipe that
+//! cannot be made (`EMFILE`) also means copying. [`ConnRecord::relay`] and the
+//! `mptcp_proxy_relay_total{mode}` metric say which was used; [`Route::force_copy`]
+//! turns splice off, for comparisons.
+//!
+//! - **Half-close is carried**: when one direction reaches end of stream, the
+//!   relay shuts down the write side of the other socket (`shutdown(SHUT_WR)`),
+//!   and the other direction goes on until its own end of stream.
+//! - **A reset is carried as a reset**: an error on either socket (`ECONNRESET`,
+//!   `EPIPE`, a timeout) ends both directions, and both sockets are closed with
+//!   `SO_LINGER` 0, so the peer on the other side gets a RST, never a clean FIN
+//!   that would make a truncated transfer look complete. A failed dial resets the
+//!   client for the same reason.
+//! - **Idle timeout** ([`Route::idle_timeout`], default 5 minutes): a connection
+//!   with no byte either way for that long is closed cleanly (FIN both ways).
+//! - **Connect timeout** ([`Route::connect_timeout`], default 5 s): bounds the
+//!   whole dial, name resolution included.
+//!
+//! # Limits and lifecycle
+//!
+//! - Past [`Route::max_conns`] the accept loop **waits** for a slot instead of
+//!   accepting and closing: new clients queue in the listen backlog
+//!   ([`Route::backlog`], default 4096) and nothing spins.
+//! - `accept` failing with `EMFILE`, `ENFILE`, `ENOBUFS` or `ENOMEM` backs off
+//!   (10 ms doubling to 1 s) and logs one warning per burst, plus one line when
+//!   accepting works again. The pending connection stays in the backlog, so the
+//!   loop never spins on a listener that stays readable.
+//! - [`ShutdownHandle::shutdown`]: listeners close at once, connections finish for
+//!   up to [`Config::drain_timeout`] (default 10 s), those left are reset.
+//!
+//! # Memory per connection
+//!
+//! Bounded, and independent of the transfer's size:
+//!
+//! - one tokio task holding both directions' state (about 2 KiB);
+//! - in user space, nothing for a spliced direction; for a copied direction one
+//!   buffer of [`Route::copy_buffer`] bytes (default 64 KiB), allocated when the
+//!   first byte arrives. So at most 2 x `copy_buffer` (128 KiB by default);
+//! - in the kernel, the two sockets' buffers (as for any TCP/MPTCP socket, bounded
+//!   by `net.ipv4.tcp_rmem`/`tcp_wmem`) and, per spliced direction, one pipe of
+//!   64 KiB capacity that holds at most one chunk in flight. Pipes are opened at
+//!   a direction's first byte, so an idle connection holds two descriptors, a
+//!   spliced one six.
+//!
+//! # Visibility
+//!
+//! Every finished connection yields a [`ConnRecord`] (client, MPTCP status of both
+//! sides, subflows, bytes each way, duration, relay mode, how it ended) given to
+//! the [`Proxy::on_connection_end`] callback; [`Metrics`] holds Prometheus
+//! counters, served on [`Config::metrics`] by a minimal HTTP responder.
+//!
+//! # PROXY protocol
+//!
+//! With [`Route::proxy_protocol`], the upstream first receives a PROXY protocol
+//! header (version 1 text or version 2 binary) naming the client's address; version
+//! 2 adds a TLV saying whether the client's connection is MPTCP. The encoder is the
+//! sans-I/O [`proxy_protocol`] module, which documents the TLV's layout.
+#![warn(missing_docs)]
+
+mod config;
+mod conn;
+pub mod metrics;
+mod proxy;
+pub mod proxy_protocol;
+mod relay;
+mod sys;
+
+pub use config::{
+    check_upstream, parse_duration, Config, ConfigError, ProxyProtocol, Route, DEFAULT_BACKLOG,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_COPY_BUFFER, DEFAULT_DRAIN_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNS,
+};
+pub use conn::{ConnRecord, EndReason};
+pub use metrics::Metrics;
+pub use proxy::{Callback, Proxy, RunSummary, ShutdownHandle};
+pub use relay::{RelayMode, Side};
