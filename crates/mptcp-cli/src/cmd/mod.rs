@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod endpoint;
 pub mod limits;
 pub mod monitor;
+pub mod proxy;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Conns(args) => conns::run(&args, out),
         Command::Bench(cmd) => bench::run(cmd, out),
         Command::Demo(args) => demo::run(&args, out),
+        Command::Proxy(args) => proxy::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
     }
 }
