@@ -72,17 +72,21 @@
 //!
 //! # Memory per connection
 //!
-//! Bounded, and independent of the transfer's size:
+//! Bounded, and independent of the transfer's size. A direction moves bytes in
+//! bursts: woken when its source is readable, it moves until the source has no
+//! more, and only during a burst does it hold a pipe (splice) or a buffer (copy).
 //!
-//! - one tokio task holding both directions' state (about 2 KiB);
-//! - in user space, nothing for a spliced direction; for a copied direction one
-//!   buffer of [`Route::copy_buffer`] bytes (default 64 KiB), allocated when the
-//!   first byte arrives. So at most 2 x `copy_buffer` (128 KiB by default);
-//! - in the kernel, the two sockets' buffers (as for any TCP/MPTCP socket, bounded
-//!   by `net.ipv4.tcp_rmem`/`tcp_wmem`) and, per spliced direction, one pipe of
-//!   64 KiB capacity that holds at most one chunk in flight. Pipes are opened at
-//!   a direction's first byte, so an idle connection holds two descriptors, a
-//!   spliced one six.
+//! - one tokio task holding both directions' state (about 2 KiB) and the two
+//!   sockets: an idle connection costs that and two descriptors, nothing more;
+//! - a spliced direction in a burst holds one pipe (two descriptors, 64 KiB of
+//!   kernel capacity, one chunk in flight). Pipes come from a process-wide pool
+//!   and go back empty before the direction waits, so the number of pipes follows
+//!   the number of busy directions, not of connections (HAProxy pools pipes the
+//!   same way); at most 256 idle pipes are kept;
+//! - a copied direction in a burst holds one buffer of [`Route::copy_buffer`]
+//!   bytes (default 64 KiB): at most 2 x `copy_buffer` per connection;
+//! - in the kernel, the sockets' own buffers, as for any TCP/MPTCP socket
+//!   (bounded by `net.ipv4.tcp_rmem`/`tcp_wmem`).
 //!
 //! # Visibility
 //!

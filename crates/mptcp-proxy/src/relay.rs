@@ -42,7 +42,8 @@ pub enum RelayMode {
     Splice,
     /// read/write through a user-space buffer, both ways.
     Copy,
-    /// One direction spliced, the other copied.
+    /// Some bytes spliced, some copied: one direction refused splice, or no
+    /// pipe could be had for a while (descriptors ran out).
     Mixed,
 }
 
@@ -57,6 +58,7 @@ impl RelayMode {
     }
 }
 
+// Bits: what a direction has done so far.
 const MODE_SPLICE: u8 = 1;
 const MODE_COPY: u8 = 2;
 
@@ -69,12 +71,9 @@ pub(crate) struct Direction {
 
 /// What two directions amount to.
 pub(crate) fn relay_mode(a: &Direction, b: &Direction) -> Option<RelayMode> {
-    let modes = [
-        a.mode.load(Ordering::Relaxed),
-        b.mode.load(Ordering::Relaxed),
-    ];
-    let splice = modes.contains(&MODE_SPLICE);
-    let copy = modes.contains(&MODE_COPY);
+    let modes = a.mode.load(Ordering::Relaxed) | b.mode.load(Ordering::Relaxed);
+    let splice = modes & MODE_SPLICE != 0;
+    let copy = modes & MODE_COPY != 0;
     match (splice, copy) {
         (true, true) => Some(RelayMode::Mixed),
         (true, false) => Some(RelayMode::Splice),
@@ -151,54 +150,66 @@ impl Way<'_> {
     }
 
     /// Relays until end of stream from `src`, then shuts down `dst`'s write side.
+    ///
+    /// Each wake-up moves bytes until the source has no more (a burst); a pipe
+    /// (splice) or a buffer (copy) is held only during a burst, so an idle
+    /// direction holds neither.
     pub(crate) async fn run(self) -> Result<(), RelayError> {
-        // Nothing is allocated, and no pipe opened, until the first byte is
-        // there: an idle connection costs two sockets and its task.
-        self.src.readable().await.map_err(|e| self.src_err(e))?;
-        let mut pending = Vec::new();
-        let mut spliced = false;
-        if self.try_splice {
-            match Pipe::new() {
-                Ok(pipe) => match self.splice(&pipe).await? {
-                    SpliceEnd::Eof => spliced = true,
-                    SpliceEnd::Unsupported(left) => pending = left,
-                },
-                // EMFILE and friends: this direction copies instead.
-                Err(e) => tracing::debug!("no pipe for splice ({e}); copying"),
+        let mut splice = self.try_splice;
+        loop {
+            self.src.readable().await.map_err(|e| self.src_err(e))?;
+            if splice {
+                match sys::take_pipe() {
+                    Ok(pipe) => match self.splice_burst(&pipe).await? {
+                        Burst::Eof => {
+                            sys::give_pipe(pipe);
+                            break;
+                        }
+                        Burst::Idle => {
+                            sys::give_pipe(pipe);
+                            continue;
+                        }
+                        Burst::Unsupported(pending) => {
+                            // The pipe is empty again: its bytes are in `pending`.
+                            sys::give_pipe(pipe);
+                            splice = false;
+                            self.write_all(&pending).await?;
+                        }
+                    },
+                    // EMFILE and friends: this burst is copied.
+                    Err(e) => tracing::debug!("no pipe for splice ({e}); copying"),
+                }
             }
-        }
-        if !spliced {
-            self.stats.mode.store(MODE_COPY, Ordering::Relaxed);
-            self.copy(pending).await?;
+            if self.copy_burst().await? == Burst::Eof {
+                break;
+            }
         }
         sys::shutdown_write(self.dst).map_err(|e| self.dst_err(e))
     }
 
-    async fn splice(&self, pipe: &Pipe) -> Result<SpliceEnd, RelayError> {
-        let mut first = true;
+    fn spliced_before(&self) -> bool {
+        self.stats.mode.load(Ordering::Relaxed) & MODE_SPLICE != 0
+    }
+
+    /// Splices until the source would block or ends.
+    async fn splice_burst(&self, pipe: &Pipe) -> Result<Burst, RelayError> {
         loop {
-            let n = loop {
-                self.src.readable().await.map_err(|e| self.src_err(e))?;
-                match self.src.try_io(Interest::READABLE, || {
-                    sys::splice_in(self.src, pipe, SPLICE_CHUNK)
-                }) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) if first && sys::splice_unsupported(&e) => {
-                        tracing::debug!(
-                            "splice from the {} refused ({e}); copying",
-                            self.src_side.as_str()
-                        );
-                        return Ok(SpliceEnd::Unsupported(Vec::new()));
-                    }
-                    Err(e) => return Err(self.src_err(e)),
+            let n = match self.src.try_io(Interest::READABLE, || {
+                sys::splice_in(self.src, pipe, SPLICE_CHUNK)
+            }) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Idle),
+                Err(e) if !self.spliced_before() && sys::splice_unsupported(&e) => {
+                    tracing::debug!(
+                        "splice from the {} refused ({e}); copying",
+                        self.src_side.as_str()
+                    );
+                    return Ok(Burst::Unsupported(Vec::new()));
                 }
+                Err(e) => return Err(self.src_err(e)),
             };
             if n == 0 {
-                if first {
-                    self.stats.mode.store(MODE_SPLICE, Ordering::Relaxed);
-                }
-                return Ok(SpliceEnd::Eof);
+                return Ok(Burst::Eof);
             }
             let mut left = n;
             while left > 0 {
@@ -212,7 +223,7 @@ impl Way<'_> {
                         self.moved(m);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) if first && sys::splice_unsupported(&e) => {
+                    Err(e) if !self.spliced_before() && sys::splice_unsupported(&e) => {
                         // The bytes are in the pipe: take them out to copy them.
                         let mut buf = vec![0; left];
                         let mut got = 0;
@@ -224,15 +235,12 @@ impl Way<'_> {
                             }
                         }
                         buf.truncate(got);
-                        return Ok(SpliceEnd::Unsupported(buf));
+                        return Ok(Burst::Unsupported(buf));
                     }
                     Err(e) => return Err(self.dst_err(e)),
                 }
             }
-            if first {
-                self.stats.mode.store(MODE_SPLICE, Ordering::Relaxed);
-                first = false;
-            }
+            self.stats.mode.fetch_or(MODE_SPLICE, Ordering::Relaxed);
         }
     }
 
@@ -251,26 +259,33 @@ impl Way<'_> {
         Ok(())
     }
 
-    async fn copy(&self, pending: Vec<u8>) -> Result<(), RelayError> {
-        self.write_all(&pending).await?;
-        drop(pending);
-        let mut buf = vec![0u8; self.copy_buffer];
+    /// Copies until the source would block or ends, through a buffer that lives
+    /// as long as the burst.
+    async fn copy_burst(&self) -> Result<Burst, RelayError> {
+        let mut buf: Vec<u8> = Vec::new();
         loop {
-            self.src.readable().await.map_err(|e| self.src_err(e))?;
+            if buf.is_empty() {
+                buf = vec![0u8; self.copy_buffer];
+            }
             let n = match self.src.try_read(&mut buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) => return Ok(Burst::Eof),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Idle),
                 Err(e) => return Err(self.src_err(e)),
             };
+            self.stats.mode.fetch_or(MODE_COPY, Ordering::Relaxed);
             self.write_all(&buf[..n]).await?;
         }
     }
 }
 
-enum SpliceEnd {
+#[derive(Debug, PartialEq, Eq)]
+enum Burst {
+    /// End of stream from the source.
     Eof,
-    /// splice was refused before any byte was spliced out; the bytes already
-    /// taken from the source are here, to be written first.
+    /// The source has nothing more for now.
+    Idle,
+    /// splice was refused before this direction ever spliced; the bytes
+    /// already taken from the source are here, to be written first.
     Unsupported(Vec<u8>),
 }

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rustix::pipe::{self, PipeFlags, SpliceFlags};
@@ -25,6 +26,33 @@ impl Pipe {
     pub(crate) fn new() -> io::Result<Pipe> {
         let (read, write) = pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
         Ok(Pipe { read, write })
+    }
+}
+
+/// Empty pipes kept for reuse, at most; more are closed when given back.
+const POOL_KEEP: usize = 256;
+
+static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+
+/// An empty pipe: a pooled one, else a new one.
+///
+/// A spliced direction holds a pipe only while bytes flow and gives it back
+/// before it waits for more, so idle connections hold no pipe and the number of
+/// pipes follows the number of busy directions, not of connections.
+pub(crate) fn take_pipe() -> io::Result<Pipe> {
+    let pooled = POOL.lock().ok().and_then(|mut p| p.pop());
+    match pooled {
+        Some(p) => Ok(p),
+        None => Pipe::new(),
+    }
+}
+
+/// Gives back a pipe that is **empty** (every byte spliced out).
+pub(crate) fn give_pipe(pipe: Pipe) {
+    if let Ok(mut p) = POOL.lock() {
+        if p.len() < POOL_KEEP {
+            p.push(pipe);
+        }
     }
 }
 
