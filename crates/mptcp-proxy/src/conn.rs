@@ -124,6 +124,7 @@ pub(crate) struct RouteCtx {
     pub(crate) route: Route,
     pub(crate) dialer: Dialer,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) pressure: Arc<crate::pressure::Pressure>,
     pub(crate) on_end: Option<crate::proxy::Callback>,
 }
 
@@ -211,15 +212,8 @@ pub(crate) async fn handle(
     let _ = client.set_nodelay(true);
 
     // Dial, bounded by the connect timeout as a whole (name resolution included).
-    let dial = tokio::time::timeout(
-        ctx.route.connect_timeout,
-        ctx.dialer.dial_async(ctx.route.upstream.as_str()),
-    );
     let dialed = tokio::select! {
-        r = dial => r.unwrap_or_else(|_| Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("no connection to {} within {:?}", ctx.route.upstream, ctx.route.connect_timeout),
-        ))),
+        r = dial(&ctx) => r,
         () = forced(&mut phase) => Err(io::Error::other("the proxy stopped")),
     };
     let mut upstream = match dialed {
@@ -348,6 +342,37 @@ pub(crate) async fn handle(
     drop(client);
     drop(upstream);
     finish(&ctx, record, started);
+}
+
+/// Dials the route's upstream within the connect timeout. Out of descriptors
+/// (`EMFILE`, no socket made, nothing sent), it waits for one to free up and tries
+/// again, rather than failing a client the proxy could serve a moment later.
+async fn dial(ctx: &RouteCtx) -> io::Result<TcpStream> {
+    let timeout = ctx.route.connect_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let attempt =
+            tokio::time::timeout_at(deadline, ctx.dialer.dial_async(ctx.route.upstream.as_str()));
+        match attempt.await {
+            Ok(Err(e)) if sys::resource_exhausted(&e) => {
+                ctx.metrics.error(&ctx.route.name, "dial_fd_limit");
+                ctx.pressure.hit("dial", &e);
+                if tokio::time::Instant::now() + backoff >= deadline {
+                    return Err(e);
+                }
+                ctx.pressure.wait(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Ok(r) => return r,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection to {} within {timeout:?}", ctx.route.upstream),
+                ))
+            }
+        }
+    }
 }
 
 enum Outcome {

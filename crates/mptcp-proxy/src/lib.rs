@@ -106,6 +106,7 @@
 mod config;
 mod conn;
 pub mod metrics;
+mod pressure;
 mod proxy;
 pub mod proxy_protocol;
 mod relay;

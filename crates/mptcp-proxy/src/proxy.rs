@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, Route};
 use crate::conn::{self, ConnRecord, RouteCtx};
 use crate::metrics::{self, Metrics};
+use crate::pressure::Pressure;
 use crate::sys;
 
 /// A function called with each finished connection's record.
@@ -101,12 +102,13 @@ impl Proxy {
             ));
         }
         let metrics = Arc::new(Metrics::new());
+        let pressure = Arc::new(Pressure::default());
         let mut routes = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             route
                 .validate()
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-            routes.push(bind_route(route.clone(), &metrics).await?);
+            routes.push(bind_route(route.clone(), &metrics, &pressure).await?);
         }
         let metrics_listener = match config.metrics {
             Some(addr) => {
@@ -219,7 +221,11 @@ impl Proxy {
     }
 }
 
-async fn bind_route(route: Route, metrics: &Arc<Metrics>) -> io::Result<BoundRoute> {
+async fn bind_route(
+    route: Route,
+    metrics: &Arc<Metrics>,
+    pressure: &Arc<Pressure>,
+) -> io::Result<BoundRoute> {
     let mut lc = ListenConfig::new();
     lc.set_multipath_tcp(!route.listen_tcp)
         .set_backlog(route.backlog);
@@ -237,6 +243,7 @@ async fn bind_route(route: Route, metrics: &Arc<Metrics>) -> io::Result<BoundRou
             route,
             dialer,
             metrics: Arc::clone(metrics),
+            pressure: Arc::clone(pressure),
             on_end: None,
         }),
         listener,
@@ -252,7 +259,7 @@ async fn stopping(phase: &mut watch::Receiver<Phase>) {
 }
 
 /// Accepts while a connection slot is free; waits (without accepting) when none
-/// is, and backs off while descriptors or memory run out.
+/// is, and while descriptors or memory run out ([`Pressure`]).
 async fn accept_loop(
     listener: TcpListener,
     ctx: Arc<RouteCtx>,
@@ -261,7 +268,6 @@ async fn accept_loop(
 ) {
     let slots = Arc::new(Semaphore::new(ctx.route.max_conns));
     let mut backoff = BACKOFF_MIN;
-    let mut burst: u64 = 0;
     let name = ctx.route.name.clone();
     loop {
         let permit = tokio::select! {
@@ -271,44 +277,38 @@ async fn accept_loop(
             },
             () = stopping(&mut phase) => return,
         };
+        if ctx.pressure.is_raised() {
+            // The pending clients stay in the backlog meanwhile.
+            tokio::select! {
+                () = ctx.pressure.wait(backoff) => {}
+                () = stopping(&mut phase) => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        } else {
+            backoff = BACKOFF_MIN;
+        }
         let accepted: io::Result<(TcpStream, SocketAddr)> = tokio::select! {
             r = listener.accept() => r,
             () = stopping(&mut phase) => return,
         };
         match accepted {
             Ok((stream, peer)) => {
-                if burst > 0 {
-                    tracing::warn!(route = %name, "accepting again after {burst} failed accepts");
-                    burst = 0;
-                    backoff = BACKOFF_MIN;
-                }
                 let ctx = Arc::clone(&ctx);
                 let phase = phase.clone();
                 tracker.spawn(async move {
-                    conn::handle(stream, peer, ctx, phase).await;
+                    conn::handle(stream, peer, Arc::clone(&ctx), phase).await;
+                    ctx.pressure.freed();
                     drop(permit);
                 });
             }
             Err(e) if sys::resource_exhausted(&e) => {
                 ctx.metrics.error(&name, "accept_fd_limit");
-                if burst == 0 {
-                    // Once per burst: the next line comes when accepts work again.
-                    tracing::warn!(route = %name, "accept: {e}; backing off until it passes");
-                }
-                burst += 1;
-                drop(permit);
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = stopping(&mut phase) => return,
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                ctx.pressure.hit("accept", &e);
             }
             Err(e) => {
                 // ECONNABORTED and the like: that client is gone, the next may not be.
                 ctx.metrics.error(&name, "accept_error");
                 tracing::debug!(route = %name, "accept: {e}");
-                drop(permit);
-                tokio::time::sleep(BACKOFF_MIN).await;
             }
         }
     }

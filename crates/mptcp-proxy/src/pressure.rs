@@ -1,0 +1,81 @@
+//! Running out of descriptors (or socket memory), shared by every route of a
+//! proxy: the accept loops pause while it lasts, dials wait for a descriptor
+//! instead of failing the client at once, and the log says so once per burst.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// Failures further apart than this belong to different bursts.
+const BURST_GAP: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub(crate) struct Pressure {
+    start: Instant,
+    raised: AtomicBool,
+    /// Milliseconds since `start` of the last failure, plus one (0: none yet).
+    last_hit_ms: AtomicU64,
+    /// Failures in the current burst.
+    burst: AtomicU64,
+    freed: Notify,
+}
+
+impl Default for Pressure {
+    fn default() -> Self {
+        Pressure {
+            start: Instant::now(),
+            raised: AtomicBool::new(false),
+            last_hit_ms: AtomicU64::new(0),
+            burst: AtomicU64::new(0),
+            freed: Notify::new(),
+        }
+    }
+}
+
+impl Pressure {
+    /// `accept` or a dial failed for lack of descriptors or memory.
+    pub(crate) fn hit(&self, what: &str, e: &io::Error) {
+        self.raised.store(true, Ordering::Relaxed);
+        let now = self.start.elapsed().as_millis() as u64 + 1;
+        let last = self.last_hit_ms.swap(now, Ordering::Relaxed);
+        if last == 0 || now - last > BURST_GAP.as_millis() as u64 {
+            let previous = self.burst.swap(1, Ordering::Relaxed);
+            let before = if previous > 0 {
+                format!(" (the previous burst had {previous} failures)")
+            } else {
+                String::new()
+            };
+            tracing::warn!(
+                "{what}: {e}; pausing accepts until descriptors free up; \
+                 said once per burst{before}"
+            );
+        } else {
+            self.burst.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection closed: its descriptors are free.
+    pub(crate) fn freed(&self) {
+        if self.raised.swap(false, Ordering::Relaxed) {
+            self.freed.notify_waiters();
+        }
+    }
+
+    pub(crate) fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Relaxed)
+    }
+
+    /// Waits until a connection closes, or `backoff` passes.
+    pub(crate) async fn wait(&self, backoff: Duration) {
+        let freed = self.freed.notified();
+        if !self.is_raised() {
+            return;
+        }
+        tokio::select! {
+            () = freed => {}
+            () = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
