@@ -383,7 +383,8 @@ enum Outcome {
 }
 
 /// Returns when the connection has been idle for `idle`; meanwhile samples the
-/// subflow counts once a second.
+/// subflow counts once a second while bytes move (an idle connection costs a
+/// timer, not system calls).
 async fn watchdog(
     client: &TcpStream,
     upstream: &TcpStream,
@@ -392,10 +393,15 @@ async fn watchdog(
     record: &mut ConnRecord,
 ) {
     let tick = idle.map_or(Duration::from_secs(1), |i| i.min(Duration::from_secs(1)));
+    let mut sampled_at = None;
     loop {
         tokio::time::sleep(tick).await;
-        record.client_subflows = max_opt(record.client_subflows, subflows(client));
-        record.upstream_subflows = max_opt(record.upstream_subflows, subflows(upstream));
+        let last = activity.last();
+        if sampled_at != Some(last) {
+            sampled_at = Some(last);
+            record.client_subflows = max_opt(record.client_subflows, subflows(client));
+            record.upstream_subflows = max_opt(record.upstream_subflows, subflows(upstream));
+        }
         if let Some(idle) = idle {
             let deadline = activity.last() + idle;
             let now = Instant::now();

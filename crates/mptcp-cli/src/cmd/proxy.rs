@@ -220,6 +220,11 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
         .map_err(|e| Error::io("cannot start the runtime", e))?;
     let out = *out;
     rt.block_on(async move {
+        // Before the listening line: a SIGTERM right after it must drain, not kill.
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int) = signal(SignalKind::terminate())
+            .and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+            .map_err(|e| Error::io("cannot handle SIGTERM/SIGINT", e))?;
         let mut proxy = Proxy::bind(&config)
             .await
             .map_err(|e| Error::io("cannot start the proxy", e))?;
@@ -262,14 +267,6 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
 
         let stop = proxy.shutdown_handle();
         let signals = tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                tracing::warn!("cannot handle SIGTERM/SIGINT");
-                return;
-            };
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             tracing::info!("stopping: no new connections; draining");
             stop.shutdown();
