@@ -642,7 +642,8 @@ fn proxy_under_64_descriptors_stays_up_without_spinning() {
     drop(clients);
     thread::sleep(Duration::from_millis(300));
     // Served again once the clients have left (the backlog drains first).
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let left_at = Instant::now();
+    let deadline = left_at + Duration::from_secs(10);
     let served = loop {
         let s = mptcp_net::Dialer::new().dial(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -657,6 +658,10 @@ fn proxy_under_64_descriptors_stays_up_without_spinning() {
     assert!(
         served,
         "the proxy does not serve again after the clients left"
+    );
+    println!(
+        "served again {:?} after the clients left",
+        left_at.elapsed()
     );
     let errors = proxy.connections().len();
     let (status, lines) = proxy.stop();

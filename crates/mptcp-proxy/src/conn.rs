@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::config::{ProxyProtocol, Route};
-use crate::metrics::{ConnLabels, Metrics, RelayLabels};
+use crate::metrics::RouteMetrics;
 use crate::proxy::Phase;
 use crate::proxy_protocol;
 use crate::relay::{self, Activity, Direction, RelayError, RelayMode, Side, Way};
@@ -123,13 +123,9 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub(crate) struct RouteCtx {
     pub(crate) route: Route,
     pub(crate) dialer: Dialer,
-    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) metrics: RouteMetrics,
     pub(crate) pressure: Arc<crate::pressure::Pressure>,
     pub(crate) on_end: Option<crate::proxy::Callback>,
-}
-
-fn status_label(s: Option<MptcpStatus>) -> String {
-    s.map(|s| s.as_str()).unwrap_or("unknown").to_string()
 }
 
 /// The number of subflows of `s` now: 1 + the extra ones for MPTCP, 1 otherwise.
@@ -160,15 +156,11 @@ impl Drop for ActiveGuard {
 }
 
 fn count_side(ctx: &RouteCtx, side: Side, status: Option<MptcpStatus>) -> ActiveGuard {
-    let labels = ConnLabels {
-        route: ctx.route.name.clone(),
-        side: side.as_str().to_string(),
-        mptcp: status_label(status),
+    let i = match side {
+        Side::Client => 0,
+        Side::Upstream => 1,
     };
-    ctx.metrics.total.get_or_create(&labels).inc();
-    let gauge = ctx.metrics.active.get_or_create(&labels).clone();
-    gauge.inc();
-    ActiveGuard(gauge)
+    ActiveGuard(ctx.metrics.connection(i, status))
 }
 
 async fn forced(phase: &mut watch::Receiver<Phase>) {
@@ -265,8 +257,8 @@ pub(crate) async fn handle(
     let up = Direction::default();
     let down = Direction::default();
     let activity = Activity::new();
-    let to_upstream = ctx.metrics.bytes_counter(&ctx.route.name, "to_upstream");
-    let to_client = ctx.metrics.bytes_counter(&ctx.route.name, "to_client");
+    let to_upstream = &ctx.metrics.to_upstream;
+    let to_client = &ctx.metrics.to_client;
     let try_splice = !ctx.route.force_copy;
     let outcome = {
         let a = Way {
@@ -275,7 +267,7 @@ pub(crate) async fn handle(
             src_side: Side::Client,
             dst_side: Side::Upstream,
             stats: &up,
-            counter: &to_upstream,
+            counter: to_upstream,
             activity: &activity,
             copy_buffer: ctx.route.copy_buffer,
             try_splice,
@@ -286,7 +278,7 @@ pub(crate) async fn handle(
             src_side: Side::Upstream,
             dst_side: Side::Client,
             stats: &down,
-            counter: &to_client,
+            counter: to_client,
             activity: &activity,
             copy_buffer: ctx.route.copy_buffer,
             try_splice,
@@ -356,12 +348,12 @@ async fn dial(ctx: &RouteCtx) -> io::Result<TcpStream> {
             tokio::time::timeout_at(deadline, ctx.dialer.dial_async(ctx.route.upstream.as_str()));
         match attempt.await {
             Ok(Err(e)) if sys::resource_exhausted(&e) => {
-                ctx.metrics.error(&ctx.route.name, "dial_fd_limit");
+                ctx.metrics.error("dial_fd_limit");
                 ctx.pressure.hit("dial", &e);
                 if tokio::time::Instant::now() + backoff >= deadline {
                     return Err(e);
                 }
-                ctx.pressure.wait(backoff).await;
+                ctx.pressure.wait_to_dial(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
             Ok(r) => return r,
@@ -421,16 +413,10 @@ async fn watchdog(
 fn finish(ctx: &RouteCtx, mut record: ConnRecord, started: Instant) {
     record.duration = started.elapsed();
     if let Some(kind) = record.end.error_kind() {
-        ctx.metrics.error(&ctx.route.name, kind);
+        ctx.metrics.error(kind);
     }
     if let Some(mode) = record.relay {
-        ctx.metrics
-            .relay
-            .get_or_create(&RelayLabels {
-                route: ctx.route.name.clone(),
-                mode: mode.as_str().to_string(),
-            })
-            .inc();
+        ctx.metrics.relay(mode);
     }
     if let Some(cb) = &ctx.on_end {
         cb(&record);

@@ -82,7 +82,7 @@
 //!   kernel capacity, one chunk in flight). Pipes come from a process-wide pool
 //!   and go back empty before the direction waits, so the number of pipes follows
 //!   the number of busy directions, not of connections (HAProxy pools pipes the
-//!   same way); at most 256 idle pipes are kept;
+//!   same way); at most 64 idle pipes are kept, and none once descriptors run out;
 //! - a copied direction in a burst holds one buffer of [`Route::copy_buffer`]
 //!   bytes (default 64 KiB): at most 2 x `copy_buffer` per connection;
 //! - in the kernel, the sockets' own buffers, as for any TCP/MPTCP socket

@@ -18,6 +18,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mptcp_net::MptcpStatus;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -25,6 +26,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::relay::RelayMode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ConnLabels {
@@ -132,6 +135,88 @@ impl Metrics {
                 direction: direction.to_string(),
             })
             .clone()
+    }
+}
+
+/// One route's series, resolved once when the route is bound, so a connection
+/// costs no label allocation or lookup. Every series exists (at 0) from the start.
+#[derive(Debug)]
+pub(crate) struct RouteMetrics {
+    route: String,
+    metrics: Arc<Metrics>,
+    /// `[side][status]`: sides client, upstream; statuses plain_tcp, active,
+    /// fell_back, unknown.
+    conns: [[(Counter, Gauge); 4]; 2],
+    pub(crate) to_upstream: Counter,
+    pub(crate) to_client: Counter,
+    /// splice, copy, mixed.
+    relay: [Counter; 3],
+}
+
+const STATUSES: [&str; 4] = ["plain_tcp", "active", "fell_back", "unknown"];
+
+impl RouteMetrics {
+    pub(crate) fn new(metrics: &Arc<Metrics>, route: &str) -> RouteMetrics {
+        let conn = |side: &str, status: &str| {
+            let labels = ConnLabels {
+                route: route.to_string(),
+                side: side.to_string(),
+                mptcp: status.to_string(),
+            };
+            (
+                metrics.total.get_or_create(&labels).clone(),
+                metrics.active.get_or_create(&labels).clone(),
+            )
+        };
+        let relay = |mode: &str| {
+            metrics
+                .relay
+                .get_or_create(&RelayLabels {
+                    route: route.to_string(),
+                    mode: mode.to_string(),
+                })
+                .clone()
+        };
+        RouteMetrics {
+            route: route.to_string(),
+            metrics: Arc::clone(metrics),
+            conns: [
+                STATUSES.map(|s| conn("client", s)),
+                STATUSES.map(|s| conn("upstream", s)),
+            ],
+            to_upstream: metrics.bytes_counter(route, "to_upstream"),
+            to_client: metrics.bytes_counter(route, "to_client"),
+            relay: [relay("splice"), relay("copy"), relay("mixed")],
+        }
+    }
+
+    /// Counts a connection on `side` (0 client, 1 upstream) with this MPTCP
+    /// status; returns its active gauge, already incremented.
+    pub(crate) fn connection(&self, side: usize, status: Option<MptcpStatus>) -> Gauge {
+        let i = match status {
+            Some(MptcpStatus::PlainTcp) => 0,
+            Some(MptcpStatus::Active) => 1,
+            Some(MptcpStatus::FellBack) => 2,
+            _ => 3,
+        };
+        let (total, active) = &self.conns[side.min(1)][i];
+        total.inc();
+        active.inc();
+        active.clone()
+    }
+
+    pub(crate) fn relay(&self, mode: RelayMode) {
+        let i = match mode {
+            RelayMode::Splice => 0,
+            RelayMode::Copy => 1,
+            _ => 2,
+        };
+        self.relay[i].inc();
+    }
+
+    /// Errors are rare: looked up by label each time.
+    pub(crate) fn error(&self, kind: &str) {
+        self.metrics.error(&self.route, kind);
     }
 }
 

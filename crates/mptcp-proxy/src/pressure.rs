@@ -1,9 +1,13 @@
 //! Running out of descriptors (or socket memory), shared by every route of a
 //! proxy: the accept loops pause while it lasts, dials wait for a descriptor
 //! instead of failing the client at once, and the log says so once per burst.
+//!
+//! A freed descriptor goes to a waiting dial before a new client: the accept
+//! loops do not accept while any dial waits. Otherwise accepted clients would take
+//! every descriptor a dial needs, and hold them until the connect timeout.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -19,6 +23,8 @@ pub(crate) struct Pressure {
     last_hit_ms: AtomicU64,
     /// Failures in the current burst.
     burst: AtomicU64,
+    /// Dials waiting for a descriptor.
+    dials_waiting: AtomicUsize,
     freed: Notify,
 }
 
@@ -29,6 +35,7 @@ impl Default for Pressure {
             raised: AtomicBool::new(false),
             last_hit_ms: AtomicU64::new(0),
             burst: AtomicU64::new(0),
+            dials_waiting: AtomicUsize::new(0),
             freed: Notify::new(),
         }
     }
@@ -38,6 +45,7 @@ impl Pressure {
     /// `accept` or a dial failed for lack of descriptors or memory.
     pub(crate) fn hit(&self, what: &str, e: &io::Error) {
         self.raised.store(true, Ordering::Relaxed);
+        crate::sys::drain_pipe_pool();
         let now = self.start.elapsed().as_millis() as u64 + 1;
         let last = self.last_hit_ms.swap(now, Ordering::Relaxed);
         if last == 0 || now - last > BURST_GAP.as_millis() as u64 {
@@ -58,24 +66,38 @@ impl Pressure {
 
     /// A connection closed: its descriptors are free.
     pub(crate) fn freed(&self) {
-        if self.raised.swap(false, Ordering::Relaxed) {
-            self.freed.notify_waiters();
-        }
+        self.raised.store(false, Ordering::Relaxed);
+        self.freed.notify_waiters();
     }
 
-    pub(crate) fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::Relaxed)
+    /// Whether new clients should wait: descriptors ran out, or a dial waits
+    /// for one.
+    pub(crate) fn hold_accepts(&self) -> bool {
+        self.raised.load(Ordering::Relaxed) || self.dials_waiting.load(Ordering::Relaxed) > 0
     }
 
     /// Waits until a connection closes, or `backoff` passes.
     pub(crate) async fn wait(&self, backoff: Duration) {
-        let freed = self.freed.notified();
-        if !self.is_raised() {
-            return;
-        }
         tokio::select! {
-            () = freed => {}
+            () = self.freed.notified() => {}
             () = tokio::time::sleep(backoff) => {}
         }
+    }
+
+    /// A dial waits (for a descriptor) until `backoff` passes or a connection
+    /// closes; meanwhile no client is accepted.
+    pub(crate) async fn wait_to_dial(&self, backoff: Duration) {
+        self.dials_waiting.fetch_add(1, Ordering::Relaxed);
+        let _done = WaitingDial(&self.dials_waiting);
+        self.wait(backoff).await;
+    }
+}
+
+/// Counts a waiting dial out, also when its future is dropped.
+struct WaitingDial<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingDial<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

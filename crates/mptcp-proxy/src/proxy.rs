@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Route};
 use crate::conn::{self, ConnRecord, RouteCtx};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, RouteMetrics};
 use crate::pressure::Pressure;
 use crate::sys;
 
@@ -234,6 +234,7 @@ async fn bind_route(
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("listen on {}: {e}", route.listen)))?;
     let local = listener.local_addr()?;
+    let route_metrics = RouteMetrics::new(metrics, &route.name);
     let mut dialer = Dialer::new();
     dialer
         .set_multipath_tcp(!route.to_tcp)
@@ -242,7 +243,7 @@ async fn bind_route(
         ctx: Arc::new(RouteCtx {
             route,
             dialer,
-            metrics: Arc::clone(metrics),
+            metrics: route_metrics,
             pressure: Arc::clone(pressure),
             on_end: None,
         }),
@@ -277,16 +278,15 @@ async fn accept_loop(
             },
             () = stopping(&mut phase) => return,
         };
-        if ctx.pressure.is_raised() {
-            // The pending clients stay in the backlog meanwhile.
+        // The pending clients stay in the backlog meanwhile.
+        while ctx.pressure.hold_accepts() {
             tokio::select! {
                 () = ctx.pressure.wait(backoff) => {}
                 () = stopping(&mut phase) => return,
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
-        } else {
-            backoff = BACKOFF_MIN;
         }
+        backoff = BACKOFF_MIN;
         let accepted: io::Result<(TcpStream, SocketAddr)> = tokio::select! {
             r = listener.accept() => r,
             () = stopping(&mut phase) => return,
@@ -302,12 +302,12 @@ async fn accept_loop(
                 });
             }
             Err(e) if sys::resource_exhausted(&e) => {
-                ctx.metrics.error(&name, "accept_fd_limit");
+                ctx.metrics.error("accept_fd_limit");
                 ctx.pressure.hit("accept", &e);
             }
             Err(e) => {
                 // ECONNABORTED and the like: that client is gone, the next may not be.
-                ctx.metrics.error(&name, "accept_error");
+                ctx.metrics.error("accept_error");
                 tracing::debug!(route = %name, "accept: {e}");
             }
         }

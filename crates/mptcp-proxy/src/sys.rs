@@ -30,7 +30,7 @@ impl Pipe {
 }
 
 /// Empty pipes kept for reuse, at most; more are closed when given back.
-const POOL_KEEP: usize = 256;
+const POOL_KEEP: usize = 64;
 
 static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
 
@@ -54,6 +54,12 @@ pub(crate) fn give_pipe(pipe: Pipe) {
             p.push(pipe);
         }
     }
+}
+
+/// Closes every pooled pipe: descriptors ran out, and dials need them more.
+pub(crate) fn drain_pipe_pool() {
+    let drained = POOL.lock().map(|mut p| std::mem::take(&mut *p));
+    drop(drained);
 }
 
 const FLAGS: SpliceFlags = SpliceFlags::MOVE.union(SpliceFlags::NONBLOCK);

@@ -271,7 +271,7 @@ fn idle_client_is_closed_at_the_idle_timeout() {
     let took = started.elapsed();
     assert!(got.is_empty());
     assert!(
-        took >= idle && took < idle + Duration::from_millis(900),
+        took >= idle && took < idle + Duration::from_millis(1500),
         "closed after {took:?}, idle timeout {idle:?}"
     );
     assert!(server.join().unwrap().is_empty());

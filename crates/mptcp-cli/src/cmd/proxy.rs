@@ -209,10 +209,16 @@ const PRINT_QUEUE: usize = 4096;
 /// Runs the proxy until SIGTERM or SIGINT.
 pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
     let config = args.config()?;
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.threads {
-        rt.worker_threads(n);
-    }
+    // One thread: everything on it, without a scheduler that steals work.
+    let mut rt = match config.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let rt = rt
         .enable_all()
         .thread_name("mptcp-proxy")
