@@ -128,8 +128,12 @@ pub(crate) struct RouteCtx {
     pub(crate) on_end: Option<crate::proxy::Callback>,
 }
 
-/// The number of subflows of `s` now: 1 + the extra ones for MPTCP, 1 otherwise.
-fn subflows(s: &TcpStream) -> Option<u32> {
+/// The number of subflows of `s` now: 1 + the extra ones for MPTCP, 1 otherwise
+/// (without a system call when the status says it is not MPTCP).
+fn subflows(s: &TcpStream, status: Option<MptcpStatus>) -> Option<u32> {
+    if status.is_some_and(|st| !st.is_active()) {
+        return Some(1);
+    }
     match s.mptcp_info() {
         Ok(Some(info)) => Some(u32::from(info.subflows) + 1),
         Ok(None) => Some(1),
@@ -300,8 +304,14 @@ pub(crate) async fn handle(
             () = forced(&mut phase) => Outcome::Forced,
         }
     };
-    record.client_subflows = max_opt(record.client_subflows, subflows(&client));
-    record.upstream_subflows = max_opt(record.upstream_subflows, subflows(&upstream));
+    record.client_subflows = max_opt(
+        record.client_subflows,
+        subflows(&client, record.client_mptcp),
+    );
+    record.upstream_subflows = max_opt(
+        record.upstream_subflows,
+        subflows(&upstream, record.upstream_mptcp),
+    );
     record.bytes_to_upstream = up.bytes.load(Ordering::Relaxed);
     record.bytes_to_client = down.bytes.load(Ordering::Relaxed);
     record.relay = relay::relay_mode(&up, &down);
@@ -391,8 +401,14 @@ async fn watchdog(
         let last = activity.last();
         if sampled_at != Some(last) {
             sampled_at = Some(last);
-            record.client_subflows = max_opt(record.client_subflows, subflows(client));
-            record.upstream_subflows = max_opt(record.upstream_subflows, subflows(upstream));
+            record.client_subflows = max_opt(
+                record.client_subflows,
+                subflows(client, record.client_mptcp),
+            );
+            record.upstream_subflows = max_opt(
+                record.upstream_subflows,
+                subflows(upstream, record.upstream_mptcp),
+            );
         }
         if let Some(idle) = idle {
             let deadline = activity.last() + idle;

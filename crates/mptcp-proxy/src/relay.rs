@@ -267,14 +267,33 @@ impl Way<'_> {
             if buf.is_empty() {
                 buf = vec![0u8; self.copy_buffer];
             }
-            let n = match self.src.try_read(&mut buf) {
+            // A read that fills less than the buffer has drained the socket: say
+            // WouldBlock to tokio so that it clears the readiness now, sparing the
+            // read that would only return EAGAIN. (tokio's own reads do the same;
+            // the readiness tick keeps a wake-up that came meanwhile, and a
+            // closed read side is never cleared.) Not done for splice: a pipe
+            // can fill before the socket is drained.
+            let mut drained = 0;
+            let read = self.src.try_io(Interest::READABLE, || {
+                let n = sys::read(self.src, &mut buf)?;
+                if n > 0 && n < buf.len() {
+                    drained = n;
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            let (n, idle) = match read {
                 Ok(0) => return Ok(Burst::Eof),
-                Ok(n) => n,
+                Ok(n) => (n, false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && drained > 0 => (drained, true),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Idle),
                 Err(e) => return Err(self.src_err(e)),
             };
             self.stats.mode.fetch_or(MODE_COPY, Ordering::Relaxed);
             self.write_all(&buf[..n]).await?;
+            if idle {
+                return Ok(Burst::Idle);
+            }
         }
     }
 }

@@ -76,6 +76,11 @@ pub(crate) fn splice_out(pipe: &Pipe, dst: impl AsFd, len: usize) -> io::Result<
     Ok(pipe::splice(&pipe.read, None, dst, None, len, FLAGS)?)
 }
 
+/// `read(fd, buf)` on a socket.
+pub(crate) fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::io::read(fd, buf)?)
+}
+
 /// `read(pipe_r, buf)`: what a pipe still holds when splice out is refused.
 pub(crate) fn read_pipe(pipe: &Pipe, buf: &mut [u8]) -> io::Result<usize> {
     Ok(rustix::io::read(&pipe.read, buf)?)

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use mptcp_proxy::{Config, ConnRecord, Proxy, ProxyProtocol, Route, DEFAULT_DRAIN_TIMEOUT};
@@ -202,6 +202,9 @@ struct Stopped {
     reset_at_deadline: usize,
 }
 
+/// How often finished connections are printed.
+const PRINT_EVERY: Duration = Duration::from_millis(50);
+
 /// Finished connections waiting to be printed, at most; past it records are
 /// dropped (and counted) rather than slowing the relay down on a stalled stdout.
 const PRINT_QUEUE: usize = 4096;
@@ -256,19 +259,35 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
             }
         }
 
-        let (tx, rx) = mpsc::sync_channel::<ConnRecord>(PRINT_QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<(SystemTime, ConnRecord)>(PRINT_QUEUE);
         let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let d = std::sync::Arc::clone(&dropped);
         proxy.on_connection_end(move |record| {
-            if tx.try_send(record.clone()).is_err() {
+            if tx.try_send((SystemTime::now(), record.clone())).is_err() {
                 d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
+        // The printer wakes on its own every PRINT_EVERY and prints what came
+        // meanwhile in one write, so a finished connection costs the relay
+        // neither a thread wake-up nor a system call.
         let printer = thread::spawn(move || -> Result<(), Error> {
-            for record in rx {
-                print_record(&out, &record)?;
+            loop {
+                thread::sleep(PRINT_EVERY);
+                let mut batch = String::new();
+                let gone = loop {
+                    match rx.try_recv() {
+                        Ok((at, record)) => batch.push_str(&format_record(&out, at, &record)?),
+                        Err(mpsc::TryRecvError::Empty) => break false,
+                        Err(mpsc::TryRecvError::Disconnected) => break true,
+                    }
+                };
+                if !batch.is_empty() {
+                    out.print(&batch)?;
+                }
+                if gone {
+                    return Ok(());
+                }
             }
-            Ok(())
         });
 
         let stop = proxy.shutdown_handle();
@@ -306,14 +325,22 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
     })
 }
 
-fn print_record(out: &Output, r: &ConnRecord) -> Result<(), Error> {
-    let now = Timestamp::now();
+/// One line (with its newline) for a connection that ended at `at`.
+fn format_record(out: &Output, at: SystemTime, r: &ConnRecord) -> Result<String, Error> {
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let now = Timestamp::from_unix_millis(ms);
     if out.json {
-        return out.json_line(&ConnLine {
+        let mut line = serde_json::to_string(&ConnLine {
             r#type: "connection",
             time: now.rfc3339,
             record: r,
-        });
+        })
+        .map_err(|e| Error::msg(format!("cannot encode JSON: {e}")))?;
+        line.push('\n');
+        return Ok(line);
     }
     let side = |status: Option<mptcp_net::MptcpStatus>, subflows: Option<u32>| match status {
         Some(s) if s.is_active() => format!("MPTCP/{}", subflows.unwrap_or(1)),
@@ -347,5 +374,5 @@ fn print_record(out: &Output, r: &ConnRecord) -> Result<(), Error> {
         line.push_str(&format!(" ({e})"));
     }
     line.push('\n');
-    out.print(&line)
+    Ok(line)
 }
