@@ -6,7 +6,9 @@
 //! [`mptcp_net::ListenConfig`] listener (MPTCP, which takes plain TCP clients
 //! too; or plain TCP with [`Route::listen_tcp`]), the dial side an
 //! [`mptcp_net::Dialer`] (MPTCP first with mptcp-net's safe fallback, or plain TCP
-//! with [`Route::to_tcp`]). So the same relay serves both roles:
+//! with [`Route::to_tcp`]). Sides not forced to TCP follow mptcp-net's process
+//! default, so `MPTCP_NET=0` turns MPTCP off for a whole proxy, as for any program
+//! built on mptcp-net. So the same relay serves both roles:
 //!
 //! - on a server host, in front of a legacy TCP server: clients reach it with
 //!   MPTCP, it relays over loopback TCP (`to_tcp`);

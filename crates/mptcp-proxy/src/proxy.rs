@@ -226,9 +226,14 @@ async fn bind_route(
     metrics: &Arc<Metrics>,
     pressure: &Arc<Pressure>,
 ) -> io::Result<BoundRoute> {
+    // Untouched, both sides follow mptcp-net's process default (MPTCP, unless
+    // the MPTCP_NET environment variable says otherwise); the route can only
+    // force plain TCP.
     let mut lc = ListenConfig::new();
-    lc.set_multipath_tcp(!route.listen_tcp)
-        .set_backlog(route.backlog);
+    lc.set_backlog(route.backlog);
+    if route.listen_tcp {
+        lc.set_multipath_tcp(false);
+    }
     let listener = lc
         .listen_async(route.listen)
         .await
@@ -236,9 +241,10 @@ async fn bind_route(
     let local = listener.local_addr()?;
     let route_metrics = RouteMetrics::new(metrics, &route.name);
     let mut dialer = Dialer::new();
-    dialer
-        .set_multipath_tcp(!route.to_tcp)
-        .set_timeout(Some(route.connect_timeout));
+    dialer.set_timeout(Some(route.connect_timeout));
+    if route.to_tcp {
+        dialer.set_multipath_tcp(false);
+    }
     Ok(BoundRoute {
         ctx: Arc::new(RouteCtx {
             route,
