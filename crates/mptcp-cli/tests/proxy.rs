@@ -195,25 +195,29 @@ const SERVER_PROXY_PORT: u16 = 8443;
 
 impl Chain {
     fn new(net: TestNet) -> Chain {
+        Chain::with(net, false, &[])
+    }
+
+    /// The chain over IPv6 (`ipv6`) or IPv4, with `server_extra` options for the
+    /// server-side proxy.
+    fn with(net: TestNet, ipv6: bool, server_extra: &[&str]) -> Chain {
         let backend = format!("127.0.0.1:{BACKEND_PORT}");
-        let server_proxy = ProxyProc::start(
-            &[],
-            Some(net.server().name()),
-            &[
-                "--listen",
-                &format!("0.0.0.0:{SERVER_PROXY_PORT}"),
-                "--to",
-                &backend,
-                "--to-tcp",
-            ],
-        );
-        let server = SocketAddr::new(net.server().addr(0).unwrap(), SERVER_PROXY_PORT);
+        let (wildcard, server_ip, client_lo) = if ipv6 {
+            ("[::]", net.server().addr6(0).unwrap(), "[::1]:0")
+        } else {
+            ("0.0.0.0", net.server().addr(0).unwrap(), "127.0.0.1:0")
+        };
+        let listen = format!("{wildcard}:{SERVER_PROXY_PORT}");
+        let mut args = vec!["--listen", &listen, "--to", &backend, "--to-tcp"];
+        args.extend_from_slice(server_extra);
+        let server_proxy = ProxyProc::start(&[], Some(net.server().name()), &args);
+        let server = SocketAddr::new(server_ip, SERVER_PROXY_PORT);
         let client_proxy = ProxyProc::start(
             &[],
             Some(net.client().name()),
             &[
                 "--listen",
-                "127.0.0.1:0",
+                client_lo,
                 "--listen-tcp",
                 "--to",
                 &server.to_string(),
@@ -316,6 +320,53 @@ fn proxy_chain_byte_exact_unshaped() {
     let big = &client_side[2];
     assert_eq!(big["upstream_subflows"], 2, "{big}");
     println!("client side: {big}\nserver side: {}", server_side[2]);
+}
+
+#[test]
+fn proxy_chain_ipv6_with_proxy_protocol_header() {
+    // IPv6 on both paths; the server-side proxy sends a PROXY v1 line, which the
+    // echo backend sends back ahead of the data.
+    let net = TestNet::builder()
+        .paths(2)
+        .ipv4(false)
+        .ipv6(true)
+        .build()
+        .unwrap_or_else(|e| panic!("this test needs a 2-path IPv6 test network: {e}"));
+    let chain = Chain::with(net, true, &["--proxy-protocol", "v1"]);
+    let backend = echo(chain.backend_listener(), 1);
+    let data = pattern(1 << 20);
+    let back = round_trip(&chain.client(), &data).unwrap();
+    backend.join().unwrap().unwrap();
+    let end = back
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a PROXY line ahead of the data");
+    let line = std::str::from_utf8(&back[..end]).unwrap();
+    assert!(
+        back[end + 2..] == data[..],
+        "the data after the PROXY line differ"
+    );
+    let fields: Vec<&str> = line.split(' ').collect();
+    let c = &chain.client_proxy.wait_connections(1)[0];
+    let s = &chain.server_proxy.wait_connections(1)[0];
+    // The server-side proxy's client is the client-side proxy's MPTCP socket.
+    let client: SocketAddr = s["client"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        fields,
+        [
+            "PROXY",
+            "TCP6",
+            &client.ip().to_string(),
+            &chain.net.server().addr6(0).unwrap().to_string(),
+            &client.port().to_string(),
+            &SERVER_PROXY_PORT.to_string(),
+        ],
+        "{line}"
+    );
+    assert_eq!(client.ip(), chain.net.client().addr6(0).unwrap());
+    assert_eq!(c["upstream_mptcp"], "active", "{c}");
+    assert_eq!(s["client_mptcp"], "active", "{s}");
+    println!("{line}\nclient side: {c}\nserver side: {s}");
 }
 
 /// Sends `bytes` through `stream`, half-closes, and returns the rate the sink
