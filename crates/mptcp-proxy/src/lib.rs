@@ -36,16 +36,19 @@
 //!
 //! # The relay
 //!
-//! Each direction is moved by `splice(2)` through a pipe of its own (socket to
-//! pipe, pipe to socket: the bytes never enter user space) where the kernel
-//! allows it on both sockets, else by `read`/`write` through a fixed-size buffer.
-//! The choice is made per connection and direction by **trying**: the first
-//! splice either works, or fails with `EINVAL`/`EOPNOTSUPP`/`ENOSYS` before any
-//! byte is lost, and that direction copies from then on (bytes already in the pipe
-//! are taken out and written first). No kernel version is parsed. A pipe that
-//! cannot be made (`EMFILE`) also means copying. [`ConnRecord::relay`] and the
-//! `mptcp_proxy_relay_total{mode}` metric say which was used; [`Route::force_copy`]
-//! turns splice off, for comparisons.
+//! Each direction is moved by `splice(2)` through a pipe (socket to pipe, pipe to
+//! socket: the bytes never enter user space) where the kernel allows it on both
+//! sockets, else by `read`/`write` through a fixed-size buffer. The choice is made
+//! per connection and direction by **trying**: the first splice either works, or
+//! fails with `EINVAL`/`EOPNOTSUPP`/`ENOSYS` before any byte is lost, and that
+//! direction copies from then on (bytes already in the pipe are taken out and
+//! written first). No kernel version is parsed. A pipe that cannot be made
+//! (`EMFILE`) also means copying. Splicing starts only once a direction looks like
+//! a bulk transfer, that is once one read fills the whole copy buffer (HAProxy's
+//! `splice-auto` has the same idea): for requests and replies of a few KiB, two
+//! `splice` calls through a pipe cost more than one `read` and one `write`.
+//! [`ConnRecord::relay`] and the `mptcp_proxy_relay_total{mode}` metric say which
+//! was used; [`Route::force_copy`] turns splice off, for comparisons.
 //!
 //! - **Half-close is carried**: when one direction reaches end of stream, the
 //!   relay shuts down the write side of the other socket (`shutdown(SHUT_WR)`),

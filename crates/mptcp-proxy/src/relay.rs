@@ -38,9 +38,11 @@ impl Side {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RelayMode {
-    /// splice(2) through a pipe, both ways (the bytes never entered user space).
+    /// splice(2) through a pipe: the bulk of the bytes never entered user space
+    /// (a direction's first, small bursts are copied; see the crate docs).
     Splice,
-    /// read/write through a user-space buffer, both ways.
+    /// read/write through a user-space buffer only: small transfers, splice
+    /// refused by the kernel, or [`Route::force_copy`](crate::Route::force_copy).
     Copy,
     /// Some bytes spliced, some copied: one direction refused splice, or no
     /// pipe could be had for a while (descriptors ran out).
@@ -61,6 +63,8 @@ impl RelayMode {
 // Bits: what a direction has done so far.
 const MODE_SPLICE: u8 = 1;
 const MODE_COPY: u8 = 2;
+/// Copied because splice was refused or no pipe could be had.
+const MODE_FALLBACK: u8 = 4;
 
 /// The relay's view of one direction: its byte count and how it moved them.
 #[derive(Debug, Default)]
@@ -74,13 +78,17 @@ pub(crate) struct Direction {
 /// What two directions amount to.
 pub(crate) fn relay_mode(a: &Direction, b: &Direction) -> Option<RelayMode> {
     let modes = a.mode.load(Ordering::Relaxed) | b.mode.load(Ordering::Relaxed);
-    let splice = modes & MODE_SPLICE != 0;
-    let copy = modes & MODE_COPY != 0;
-    match (splice, copy) {
-        (true, true) => Some(RelayMode::Mixed),
-        (true, false) => Some(RelayMode::Splice),
-        (false, true) => Some(RelayMode::Copy),
-        (false, false) => None,
+    if modes & MODE_SPLICE != 0 {
+        // Small bursts copied before the splicing began do not make it mixed.
+        if modes & MODE_FALLBACK != 0 {
+            Some(RelayMode::Mixed)
+        } else {
+            Some(RelayMode::Splice)
+        }
+    } else if modes & MODE_COPY != 0 {
+        Some(RelayMode::Copy)
+    } else {
+        None
     }
 }
 
@@ -157,19 +165,23 @@ impl Way<'_> {
     ///
     /// Each wake-up moves bytes until the source has no more (a burst); a pipe
     /// (splice) or a buffer (copy) is held only during a burst, so an idle
-    /// direction holds neither.
+    /// direction holds neither. A direction copies until one read fills the
+    /// whole buffer, and splices from then on (like HAProxy's `splice-auto`):
+    /// for a request or a reply of a few KiB, two `splice` calls through a pipe
+    /// cost more than a `read` and a `write`.
     pub(crate) async fn run(self) -> Result<(), RelayError> {
         let mut splice = self.try_splice;
+        let mut bulk = false;
         loop {
             self.src.readable().await.map_err(|e| self.src_err(e))?;
-            if splice {
+            if splice && bulk {
                 match sys::take_pipe() {
                     Ok(pipe) => match self.splice_burst(&pipe).await? {
                         Burst::Eof => {
                             sys::give_pipe(pipe);
                             break;
                         }
-                        Burst::Idle => {
+                        Burst::Idle | Burst::Bulk => {
                             sys::give_pipe(pipe);
                             continue;
                         }
@@ -177,15 +189,21 @@ impl Way<'_> {
                             // The pipe is empty again: its bytes are in `pending`.
                             sys::give_pipe(pipe);
                             splice = false;
+                            self.stats.mode.fetch_or(MODE_FALLBACK, Ordering::Relaxed);
                             self.write_all(&pending).await?;
                         }
                     },
                     // EMFILE and friends: this burst is copied.
-                    Err(e) => tracing::debug!("no pipe for splice ({e}); copying"),
+                    Err(e) => {
+                        tracing::debug!("no pipe for splice ({e}); copying");
+                        self.stats.mode.fetch_or(MODE_FALLBACK, Ordering::Relaxed);
+                    }
                 }
             }
-            if self.copy_burst().await? == Burst::Eof {
-                break;
+            match self.copy_burst(splice && !bulk).await? {
+                Burst::Eof => break,
+                Burst::Bulk => bulk = true,
+                _ => {}
             }
         }
         self.stats.done.store(true, Ordering::Release);
@@ -270,8 +288,9 @@ impl Way<'_> {
     }
 
     /// Copies until the source would block or ends, through a buffer that lives
-    /// as long as the burst.
-    async fn copy_burst(&self) -> Result<Burst, RelayError> {
+    /// as long as the burst; with `watch_bulk`, stops after a read that filled
+    /// the buffer ([`Burst::Bulk`]).
+    async fn copy_burst(&self, watch_bulk: bool) -> Result<Burst, RelayError> {
         let mut buf: Vec<u8> = Vec::new();
         loop {
             if buf.is_empty() {
@@ -304,6 +323,10 @@ impl Way<'_> {
             if idle {
                 return Ok(Burst::Idle);
             }
+            if watch_bulk && n == buf.len() {
+                // The readiness is still set: the caller splices the rest.
+                return Ok(Burst::Bulk);
+            }
         }
     }
 }
@@ -314,6 +337,8 @@ enum Burst {
     Eof,
     /// The source has nothing more for now.
     Idle,
+    /// A read filled the copy buffer: a bulk transfer, worth splicing.
+    Bulk,
     /// splice was refused before this direction ever spliced; the bytes
     /// already taken from the source are here, to be written first.
     Unsupported(Vec<u8>),
