@@ -188,7 +188,12 @@ pub(crate) async fn handle(
     mut phase: watch::Receiver<Phase>,
 ) {
     let started = Instant::now();
-    let client_mptcp = client.mptcp_status().ok();
+    // A side forced to plain TCP is plain TCP: no system call to ask.
+    let client_mptcp = if ctx.route.listen_tcp {
+        Some(MptcpStatus::PlainTcp)
+    } else {
+        client.mptcp_status().ok()
+    };
     let _client_active = count_side(&ctx, Side::Client, client_mptcp);
     let mut record = ConnRecord {
         route: ctx.route.name.clone(),
@@ -230,7 +235,11 @@ pub(crate) async fn handle(
         }
     };
     record.upstream = upstream.peer_addr().ok();
-    record.upstream_mptcp = upstream.mptcp_status().ok();
+    record.upstream_mptcp = if ctx.route.to_tcp {
+        Some(MptcpStatus::PlainTcp)
+    } else {
+        upstream.mptcp_status().ok()
+    };
     let _upstream_active = count_side(&ctx, Side::Upstream, record.upstream_mptcp);
     let _ = upstream.set_nodelay(true);
 
