@@ -138,6 +138,10 @@ pub enum Command {
     #[command(after_help = crate::cmd::exporter::EXPORTER_HELP)]
     Exporter(crate::cmd::exporter::ExporterArgs),
 
+    /// Relay TCP <-> MPTCP: MPTCP in front of a TCP server, or behind a TCP client.
+    #[command(after_help = crate::cmd::proxy::PROXY_HELP)]
+    Proxy(crate::cmd::proxy::ProxyArgs),
+
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod monitor;
 pub mod pm;
 pub mod run;
+pub mod proxy;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Demo(args) => demo::run(&args, out),
         Command::Pm(cmd) => pm::run(cmd, out),
         Command::Exporter(args) => exporter::run(&args, out),
+        Command::Proxy(args) => proxy::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
         Command::Run(args) => run::run(&args, out),
     }

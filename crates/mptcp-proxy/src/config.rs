@@ -1,0 +1,533 @@
+//! Routes and their settings, built in code or read from TOML.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Which PROXY protocol header, if any, is sent to the upstream before the
+/// client's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ProxyProtocol {
+    /// No header (the default).
+    #[default]
+    None,
+    /// Version 1, the text line (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// Version 2, binary, with the MPTCP TLV (see
+    /// [`proxy_protocol`](crate::proxy_protocol)).
+    V2,
+}
+
+impl FromStr for ProxyProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" | "off" => Ok(ProxyProtocol::None),
+            "v1" | "1" => Ok(ProxyProtocol::V1),
+            "v2" | "2" => Ok(ProxyProtocol::V2),
+            _ => Err(format!(
+                "unknown PROXY protocol version `{s}`: expected v1, v2 or none"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ProxyProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProxyProtocol::None => "none",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyProtocol {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Default for [`Route::max_conns`].
+pub const DEFAULT_MAX_CONNS: usize = 10_000;
+/// Default for [`Route::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default for [`Route::idle_timeout`]: 5 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default for [`Route::copy_buffer`]: 64 KiB per direction.
+pub const DEFAULT_COPY_BUFFER: usize = 64 * 1024;
+/// Default for [`Route::backlog`].
+pub const DEFAULT_BACKLOG: i32 = 4096;
+
+/// One listening address relayed to one upstream.
+///
+/// ```
+/// use std::time::Duration;
+/// use mptcp_proxy::{ProxyProtocol, Route};
+///
+/// let route = Route::new("[::]:8443".parse()?, "backend.internal:443")
+///     .to_tcp(true)
+///     .proxy_protocol(ProxyProtocol::V2)
+///     .idle_timeout(Some(Duration::from_secs(60)));
+/// assert_eq!(route.upstream, "backend.internal:443");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Route {
+    /// A name for logs and metrics (default: the listen address).
+    pub name: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// `HOST:PORT` to relay to; resolved at each connection.
+    pub upstream: String,
+    /// Listen with plain TCP only (default: MPTCP, which also takes TCP clients).
+    pub listen_tcp: bool,
+    /// Dial the upstream with plain TCP only (default: MPTCP, falling back to TCP
+    /// where the host cannot make MPTCP sockets, and on the wire where the peer does
+    /// not speak it).
+    pub to_tcp: bool,
+    /// The PROXY protocol header sent to the upstream.
+    pub proxy_protocol: ProxyProtocol,
+    /// Most connections relayed at once; past it the accept loop waits.
+    pub max_conns: usize,
+    /// How long a dial to the upstream may take.
+    pub connect_timeout: Duration,
+    /// Close a connection after this long without a byte either way; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Bytes of the user-space buffer per direction, when a connection is copied
+    /// rather than spliced.
+    pub copy_buffer: usize,
+    /// Never try splice(2); always copy (for comparisons).
+    pub force_copy: bool,
+    /// The listen backlog (capped by the kernel at `net.core.somaxconn`).
+    pub backlog: i32,
+}
+
+impl Route {
+    /// A route from `listen` to `upstream` (`HOST:PORT`) with the defaults.
+    pub fn new(listen: SocketAddr, upstream: impl Into<String>) -> Route {
+        Route {
+            name: listen.to_string(),
+            listen,
+            upstream: upstream.into(),
+            listen_tcp: false,
+            to_tcp: false,
+            proxy_protocol: ProxyProtocol::None,
+            max_conns: DEFAULT_MAX_CONNS,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            copy_buffer: DEFAULT_COPY_BUFFER,
+            force_copy: false,
+            backlog: DEFAULT_BACKLOG,
+        }
+    }
+
+    /// Sets [`Route::name`].
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// Sets [`Route::listen_tcp`].
+    pub fn listen_tcp(mut self, on: bool) -> Self {
+        self.listen_tcp = on;
+        self
+    }
+    /// Sets [`Route::to_tcp`].
+    pub fn to_tcp(mut self, on: bool) -> Self {
+        self.to_tcp = on;
+        self
+    }
+    /// Sets [`Route::proxy_protocol`].
+    pub fn proxy_protocol(mut self, version: ProxyProtocol) -> Self {
+        self.proxy_protocol = version;
+        self
+    }
+    /// Sets [`Route::max_conns`] (at least 1).
+    pub fn max_conns(mut self, n: usize) -> Self {
+        self.max_conns = n.max(1);
+        self
+    }
+    /// Sets [`Route::connect_timeout`].
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+    /// Sets [`Route::idle_timeout`].
+    pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.idle_timeout = t;
+        self
+    }
+    /// Sets [`Route::copy_buffer`] (at least 1 KiB).
+    pub fn copy_buffer(mut self, bytes: usize) -> Self {
+        self.copy_buffer = bytes.max(1024);
+        self
+    }
+    /// Sets [`Route::force_copy`].
+    pub fn force_copy(mut self, on: bool) -> Self {
+        self.force_copy = on;
+        self
+    }
+    /// Sets [`Route::backlog`].
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Checks what the types cannot: an upstream of the form `HOST:PORT`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_upstream(&self.upstream).map_err(|reason| ConfigError::Invalid {
+            route: self.name.clone(),
+            reason,
+        })
+    }
+}
+
+/// `HOST:PORT` with a port 1-65535 and a non-empty host (`[v6]:port` for IPv6).
+pub fn check_upstream(s: &str) -> Result<(), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` is not HOST:PORT (no port)"))?;
+    if host.is_empty() || host == "[]" {
+        return Err(format!("`{s}` is not HOST:PORT (no host)"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!(
+            "`{s}`: an IPv6 address needs brackets, as in [2001:db8::1]:443"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("`{s}`: the port `{port}` is not 1-65535")),
+    }
+}
+
+/// Parses a duration: `250ms`, `5s`, `2m`, `1h 30m` (humantime), or a bare
+/// number of seconds (`5`, `0.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` is not a duration of 0 seconds or more"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 5s, 2m"))
+}
+
+/// The TOML file of `mptcp proxy --config`: settings for the whole proxy and
+/// one `[[route]]` table per route. Unknown keys are refused.
+///
+/// ```
+/// use mptcp_proxy::Config;
+///
+/// let config = Config::from_toml(r#"
+///     metrics = "127.0.0.1:9100"
+///     drain_timeout = "10s"
+///
+///     [[route]]
+///     name = "web"
+///     listen = "[::]:443"
+///     to = "127.0.0.1:8443"
+///     to_tcp = true
+///     proxy_protocol = "v2"
+///     idle_timeout = "2m"
+/// "#)?;
+/// assert_eq!(config.routes.len(), 1);
+/// assert!(config.routes[0].to_tcp);
+/// # Ok::<(), mptcp_proxy::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The routes, at least one.
+    pub routes: Vec<Route>,
+    /// Where to serve Prometheus `/metrics`, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// Worker threads (`None`: one per CPU).
+    pub threads: Option<usize>,
+    /// How long to let connections finish after a stop is asked.
+    pub drain_timeout: Duration,
+}
+
+/// Default for [`Config::drain_timeout`].
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TOML does not parse or has a wrong or unknown key; the message names
+    /// the line and column.
+    #[error("{0}")]
+    Toml(String),
+    /// A route's value is out of range.
+    #[error("route {route}: {reason}")]
+    Invalid {
+        /// The route's name.
+        route: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No `[[route]]` at all.
+    #[error("no [[route]] in the configuration: nothing to relay")]
+    NoRoutes,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    metrics: Option<SocketAddr>,
+    threads: Option<usize>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    drain_timeout: Option<Duration>,
+    #[serde(default)]
+    route: Vec<FileRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    name: Option<String>,
+    listen: SocketAddr,
+    to: String,
+    #[serde(default)]
+    listen_tcp: bool,
+    #[serde(default)]
+    to_tcp: bool,
+    #[serde(default)]
+    proxy_protocol: ProxyProtocol,
+    max_conns: Option<usize>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    connect_timeout: Option<Duration>,
+    /// `"0"` or `"off"` for no idle timeout.
+    #[serde(default, deserialize_with = "opt_idle")]
+    idle_timeout: Option<Option<Duration>>,
+    copy_buffer: Option<usize>,
+    #[serde(default)]
+    force_copy: bool,
+    backlog: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Secs(f64),
+    Text(String),
+}
+
+fn duration_value(v: DurationValue) -> Result<Duration, String> {
+    match v {
+        DurationValue::Secs(s) => Duration::try_from_secs_f64(s)
+            .map_err(|_| format!("{s} is not a duration of 0 seconds or more")),
+        DurationValue::Text(t) => parse_duration(&t),
+    }
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let v = DurationValue::deserialize(d)?;
+    duration_value(v)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn opt_idle<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Duration>>, D::Error> {
+    let v = DurationValue::deserialize(d)?;
+    if matches!(&v, DurationValue::Text(t) if t == "off" || t == "none") {
+        return Ok(Some(None));
+    }
+    let t = duration_value(v).map_err(serde::de::Error::custom)?;
+    Ok(Some((!t.is_zero()).then_some(t)))
+}
+
+impl Config {
+    /// A configuration of these routes and the defaults.
+    pub fn new(routes: Vec<Route>) -> Config {
+        Config {
+            routes,
+            metrics: None,
+            threads: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+
+    /// Parses the TOML text of a configuration file and checks it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(one_line(&e.to_string())))?;
+        if file.route.is_empty() {
+            return Err(ConfigError::NoRoutes);
+        }
+        let mut routes = Vec::with_capacity(file.route.len());
+        for r in file.route {
+            let mut route = Route::new(r.listen, r.to)
+                .listen_tcp(r.listen_tcp)
+                .to_tcp(r.to_tcp)
+                .proxy_protocol(r.proxy_protocol)
+                .force_copy(r.force_copy);
+            if let Some(name) = r.name {
+                route = route.name(name);
+            }
+            if let Some(n) = r.max_conns {
+                if n == 0 {
+                    return Err(ConfigError::Invalid {
+                        route: route.name,
+                        reason: "max_conns must be at least 1".into(),
+                    });
+                }
+                route = route.max_conns(n);
+            }
+            if let Some(t) = r.connect_timeout {
+                route = route.connect_timeout(t);
+            }
+            if let Some(t) = r.idle_timeout {
+                route = route.idle_timeout(t);
+            }
+            if let Some(b) = r.copy_buffer {
+                route = route.copy_buffer(b);
+            }
+            if let Some(b) = r.backlog {
+                route = route.backlog(b);
+            }
+            route.validate()?;
+            routes.push(route);
+        }
+        let mut names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid {
+                route: w[0].to_string(),
+                reason: "two routes have this name; give each a unique `name`".into(),
+            });
+        }
+        Ok(Config {
+            routes,
+            metrics: file.metrics,
+            threads: file.threads,
+            drain_timeout: file.drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT),
+        })
+    }
+}
+
+/// toml's messages quote the offending line over several lines; keep the first
+/// (which names the line and column) and the reason.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let head = lines.first().copied().unwrap_or("invalid TOML");
+    let reason = lines
+        .iter()
+        .rev()
+        .find(|l| !l.starts_with('|') && !l.contains(" | ") && **l != head)
+        .copied();
+    match reason {
+        Some(r) => format!("{head}: {r}"),
+        None => head.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file() {
+        let c = Config::from_toml(
+            r#"
+threads = 2
+drain_timeout = 3
+
+[[route]]
+listen = "127.0.0.1:8080"
+to = "[2001:db8::2]:80"
+max_conns = 10
+connect_timeout = "250ms"
+idle_timeout = "off"
+
+[[route]]
+name = "b"
+listen = "[::]:8081"
+to = "backend:81"
+listen_tcp = true
+proxy_protocol = "v1"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.threads, Some(2));
+        assert_eq!(c.drain_timeout, Duration::from_secs(3));
+        assert_eq!(c.routes[0].name, "127.0.0.1:8080");
+        assert_eq!(c.routes[0].max_conns, 10);
+        assert_eq!(c.routes[0].connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.routes[0].idle_timeout, None);
+        assert_eq!(c.routes[1].proxy_protocol, ProxyProtocol::V1);
+        assert!(c.routes[1].listen_tcp);
+        assert_eq!(c.routes[1].idle_timeout, Some(DEFAULT_IDLE_TIMEOUT));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e =
+            Config::from_toml("[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nmax_conn = 3\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("line 4"), "{e}");
+        assert!(e.contains("unknown field `max_conn`"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn bad_values_refused() {
+        for (text, want) in [
+            ("[[route]]\nlisten = \"x\"\nto = \"a:1\"\n", "line 2"),
+            (
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a\"\n",
+                "no port",
+            ),
+            (
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:0\"\n",
+                "not 1-65535",
+            ),
+            (
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nproxy_protocol = \"v3\"\n",
+                "v3",
+            ),
+            (
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nconnect_timeout = \"soon\"\n",
+                "soon",
+            ),
+            ("threads = 1\n", "no [[route]]"),
+            (
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nmax_conns = 0\n",
+                "max_conns",
+            ),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn upstream_forms() {
+        assert!(check_upstream("example.com:443").is_ok());
+        assert!(check_upstream("[2001:db8::1]:443").is_ok());
+        assert!(check_upstream("2001:db8::1:443").is_err());
+        assert!(check_upstream(":443").is_err());
+        assert!(check_upstream("h:65536").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+}

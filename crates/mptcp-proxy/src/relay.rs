@@ -1,0 +1,345 @@
+//! Moving bytes between two connected sockets: splice through a pipe where the
+//! kernel allows it, else a fixed-size copy; half-close carried; the first error
+//! ends both directions.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+use prometheus_client::metrics::counter::Counter;
+use serde::Serialize;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use crate::sys::{self, Pipe, SPLICE_CHUNK};
+
+/// One end of a relayed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The connection the proxy accepted.
+    Client,
+    /// The connection the proxy dialed.
+    Upstream,
+}
+
+impl Side {
+    /// `client` or `upstream`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+        }
+    }
+}
+
+/// How a connection's bytes were moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RelayMode {
+    /// splice(2) through a pipe: the bulk of the bytes never entered user space
+    /// (a direction's first, small bursts are copied; see the crate docs).
+    Splice,
+    /// read/write through a user-space buffer only: small transfers, splice
+    /// refused by the kernel, or [`Route::force_copy`](crate::Route::force_copy).
+    Copy,
+    /// Some bytes spliced, some copied: one direction refused splice, or no
+    /// pipe could be had for a while (descriptors ran out).
+    Mixed,
+}
+
+impl RelayMode {
+    /// `splice`, `copy` or `mixed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RelayMode::Splice => "splice",
+            RelayMode::Copy => "copy",
+            RelayMode::Mixed => "mixed",
+        }
+    }
+}
+
+// Bits: what a direction has done so far.
+const MODE_SPLICE: u8 = 1;
+const MODE_COPY: u8 = 2;
+/// Copied because splice was refused or no pipe could be had.
+const MODE_FALLBACK: u8 = 4;
+
+/// The relay's view of one direction: its byte count and how it moved them.
+#[derive(Debug, Default)]
+pub(crate) struct Direction {
+    pub(crate) bytes: AtomicU64,
+    mode: AtomicU8,
+    /// This direction reached end of stream and passed it on.
+    done: AtomicBool,
+}
+
+/// What two directions amount to.
+pub(crate) fn relay_mode(a: &Direction, b: &Direction) -> Option<RelayMode> {
+    let modes = a.mode.load(Ordering::Relaxed) | b.mode.load(Ordering::Relaxed);
+    if modes & MODE_SPLICE != 0 {
+        // Small bursts copied before the splicing began do not make it mixed.
+        if modes & MODE_FALLBACK != 0 {
+            Some(RelayMode::Mixed)
+        } else {
+            Some(RelayMode::Splice)
+        }
+    } else if modes & MODE_COPY != 0 {
+        Some(RelayMode::Copy)
+    } else {
+        None
+    }
+}
+
+/// When a byte last moved, for the idle timeout.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The instant of the last transfer (or of the start).
+    pub(crate) fn last(&self) -> Instant {
+        self.start + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// The socket that failed, and how.
+#[derive(Debug)]
+pub(crate) struct RelayError {
+    pub(crate) side: Side,
+    pub(crate) error: io::Error,
+}
+
+/// What one direction needs.
+pub(crate) struct Way<'a> {
+    pub(crate) src: &'a TcpStream,
+    pub(crate) dst: &'a TcpStream,
+    pub(crate) src_side: Side,
+    pub(crate) dst_side: Side,
+    pub(crate) stats: &'a Direction,
+    /// The opposite direction.
+    pub(crate) other: &'a Direction,
+    pub(crate) counter: &'a Counter,
+    pub(crate) activity: &'a Activity,
+    pub(crate) copy_buffer: usize,
+    pub(crate) try_splice: bool,
+}
+
+impl Way<'_> {
+    fn src_err(&self, error: io::Error) -> RelayError {
+        RelayError {
+            side: self.src_side,
+            error,
+        }
+    }
+
+    fn dst_err(&self, error: io::Error) -> RelayError {
+        RelayError {
+            side: self.dst_side,
+            error,
+        }
+    }
+
+    fn moved(&self, n: usize) {
+        self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.counter.inc_by(n as u64);
+        self.activity.touch();
+    }
+
+    /// Relays until end of stream from `src`, then shuts down `dst`'s write side.
+    ///
+    /// Each wake-up moves bytes until the source has no more (a burst); a pipe
+    /// (splice) or a buffer (copy) is held only during a burst, so an idle
+    /// direction holds neither. A direction copies until one read fills the
+    /// whole buffer, and splices from then on (like HAProxy's `splice-auto`):
+    /// for a request or a reply of a few KiB, two `splice` calls through a pipe
+    /// cost more than a `read` and a `write`.
+    pub(crate) async fn run(self) -> Result<(), RelayError> {
+        let mut splice = self.try_splice;
+        let mut bulk = false;
+        loop {
+            self.src.readable().await.map_err(|e| self.src_err(e))?;
+            if splice && bulk {
+                match sys::take_pipe() {
+                    Ok(pipe) => match self.splice_burst(&pipe).await? {
+                        Burst::Eof => {
+                            sys::give_pipe(pipe);
+                            break;
+                        }
+                        Burst::Idle | Burst::Bulk => {
+                            sys::give_pipe(pipe);
+                            continue;
+                        }
+                        Burst::Unsupported(pending) => {
+                            // The pipe is empty again: its bytes are in `pending`.
+                            sys::give_pipe(pipe);
+                            splice = false;
+                            self.stats.mode.fetch_or(MODE_FALLBACK, Ordering::Relaxed);
+                            self.write_all(&pending).await?;
+                        }
+                    },
+                    // EMFILE and friends: this burst is copied.
+                    Err(e) => {
+                        tracing::debug!("no pipe for splice ({e}); copying");
+                        self.stats.mode.fetch_or(MODE_FALLBACK, Ordering::Relaxed);
+                    }
+                }
+            }
+            match self.copy_burst(splice && !bulk).await? {
+                Burst::Eof => break,
+                Burst::Bulk => bulk = true,
+                _ => {}
+            }
+        }
+        self.stats.done.store(true, Ordering::Release);
+        if self.other.done.load(Ordering::Acquire) {
+            // Both ways are finished and both sockets are about to be closed,
+            // which sends the FIN anyway: one system call fewer per connection.
+            return Ok(());
+        }
+        sys::shutdown_write(self.dst).map_err(|e| self.dst_err(e))
+    }
+
+    fn spliced_before(&self) -> bool {
+        self.stats.mode.load(Ordering::Relaxed) & MODE_SPLICE != 0
+    }
+
+    /// Splices until the source would block or ends.
+    async fn splice_burst(&self, pipe: &Pipe) -> Result<Burst, RelayError> {
+        loop {
+            let n = match self.src.try_io(Interest::READABLE, || {
+                sys::splice_in(self.src, pipe, SPLICE_CHUNK)
+            }) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Idle),
+                Err(e) if !self.spliced_before() && sys::splice_unsupported(&e) => {
+                    tracing::debug!(
+                        "splice from the {} refused ({e}); copying",
+                        self.src_side.as_str()
+                    );
+                    return Ok(Burst::Unsupported(Vec::new()));
+                }
+                Err(e) => return Err(self.src_err(e)),
+            };
+            if n == 0 {
+                return Ok(Burst::Eof);
+            }
+            let mut left = n;
+            while left > 0 {
+                self.dst.writable().await.map_err(|e| self.dst_err(e))?;
+                match self
+                    .dst
+                    .try_io(Interest::WRITABLE, || sys::splice_out(pipe, self.dst, left))
+                {
+                    Ok(m) => {
+                        left -= m;
+                        self.moved(m);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) if !self.spliced_before() && sys::splice_unsupported(&e) => {
+                        // The bytes are in the pipe: take them out to copy them.
+                        let mut buf = vec![0; left];
+                        let mut got = 0;
+                        while got < left {
+                            match sys::read_pipe(pipe, &mut buf[got..]) {
+                                Ok(0) => break,
+                                Ok(m) => got += m,
+                                Err(e) => return Err(self.src_err(e)),
+                            }
+                        }
+                        buf.truncate(got);
+                        return Ok(Burst::Unsupported(buf));
+                    }
+                    Err(e) => return Err(self.dst_err(e)),
+                }
+            }
+            self.stats.mode.fetch_or(MODE_SPLICE, Ordering::Relaxed);
+        }
+    }
+
+    async fn write_all(&self, mut data: &[u8]) -> Result<(), RelayError> {
+        while !data.is_empty() {
+            self.dst.writable().await.map_err(|e| self.dst_err(e))?;
+            match self.dst.try_write(data) {
+                Ok(m) => {
+                    data = &data[m..];
+                    self.moved(m);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(self.dst_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies until the source would block or ends, through a buffer that lives
+    /// as long as the burst; with `watch_bulk`, stops after a read that filled
+    /// the buffer ([`Burst::Bulk`]).
+    async fn copy_burst(&self, watch_bulk: bool) -> Result<Burst, RelayError> {
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            if buf.is_empty() {
+                buf = vec![0u8; self.copy_buffer];
+            }
+            // A read that fills less than the buffer has drained the socket: say
+            // WouldBlock to tokio so that it clears the readiness now, sparing the
+            // read that would only return EAGAIN. (tokio's own reads do the same;
+            // the readiness tick keeps a wake-up that came meanwhile, and a
+            // closed read side is never cleared.) Not done for splice: a pipe
+            // can fill before the socket is drained.
+            let mut drained = 0;
+            let read = self.src.try_io(Interest::READABLE, || {
+                let n = sys::read(self.src, &mut buf)?;
+                if n > 0 && n < buf.len() {
+                    drained = n;
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            let (n, idle) = match read {
+                Ok(0) => return Ok(Burst::Eof),
+                Ok(n) => (n, false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && drained > 0 => (drained, true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Burst::Idle),
+                Err(e) => return Err(self.src_err(e)),
+            };
+            self.stats.mode.fetch_or(MODE_COPY, Ordering::Relaxed);
+            self.write_all(&buf[..n]).await?;
+            if idle {
+                return Ok(Burst::Idle);
+            }
+            if watch_bulk && n == buf.len() {
+                // The readiness is still set: the caller splices the rest.
+                return Ok(Burst::Bulk);
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Burst {
+    /// End of stream from the source.
+    Eof,
+    /// The source has nothing more for now.
+    Idle,
+    /// A read filled the copy buffer: a bulk transfer, worth splicing.
+    Bulk,
+    /// splice was refused before this direction ever spliced; the bytes
+    /// already taken from the source are here, to be written first.
+    Unsupported(Vec<u8>),
+}

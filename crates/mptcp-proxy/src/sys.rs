@@ -1,0 +1,121 @@
+//! The system calls the relay needs beyond tokio's: `pipe2`, `splice`,
+//! `SO_LINGER`, `shutdown`. All through rustix and socket2, so this crate has no
+//! `unsafe` of its own.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rustix::pipe::{self, PipeFlags, SpliceFlags};
+use socket2::SockRef;
+
+/// A non-blocking pipe used as the kernel-side buffer of one spliced direction.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    pub(crate) read: OwnedFd,
+    pub(crate) write: OwnedFd,
+}
+
+/// Bytes one splice call moves at most: the default pipe capacity (16 pages).
+pub(crate) const SPLICE_CHUNK: usize = 64 * 1024;
+
+impl Pipe {
+    /// `pipe2(O_NONBLOCK | O_CLOEXEC)`.
+    pub(crate) fn new() -> io::Result<Pipe> {
+        let (read, write) = pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        Ok(Pipe { read, write })
+    }
+}
+
+/// Empty pipes kept for reuse, at most; more are closed when given back.
+const POOL_KEEP: usize = 64;
+
+static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+
+/// An empty pipe: a pooled one, else a new one.
+///
+/// A spliced direction holds a pipe only while bytes flow and gives it back
+/// before it waits for more, so idle connections hold no pipe and the number of
+/// pipes follows the number of busy directions, not of connections.
+pub(crate) fn take_pipe() -> io::Result<Pipe> {
+    let pooled = POOL.lock().ok().and_then(|mut p| p.pop());
+    match pooled {
+        Some(p) => Ok(p),
+        None => Pipe::new(),
+    }
+}
+
+/// Gives back a pipe that is **empty** (every byte spliced out).
+pub(crate) fn give_pipe(pipe: Pipe) {
+    if let Ok(mut p) = POOL.lock() {
+        if p.len() < POOL_KEEP {
+            p.push(pipe);
+        }
+    }
+}
+
+/// Closes every pooled pipe: descriptors ran out, and dials need them more.
+pub(crate) fn drain_pipe_pool() {
+    let drained = POOL.lock().map(|mut p| std::mem::take(&mut *p));
+    drop(drained);
+}
+
+const FLAGS: SpliceFlags = SpliceFlags::MOVE.union(SpliceFlags::NONBLOCK);
+
+/// `splice(fd, NULL, pipe_w, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)`:
+/// socket to pipe. `Ok(0)` is end of stream.
+pub(crate) fn splice_in(src: impl AsFd, pipe: &Pipe, len: usize) -> io::Result<usize> {
+    Ok(pipe::splice(src, None, &pipe.write, None, len, FLAGS)?)
+}
+
+/// `splice(pipe_r, NULL, fd, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)`:
+/// pipe to socket.
+pub(crate) fn splice_out(pipe: &Pipe, dst: impl AsFd, len: usize) -> io::Result<usize> {
+    Ok(pipe::splice(&pipe.read, None, dst, None, len, FLAGS)?)
+}
+
+/// `read(fd, buf)` on a socket.
+pub(crate) fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::io::read(fd, buf)?)
+}
+
+/// `read(pipe_r, buf)`: what a pipe still holds when splice out is refused.
+pub(crate) fn read_pipe(pipe: &Pipe, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::io::read(&pipe.read, buf)?)
+}
+
+/// `setsockopt(SO_LINGER, {on, 0})`: the coming `close()` sends a RST instead of
+/// a FIN.
+pub(crate) fn set_reset_on_close(socket: &impl AsFd) {
+    if let Err(e) = SockRef::from(socket).set_linger(Some(Duration::ZERO)) {
+        tracing::debug!("SO_LINGER 0 failed: {e}");
+    }
+}
+
+/// `shutdown(SHUT_WR)`: send our FIN, keep receiving. A socket that is already
+/// gone (`ENOTCONN`) is not an error here.
+pub(crate) fn shutdown_write(socket: &impl AsFd) -> io::Result<()> {
+    match SockRef::from(socket).shutdown(Shutdown::Write) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
+        r => r,
+    }
+}
+
+/// Errors that say "splice cannot be used on this pair of sockets" rather than
+/// "the connection failed".
+pub(crate) fn splice_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)
+    )
+}
+
+/// `accept()` errors from running out of descriptors or memory: back off.
+pub(crate) fn resource_exhausted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

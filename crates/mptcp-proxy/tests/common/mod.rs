@@ -1,0 +1,163 @@
+//! Helpers shared by the integration tests: a proxy on its own runtime thread,
+//! backends, byte patterns.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use mptcp_proxy::{Config, ConnRecord, Metrics, Proxy, Route, RunSummary, ShutdownHandle};
+
+/// Deterministic bytes (xorshift), so a shifted or dropped chunk cannot compare equal.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A proxy running on a runtime of its own thread.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub stop: ShutdownHandle,
+    pub records: Arc<Mutex<Vec<ConnRecord>>>,
+    pub metrics: Arc<Metrics>,
+    pub metrics_addr: Option<SocketAddr>,
+    thread: Option<JoinHandle<RunSummary>>,
+}
+
+impl Running {
+    /// Stops the proxy and waits for it.
+    pub fn stop(mut self) -> RunSummary {
+        self.stop.shutdown();
+        self.thread.take().unwrap().join().expect("proxy thread")
+    }
+
+    /// Waits until `n` connections have finished (10 s at most) and returns them.
+    pub fn wait_records(&self, n: usize) -> Vec<ConnRecord> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.records.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} connection records after 10 s: {got:?}",
+                got.len()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.stop.shutdown_now();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a proxy with `config`, with a runtime of `threads` workers.
+pub fn start_config(config: Config) -> Running {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async move {
+            let mut proxy = Proxy::bind(&config).await.expect("bind the proxy");
+            let records = Arc::new(Mutex::new(Vec::new()));
+            let r = Arc::clone(&records);
+            proxy.on_connection_end(move |rec| r.lock().unwrap().push(rec.clone()));
+            tx.send((
+                proxy.local_addrs()[0].1,
+                proxy.shutdown_handle(),
+                records,
+                proxy.metrics(),
+                proxy.metrics_addr(),
+            ))
+            .unwrap();
+            proxy.run().await
+        })
+    });
+    let (addr, stop, records, metrics, metrics_addr) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("proxy started");
+    Running {
+        addr,
+        stop,
+        records,
+        metrics,
+        metrics_addr,
+        thread: Some(thread),
+    }
+}
+
+/// Starts a proxy with one route.
+pub fn start(route: Route) -> Running {
+    let mut config = Config::new(vec![route]);
+    config.drain_timeout = Duration::from_secs(2);
+    start_config(config)
+}
+
+/// A plain TCP echo server on loopback that serves `n` connections one after the
+/// other, each echoed until EOF, then half-closed.
+pub fn echo_backend(n: usize) -> (SocketAddr, JoinHandle<io::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = thread::spawn(move || {
+        for _ in 0..n {
+            let (mut s, _) = listener.accept()?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let k = s.read(&mut buf)?;
+                if k == 0 {
+                    break;
+                }
+                s.write_all(&buf[..k])?;
+            }
+            s.shutdown(Shutdown::Write)?;
+        }
+        Ok(())
+    });
+    (addr, t)
+}
+
+/// Sends `data` from a second thread, half-closes, reads everything back.
+pub fn round_trip(stream: &TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut writer = stream.try_clone()?;
+    let owned = data.to_vec();
+    let sender = thread::spawn(move || -> io::Result<()> {
+        writer.write_all(&owned)?;
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut back = Vec::with_capacity(data.len());
+    (&*stream).read_to_end(&mut back)?;
+    sender
+        .join()
+        .map_err(|_| io::Error::other("sender thread panicked"))??;
+    Ok(back)
+}
+
+/// Fails loudly when MPTCP sockets cannot be made here.
+pub fn require_mptcp() {
+    let s = mptcp_net::support().expect("probe MPTCP support");
+    assert!(
+        s.is_available(),
+        "these tests need MPTCP sockets (net.mptcp.enabled=1, kernel 5.6+): {s}"
+    );
+}

@@ -1,0 +1,484 @@
+//! The relay on loopback, in-process: byte-exact transfers in splice and copy
+//! mode, half-close, resets carried, backend down, idle timeout, max-conns,
+//! drain on shutdown, and the PROXY header read by an independent parser.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{echo_backend, pattern, require_mptcp, round_trip, start};
+use mptcp_net::{Dialer, MptcpExt, MptcpStatus};
+use mptcp_proxy::{EndReason, ProxyProtocol, RelayMode, Route};
+
+fn any() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn mptcp_client(addr: SocketAddr) -> TcpStream {
+    let s = Dialer::new().dial(addr).expect("dial the proxy");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+#[test]
+fn sizes_are_byte_exact_in_splice_and_copy_mode() {
+    require_mptcp();
+    let sizes = [1usize, 64 * 1024, 8 << 20];
+    for force_copy in [false, true] {
+        let (backend, echo) = echo_backend(sizes.len());
+        let proxy = start(Route::new(any(), backend.to_string()).force_copy(force_copy));
+        for &size in &sizes {
+            let data = pattern(size);
+            let client = mptcp_client(proxy.addr);
+            assert_eq!(client.mptcp_status().unwrap(), MptcpStatus::Active);
+            let back = round_trip(&client, &data).unwrap();
+            assert!(
+                back == data,
+                "{size} bytes came back different (copy: {force_copy})"
+            );
+        }
+        echo.join().unwrap().unwrap();
+        let records = proxy.wait_records(sizes.len());
+        for (r, &size) in records.iter().zip(&sizes) {
+            assert_eq!(r.end, EndReason::Closed, "{r:?}");
+            assert_eq!(r.bytes_to_upstream, size as u64, "{r:?}");
+            assert_eq!(r.bytes_to_client, size as u64, "{r:?}");
+            assert_eq!(r.client_mptcp, Some(MptcpStatus::Active), "{r:?}");
+            // The backend is plain TCP: the MPTCP dial fell back on the wire.
+            assert_eq!(r.upstream_mptcp, Some(MptcpStatus::FellBack), "{r:?}");
+            let want = if force_copy || size == 1 {
+                // A 1-byte exchange never fills the copy buffer: no splice.
+                RelayMode::Copy
+            } else {
+                // Whatever splice does on this kernel, it was tried and recorded.
+                r.relay.expect("a relay mode")
+            };
+            assert_eq!(r.relay, Some(want), "{r:?}");
+            println!(
+                "{size} B, force_copy {force_copy}: relay {:?}, {:?}",
+                r.relay, r.duration
+            );
+        }
+        let text = proxy.metrics.encode();
+        assert!(text.contains("mptcp_proxy_relay_total"), "{text}");
+        proxy.stop();
+    }
+}
+
+#[test]
+fn splice_is_used_between_tcp_sockets() {
+    // Plain TCP on both sides: splice works on every kernel this runs on, so
+    // "splice" must be what the relay picked.
+    let (backend, echo) = echo_backend(1);
+    let proxy = start(
+        Route::new(any(), backend.to_string())
+            .listen_tcp(true)
+            .to_tcp(true),
+    );
+    let client = TcpStream::connect(proxy.addr).unwrap();
+    let data = pattern(1 << 20);
+    assert!(round_trip(&client, &data).unwrap() == data);
+    echo.join().unwrap().unwrap();
+    let r = &proxy.wait_records(1)[0];
+    assert_eq!(r.relay, Some(RelayMode::Splice), "{r:?}");
+    assert_eq!(r.client_mptcp, Some(MptcpStatus::PlainTcp), "{r:?}");
+    assert_eq!(r.upstream_mptcp, Some(MptcpStatus::PlainTcp), "{r:?}");
+}
+
+#[test]
+fn half_close_client_still_receives_10_mb() {
+    require_mptcp();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    let data = pattern(10 << 20);
+    let sent = data.clone();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut req = Vec::new();
+        s.read_to_end(&mut req).unwrap(); // until the client's FIN arrives
+        assert_eq!(req, b"give me 10 MB");
+        s.write_all(&sent).unwrap();
+    });
+    let proxy = start(Route::new(any(), backend.to_string()));
+    let mut client = mptcp_client(proxy.addr);
+    client.write_all(b"give me 10 MB").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    server.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the 10 MB after the half-close differ");
+    let r = &proxy.wait_records(1)[0];
+    assert_eq!(r.end, EndReason::Closed, "{r:?}");
+}
+
+#[test]
+fn backend_reset_reaches_the_client_as_a_reset() {
+    require_mptcp();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(b"partial").unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s); // RST
+    });
+    let proxy = start(Route::new(any(), backend.to_string()));
+    let mut client = mptcp_client(proxy.addr);
+    client.write_all(b"hello").unwrap();
+    server.join().unwrap();
+    let mut got = Vec::new();
+    let err = client
+        .read_to_end(&mut got)
+        .expect_err("the client must see an error, not a clean EOF");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    let r = &proxy.wait_records(1)[0];
+    assert_eq!(r.end, EndReason::UpstreamReset, "{r:?}");
+    let text = proxy.metrics.encode();
+    assert!(text.contains("kind=\"upstream_reset\"} 1"), "{text}");
+}
+
+#[test]
+fn client_reset_reaches_the_backend_as_a_reset() {
+    require_mptcp();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        tx.send(()).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).map(|_| rest)
+    });
+    let proxy = start(Route::new(any(), backend.to_string()));
+    let mut client = mptcp_client(proxy.addr);
+    client.write_all(b"hello").unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let got = server.join().unwrap();
+    assert_eq!(
+        got.map_err(|e| e.kind()).map(|v| v.len()),
+        Err(ErrorKind::ConnectionReset)
+    );
+    let r = &proxy.wait_records(1)[0];
+    assert_eq!(r.end, EndReason::ClientReset, "{r:?}");
+}
+
+#[test]
+fn backend_down_client_closed_then_next_client_served() {
+    require_mptcp();
+    // A port with no listener: bind one, note its address, close it.
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = backend.local_addr().unwrap();
+    drop(backend);
+    let connect_timeout = Duration::from_secs(2);
+    let proxy = start(Route::new(any(), addr.to_string()).connect_timeout(connect_timeout));
+    let started = Instant::now();
+    let mut client = mptcp_client(proxy.addr);
+    let mut buf = [0u8; 16];
+    let r = client.read(&mut buf);
+    assert!(
+        started.elapsed() < connect_timeout,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+        "the client must be reset: {r:?}"
+    );
+    assert_eq!(proxy.wait_records(1)[0].end, EndReason::ConnectRefused);
+
+    // The backend comes up: the next client is served.
+    let listener = TcpListener::bind(addr).unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.write_all(b"up").unwrap();
+    });
+    let mut client = mptcp_client(proxy.addr);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"up");
+    server.join().unwrap();
+}
+
+#[test]
+fn backend_unreachable_client_closed_within_connect_timeout() {
+    require_mptcp();
+    // A listener whose accept queue is full never answers the next SYN (on
+    // loopback the SYN is dropped and retried), so the dial times out.
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&any().into()).unwrap();
+    full.listen(0).unwrap();
+    let addr: SocketAddr = full.local_addr().unwrap().as_socket().unwrap();
+    let _filler: Vec<TcpStream> = (0..2)
+        .filter_map(|_| {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+            s.set_nonblocking(true).ok()?;
+            let _ = s.connect(&addr.into());
+            Some(s.into())
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(100));
+    let connect_timeout = Duration::from_millis(800);
+    let proxy = start(Route::new(any(), addr.to_string()).connect_timeout(connect_timeout));
+    let started = Instant::now();
+    let mut client = mptcp_client(proxy.addr);
+    let mut buf = [0u8; 16];
+    let r = client.read(&mut buf);
+    let took = started.elapsed();
+    assert!(
+        matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+        "the client must be reset: {r:?}"
+    );
+    assert!(
+        took >= connect_timeout && took < connect_timeout + Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert_eq!(proxy.wait_records(1)[0].end, EndReason::ConnectTimeout);
+}
+
+#[test]
+fn idle_client_is_closed_at_the_idle_timeout() {
+    require_mptcp();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let idle = Duration::from_millis(700);
+    let proxy = start(Route::new(any(), backend.to_string()).idle_timeout(Some(idle)));
+    let started = Instant::now();
+    let mut client = mptcp_client(proxy.addr);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap(); // a clean close, at the timeout
+    let took = started.elapsed();
+    assert!(got.is_empty());
+    assert!(
+        took >= idle && took < idle + Duration::from_millis(1500),
+        "closed after {took:?}, idle timeout {idle:?}"
+    );
+    assert!(server.join().unwrap().is_empty());
+    assert_eq!(proxy.wait_records(1)[0].end, EndReason::IdleTimeout);
+}
+
+#[test]
+fn max_conns_pauses_accepting() {
+    require_mptcp();
+    let (backend, echo) = echo_backend(3);
+    let proxy = start(Route::new(any(), backend.to_string()).max_conns(1));
+    // The backend serves one connection at a time too, so use a short exchange.
+    let first = mptcp_client(proxy.addr);
+    let mut second = mptcp_client(proxy.addr); // queued in the backlog
+    second.write_all(b"x").unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(400)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let r = second.read(&mut b);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut),
+        "the second client must wait while the first holds the only slot: {r:?}"
+    );
+    assert!(round_trip(&first, b"one").unwrap() == b"one");
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    second.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"x");
+    second.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    second.read_to_end(&mut rest).unwrap();
+    let third = mptcp_client(proxy.addr);
+    assert!(round_trip(&third, b"three").unwrap() == b"three");
+    echo.join().unwrap().unwrap();
+}
+
+#[test]
+fn shutdown_drains_then_resets_at_the_deadline() {
+    require_mptcp();
+    let (backend, _echo) = echo_backend(2);
+    let mut config = mptcp_proxy::Config::new(vec![Route::new(any(), backend.to_string())]);
+    config.drain_timeout = Duration::from_millis(800);
+    let proxy = common::start_config(config);
+    let mut open = mptcp_client(proxy.addr);
+    open.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    open.read_exact(&mut b).unwrap();
+    let addr = proxy.addr;
+    let stop = proxy.stop.clone();
+    let started = Instant::now();
+    stop.shutdown();
+    thread::sleep(Duration::from_millis(200));
+    // The listener is closed: new clients are refused.
+    let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    assert!(refused.is_err(), "a stopping proxy accepted a client");
+    // The open connection still works during the drain...
+    open.write_all(b"pong").unwrap();
+    open.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"pong");
+    // ...and is reset at the deadline.
+    let summary = proxy.stop();
+    let took = started.elapsed();
+    assert_eq!(summary.reset_at_deadline, 1);
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let r = open.read(&mut b);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+}
+
+/// An independent PROXY protocol parser, written from HAProxy's specification.
+/// It accepts one connection, parses the header, reads the payload to EOF and
+/// answers one JSON line.
+const PARSER: &str = r#"
+import ipaddress, json, socket, struct, sys
+SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+ls.bind(("127.0.0.1", 0))
+ls.listen(4)
+print(ls.getsockname()[1], flush=True)
+c, _ = ls.accept()
+c.settimeout(10)
+def exact(n):
+    b = b""
+    while len(b) < n:
+        k = c.recv(n - len(b))
+        if not k:
+            raise SystemExit("EOF inside the header")
+        b += k
+    return b
+def port(s):
+    if not s.isdigit() or (len(s) > 1 and s[0] == "0") or int(s) > 65535:
+        raise SystemExit("bad port " + s)
+    return int(s)
+out = {}
+head = exact(12)
+if head == SIG:
+    out["version"] = 2
+    ver_cmd, fam, length = struct.unpack("!BBH", exact(4))
+    assert ver_cmd >> 4 == 2, "version nibble"
+    assert ver_cmd & 0xF == 1, "command PROXY"
+    body = exact(length)
+    if fam == 0x11:
+        src, dst = ipaddress.IPv4Address(body[0:4]), ipaddress.IPv4Address(body[4:8])
+        sport, dport = struct.unpack("!HH", body[8:12]); rest = body[12:]
+    elif fam == 0x21:
+        src, dst = ipaddress.IPv6Address(body[0:16]), ipaddress.IPv6Address(body[16:32])
+        sport, dport = struct.unpack("!HH", body[32:36]); rest = body[36:]
+    else:
+        raise SystemExit("family %#x" % fam)
+    tlvs = {}
+    while rest:
+        t, l = rest[0], struct.unpack("!H", rest[1:3])[0]
+        assert len(rest) >= 3 + l, "TLV overruns the header"
+        tlvs["%#04x" % t] = rest[3:3 + l].hex()
+        rest = rest[3 + l:]
+    out.update(src=str(src), dst=str(dst), sport=sport, dport=dport, tlvs=tlvs)
+elif head.startswith(b"PROXY "):
+    out["version"] = 1
+    line = head
+    while not line.endswith(b"\r\n"):
+        line += exact(1)
+        assert len(line) <= 107, "no CRLF in 107 bytes"
+    parts = line[:-2].decode("ascii").split(" ")
+    assert len(parts) == 6 and parts[0] == "PROXY", parts
+    cls = {"TCP4": ipaddress.IPv4Address, "TCP6": ipaddress.IPv6Address}[parts[1]]
+    src, dst = cls(parts[2]), cls(parts[3])
+    assert str(src) == parts[2] and str(dst) == parts[3], "canonical form"
+    out.update(src=str(src), dst=str(dst), sport=port(parts[4]), dport=port(parts[5]), family=parts[1])
+else:
+    raise SystemExit("no PROXY header: %r" % head)
+payload = b""
+while True:
+    k = c.recv(65536)
+    if not k:
+        break
+    payload += k
+out["payload"] = payload.decode("utf-8", "replace")
+c.sendall((json.dumps(out) + "\n").encode())
+c.close()
+"#;
+
+fn parse_through_proxy(version: ProxyProtocol, mptcp_client_side: bool) -> serde_json::Value {
+    let mut py = Command::new("python3")
+        .args(["-c", PARSER])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for the PROXY protocol parser");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(py.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().parse().expect("the parser's port");
+    let proxy = start(
+        Route::new(any(), format!("127.0.0.1:{port}"))
+            .to_tcp(true)
+            .proxy_protocol(version),
+    );
+    let mut client = if mptcp_client_side {
+        mptcp_client(proxy.addr)
+    } else {
+        TcpStream::connect(proxy.addr).unwrap()
+    };
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.write_all(b"hello after the header").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    let status = py.wait().unwrap();
+    assert!(status.success(), "the parser failed: {status}");
+    let mut v: serde_json::Value =
+        serde_json::from_str(answer.trim()).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    let local = client.local_addr().unwrap();
+    assert_eq!(v["src"], local.ip().to_string(), "{v}");
+    assert_eq!(v["sport"], local.port(), "{v}");
+    assert_eq!(v["dst"], proxy.addr.ip().to_string(), "{v}");
+    assert_eq!(v["dport"], proxy.addr.port(), "{v}");
+    assert_eq!(v["payload"], "hello after the header", "{v}");
+    v["client"] = format!("{local}").into();
+    v
+}
+
+#[test]
+fn proxy_protocol_v1_read_by_an_independent_parser() {
+    require_mptcp();
+    let v = parse_through_proxy(ProxyProtocol::V1, true);
+    assert_eq!(v["version"], 1, "{v}");
+    assert_eq!(v["family"], "TCP4", "{v}");
+}
+
+#[test]
+fn proxy_protocol_v2_carries_the_mptcp_flag() {
+    require_mptcp();
+    let v = parse_through_proxy(ProxyProtocol::V2, true);
+    assert_eq!(v["version"], 2, "{v}");
+    assert_eq!(v["tlvs"]["0xec"], "01", "MPTCP client: {v}");
+    let v = parse_through_proxy(ProxyProtocol::V2, false);
+    assert_eq!(v["tlvs"]["0xec"], "00", "plain TCP client: {v}");
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# mptcp proxy side by side with the other relays, on loopback in a fresh network
+# namespace, MPTCP on both legs:
+#
+#   direct        no relay (the ceiling)
+#   mptcp-splice  mptcp proxy (splice)
+#   mptcp-copy    mptcp proxy --no-splice
+#   haproxy       Debian's HAProxy 2.6, TCP mode, under `mptcpize run`
+#   socat         socat TCP-LISTEN,fork under `mptcpize run`
+#   shadowsocks   sslocal (tunnel) + ssserver, --mptcp, method "none"
+#
+# Per relay and round: one bulk connection for SECS seconds (`mptcp bench`), and the
+# connection rate of WORKERS loops of (dial, 1 KiB request, 1 KiB reply, close) for
+# SECS seconds (the `loadgen` example). The relay's CPU time (its processes,
+# children included) gives CPU seconds per GB and per 10k connections. Every relay
+# runs on one thread. Figures: median [min-max] over ROUNDS rounds, odd rounds in
+# reverse order. A benchmark: it asserts nothing; it prints a Markdown table.
+#
+#   sudo perf/proxy/compare.sh                 # 3 rounds of 3 s
+#   ROUNDS=5 SECS=5 sudo perf/proxy/compare.sh > perf/proxy/RESULTS.md
+#
+# Needs root, python3, mptcpize (Debian package mptcpd), haproxy and socat
+# (installed when missing), and shadowsocks-rust's sslocal/ssserver on PATH or
+# under SS_ROOT/bin (`cargo install shadowsocks-rust --root SS_ROOT`); without
+# them that row is left out, and the table says so.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-3}
+WORKERS=${WORKERS:-16}
+SS_ROOT=${SS_ROOT:-/tmp/ss-root}
+PATH=$PATH:$SS_ROOT/bin
+
+missing=()
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v socat >/dev/null || missing+=(socat)
+command -v mptcpize >/dev/null || missing+=(mptcpd)
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release -q -p mptcp-cli
+cargo build --release -q -p mptcp-proxy --example loadgen
+M=target/release/mptcp
+L=target/release/examples/loadgen
+relays=(direct mptcp-splice mptcp-copy haproxy socat)
+if command -v sslocal >/dev/null && command -v ssserver >/dev/null; then
+    relays+=(shadowsocks)
+fi
+
+NS=mptcp-proxy-cmp-$$
+TMP=$(mktemp -d)
+cleanup() {
+    jobs -p | xargs -r kill 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+in_ns() { ip netns exec "$NS" "$@"; }
+HZ=$(getconf CLK_TCK)
+
+cat >"$TMP/haproxy.cfg" <<CFG
+global
+    maxconn 8000
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend relay
+    bind 127.0.0.1:5301 backlog 4096
+    default_backend upstream
+backend upstream
+    server s 127.0.0.1:5201
+CFG
+
+# Starts relay $1 (listening on 5301, relaying to 5201); sets PIDS.
+start_relay() {
+    PIDS=()
+    case $1 in
+    direct) return ;;
+    mptcp-splice) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads 1 \
+        --idle-timeout off >/dev/null 2>&1 & PIDS=($!) ;;
+    mptcp-copy) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads 1 \
+        --idle-timeout off --no-splice >/dev/null 2>&1 & PIDS=($!) ;;
+    haproxy) ip netns exec "$NS" mptcpize run haproxy -db -f "$TMP/haproxy.cfg" >/dev/null 2>&1 & PIDS=($!) ;;
+    socat) ip netns exec "$NS" mptcpize run socat TCP-LISTEN:5301,bind=127.0.0.1,fork,reuseaddr,backlog=4096 \
+        TCP:127.0.0.1:5201 >/dev/null 2>&1 & PIDS=($!) ;;
+    shadowsocks)
+        ip netns exec "$NS" ssserver -s 127.0.0.1:8388 -m none -k x --mptcp --worker-threads 1 >/dev/null 2>&1 &
+        PIDS=($!)
+        ip netns exec "$NS" sslocal --protocol tunnel -b 127.0.0.1:5301 -s 127.0.0.1:8388 -m none -k x \
+            --forward-addr 127.0.0.1:5201 --mptcp --worker-threads 1 >/dev/null 2>&1 &
+        PIDS+=($!) ;;
+    esac
+    for _ in $(seq 50); do
+        # Listening is enough; a probe connection would reach the bench server.
+        [ -n "$(in_ns ss -Hltn 'sport = :5301')" ] && return
+        sleep 0.1
+    done
+    echo "relay $1 did not start" >&2
+    exit 1
+}
+
+stop_relay() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    sleep 0.2
+}
+
+# CPU seconds of the relay's processes so far (their waited-for children too).
+relay_cpu() {
+    local total=0
+    for p in "${PIDS[@]}"; do
+        # `ip netns exec` and `mptcpize run` exec the relay, so the pid is the relay's.
+        total=$(awk -v hz="$HZ" -v t="$total" '{printf "%.3f", t + ($14+$15+$16+$17)/hz}' \
+            "/proc/$p/stat" 2>/dev/null || echo "$total")
+    done
+    echo "$total"
+}
+
+ip netns exec "$NS" "$L" server 127.0.0.1:5201 >/dev/null 2>&1 &
+RATE_SERVER=$!
+sleep 0.3
+
+for round in $(seq "$ROUNDS"); do
+    order=("${relays[@]}")
+    if [ $((round % 2)) = 1 ]; then
+        order=()
+        for ((i = ${#relays[@]} - 1; i >= 0; i--)); do order+=("${relays[i]}"); done
+    fi
+    for relay in "${order[@]}"; do
+        target=5301
+        [ "$relay" = direct ] && target=5202
+        # Throughput: the bench server on 5202 for direct, else behind the relay on 5201
+        # (the loadgen server is moved aside meanwhile).
+        kill "$RATE_SERVER"; wait "$RATE_SERVER" 2>/dev/null || true
+        port=5201
+        [ "$relay" = direct ] && port=5202
+        ip netns exec "$NS" "$M" --json bench server --listen 127.0.0.1:$port --count 1 >/dev/null &
+        bench=$!
+        sleep 0.3
+        start_relay "$relay"
+        c0=$(relay_cpu)
+        summary=$(in_ns "$M" --json bench client 127.0.0.1:$target --time "$SECS" | grep '"summary"')
+        sleep 0.3
+        c1=$(relay_cpu)
+        wait "$bench" || true
+        stop_relay
+        # Connection rate.
+        port=5201
+        ip netns exec "$NS" "$L" server 127.0.0.1:5201 >/dev/null 2>&1 &
+        RATE_SERVER=$!
+        sleep 0.3
+        [ "$relay" = direct ] && target=5201
+        start_relay "$relay"
+        c2=$(relay_cpu)
+        rate=$(in_ns "$L" rate 127.0.0.1:$target "$SECS" "$WORKERS")
+        c3=$(relay_cpu)
+        stop_relay
+        python3 - "$relay" "$summary" "$rate" "$c0" "$c1" "$c2" "$c3" >>"$TMP/rows" <<'PY'
+import json, sys
+relay, summary, rate, c0, c1, c2, c3 = sys.argv[1:]
+s, r = json.loads(summary), json.loads(rate)
+gb = s["bytes"] / 1e9
+print(relay, "%.0f" % s["mbit_per_s"], "%.3f" % ((float(c1) - float(c0)) / gb),
+      r["per_s"], r["errors"], "%.3f" % ((float(c3) - float(c2)) / max(r["connections"], 1) * 1e4))
+PY
+        echo "round $round: $(tail -1 "$TMP/rows")" >&2
+    done
+done
+
+python3 - "$TMP/rows" "$ROUNDS" "$SECS" "$WORKERS" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    "${relays[*]}" <<'PY'
+import statistics as st, sys
+path, rounds, secs, workers, kernel, load, relays = sys.argv[1:]
+rows = [l.split() for l in open(path)]
+def col(relay, i):
+    return [float(x[i]) for x in rows if x[0] == relay]
+def fmt(v, d=0):
+    return f"{st.median(v):.{d}f} [{min(v):.{d}f}-{max(v):.{d}f}]"
+print(f"Loopback, MPTCP on both legs, Linux {kernel}, load average {load} at the end; "
+      f"{rounds} rounds, {secs} s per measurement, {workers} connection loops; median [min-max].\n")
+print("| relay | throughput Mbit/s | relay CPU-s per GB | connections/s | errors | relay CPU-s per 10k conns |")
+print("|---|---|---|---|---|---|")
+for relay in relays.split():
+    if relay == "direct":
+        cpu_gb = cpu_c = "-"
+    else:
+        cpu_gb, cpu_c = fmt(col(relay, 2), 2), fmt(col(relay, 5), 2)
+    print(f"| {relay} | {fmt(col(relay, 1))} | {cpu_gb} | {fmt(col(relay, 3))} | "
+          f"{int(sum(col(relay, 4)))} | {cpu_c} |")
+ref = {r: st.median(col(r, 1)) for r in relays.split()}
+rate = {r: st.median(col(r, 3)) for r in relays.split()}
+print()
+for other in ("haproxy", "socat", "shadowsocks"):
+    if other in ref:
+        print(f"- mptcp-splice / {other}: throughput {ref['mptcp-splice'] / ref[other]:.2f}x, "
+              f"connection rate {rate['mptcp-splice'] / rate[other]:.2f}x")
+if "shadowsocks" not in ref:
+    print("- shadowsocks-rust: not installed (sslocal/ssserver not found), left out")
+PY
