@@ -16,8 +16,8 @@ pub mod exporter;
 pub mod limits;
 pub mod monitor;
 pub mod pm;
-pub mod run;
 pub mod proxy;
+pub mod run;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
