@@ -7,7 +7,7 @@
 #   mptcp-copy    mptcp proxy --no-splice
 #   haproxy       Debian's HAProxy 2.6, TCP mode, under `mptcpize run`
 #   socat         socat TCP-LISTEN,fork under `mptcpize run`
-#   shadowsocks   sslocal (tunnel) + ssserver, --mptcp, method "none"
+#   shadowsocks   sslocal (tunnel) + ssserver, --tcp-multipath (MPTCP), method "none"
 #
 # Per relay and round: one bulk connection for SECS seconds (`mptcp bench`), and the
 # connection rate of WORKERS loops of (dial, 1 KiB request, 1 KiB reply, close) for
@@ -21,8 +21,8 @@
 #
 # Needs root, python3, mptcpize (Debian package mptcpd), haproxy and socat
 # (installed when missing), and shadowsocks-rust's sslocal/ssserver on PATH or
-# under SS_ROOT/bin (`cargo install shadowsocks-rust --root SS_ROOT`); without
-# them that row is left out, and the table says so.
+# under SS_ROOT/bin: when missing they are built with `cargo install` into
+# SS_ROOT (a few minutes, once); SKIP_SS=1 leaves that row out instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
@@ -44,6 +44,10 @@ cargo build --release -q -p mptcp-proxy --example loadgen
 M=target/release/mptcp
 L=target/release/examples/loadgen
 relays=(direct mptcp-splice mptcp-copy haproxy socat)
+if [ -z "${SKIP_SS:-}" ] && ! command -v sslocal >/dev/null; then
+    cargo install --locked --root "$SS_ROOT" shadowsocks-rust --no-default-features \
+        --features "local local-tunnel server multi-threaded aead-cipher"
+fi
 if command -v sslocal >/dev/null && command -v ssserver >/dev/null; then
     relays+=(shadowsocks)
 fi
@@ -90,10 +94,10 @@ start_relay() {
     socat) ip netns exec "$NS" mptcpize run socat TCP-LISTEN:5301,bind=127.0.0.1,fork,reuseaddr,backlog=4096 \
         TCP:127.0.0.1:5201 >/dev/null 2>&1 & PIDS=($!) ;;
     shadowsocks)
-        ip netns exec "$NS" ssserver -s 127.0.0.1:8388 -m none -k x --mptcp --worker-threads 1 >/dev/null 2>&1 &
+        ip netns exec "$NS" ssserver -s 127.0.0.1:8388 -m none -k x --tcp-multipath --single-threaded >/dev/null 2>&1 &
         PIDS=($!)
         ip netns exec "$NS" sslocal --protocol tunnel -b 127.0.0.1:5301 -s 127.0.0.1:8388 -m none -k x \
-            --forward-addr 127.0.0.1:5201 --mptcp --worker-threads 1 >/dev/null 2>&1 &
+            --forward-addr 127.0.0.1:5201 --tcp-multipath --single-threaded >/dev/null 2>&1 &
         PIDS+=($!) ;;
     esac
     for _ in $(seq 50); do

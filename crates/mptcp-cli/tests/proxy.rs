@@ -54,6 +54,9 @@ impl ProxyProc {
         }
         cmd.args(["--json", "proxy"]).args(args);
         cmd.env_remove("MPTCP_LOG").env_remove("MPTCP_NET");
+        if let Ok(log) = std::env::var("PROXY_TEST_LOG") {
+            cmd.env("MPTCP_LOG", log);
+        }
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
@@ -706,6 +709,21 @@ fn proxy_under_64_descriptors_stays_up_without_spinning() {
         }
         thread::sleep(Duration::from_millis(100));
     };
+    let mut ends: Vec<String> = proxy
+        .connections()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {:.1}",
+                c["end"].as_str().unwrap_or("?"),
+                c["relay"].as_str().unwrap_or("-"),
+                c["duration"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect();
+    ends.sort();
+    ends.dedup();
+    println!("connection endings (end, relay, seconds): {ends:?}");
     assert!(
         served,
         "the proxy does not serve again after the clients left"

@@ -186,6 +186,7 @@ pub(crate) async fn handle(
     peer: SocketAddr,
     ctx: Arc<RouteCtx>,
     mut phase: watch::Receiver<Phase>,
+    dialing: crate::pressure::Dialing,
 ) {
     let started = Instant::now();
     // A side forced to plain TCP is plain TCP: no system call to ask.
@@ -217,6 +218,8 @@ pub(crate) async fn handle(
         r = dial(&ctx) => r,
         () = forced(&mut phase) => Err(io::Error::other("the proxy stopped")),
     };
+    drop(dialing);
+    let _relaying = dialed.is_ok().then(|| ctx.pressure.relaying());
     let mut upstream = match dialed {
         Ok(s) => s,
         Err(e) => {
@@ -371,13 +374,19 @@ async fn dial(ctx: &RouteCtx) -> io::Result<TcpStream> {
             Ok(Err(e)) if sys::resource_exhausted(&e) => {
                 ctx.metrics.error("dial_fd_limit");
                 ctx.pressure.hit("dial", &e);
-                if tokio::time::Instant::now() + backoff >= deadline {
+                tracing::debug!("dial: {e}; waiting {backoff:?} for a descriptor");
+                if !ctx.pressure.worth_waiting()
+                    || tokio::time::Instant::now() + backoff >= deadline
+                {
                     return Err(e);
                 }
-                ctx.pressure.wait_to_dial(backoff).await;
+                ctx.pressure.wait(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
-            Ok(r) => return r,
+            Ok(r) => {
+                tracing::debug!("dial: {:?}", r.as_ref().map(|_| ()));
+                return r;
+            }
             Err(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,

@@ -68,10 +68,15 @@
 //! - Past [`Route::max_conns`] the accept loop **waits** for a slot instead of
 //!   accepting and closing: new clients queue in the listen backlog
 //!   ([`Route::backlog`], default 4096) and nothing spins.
-//! - `accept` failing with `EMFILE`, `ENFILE`, `ENOBUFS` or `ENOMEM` backs off
-//!   (10 ms doubling to 1 s) and logs one warning per burst, plus one line when
-//!   accepting works again. The pending connection stays in the backlog, so the
-//!   loop never spins on a listener that stays readable.
+//! - Out of descriptors or socket memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`
+//!   from `accept` or from a dial's `socket`), the accept loops pause until a
+//!   connection closes or a backoff passes (10 ms doubling to 1 s): the pending
+//!   clients stay in the backlog, so nothing spins on a listener that stays
+//!   readable. One warning per burst of failures. During a burst, clients are
+//!   taken one at a time, each dial waits (within the connect timeout) for a
+//!   descriptor that a closing connection frees, and the pipe pool is emptied; a
+//!   dial that nothing can help fails at once and resets its client. The
+//!   details, and why, are in the `pressure` module.
 //! - [`ShutdownHandle::shutdown`]: listeners close at once, connections finish for
 //!   up to [`Config::drain_timeout`] (default 10 s), those left are reset.
 //!

@@ -299,10 +299,13 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                tracing::debug!(route = %name, "accepted {peer}");
                 let ctx = Arc::clone(&ctx);
                 let phase = phase.clone();
+                let dialing = ctx.pressure.dialing();
                 tracker.spawn(async move {
-                    conn::handle(stream, peer, Arc::clone(&ctx), phase).await;
+                    conn::handle(stream, peer, Arc::clone(&ctx), phase, dialing).await;
+                    tracing::debug!("closed {peer}");
                     ctx.pressure.freed();
                     drop(permit);
                 });
