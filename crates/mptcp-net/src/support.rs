@@ -196,6 +196,11 @@ pub(crate) fn forget() {
 /// `getsockopt`): a thread that `setns()`es into another namespace finds a
 /// different cookie on its TCP socket, closes it and tries MPTCP there. On
 /// kernels without `SO_NETNS_COOKIE` (before 5.14) nothing is remembered.
+///
+/// Measured with perf/ item 2 (`perf run --items 2 --runs 5`, 6.18, 2 cores under
+/// a load of about 2): a default dial with `net.mptcp.enabled=0` runs at 0.985x the
+/// rate of a plain-TCP dial on the two-thread loop and 0.979x on the one-thread loop
+/// (0.84x and 0.91x before this memory; Go's own fallback: 0.87x).
 pub const DISABLED_MEMORY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The namespace (by cookie) where MPTCP was last seen disabled, and until when
