@@ -136,11 +136,15 @@
 
 mod config;
 mod conn;
+pub mod convert;
+pub mod gateway;
+pub mod http_connect;
 pub mod metrics;
 mod pressure;
 mod proxy;
 pub mod proxy_protocol;
 mod relay;
+pub mod socks5;
 mod sys;
 
 pub use config::{
