@@ -64,7 +64,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
 use mptcp_net::{Dialer, ListenConfig, MptcpExt, MptcpStatus};
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
@@ -73,6 +72,7 @@ use tokio::task::JoinSet;
 
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::relay::{self, Activity, Direction, RelayError, RelayMode, Side, Way};
+pub use ipnet::IpNet;
 pub use policy::{Policy, Refusal};
 
 /// Which job a [`Gateway`] does on its listener.

@@ -1,0 +1,681 @@
+//! The multipath gateway through the built binary, on a 2-path mptcp-testnet
+//! network with a router: client namespace (curl, the gateway) -> two paths
+//! (MPTCP) -> server namespace (the RFC 8803 converter) -> the "internet"
+//! server in the router namespace (Python's http.server, on 198.19.0.254).
+//!
+//! - `curl --socks5`, `curl -p -x` (HTTP CONNECT) and plain `curl` under an
+//!   iptables REDIRECT get the file byte-exact; the server sees the converter's
+//!   address; the converter's side is MPTCP.
+//! - tcpdump on the converter's host shows the Convert message as the payload of
+//!   a SYN (TCP Fast Open), where RFC 8803 puts it.
+//! - Refusals: a client outside `--allow`, a loopback and a private destination,
+//!   a closed port: each gets its RFC 8803 error code; the converter keeps serving.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use mptcp_testnet::TestNet;
+use serde_json::Value;
+
+const CONVERTER_PORT: u16 = 5124;
+const WEB_PORT: u16 = 8000;
+const REDIRECT_PORT: u16 = 12345;
+
+/// Deterministic bytes (xorshift).
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A running `mptcp --json proxy ...` and its JSON lines.
+struct Gw {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    listen: Vec<(String, SocketAddr)>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Gw {
+    /// Starts the binary in `ns` and waits for `n` `gateway_listening` lines.
+    fn start(ns: &str, args: &[&str], n: usize) -> Gw {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mptcp"));
+        cmd.args(["--netns", ns, "--json", "proxy"]).args(args);
+        cmd.env_remove("MPTCP_NET").env("MPTCP_LOG", "info");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&lines);
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if v["type"] == "gateway_listening" {
+                    let a: SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
+                    let _ = tx.send((v["mode"].as_str().unwrap().to_string(), a));
+                }
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let mut listen = Vec::new();
+        while listen.len() < n {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(l) => listen.push(l),
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().unwrap();
+                    panic!("the gateway did not start ({status}): {cmd:?}");
+                }
+            }
+        }
+        Gw {
+            child,
+            lines,
+            listen,
+            reader: Some(reader),
+        }
+    }
+
+    /// Every line so far, for failure messages.
+    fn dump(&self) -> String {
+        let lines = self.lines.lock().unwrap();
+        lines.iter().map(|v| format!("{v}\n")).collect()
+    }
+
+    fn addr(&self, mode: &str) -> SocketAddr {
+        self.listen
+            .iter()
+            .find(|(m, _)| m == mode)
+            .unwrap_or_else(|| panic!("no {mode} listener: {:?}", self.listen))
+            .1
+    }
+
+    /// Waits (10 s at most) for `n` `gateway_connection` lines.
+    fn wait_connections(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c: Vec<Value> = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|v| v["type"] == "gateway_connection")
+                .cloned()
+                .collect();
+            if c.len() >= n || Instant::now() > deadline {
+                assert!(c.len() >= n, "{} of {n} connection lines: {c:?}", c.len());
+                return c;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// A child process killed on drop.
+struct Bg(Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A scratch directory removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(label: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("mptcp-gw-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn need(tool: &str, package: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "this test needs {tool} (Debian package {package}; scripts/test installs it)"
+    );
+}
+
+fn netns_exec(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+fn run_ok(ns: &str, args: &[&str]) {
+    let out = netns_exec(ns, args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} in {ns}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The network: 2 paths through a router, TCP Fast Open on (client bit 0x1,
+/// server bit 0x2: cookies, as deployed).
+fn network() -> TestNet {
+    let net = TestNet::builder()
+        .paths(2)
+        .router(true)
+        .build()
+        .unwrap_or_else(|e| {
+            panic!(
+                "this test needs a 2-path test network with a router (root, iproute2, MPTCP): {e}"
+            )
+        });
+    net.client()
+        .set_sysctl("net.ipv4.tcp_fastopen", "1")
+        .unwrap();
+    net.server()
+        .set_sysctl("net.ipv4.tcp_fastopen", "3")
+        .unwrap();
+    net
+}
+
+/// Python's http.server in the router namespace, serving `dir` on WEB_PORT;
+/// waits until it answers.
+fn web_server(net: &TestNet, dir: &Path) -> Bg {
+    let router = net.router().unwrap().name().to_string();
+    let child = netns_exec(
+        &router,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            &WEB_PORT.to_string(),
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("python3 http.server");
+    let bg = Bg(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let up = net
+            .router()
+            .unwrap()
+            .run(|| TcpStream::connect(("127.0.0.1", WEB_PORT)).is_ok())
+            .unwrap();
+        if up {
+            return bg;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "python3 http.server did not start"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The router's address on the server side of path 0: the "internet" server.
+fn web_addr() -> IpAddr {
+    "198.19.0.254".parse().unwrap()
+}
+
+fn curl(ns: &str, extra: &[&str], url: &str, out: &Path) -> std::process::Output {
+    let mut args = vec![
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    netns_exec(ns, &args).output().unwrap()
+}
+
+/// Fails with curl's error and both processes' lines unless curl succeeded.
+fn check(out: &std::process::Output, what: &str, converter: &Gw, gateway: &Gw) {
+    if !out.status.success() {
+        thread::sleep(Duration::from_millis(500));
+        panic!(
+            "{what}: {}\nconverter:\n{}gateway:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            converter.dump(),
+            gateway.dump()
+        );
+    }
+}
+
+/// The pcap file's packets: (link type, bytes) for each record.
+fn pcap_packets(path: &Path) -> (u32, Vec<Vec<u8>>) {
+    let b = std::fs::read(path).unwrap();
+    assert!(b.len() >= 24, "no pcap header in {}", path.display());
+    let le = b[0..4] == [0xd4, 0xc3, 0xb2, 0xa1] || b[0..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+    let u32_at = |i: usize| {
+        let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let link = u32_at(20);
+    let mut out = Vec::new();
+    let mut i = 24;
+    while i + 16 <= b.len() {
+        let caplen = u32_at(i + 8) as usize;
+        let start = i + 16;
+        if start + caplen > b.len() {
+            break;
+        }
+        out.push(b[start..start + caplen].to_vec());
+        i = start + caplen;
+    }
+    (link, out)
+}
+
+/// The TCP payloads of SYN (not SYN-ACK) segments in IPv4 packets.
+fn syn_payloads(link: u32, packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    // DLT_LINUX_SLL (113): 16-byte header; DLT_LINUX_SLL2 (276): 20; Ethernet: 14.
+    let l2 = match link {
+        113 => 16,
+        276 => 20,
+        1 => 14,
+        other => panic!("unexpected pcap link type {other}"),
+    };
+    let mut out = Vec::new();
+    for p in packets {
+        let Some(ip) = p.get(l2..) else { continue };
+        if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 6 {
+            continue;
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+        let Some(tcp) = ip.get(ihl..total) else {
+            continue;
+        };
+        if tcp.len() < 20 {
+            continue;
+        }
+        let flags = tcp[13];
+        let (syn, ack) = (flags & 0x02 != 0, flags & 0x10 != 0);
+        let off = usize::from(tcp[12] >> 4) * 4;
+        if syn && !ack && tcp.len() >= off {
+            out.push(tcp[off..].to_vec());
+        }
+    }
+    out
+}
+
+#[test]
+fn gateway_socks5_http_connect_redirect_through_the_converter() {
+    chain(false);
+}
+
+/// The whole chain; with `fastopen`, the Convert message must ride in a SYN,
+/// without it, no SYN to the converter may carry a payload.
+fn chain(fastopen: bool) {
+    need("curl", "curl");
+    need("tcpdump", "tcpdump");
+    need("python3", "python3");
+    need("iptables", "iptables");
+    let net = network();
+    let client_ns = net.client().name().to_string();
+    let server_ns = net.server().name().to_string();
+    let dir = Dir::new("web");
+    let data = pattern(3 << 20);
+    std::fs::write(dir.0.join("blob"), &data).unwrap();
+    let _web = web_server(&net, &dir.0);
+    let server_ip = net.server().addr(0).unwrap();
+
+    // The capture on the converter's host: every SYN to the converter's port.
+    let pcap = dir.0.join("syn.pcap");
+    let mut dump = Bg(netns_exec(
+        &server_ns,
+        &[
+            "tcpdump",
+            "-i",
+            "any",
+            // Each packet to the file at once: without it, packets wait in
+            // the kernel ring for a block timeout and a kill loses them.
+            "--immediate-mode",
+            "-U",
+            "-s",
+            "256",
+            "-w",
+            pcap.to_str().unwrap(),
+            &format!("tcp dst port {CONVERTER_PORT} and tcp[tcpflags] & tcp-syn != 0"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("tcpdump"));
+    // tcpdump says "listening on" once the capture runs.
+    let mut err = BufReader::new(dump.0.stderr.take().unwrap());
+    let mut said = String::new();
+    for _ in 0..5 {
+        if err.read_line(&mut said).unwrap() == 0 || said.contains("listening on") {
+            break;
+        }
+    }
+    assert!(said.contains("listening on"), "tcpdump: {said}");
+
+    let converter = Gw::start(
+        &server_ns,
+        &[
+            "--convert",
+            &format!("0.0.0.0:{CONVERTER_PORT}"),
+            "--allow",
+            "198.18.0.0/16",
+            "--allow-private-destinations",
+        ],
+        1,
+    );
+    let conv_addr = SocketAddr::new(server_ip, CONVERTER_PORT).to_string();
+    let redirect = format!("127.0.0.1:{REDIRECT_PORT}");
+    let mut args = vec![
+        "--socks5",
+        "127.0.0.1:0",
+        "--http-connect",
+        "127.0.0.1:0",
+        "--transparent",
+        &redirect,
+        "--converter",
+        &conv_addr,
+    ];
+    if !fastopen {
+        args.push("--no-fastopen");
+    }
+    let gateway = Gw::start(&client_ns, &args, 3);
+    let url = format!("http://{}:{WEB_PORT}/blob", web_addr());
+
+    // 1. SOCKS5 (twice: the first connection fetches the TFO cookie, the
+    // second carries the Convert message in its SYN).
+    for round in 0..2 {
+        let got = dir.0.join(format!("socks{round}"));
+        let socks = gateway.addr("socks5").to_string();
+        let out = curl(&client_ns, &["--socks5", &socks], &url, &got);
+        check(&out, "curl --socks5", &converter, &gateway);
+        assert!(
+            std::fs::read(&got).unwrap() == data,
+            "SOCKS5: the file differs"
+        );
+    }
+    // 2. HTTP CONNECT.
+    let got = dir.0.join("connect");
+    let proxy = format!("http://{}", gateway.addr("http_connect"));
+    let out = curl(&client_ns, &["-p", "-x", &proxy], &url, &got);
+    check(&out, "curl -p -x", &converter, &gateway);
+    assert!(
+        std::fs::read(&got).unwrap() == data,
+        "HTTP CONNECT: the file differs"
+    );
+    // 3. REDIRECT: plain curl to the server's address, the firewall sends it to the gateway.
+    run_ok(
+        &client_ns,
+        &[
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            "198.19.0.254",
+            "--dport",
+            &WEB_PORT.to_string(),
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            &REDIRECT_PORT.to_string(),
+        ],
+    );
+    let got = dir.0.join("redirect");
+    let out = curl(&client_ns, &[], &url, &got);
+    check(&out, "curl (REDIRECT)", &converter, &gateway);
+    assert!(
+        std::fs::read(&got).unwrap() == data,
+        "REDIRECT: the file differs"
+    );
+
+    // The records: the converter relayed MPTCP clients to the web server; the
+    // gateway saw the destination and whether TFO was on.
+    let conv = converter.wait_connections(4);
+    for r in &conv {
+        assert_eq!(r["end"], "closed", "{r}");
+        assert_eq!(r["client_mptcp"], "active", "{r}");
+        assert_eq!(
+            r["destination"],
+            format!("{}:{WEB_PORT}", web_addr()),
+            "{r}"
+        );
+        assert!(
+            r["bytes_to_client"].as_u64().unwrap() > data.len() as u64,
+            "{r}"
+        );
+    }
+    let gw = gateway.wait_connections(4);
+    let modes: Vec<&str> = gw.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(
+        modes,
+        ["socks5", "socks5", "http_connect", "transparent"],
+        "{gw:?}"
+    );
+    for r in &gw {
+        assert_eq!(r["end"], "closed", "{r}");
+        assert_eq!(r["upstream_mptcp"], "active", "{r}");
+        assert_eq!(r["fastopen"], fastopen, "{r}");
+        assert_eq!(
+            r["destination"],
+            format!("{}:{WEB_PORT}", web_addr()),
+            "{r}"
+        );
+    }
+
+    // The capture: a SYN whose payload is the Convert message (RFC 8803 §4.1
+    // fixed header: version 1, 6 words, magic 0x2263; Connect TLV type 10,
+    // 5 words, port 8000, ::ffff:198.19.0.254).
+    thread::sleep(Duration::from_millis(300));
+    drop(dump);
+    let (link, packets) = pcap_packets(&pcap);
+    let syns = syn_payloads(link, &packets);
+    assert!(
+        syns.len() >= 4,
+        "{} SYNs captured ({} packets, link type {link})",
+        syns.len(),
+        packets.len()
+    );
+    let mut want = vec![1u8, 6, 0x22, 0x63, 10, 5];
+    want.extend_from_slice(&WEB_PORT.to_be_bytes());
+    want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 19, 0, 254]);
+    let with_data = syns.iter().filter(|p| !p.is_empty()).count();
+    let convert = syns.iter().filter(|p| p.starts_with(&want)).count();
+    println!(
+        "{} SYNs to the converter, {with_data} with payload, {convert} carrying the Convert message",
+        syns.len()
+    );
+    if fastopen {
+        assert!(
+            convert >= 1,
+            "no SYN carried the Convert message (TCP Fast Open); payloads: {syns:?}"
+        );
+    } else {
+        assert_eq!(with_data, 0, "SYNs with payload without TFO: {syns:?}");
+    }
+}
+
+/// Sends a hand-made Convert message to the converter from the client namespace
+/// and returns the converter's answer (until it closes).
+fn convert_exchange(net: &TestNet, converter: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let msg = msg.to_vec();
+    net.client()
+        .run(move || {
+            let mut s = mptcp_net::Dialer::new().dial(converter).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(&msg).unwrap();
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+            answer
+        })
+        .unwrap()
+}
+
+/// A Convert message with one Connect TLV (RFC 8803 §4.1, §4.2.3), by hand.
+fn connect_msg(ip: [u8; 4], port: u16) -> Vec<u8> {
+    let mut m = vec![1, 6, 0x22, 0x63, 10, 5];
+    m.extend_from_slice(&port.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+    m.extend_from_slice(&ip);
+    m
+}
+
+/// The Error TLV's code in an answer (§4.2.7: type 30 right after the header).
+fn error_code(answer: &[u8]) -> Option<u8> {
+    (answer.len() >= 8 && answer[..4] == [1, 2, 0x22, 0x63] && answer[4] == 30).then(|| answer[6])
+}
+
+#[test]
+fn converter_refusals_carry_rfc8803_error_codes() {
+    let net = network();
+    let server_ns = net.server().name().to_string();
+    let server_ip = net.server().addr(0).unwrap();
+    let dir = Dir::new("refusals");
+    std::fs::write(dir.0.join("hello"), b"hello").unwrap();
+    let _web = web_server(&net, &dir.0);
+    // Not an open proxy: no --allow, no start.
+    let out = Command::new(env!("CARGO_BIN_EXE_mptcp"))
+        .args(["--netns", &server_ns, "proxy", "--convert", "0.0.0.0:5999"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--allow"),
+        "{out:?}"
+    );
+
+    let open = Gw::start(
+        &server_ns,
+        &[
+            "--convert",
+            "0.0.0.0:5124",
+            "--allow",
+            "198.18.0.0/16",
+            "--allow-private-destinations",
+        ],
+        1,
+    );
+    let strict = Gw::start(
+        &server_ns,
+        &["--convert", "0.0.0.0:5125", "--allow", "198.18.0.0/16"],
+        1,
+    );
+    let other = Gw::start(
+        &server_ns,
+        &["--convert", "0.0.0.0:5126", "--allow", "203.0.113.0/24"],
+        1,
+    );
+    let at = |port| SocketAddr::new(server_ip, port);
+    let web = connect_msg([198, 19, 0, 254], WEB_PORT);
+
+    // A client outside --allow: 32 Not Authorized.
+    assert_eq!(
+        error_code(&convert_exchange(&net, at(5126), &web)),
+        Some(32)
+    );
+    // A private destination without --allow-private-destinations: 32.
+    assert_eq!(
+        error_code(&convert_exchange(&net, at(5125), &web)),
+        Some(32)
+    );
+    // Loopback and the converter's own address, even with it: 32.
+    let lo = connect_msg([127, 0, 0, 1], WEB_PORT);
+    assert_eq!(error_code(&convert_exchange(&net, at(5124), &lo)), Some(32));
+    let own = connect_msg([198, 19, 0, 2], CONVERTER_PORT);
+    assert_eq!(
+        error_code(&convert_exchange(&net, at(5124), &own)),
+        Some(32)
+    );
+    // A closed port on the server: 96 Connection Reset.
+    let closed = connect_msg([198, 19, 0, 254], 9);
+    assert_eq!(
+        error_code(&convert_exchange(&net, at(5124), &closed)),
+        Some(96)
+    );
+    // Bad messages: version 2 -> 0 Unsupported Version; an unknown TLV -> 2.
+    assert_eq!(
+        error_code(&convert_exchange(&net, at(5124), &[2, 1, 0x22, 0x63])),
+        Some(0)
+    );
+    let unknown = [1, 2, 0x22, 0x63, 99, 1, 0, 0];
+    assert_eq!(
+        error_code(&convert_exchange(&net, at(5124), &unknown)),
+        Some(2)
+    );
+    // And the converter keeps serving: an HTTP request rides after the message.
+    let mut req = web.clone();
+    req.extend_from_slice(b"GET /hello HTTP/1.0\r\n\r\n");
+    let answer = convert_exchange(&net, at(5124), &req);
+    assert_eq!(&answer[..4], &[1, 1, 0x22, 0x63], "{answer:?}");
+    let body = String::from_utf8_lossy(&answer[4..]);
+    assert!(
+        body.starts_with("HTTP/1.0 200") && body.ends_with("hello"),
+        "{body}"
+    );
+
+    let codes = |g: &Gw, n| -> Vec<Option<u64>> {
+        g.wait_connections(n)
+            .iter()
+            .map(|r| r["convert_error"].as_u64())
+            .collect()
+    };
+    assert_eq!(codes(&other, 1), [Some(32)]);
+    assert_eq!(codes(&strict, 1), [Some(32)]);
+    assert_eq!(
+        codes(&open, 6),
+        [Some(32), Some(32), Some(96), Some(0), Some(2), None]
+    );
+}
