@@ -70,8 +70,10 @@ Multipath gateway (RFC 8803, 0-RTT TCP Convert Protocol):
     mptcp proxy --socks5 127.0.0.1:1080 --http-connect 127.0.0.1:3128 \\
                 --transparent [::]:1234 --converter converter.example:5124
   Without --converter, destinations are dialed directly over MPTCP. The Convert message
-  rides in the SYN (TCP Fast Open) when net.ipv4.tcp_fastopen allows it (client bit 0x1;
-  the converter host needs bit 0x2); --no-fastopen sends it after the handshake.
+  follows the handshake; with --fastopen (on both ends) it rides in the SYN (TCP Fast
+  Open; net.ipv4.tcp_fastopen bit 0x1 on the gateway, 0x2 on the converter). Off by
+  default: on Linux 6.18 an MPTCP connection whose SYN carried data stalls once a
+  second subflow joins.
   Gateway JSON lines: {\"type\": \"gateway_listening\", \"mode\", \"listen\"} and
   {\"type\": \"gateway_connection\", \"time\", \"mode\", \"client\", \"destination\",
   \"upstream\", \"client_mptcp\", \"upstream_mptcp\", \"fastopen\", \"bytes_to_upstream\",
