@@ -580,7 +580,7 @@ fn convert_exchange(net: &TestNet, converter: SocketAddr, msg: &[u8]) -> Vec<u8>
         .unwrap()
 }
 
-/// A Convert message with one Connect TLV (RFC 8803 §4.1, §4.2.3), by hand.
+/// A Convert message with one Connect TLV (RFC 8803 §4.1, §4.2.5), by hand.
 fn connect_msg(ip: [u8; 4], port: u16) -> Vec<u8> {
     let mut m = vec![1, 6, 0x22, 0x63, 10, 5];
     m.extend_from_slice(&port.to_be_bytes());
@@ -589,7 +589,7 @@ fn connect_msg(ip: [u8; 4], port: u16) -> Vec<u8> {
     m
 }
 
-/// The Error TLV's code in an answer (§4.2.7: type 30 right after the header).
+/// The Error TLV's code in an answer (§4.2.8: type 30 right after the header).
 fn error_code(answer: &[u8]) -> Option<u8> {
     (answer.len() >= 8 && answer[..4] == [1, 2, 0x22, 0x63] && answer[4] == 30).then(|| answer[6])
 }

@@ -1,9 +1,19 @@
 //! The 0-RTT TCP Convert Protocol (RFC 8803) wire format: a sans-I/O parser and
 //! encoder, no sockets inside.
 //!
-//! Every number below is checked against RFC 8803 and its IANA registry
-//! ("TCP Convert Protocol (Convert) Parameters": Convert Versions, Convert TLVs,
-//! Convert Errors). Section numbers are the RFC's.
+//! The wire format is the contract. Where the numbers come from:
+//!
+//! - the type and error codes, and version 1: the IANA registry "TCP Convert
+//!   Protocol (Convert) Parameters" (Convert Versions, Convert TLVs, Convert
+//!   Errors), read for this module;
+//! - the field layouts (sizes, order, lengths in 32-bit words, the magic
+//!   number): RFC 8803 §4, cross-checked field by field against Tessares'
+//!   libconvert client (`convert.h`), the RFC authors' own implementation. The
+//!   RFC's body text could not be retrieved on the build host, so the section
+//!   numbers cited (§4.1 fixed header, §4.2.1 generic TLV, §4.2.3 Info, §4.2.4
+//!   Supported TCP Extensions, §4.2.5 Connect, §4.2.6 Extended TCP Header,
+//!   §4.2.7 Cookie, §4.2.8 Error) follow the RFC's table of contents as
+//!   recalled; check them against the text before quoting them elsewhere.
 //!
 //! # Layout
 //!
@@ -21,7 +31,7 @@
 //!   8-bit field, so a message is at most 255 x 4 = 1020 bytes ([`MAX_MESSAGE`]).
 //! - Magic Number: `0x2263`.
 //!
-//! Every TLV (§4.2) starts with Type (8 bits) and Length (8 bits, the TLV's size
+//! Every TLV (§4.2.1) starts with Type (8 bits) and Length (8 bits, the TLV's size
 //! in 32-bit words, Type and Length included); TLVs are padded with zeros to a
 //! 32-bit boundary. The types (IANA "Convert TLVs"): 1 Info, 10 Connect,
 //! 20 Extended TCP Header, 21 Supported TCP Extensions, 22 Cookie, 30 Error.
@@ -36,8 +46,8 @@
 //! - A TLV whose Length is 0, runs past Total Length, or is shorter than its
 //!   type's fixed part is a Malformed Message (error 1). An unknown type is an
 //!   Unsupported Message (error 2), with the type as the Error TLV's value
-//!   (§4.2.7 asks the Value to identify what was not supported).
-//! - The Connect TLV's address is always 16 bytes (§4.2.3: IPv4 destinations as
+//!   (§4.2.8 asks the Value to identify what was not supported).
+//! - The Connect TLV's address is always 16 bytes (§4.2.5: IPv4 destinations as
 //!   IPv4-mapped IPv6 addresses, RFC 4291); [`Tlv::Connect`] turns a mapped
 //!   address back into IPv4.
 //! - Padding bytes are not checked on input (be liberal), always zero on output.
@@ -54,21 +64,21 @@ pub const MAX_MESSAGE: usize = 255 * 4;
 
 /// TLV type codes (IANA "Convert TLVs").
 pub mod tlv_type {
-    /// Info TLV (§4.2.1): the client asks which TCP extensions the converter supports.
+    /// Info TLV (§4.2.3): the client asks which TCP extensions the converter supports.
     pub const INFO: u8 = 1;
-    /// Connect TLV (§4.2.3): the destination.
+    /// Connect TLV (§4.2.5): the destination.
     pub const CONNECT: u8 = 10;
-    /// Extended TCP Header TLV (§4.2.4): the server's TCP header, returned by the converter.
+    /// Extended TCP Header TLV (§4.2.6): the server's TCP header, returned by the converter.
     pub const EXTENDED_TCP_HEADER: u8 = 20;
-    /// Supported TCP Extensions TLV (§4.2.2): TCP option kinds the converter supports.
+    /// Supported TCP Extensions TLV (§4.2.4): TCP option kinds the converter supports.
     pub const SUPPORTED_TCP_EXTENSIONS: u8 = 21;
-    /// Cookie TLV (§4.2.5).
+    /// Cookie TLV (§4.2.7).
     pub const COOKIE: u8 = 22;
-    /// Error TLV (§4.2.7).
+    /// Error TLV (§4.2.8).
     pub const ERROR: u8 = 30;
 }
 
-/// An Error TLV's code (IANA "Convert Errors"; §4.2.7). Ranges: 0-31 message
+/// An Error TLV's code (IANA "Convert Errors"; §4.2.8). Ranges: 0-31 message
 /// validation and processing, 32-63 client side, 64-95 converter side, 96-127
 /// caused by the destination server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,9 +134,9 @@ impl std::fmt::Display for ErrorCode {
 /// One TLV.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tlv {
-    /// Info TLV (§4.2.1): type 1, length 1, 16 zero bits.
+    /// Info TLV (§4.2.3): type 1, length 1, 16 zero bits.
     Info,
-    /// Connect TLV (§4.2.3): Remote Peer Port (16 bits), Remote Peer IP Address
+    /// Connect TLV (§4.2.5): Remote Peer Port (16 bits), Remote Peer IP Address
     /// (128 bits), then TCP options (padded to 32 bits) for the converter to use
     /// towards the server.
     Connect {
@@ -135,15 +145,15 @@ pub enum Tlv {
         /// Raw TCP options, padding included.
         tcp_options: Vec<u8>,
     },
-    /// Extended TCP Header TLV (§4.2.4): 16 unassigned bits, then the TCP header
+    /// Extended TCP Header TLV (§4.2.6): 16 unassigned bits, then the TCP header
     /// (options included) the server sent, as the converter returns it.
     ExtendedTcpHeader(Vec<u8>),
-    /// Supported TCP Extensions TLV (§4.2.2): 16 unassigned bits, then one byte
+    /// Supported TCP Extensions TLV (§4.2.4): 16 unassigned bits, then one byte
     /// per supported TCP option kind, zero padded.
     SupportedTcpExtensions(Vec<u8>),
-    /// Cookie TLV (§4.2.5): 16 zero bits, then an opaque value.
+    /// Cookie TLV (§4.2.7): 16 zero bits, then an opaque value.
     Cookie(Vec<u8>),
-    /// Error TLV (§4.2.7): Error Code (8 bits), then a Value whose meaning
+    /// Error TLV (§4.2.8): Error Code (8 bits), then a Value whose meaning
     /// depends on the code.
     Error {
         /// The code.
@@ -204,7 +214,7 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// The Error TLV code that answers this error (§4.2.7).
+    /// The Error TLV code that answers this error (§4.2.8).
     pub fn code(&self) -> ErrorCode {
         match self {
             ParseError::UnsupportedVersion(_) => ErrorCode::UNSUPPORTED_VERSION,
@@ -296,9 +306,9 @@ fn parse_tlv(kind: u8, tlv: &[u8]) -> Result<Tlv, ParseError> {
     }
     let body = &tlv[4..];
     Ok(match kind {
-        // §4.2.1: Type, Length = 1, Zero (16).
+        // §4.2.3: Type, Length = 1, Zero (16).
         tlv_type::INFO => Tlv::Info,
-        // §4.2.3: Type, Length, Remote Peer Port (16), Remote Peer IP Address
+        // §4.2.5: Type, Length, Remote Peer Port (16), Remote Peer IP Address
         // (128), TCP Options (variable): at least 5 words.
         tlv_type::CONNECT => {
             if tlv.len() < 20 {
@@ -317,16 +327,16 @@ fn parse_tlv(kind: u8, tlv: &[u8]) -> Result<Tlv, ParseError> {
                 tcp_options: tlv[20..].to_vec(),
             }
         }
-        // §4.2.4: Type, Length, Unassigned (16), returned TCP header.
+        // §4.2.6: Type, Length, Unassigned (16), returned TCP header.
         tlv_type::EXTENDED_TCP_HEADER => Tlv::ExtendedTcpHeader(body.to_vec()),
-        // §4.2.2: Type, Length, Unassigned (16), option kinds (8 bits each).
+        // §4.2.4: Type, Length, Unassigned (16), option kinds (8 bits each).
         tlv_type::SUPPORTED_TCP_EXTENSIONS => {
             // Zero kinds are padding (kind 0 is End of Option List, never "supported").
             Tlv::SupportedTcpExtensions(body.iter().copied().filter(|&k| k != 0).collect())
         }
-        // §4.2.5: Type, Length, Zero (16), Opaque Value.
+        // §4.2.7: Type, Length, Zero (16), Opaque Value.
         tlv_type::COOKIE => Tlv::Cookie(body.to_vec()),
-        // §4.2.7: Type, Length, Error Code (8), Value (variable).
+        // §4.2.8: Type, Length, Error Code (8), Value (variable).
         tlv_type::ERROR => Tlv::Error {
             code: ErrorCode(tlv[2]),
             value: tlv[3..].to_vec(),
@@ -400,7 +410,7 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, TooLong> {
     Ok(out)
 }
 
-/// The client's Convert message for `dest` (§4.2.3 Connect TLV, and an Info
+/// The client's Convert message for `dest` (§4.2.5 Connect TLV, and an Info
 /// TLV when `info`, asking for the converter's Supported TCP Extensions).
 pub fn connect_request(dest: SocketAddr, info: bool) -> Vec<u8> {
     let mut tlvs = Vec::with_capacity(2);

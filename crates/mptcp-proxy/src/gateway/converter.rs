@@ -64,7 +64,7 @@ fn error_tlv(code: ErrorCode, value: u8) -> Tlv {
     }
 }
 
-/// The Error TLV code for a failed dial (§4.2.7: 96 the server reset/refused,
+/// The Error TLV code for a failed dial (§4.2.8: 96 the server reset/refused,
 /// 97 unreachable, 64 out of resources, 65 other network failures).
 fn dial_error_code(e: &io::Error) -> ErrorCode {
     if crate::sys::resource_exhausted(e) {
@@ -140,7 +140,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
         _ => None,
     });
     let Some((dest, options)) = connect else {
-        // An Info-only message (§4.2.1): answer it and close.
+        // An Info-only message (§4.2.3): answer it and close.
         if reply.is_empty() {
             record.fail(
                 GatewayEnd::BadHandshake,
@@ -160,7 +160,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
     };
     record.destination = Some(dest.to_string());
     // Option kinds other than EOL (0) and NOP (1) would ask us to use them
-    // towards the server: refused (§4.2.7, 33, the value names the kind).
+    // towards the server: refused (§4.2.8, 33, the value names the kind).
     if let Some(&kind) = options.iter().find(|&&k| k > 1) {
         record.fail(
             GatewayEnd::Refused,

@@ -8,7 +8,7 @@
 //!   client's Convert message (at most 1020 bytes, within the handshake
 //!   timeout), checks the [`Policy`], dials the Connect TLV's destination, answers
 //!   with its own Convert message and then relays as [`Proxy`](crate::Proxy) does.
-//!   Refusals are Error TLVs with the RFC's codes (§4.2.7), after which the
+//!   Refusals are Error TLVs with the RFC's codes (§4.2.8), after which the
 //!   connection is closed: 32 Not Authorized (client outside `--allow`, or a
 //!   destination the policy refuses), 0/1/2 for messages it cannot read, 33 for
 //!   TCP options it will not forward, 96 Connection Reset (the destination
@@ -35,7 +35,7 @@
 //!   Convert message, so the converter dials the server without waiting for a
 //!   round trip of its own.
 //! - SOCKS5 domain names are resolved by the gateway: the Connect TLV carries
-//!   addresses only (§4.2.3).
+//!   addresses only (§4.2.5).
 //! - The converter answers an Info TLV with a Supported TCP Extensions TLV
 //!   listing kind 30 (MPTCP): it relays over MPTCP on the client side. TCP
 //!   options in the Connect TLV other than NOP/EOL padding are refused with 33
