@@ -460,6 +460,45 @@ fn chain(fastopen: bool) {
             "SOCKS5: the file differs"
         );
     }
+    // 1b. SOCKS5 with RFC 1929 username/password (a second gateway): the
+    // right password gets the file, a wrong one is refused.
+    if !fastopen {
+        let authed = Gw::start(
+            &client_ns,
+            &[
+                "--socks5",
+                "127.0.0.1:0",
+                "--socks5-auth",
+                "alice:s3cret",
+                "--converter",
+                &conv_addr,
+            ],
+            1,
+        );
+        let got = dir.0.join("socks-auth");
+        let proxy = format!("socks5://alice:s3cret@{}", authed.addr("socks5"));
+        let out = curl(&client_ns, &["-x", &proxy], &url, &got);
+        check(
+            &out,
+            "curl -x socks5://alice:...",
+            &converter,
+            &authed,
+            &net,
+        );
+        assert!(
+            std::fs::read(&got).unwrap() == data,
+            "SOCKS5 with auth: the file differs"
+        );
+        let proxy = format!("socks5://alice:wrong@{}", authed.addr("socks5"));
+        let out = curl(&client_ns, &["-x", &proxy], &url, &dir.0.join("nope"));
+        assert!(
+            !out.status.success(),
+            "a wrong SOCKS5 password was accepted"
+        );
+        let recs = authed.wait_connections(2);
+        assert_eq!(recs[0]["end"], "closed", "{recs:?}");
+        assert_eq!(recs[1]["end"], "bad_handshake", "{recs:?}");
+    }
     // 2. HTTP CONNECT.
     let got = dir.0.join("connect");
     let proxy = format!("http://{}", gateway.addr("http_connect"));
@@ -500,7 +539,7 @@ fn chain(fastopen: bool) {
 
     // The records: the converter relayed MPTCP clients to the web server; the
     // gateway saw the destination and whether TFO was on.
-    let conv = converter.wait_connections(4);
+    let conv = converter.wait_connections(if fastopen { 4 } else { 5 });
     for r in &conv {
         assert_eq!(r["end"], "closed", "{r}");
         assert_eq!(r["client_mptcp"], "active", "{r}");
@@ -682,6 +721,63 @@ fn converter_refusals_carry_rfc8803_error_codes() {
         "{body}"
     );
 
+    // The gateway maps the converter's refusal to the local client's protocol:
+    // SOCKS5 reply 2 (connection not allowed by ruleset), HTTP 403.
+    let client_ns = net.client().name().to_string();
+    let strict_addr = at(5125).to_string();
+    let gateway = Gw::start(
+        &client_ns,
+        &[
+            "--socks5",
+            "127.0.0.1:0",
+            "--http-connect",
+            "127.0.0.1:0",
+            "--converter",
+            &strict_addr,
+        ],
+        2,
+    );
+    let socks = gateway.addr("socks5");
+    let reply = net
+        .client()
+        .run(move || {
+            let mut s = TcpStream::connect(socks).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(&[5, 1, 0]).unwrap();
+            let mut m = [0u8; 2];
+            s.read_exact(&mut m).unwrap();
+            assert_eq!(m, [5, 0]);
+            s.write_all(&[5, 1, 0, 1, 198, 19, 0, 254, 0x1f, 0x40])
+                .unwrap();
+            let mut r = [0u8; 10];
+            s.read_exact(&mut r).unwrap();
+            r
+        })
+        .unwrap();
+    assert_eq!(reply[..2], [5, 2], "SOCKS5 reply {reply:?}");
+    let http = gateway.addr("http_connect");
+    let status = net
+        .client()
+        .run(move || {
+            let mut s = TcpStream::connect(http).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"CONNECT 198.19.0.254:8000 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            r
+        })
+        .unwrap();
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+    let recs = gateway.wait_connections(2);
+    for r in &recs {
+        assert_eq!(
+            (r["end"].as_str(), r["convert_error"].as_u64()),
+            (Some("refused"), Some(32)),
+            "{r}"
+        );
+    }
+
     let codes = |g: &Gw, n| -> Vec<Option<u64>> {
         g.wait_connections(n)
             .iter()
@@ -689,7 +785,7 @@ fn converter_refusals_carry_rfc8803_error_codes() {
             .collect()
     };
     assert_eq!(codes(&other, 1), [Some(32)]);
-    assert_eq!(codes(&strict, 1), [Some(32)]);
+    assert_eq!(codes(&strict, 3), [Some(32); 3]);
     assert_eq!(
         codes(&open, 6),
         [Some(32), Some(32), Some(96), Some(0), Some(2), None]
