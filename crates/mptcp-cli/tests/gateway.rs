@@ -499,6 +499,24 @@ fn chain(fastopen: bool) {
         assert_eq!(recs[0]["end"], "closed", "{recs:?}");
         assert_eq!(recs[1]["end"], "bad_handshake", "{recs:?}");
     }
+    // 1c. No converter: the gateway dials the destination itself, over MPTCP
+    // (the web server is plain TCP: the dial falls back on the wire).
+    if !fastopen {
+        let direct = Gw::start(&client_ns, &["--socks5", "127.0.0.1:0"], 1);
+        let got = dir.0.join("direct");
+        let socks = direct.addr("socks5").to_string();
+        let out = curl(&client_ns, &["--socks5", &socks], &url, &got);
+        check(&out, "curl --socks5 (direct)", &converter, &direct, &net);
+        assert!(
+            std::fs::read(&got).unwrap() == data,
+            "direct: the file differs"
+        );
+        let r = &direct.wait_connections(1)[0];
+        assert_eq!(r["end"], "closed", "{r}");
+        assert_eq!(r["upstream"], format!("{}:{WEB_PORT}", web_addr()), "{r}");
+        assert_eq!(r["upstream_mptcp"], "fell_back", "{r}");
+        assert!(r.get("fastopen").is_none(), "{r}");
+    }
     // 2. HTTP CONNECT.
     let got = dir.0.join("connect");
     let proxy = format!("http://{}", gateway.addr("http_connect"));
