@@ -199,7 +199,12 @@ fn run_ok(ns: &str, args: &[&str]) {
 /// second subflow on path 1), TCP Fast Open on (client bit 0x1, server bit 0x2:
 /// cookies, as deployed).
 fn network(join: bool) -> TestNet {
-    let mut b = TestNet::builder().paths(2).router(true);
+    network_with(join, false)
+}
+
+/// [`network`], with IPv6 addresses too when `ipv6`.
+fn network_with(join: bool, ipv6: bool) -> TestNet {
+    let mut b = TestNet::builder().paths(2).router(true).ipv6(ipv6);
     if !join {
         b = b.endpoints(mptcp_testnet::Endpoints::None);
     }
@@ -218,6 +223,11 @@ fn network(join: bool) -> TestNet {
 /// Python's http.server in the router namespace, serving `dir` on WEB_PORT;
 /// waits until it answers.
 fn web_server(net: &TestNet, dir: &Path) -> Bg {
+    web_server_on(net, dir, "0.0.0.0")
+}
+
+/// [`web_server`] bound to `bind` (`::` for both families).
+fn web_server_on(net: &TestNet, dir: &Path, bind: &str) -> Bg {
     let router = net.router().unwrap().name().to_string();
     let child = netns_exec(
         &router,
@@ -227,7 +237,7 @@ fn web_server(net: &TestNet, dir: &Path) -> Bg {
             "http.server",
             &WEB_PORT.to_string(),
             "--bind",
-            "0.0.0.0",
+            bind,
             "--directory",
             dir.to_str().unwrap(),
         ],
@@ -808,4 +818,75 @@ fn converter_refusals_carry_rfc8803_error_codes() {
         codes(&open, 6),
         [Some(32), Some(32), Some(96), Some(0), Some(2), None]
     );
+}
+
+/// IPv6 all the way: plain curl to the server's IPv6 address, an ip6tables
+/// REDIRECT (the gateway reads IP6T_SO_ORIGINAL_DST), the converter over IPv6
+/// (the Connect TLV carries the IPv6 address as it is).
+#[test]
+fn ipv6_redirect_through_the_converter() {
+    need("curl", "curl");
+    need("python3", "python3");
+    need("ip6tables", "iptables");
+    let net = network_with(true, true);
+    let client_ns = net.client().name().to_string();
+    let server_ns = net.server().name().to_string();
+    let dir = Dir::new("v6");
+    let data = pattern(1 << 20);
+    std::fs::write(dir.0.join("blob"), &data).unwrap();
+    let _web = web_server_on(&net, &dir.0, "::");
+    let server_ip = net.server().addr6(0).expect("IPv6 is on");
+    // The router's address on the server side of path 0 (the testnet's plan).
+    let web: IpAddr = "2001:db8:10::fe".parse().unwrap();
+    let converter = Gw::start(
+        &server_ns,
+        &[
+            "--convert",
+            "[::]:5124",
+            "--allow",
+            "2001:db8::/32",
+            "--allow-private-destinations",
+        ],
+        1,
+    );
+    let conv_addr = SocketAddr::new(server_ip, 5124).to_string();
+    let gateway = Gw::start(
+        &client_ns,
+        &["--transparent", "[::1]:12346", "--converter", &conv_addr],
+        1,
+    );
+    run_ok(
+        &client_ns,
+        &[
+            "ip6tables",
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            "2001:db8:10::fe",
+            "--dport",
+            &WEB_PORT.to_string(),
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            "12346",
+        ],
+    );
+    let got = dir.0.join("v6");
+    let url = format!("http://[{web}]:{WEB_PORT}/blob");
+    let out = curl(&client_ns, &["-g"], &url, &got);
+    check(&out, "curl (IPv6 REDIRECT)", &converter, &gateway, &net);
+    assert!(
+        std::fs::read(&got).unwrap() == data,
+        "IPv6 REDIRECT: the file differs"
+    );
+    let g = &gateway.wait_connections(1)[0];
+    assert_eq!(g["destination"], format!("[{web}]:{WEB_PORT}"), "{g}");
+    assert_eq!(g["upstream_mptcp"], "active", "{g}");
+    let c = &converter.wait_connections(1)[0];
+    assert_eq!(c["destination"], format!("[{web}]:{WEB_PORT}"), "{c}");
+    assert_eq!(c["end"], "closed", "{c}");
 }
