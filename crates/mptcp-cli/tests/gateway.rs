@@ -890,3 +890,119 @@ fn ipv6_redirect_through_the_converter() {
     assert_eq!(c["destination"], format!("[{web}]:{WEB_PORT}"), "{c}");
     assert_eq!(c["end"], "closed", "{c}");
 }
+
+/// TPROXY: the gateway on the router (a LAN host's traffic passes through it),
+/// an iptables TPROXY rule and policy routing divert the LAN host's connection
+/// to the server into the gateway's IP_TRANSPARENT listener, whose accepted
+/// socket carries the original destination as its local address. No converter
+/// here: the gateway dials the destination itself.
+#[test]
+fn tproxy_intake_on_the_router() {
+    need("curl", "curl");
+    need("python3", "python3");
+    need("iptables", "iptables");
+    let net = network(true);
+    let client_ns = net.client().name().to_string();
+    let server_ns = net.server().name().to_string();
+    let router_ns = net.router().unwrap().name().to_string();
+    let dir = Dir::new("tproxy");
+    let data = pattern(1 << 20);
+    std::fs::write(dir.0.join("blob"), &data).unwrap();
+    // The web server, this time in the server namespace.
+    let _web = Bg(netns_exec(
+        &server_ns,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            &WEB_PORT.to_string(),
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            dir.0.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("python3 http.server"));
+    let server_ip = net.server().addr(0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !net
+        .server()
+        .run(move || TcpStream::connect((server_ip, WEB_PORT)).is_ok())
+        .unwrap()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "python3 http.server did not start"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let gateway = Gw::start(
+        &router_ns,
+        &["--transparent", "0.0.0.0:12347", "--tproxy"],
+        1,
+    );
+    // Marked packets are delivered locally (table 200, before the testnet's
+    // per-path rules at 1000+), and TPROXY hands them to the listener.
+    run_ok(
+        &router_ns,
+        &[
+            "ip", "rule", "add", "priority", "50", "fwmark", "0x1/0x1", "lookup", "200",
+        ],
+    );
+    run_ok(
+        &router_ns,
+        &[
+            "ip",
+            "route",
+            "add",
+            "local",
+            "0.0.0.0/0",
+            "dev",
+            "lo",
+            "table",
+            "200",
+        ],
+    );
+    run_ok(
+        &router_ns,
+        &[
+            "iptables",
+            "-t",
+            "mangle",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "tcp",
+            "-d",
+            &server_ip.to_string(),
+            "--dport",
+            &WEB_PORT.to_string(),
+            "-j",
+            "TPROXY",
+            "--on-port",
+            "12347",
+            "--tproxy-mark",
+            "0x1/0x1",
+        ],
+    );
+    let got = dir.0.join("got");
+    let url = format!("http://{server_ip}:{WEB_PORT}/blob");
+    let out = curl(&client_ns, &[], &url, &got);
+    check(&out, "curl (TPROXY)", &gateway, &gateway, &net);
+    assert!(
+        std::fs::read(&got).unwrap() == data,
+        "TPROXY: the file differs"
+    );
+    let r = &gateway.wait_connections(1)[0];
+    assert_eq!(r["mode"], "transparent", "{r}");
+    assert_eq!(r["end"], "closed", "{r}");
+    assert_eq!(r["destination"], format!("{server_ip}:{WEB_PORT}"), "{r}");
+    assert_eq!(
+        r["client"].as_str().unwrap().split(':').next(),
+        Some("198.18.0.1"),
+        "{r}"
+    );
+}
