@@ -1006,3 +1006,182 @@ fn tproxy_intake_on_the_router() {
         "{r}"
     );
 }
+
+/// Uploads `bytes` through a SOCKS5 gateway at `socks` to `dest`, from the
+/// client namespace; returns the sink's rate after its warm-up (bytes/s).
+fn socks5_upload(net: &TestNet, socks: SocketAddr, dest: SocketAddr, bytes: usize) -> f64 {
+    net.client()
+        .run(move || {
+            let mut s = TcpStream::connect(socks).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(&[5, 1, 0]).unwrap();
+            let mut m = [0u8; 2];
+            s.read_exact(&mut m).unwrap();
+            let IpAddr::V4(ip) = dest.ip() else {
+                panic!("IPv4 only here")
+            };
+            let mut req = vec![5, 1, 0, 1];
+            req.extend_from_slice(&ip.octets());
+            req.extend_from_slice(&dest.port().to_be_bytes());
+            s.write_all(&req).unwrap();
+            let mut r = [0u8; 10];
+            s.read_exact(&mut r).unwrap();
+            assert_eq!(r[1], 0, "SOCKS5 reply {r:?}");
+            upload(&s, bytes)
+        })
+        .unwrap()
+}
+
+/// Sends `bytes`, half-closes, reads the sink's 24-byte answer: total bytes,
+/// bytes after the warm-up, nanoseconds after the warm-up. Returns bytes/s.
+fn upload(stream: &TcpStream, bytes: usize) -> f64 {
+    let data = pattern(bytes);
+    (&*stream).write_all(&data).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = [0u8; 24];
+    (&*stream).read_exact(&mut answer).unwrap();
+    let field = |i: usize| u64::from_be_bytes(answer[i * 8..i * 8 + 8].try_into().unwrap());
+    assert_eq!(field(0), bytes as u64, "the sink got a different count");
+    field(1) as f64 / (field(2) as f64 * 1e-9)
+}
+
+/// Accepts `n` connections one after the other, reads each to its end and
+/// answers with the counts (see [`upload`]).
+fn sink(listener: std::net::TcpListener, n: usize, warm_up: u64) -> JoinHandle<()> {
+    thread::spawn(move || {
+        for _ in 0..n {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total = 0u64;
+            let mut warm: Option<(Instant, u64)> = None;
+            loop {
+                let k = s.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                total += k as u64;
+                if warm.is_none() && total >= warm_up {
+                    warm = Some((Instant::now(), total));
+                }
+            }
+            let (at, base) = warm.expect("the warm-up was reached");
+            let mut answer = Vec::with_capacity(24);
+            answer.extend_from_slice(&total.to_be_bytes());
+            answer.extend_from_slice(&(total - base).to_be_bytes());
+            answer.extend_from_slice(&(at.elapsed().as_nanos() as u64).to_be_bytes());
+            s.write_all(&answer).unwrap();
+        }
+    })
+}
+
+/// Aggregation through the gateway and the converter: 2 paths shaped to
+/// 50 Mbit/s each; an upload through SOCKS5 -> gateway -> converter -> a
+/// destination namespace behind the converter (an unshaped veth) must reach
+/// 1.8 x what one path carries (plain TCP, direct). In the `bandwidth` group.
+#[test]
+fn gateway_aggregation_two_shaped_paths() {
+    let rate: u32 = 50;
+    let net = TestNet::builder()
+        .paths(2)
+        .rate_mbit(rate)
+        .build()
+        .unwrap_or_else(|e| {
+            panic!("this test needs a 2-path test network (root, iproute2, MPTCP): {e}")
+        });
+    let server_ns = net.server().name().to_string();
+    // The destination: its own namespace on an unshaped veth from the server.
+    let dst = mptcp_testnet::Netns::new("gwdst").unwrap_or_else(|e| panic!("a namespace: {e}"));
+    run_ok(
+        &server_ns,
+        &[
+            "ip",
+            "link",
+            "add",
+            "gwd0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "gwd1",
+            "netns",
+            dst.name(),
+        ],
+    );
+    run_ok(
+        &server_ns,
+        &["ip", "addr", "add", "198.19.100.1/24", "dev", "gwd0"],
+    );
+    run_ok(&server_ns, &["ip", "link", "set", "gwd0", "up"]);
+    run_ok(
+        dst.name(),
+        &["ip", "addr", "add", "198.19.100.2/24", "dev", "gwd1"],
+    );
+    run_ok(dst.name(), &["ip", "link", "set", "gwd1", "up"]);
+    let dest: SocketAddr = "198.19.100.2:7000".parse().unwrap();
+
+    // One path, plain TCP, direct: the reference.
+    let one_bytes = 200_000 * rate as usize;
+    let direct = net
+        .server()
+        .run(|| std::net::TcpListener::bind(("0.0.0.0", 7001)))
+        .unwrap()
+        .unwrap();
+    let direct_sink = sink(direct, 1, one_bytes as u64 / 3);
+    let server0 = SocketAddr::new(net.server().addr(0).unwrap(), 7001);
+    let one = net
+        .client()
+        .run(move || TcpStream::connect(server0))
+        .unwrap()
+        .unwrap();
+    let one_rate = upload(&one, one_bytes);
+    direct_sink.join().unwrap();
+
+    let converter = Gw::start(
+        &server_ns,
+        &[
+            "--convert",
+            "0.0.0.0:5124",
+            "--allow",
+            "198.18.0.0/16",
+            "--allow-private-destinations",
+        ],
+        1,
+    );
+    let conv_addr = SocketAddr::new(net.server().addr(0).unwrap(), 5124).to_string();
+    let gateway = Gw::start(
+        net.client().name(),
+        &["--socks5", "127.0.0.1:0", "--converter", &conv_addr],
+        1,
+    );
+    let listener = dst
+        .run(move || std::net::TcpListener::bind(dest))
+        .unwrap()
+        .unwrap();
+    let bytes = 2 * one_bytes;
+    // As in the proxy's test: tbf rates vary by about 10% on a busy host; up to
+    // three transfers, the best counts.
+    let mut best = 0f64;
+    let mut runs = 0;
+    while runs < 3 && best / one_rate < 1.8 {
+        let backend = sink(listener.try_clone().unwrap(), 1, bytes as u64 / 3);
+        best = best.max(socks5_upload(&net, gateway.addr("socks5"), dest, bytes));
+        backend.join().unwrap();
+        runs += 1;
+    }
+    let ratio = best / one_rate;
+    let g = &gateway.wait_connections(1)[0];
+    let c = &converter.wait_connections(1)[0];
+    println!(
+        "2 x {rate} Mbit/s: one path {:.1} Mbit/s, through gateway + converter {:.1} Mbit/s \
+         (best of {runs}), ratio {ratio:.2}",
+        one_rate * 8e-6,
+        best * 8e-6
+    );
+    assert_eq!(g["upstream_mptcp"], "active", "{g}");
+    assert_eq!(c["client_mptcp"], "active", "{c}");
+    assert!(
+        ratio >= 1.8,
+        "gateway+converter / one path = {ratio:.2}, want >= 1.8"
+    );
+}
