@@ -1078,9 +1078,11 @@ fn sink(listener: std::net::TcpListener, n: usize, warm_up: u64) -> JoinHandle<(
 /// Aggregation through the gateway and the converter: 2 paths shaped to
 /// 50 Mbit/s each; an upload through SOCKS5 -> gateway -> converter -> a
 /// destination namespace behind the converter (an unshaped veth) must reach
-/// 1.8 x what one path carries (plain TCP, direct). In the `bandwidth` group.
+/// 1.8 x what one path carries (plain TCP, direct). Then path 0 is cut in the
+/// middle of an upload, which must complete (every byte counted) on path 1. In the
+/// `bandwidth` group.
 #[test]
-fn gateway_aggregation_two_shaped_paths() {
+fn gateway_aggregation_two_shaped_paths_and_path0_cut() {
     let rate: u32 = 50;
     let net = TestNet::builder()
         .paths(2)
@@ -1184,4 +1186,26 @@ fn gateway_aggregation_two_shaped_paths() {
         ratio >= 1.8,
         "gateway+converter / one path = {ratio:.2}, want >= 1.8"
     );
+
+    // Path 0 (the one the connections started on) cut mid-transfer.
+    let big = 12_000_000; // about 1 s at 2 x 50 Mbit/s
+    let backend = sink(listener.try_clone().unwrap(), 1, 1);
+    let socks = gateway.addr("socks5");
+    let started = Instant::now();
+    thread::scope(|sc| {
+        let up = sc.spawn(|| socks5_upload(&net, socks, dest, big));
+        thread::sleep(Duration::from_millis(300));
+        net.path_down(0).unwrap();
+        // upload() checks that the sink got every byte.
+        up.join().unwrap();
+    });
+    backend.join().unwrap();
+    println!(
+        "12 MB with path 0 cut after 300 ms: done in {:?}",
+        started.elapsed()
+    );
+    let recs = gateway.wait_connections(runs + 1);
+    let last = recs.last().unwrap();
+    assert_eq!(last["end"], "closed", "{last}");
+    assert_eq!(last["bytes_to_upstream"], big as u64, "{last}");
 }
