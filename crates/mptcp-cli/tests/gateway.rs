@@ -738,6 +738,28 @@ fn converter_refusals_carry_rfc8803_error_codes() {
         error_code(&convert_exchange(&net, at(5124), &unknown)),
         Some(2)
     );
+    // A client that says nothing is answered 1 (Malformed Message) at the
+    // handshake timeout and closed, not kept forever.
+    let quiet = Gw::start(
+        &server_ns,
+        &[
+            "--convert",
+            "0.0.0.0:5127",
+            "--allow",
+            "198.18.0.0/16",
+            "--handshake-timeout",
+            "300ms",
+        ],
+        1,
+    );
+    let started = Instant::now();
+    assert_eq!(error_code(&convert_exchange(&net, at(5127), &[])), Some(1));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "answered after {waited:?}"
+    );
+    assert_eq!(quiet.wait_connections(1)[0]["end"], "bad_handshake");
     // And the converter keeps serving: an HTTP request rides after the message.
     let mut req = web.clone();
     req.extend_from_slice(b"GET /hello HTTP/1.0\r\n\r\n");
