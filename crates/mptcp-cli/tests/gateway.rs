@@ -438,6 +438,8 @@ fn chain(fastopen: bool) {
     ];
     if fastopen {
         conv_args.push("--fastopen");
+    } else {
+        conv_args.extend(["--metrics", "127.0.0.1:19100"]);
     }
     let converter = Gw::start(&server_ns, &conv_args, 1);
     let conv_addr = SocketAddr::new(server_ip, CONVERTER_PORT).to_string();
@@ -580,6 +582,33 @@ fn chain(fastopen: bool) {
             r["bytes_to_client"].as_u64().unwrap() > data.len() as u64,
             "{r}"
         );
+    }
+    if !fastopen {
+        // The converter's metrics count what it relayed, under route "convert".
+        let out = netns_exec(
+            &server_ns,
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:19100/metrics",
+            ],
+        )
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let to_client = text
+            .lines()
+            .find(|l| {
+                l.starts_with("mptcp_proxy_bytes_total{")
+                    && l.contains("route=\"convert\"")
+                    && l.contains("to_client")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no convert to_client bytes in:\n{text}"));
+        assert!(to_client >= 5 * data.len() as u64, "{to_client}\n{text}");
     }
     let gw = gateway.wait_connections(4);
     let modes: Vec<&str> = gw.iter().map(|r| r["mode"].as_str().unwrap()).collect();
