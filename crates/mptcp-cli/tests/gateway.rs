@@ -822,12 +822,13 @@ fn converter_refusals_carry_rfc8803_error_codes() {
         .run(move || {
             let mut s = TcpStream::connect(socks).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            s.write_all(&[5, 1, 0]).unwrap();
+            // Greeting and request in one write (curl waits in between; some
+            // clients do not): the gateway must keep the request's bytes.
+            s.write_all(&[5, 1, 0, 5, 1, 0, 1, 198, 19, 0, 254, 0x1f, 0x40])
+                .unwrap();
             let mut m = [0u8; 2];
             s.read_exact(&mut m).unwrap();
             assert_eq!(m, [5, 0]);
-            s.write_all(&[5, 1, 0, 1, 198, 19, 0, 254, 0x1f, 0x40])
-                .unwrap();
             let mut r = [0u8; 10];
             s.read_exact(&mut r).unwrap();
             r

@@ -79,14 +79,16 @@ impl Failure {
 
 type ParseFn<'a, T> = dyn FnMut(&[u8]) -> Result<Option<(T, usize)>, String> + Send + 'a;
 
-/// Reads until `parse` has a whole message, at most `max` bytes. Returns the
+/// Reads until `parse` has a whole message, at most `max` bytes, starting with
+/// the bytes `buf` already holds (what came after the previous message: a
+/// client may send its SOCKS5 greeting and request at once). Returns the
 /// message and the bytes after it.
 async fn read_until<T>(
     s: &mut TcpStream,
+    mut buf: Vec<u8>,
     max: usize,
     parse: &mut ParseFn<'_, T>,
 ) -> Result<(T, Vec<u8>), String> {
-    let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 1024];
     loop {
         if let Some((v, n)) = parse(&buf)? {
@@ -112,7 +114,7 @@ type IntakeError = (String, Option<u8>);
 
 /// SOCKS5: method negotiation, the optional RFC 1929 check, the request.
 async fn socks5_intake(client: &mut TcpStream, ctx: &Ctx) -> Result<(Dest, Vec<u8>), IntakeError> {
-    let (methods, _) = read_until(client, socks5::MAX_MESSAGE, &mut |b| {
+    let (methods, rest) = read_until(client, Vec::new(), socks5::MAX_MESSAGE, &mut |b| {
         socks5::parse_greeting(b).map_err(|e| e.to_string())
     })
     .await
@@ -132,12 +134,14 @@ async fn socks5_intake(client: &mut TcpStream, ctx: &Ctx) -> Result<(Dest, Vec<u
         .write_all(&socks5::encode_method(want))
         .await
         .map_err(|e| (e.to_string(), None))?;
+    let mut rest = rest;
     if let Some((user, pass)) = &ctx.config.credentials {
-        let ((u, p), _) = read_until(client, socks5::MAX_MESSAGE, &mut |b| {
+        let ((u, p), after) = read_until(client, rest, socks5::MAX_MESSAGE, &mut |b| {
             socks5::parse_credentials(b).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| (e, None))?;
+        rest = after;
         let ok = u == user.as_bytes() && p == pass.as_bytes();
         let _ = client.write_all(&socks5::encode_auth_status(ok)).await;
         if !ok {
@@ -145,7 +149,7 @@ async fn socks5_intake(client: &mut TcpStream, ctx: &Ctx) -> Result<(Dest, Vec<u
         }
     }
     let mut code = None;
-    let r = read_until(client, socks5::MAX_MESSAGE, &mut |b| {
+    let r = read_until(client, rest, socks5::MAX_MESSAGE, &mut |b| {
         socks5::parse_request(b).map_err(|e| {
             code = Some(e.reply_code());
             e.to_string()
@@ -169,7 +173,7 @@ async fn socks5_intake(client: &mut TcpStream, ctx: &Ctx) -> Result<(Dest, Vec<u
 /// HTTP CONNECT: the request head.
 async fn http_intake(client: &mut TcpStream) -> Result<(Dest, Vec<u8>), IntakeError> {
     let mut status: &'static [u8] = b"";
-    let r = read_until(client, http_connect::MAX_HEAD, &mut |b| {
+    let r = read_until(client, Vec::new(), http_connect::MAX_HEAD, &mut |b| {
         http_connect::parse(b)
             .map(|o| o.map(|(h, p, n)| ((h, p), n)))
             .map_err(|e| {
@@ -260,6 +264,7 @@ async fn reach(
         ctx.config.handshake_timeout,
         read_until(
             &mut s,
+            Vec::new(),
             convert::MAX_MESSAGE,
             &mut |b| match convert::parse(b) {
                 Ok(Parsed::Done(m, n)) => Ok(Some((m, n))),
