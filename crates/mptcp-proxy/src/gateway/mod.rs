@@ -50,9 +50,10 @@
 //!   converter on the 2-path test network): without TFO 0.8 s in all; with the
 //!   Convert message in the SYN and a second subflow joining, 38 s, and some
 //!   transfers stalled past curl's 20 s limit; with TFO and a single subflow,
-//!   0.7 s. So MPTCP connections whose SYN carried data misbehave once an
-//!   MP_JOIN subflow is added, on this kernel; a TFO connection saves one round
-//!   trip, a stall costs seconds. The converter asks for TFO on its listener
+//!   0.7 s. The kernel, not this crate: `perf/gateway/tfo_join_stall.py`
+//!   reproduces it with two Python sockets (3 MiB per connection, two unshaped
+//!   paths: 2 ms without TFO, 13-19 s with the data in the SYN and a joined
+//!   subflow). A TFO connection saves one round trip, a stall costs seconds. The converter asks for TFO on its listener
 //!   with the `TCP_FASTOPEN` socket option (queue 1024; the kernel also needs
 //!   `net.ipv4.tcp_fastopen` bit 0x2), the gateway with `TCP_FASTOPEN_CONNECT`
 //!   (bit 0x1, the default). Cookies are the kernel's.
