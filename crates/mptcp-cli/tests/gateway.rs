@@ -609,6 +609,12 @@ fn chain(fastopen: bool) {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or_else(|| panic!("no convert to_client bytes in:\n{text}"));
         assert!(to_client >= 5 * data.len() as u64, "{to_client}\n{text}");
+        let line =
+            "mptcp_proxy_connections_total{route=\"convert\",side=\"client\",mptcp=\"active\"} 5";
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+        let line =
+            "mptcp_proxy_connections_active{route=\"convert\",side=\"client\",mptcp=\"active\"} 0";
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
     }
     let gw = gateway.wait_connections(4);
     let modes: Vec<&str> = gw.iter().map(|r| r["mode"].as_str().unwrap()).collect();

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{relay_pair, status, sys, Ctx, GatewayEnd, GatewayRecord, Mode};
+use super::{relay_pair, status, sys, Counted, Ctx, GatewayEnd, GatewayRecord, Mode};
 use crate::convert::{self, ErrorCode, Parsed};
 use crate::http_connect;
 use crate::socks5::{self, reply};
@@ -296,6 +296,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
     let mut record = GatewayRecord::new(mode, peer);
     record.client_mptcp = status(&client);
     let _ = client.set_nodelay(true);
+    let _client_active = Counted::new(ctx, 0, record.client_mptcp);
     let timeout = ctx.config.handshake_timeout;
     let late = || Err(("no request within the handshake timeout".to_string(), None));
     // 1. The destination, and any bytes the client sent after its request.
@@ -352,6 +353,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
     record.upstream = upstream.peer_addr().ok();
     record.upstream_mptcp = status(&upstream);
     let _ = upstream.set_nodelay(true);
+    let _upstream_active = Counted::new(ctx, 1, record.upstream_mptcp);
     // 3. Tell the local client the tunnel is open.
     let ok = match mode {
         Mode::Socks5 => {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{relay_pair, status, Ctx, GatewayEnd, GatewayRecord, Mode};
+use super::{relay_pair, status, Counted, Ctx, GatewayEnd, GatewayRecord, Mode};
 use crate::convert::{self, ErrorCode, Message, Parsed, Tlv};
 
 /// TCP option kind of Multipath TCP (IANA TCP Option Kind Numbers): what the
@@ -90,6 +90,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
     let mut record = GatewayRecord::new(Mode::Convert, peer);
     record.client_mptcp = status(&client);
     let _ = client.set_nodelay(true);
+    let _client_active = Counted::new(ctx, 0, record.client_mptcp);
     let Some(policy) = &ctx.policy else {
         record.fail(GatewayEnd::Refused, "no policy");
         return record;
@@ -198,6 +199,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
     record.upstream = upstream.peer_addr().ok();
     record.upstream_mptcp = status(&upstream);
     let _ = upstream.set_nodelay(true);
+    let _upstream_active = Counted::new(ctx, 1, record.upstream_mptcp);
     // §4: the converter's own Convert message comes first on the way back,
     // then the server's bytes.
     let answer = convert::encode(&Message { tlvs: reply }).unwrap_or_default();

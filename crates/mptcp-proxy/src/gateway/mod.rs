@@ -615,7 +615,24 @@ pub(crate) async fn relay_pair(
     }
 }
 
-/// The MPTCP status of `s`, `PlainTcp` when it is known to be plain TCP.
+/// The MPTCP status of `s` (`None` if it could not be read).
 pub(crate) fn status(s: &TcpStream) -> Option<MptcpStatus> {
     s.mptcp_status().ok()
+}
+
+/// One side of a connection counted in `mptcp_proxy_connections` (total and
+/// active, by MPTCP status); the active gauge goes down on drop.
+pub(crate) struct Counted(prometheus_client::metrics::gauge::Gauge);
+
+impl Counted {
+    /// Counts the client side (`side` 0) or the upstream side (1).
+    pub(crate) fn new(ctx: &Ctx, side: usize, status: Option<MptcpStatus>) -> Counted {
+        Counted(ctx.metrics.connection(side, status))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
