@@ -956,17 +956,27 @@ fn ipv6_redirect_through_the_converter() {
 /// here: the gateway dials the destination itself.
 #[test]
 fn tproxy_intake_on_the_router() {
+    tproxy(false);
+}
+
+#[test]
+fn tproxy_intake_on_the_router_ipv6() {
+    tproxy(true);
+}
+
+fn tproxy(ipv6: bool) {
     need("curl", "curl");
     need("python3", "python3");
     need("iptables", "iptables");
-    let net = network(true);
+    let net = network_with(true, ipv6);
     let client_ns = net.client().name().to_string();
     let server_ns = net.server().name().to_string();
     let router_ns = net.router().unwrap().name().to_string();
-    let dir = Dir::new("tproxy");
+    let dir = Dir::new(if ipv6 { "tproxy6" } else { "tproxy" });
     let data = pattern(1 << 20);
     std::fs::write(dir.0.join("blob"), &data).unwrap();
     // The web server, this time in the server namespace.
+    let bind = if ipv6 { "::" } else { "0.0.0.0" };
     let _web = Bg(netns_exec(
         &server_ns,
         &[
@@ -975,7 +985,7 @@ fn tproxy_intake_on_the_router() {
             "http.server",
             &WEB_PORT.to_string(),
             "--bind",
-            "0.0.0.0",
+            bind,
             "--directory",
             dir.0.to_str().unwrap(),
         ],
@@ -984,11 +994,16 @@ fn tproxy_intake_on_the_router() {
     .stderr(Stdio::null())
     .spawn()
     .expect("python3 http.server"));
-    let server_ip = net.server().addr(0).unwrap();
+    let server_ip = if ipv6 {
+        net.server().addr6(0).unwrap()
+    } else {
+        net.server().addr(0).unwrap()
+    };
+    let web = SocketAddr::new(server_ip, WEB_PORT);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !net
         .server()
-        .run(move || TcpStream::connect((server_ip, WEB_PORT)).is_ok())
+        .run(move || TcpStream::connect(web).is_ok())
         .unwrap()
     {
         assert!(
@@ -997,37 +1012,31 @@ fn tproxy_intake_on_the_router() {
         );
         thread::sleep(Duration::from_millis(50));
     }
-    let gateway = Gw::start(
-        &router_ns,
-        &["--transparent", "0.0.0.0:12347", "--tproxy"],
-        1,
-    );
+    let listen = if ipv6 { "[::]:12347" } else { "0.0.0.0:12347" };
+    let gateway = Gw::start(&router_ns, &["--transparent", listen, "--tproxy"], 1);
     // Marked packets are delivered locally (table 200, before the testnet's
     // per-path rules at 1000+), and TPROXY hands them to the listener.
+    let (fam, any, tables) = if ipv6 {
+        ("-6", "::/0", "ip6tables")
+    } else {
+        ("-4", "0.0.0.0/0", "iptables")
+    };
     run_ok(
         &router_ns,
         &[
-            "ip", "rule", "add", "priority", "50", "fwmark", "0x1/0x1", "lookup", "200",
+            "ip", fam, "rule", "add", "priority", "50", "fwmark", "0x1/0x1", "lookup", "200",
         ],
     );
     run_ok(
         &router_ns,
         &[
-            "ip",
-            "route",
-            "add",
-            "local",
-            "0.0.0.0/0",
-            "dev",
-            "lo",
-            "table",
-            "200",
+            "ip", fam, "route", "add", "local", any, "dev", "lo", "table", "200",
         ],
     );
     run_ok(
         &router_ns,
         &[
-            "iptables",
+            tables,
             "-t",
             "mangle",
             "-A",
@@ -1047,8 +1056,8 @@ fn tproxy_intake_on_the_router() {
         ],
     );
     let got = dir.0.join("got");
-    let url = format!("http://{server_ip}:{WEB_PORT}/blob");
-    let out = curl(&client_ns, &[], &url, &got);
+    let url = format!("http://{web}/blob");
+    let out = curl(&client_ns, &["-g"], &url, &got);
     check(&out, "curl (TPROXY)", &gateway, &gateway, &net);
     assert!(
         std::fs::read(&got).unwrap() == data,
@@ -1057,12 +1066,14 @@ fn tproxy_intake_on_the_router() {
     let r = &gateway.wait_connections(1)[0];
     assert_eq!(r["mode"], "transparent", "{r}");
     assert_eq!(r["end"], "closed", "{r}");
-    assert_eq!(r["destination"], format!("{server_ip}:{WEB_PORT}"), "{r}");
-    assert_eq!(
-        r["client"].as_str().unwrap().split(':').next(),
-        Some("198.18.0.1"),
-        "{r}"
-    );
+    assert_eq!(r["destination"], web.to_string(), "{r}");
+    let client: SocketAddr = r["client"].as_str().unwrap().parse().unwrap();
+    let want = if ipv6 {
+        net.client().addr6(0).unwrap()
+    } else {
+        net.client().addr(0).unwrap()
+    };
+    assert_eq!(client.ip(), want, "{r}");
 }
 
 /// Uploads `bytes` through a SOCKS5 gateway at `socks` to `dest`, from the

@@ -61,9 +61,10 @@
 //! # Not done yet
 //!
 //! Cookie TLV checks (the converter never asks for one), the Extended TCP Header
-//! TLV (never sent; parsed), UDP, a config file for the gateway roles, a test of
-//! TPROXY and of IPv6 redirects (the code paths exist: `IP_TRANSPARENT`,
-//! `IP6T_SO_ORIGINAL_DST`), and PROXY protocol on the converter's server side.
+//! TLV (never sent; parsed), UDP, a config file for the gateway roles, PROXY
+//! protocol on the converter's server side, a second-signal forced stop in the
+//! CLI, and a benchmark against shadowsocks-rust (not installed on the build
+//! host).
 //! Transparent mode without a converter dials the original destination itself:
 //! the firewall rule must then exclude the gateway's own traffic (an owner or
 //! mark match), or the dial is redirected back into the gateway.
