@@ -1278,3 +1278,61 @@ fn gateway_aggregation_two_shaped_paths_and_path0_cut() {
     assert_eq!(last["end"], "closed", "{last}");
     assert_eq!(last["bytes_to_upstream"], big as u64, "{last}");
 }
+
+/// Bad gateway options: one line on stderr naming the problem, status 2.
+#[test]
+fn gateway_bad_input_is_one_line_and_status_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--convert", "127.0.0.1:0"], "--allow"),
+        (
+            &["--convert", "127.0.0.1:0", "--allow", "nope"],
+            "not a CIDR",
+        ),
+        (
+            &["--socks5", "127.0.0.1:0", "--socks5-auth", "nocolon"],
+            "USER:PASSWORD",
+        ),
+        (
+            &["--socks5", "127.0.0.1:0", "--converter", "noport"],
+            "HOST:PORT",
+        ),
+        (
+            &["--socks5", "127.0.0.1:0", "--allow", "10.0.0.0/8"],
+            "--convert",
+        ),
+        (&["--socks5", "127.0.0.1:0", "--tproxy"], "--transparent"),
+        (
+            &[
+                "--convert",
+                "127.0.0.1:0",
+                "--allow",
+                "10.0.0.0/8",
+                "--converter",
+                "a:1",
+            ],
+            "--converter is for",
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--to",
+                "a:1",
+                "--socks5",
+                "127.0.0.1:0",
+            ],
+            "--socks5",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_mptcp"))
+            .arg("proxy")
+            .args(*args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
