@@ -137,15 +137,30 @@
 //! header (version 1 text or version 2 binary) naming the client's address; version
 //! 2 adds a TLV saying whether the client's connection is MPTCP. The encoder is the
 //! sans-I/O [`proxy_protocol`] module, which documents the TLV's layout.
+//!
+//! # Multipath gateway
+//!
+//! [`gateway`] serves connections whose destination is chosen per connection:
+//! the RFC 8803 Transport Converter (`mptcp proxy --convert`), and its client
+//! behind SOCKS5, HTTP CONNECT or a firewall redirect (`--socks5`,
+//! `--http-connect`, `--transparent`, `--converter`). The wire formats are
+//! sans-I/O modules tested on byte fixtures and by a fixed-seed fuzz run
+//! (`tests/fuzz_parsers.rs`): [`convert`] (RFC 8803), [`socks5`] (RFC 1928 and
+//! 1929), [`http_connect`]. They are hand-written: each is a few dozen lines
+//! over a bounded buffer, and the RFC 8803 one exists in no crate.
 #![warn(missing_docs)]
 
 mod config;
 mod conn;
+pub mod convert;
+pub mod gateway;
+pub mod http_connect;
 pub mod metrics;
 mod pressure;
 mod proxy;
 pub mod proxy_protocol;
 mod relay;
+pub mod socks5;
 mod sys;
 
 pub use config::{

@@ -18,6 +18,8 @@ use serde::Serialize;
 use crate::error::{Error, EXIT_OK};
 use crate::output::{Output, Timestamp, BAD, DIM, GOOD, WARN};
 
+mod gateway;
+
 pub const PROXY_HELP: &str = "\
 Relays every connection accepted on --listen to --to. The listen side takes MPTCP
 and plain TCP clients (--listen-tcp: TCP only); the dial side tries MPTCP and falls
@@ -58,17 +60,37 @@ JSON lines: {\"type\": \"listening\", \"route\", \"listen\", \"to\", \"metrics\"
 \"bytes_to_upstream\", \"bytes_to_client\", \"duration\" (seconds), \"relay\" (splice|copy|
 mixed), \"end\" (closed|client_reset|upstream_reset|client_error|upstream_error|
 idle_timeout|connect_timeout|connect_refused|connect_failed|shutdown), \"error\"},
-{\"type\": \"stopped\", \"reset_at_deadline\"}. Absent fields had no value.";
+{\"type\": \"stopped\", \"reset_at_deadline\"}. Absent fields had no value.
+
+Multipath gateway (RFC 8803, 0-RTT TCP Convert Protocol):
+  Converter (server side; not an open proxy: --allow is required):
+    mptcp proxy --convert [::]:5124 --allow 192.0.2.0/24 [--allow-private-destinations]
+  Gateway (router side): SOCKS5, HTTP CONNECT, or connections redirected by the firewall
+  (iptables -t nat -A PREROUTING -p tcp -j REDIRECT --to-ports 1234), through the converter:
+    mptcp proxy --socks5 127.0.0.1:1080 --http-connect 127.0.0.1:3128 \\
+                --transparent [::]:1234 --converter converter.example:5124
+  Without --converter, destinations are dialed directly over MPTCP. The Convert message
+  follows the handshake; with --fastopen (on both ends) it rides in the SYN (TCP Fast
+  Open; net.ipv4.tcp_fastopen bit 0x1 on the gateway, 0x2 on the converter). Off by
+  default: on Linux 6.18 an MPTCP connection whose SYN carried data stalls once a
+  second subflow joins.
+  Gateway JSON lines: {\"type\": \"gateway_listening\", \"mode\", \"listen\"} and
+  {\"type\": \"gateway_connection\", \"time\", \"mode\", \"client\", \"destination\",
+  \"upstream\", \"client_mptcp\", \"upstream_mptcp\", \"fastopen\", \"bytes_to_upstream\",
+  \"bytes_to_client\", \"duration\", \"relay\", \"end\" (closed|bad_handshake|refused|
+  connect_failed|reset|idle_timeout|shutdown), \"convert_error\" (RFC 8803 code), \"error\"}.";
 
 /// `mptcp proxy`.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Address to listen on (use the wildcard on a multipath server: joins to the
     /// host's other addresses need it).
-    #[arg(long, value_name = "ADDR", required_unless_present = "config")]
+    #[arg(long, value_name = "ADDR",
+          required_unless_present_any = ["config", "convert", "socks5", "http_connect", "transparent"])]
     pub listen: Option<SocketAddr>,
     /// Where to relay: HOST:PORT (IPv6 in brackets), resolved per connection.
-    #[arg(long, value_name = "HOST:PORT", required_unless_present = "config",
+    #[arg(long, value_name = "HOST:PORT",
+          required_unless_present_any = ["config", "convert", "socks5", "http_connect", "transparent"],
           value_parser = upstream)]
     pub to: Option<String>,
     /// Listen with plain TCP only.
@@ -105,6 +127,10 @@ pub struct ProxyArgs {
     /// Read the routes and settings from a TOML file instead.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["listen", "to"])]
     pub config: Option<PathBuf>,
+    /// Multipath gateway roles (RFC 8803 converter, SOCKS5, HTTP CONNECT,
+    /// transparent): see `mptcp proxy --help` and the gateway module.
+    #[command(flatten)]
+    pub gateway: Box<gateway::GatewayArgs>,
 }
 
 fn upstream(s: &str) -> Result<String, String> {
@@ -211,6 +237,9 @@ const PRINT_QUEUE: usize = 4096;
 
 /// Runs the proxy until SIGTERM or SIGINT.
 pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
+    if args.gateway.any() {
+        return gateway::run(args, out);
+    }
     let config = args.config()?;
     // One thread: everything on it, without a scheduler that steals work.
     let mut rt = match config.threads {

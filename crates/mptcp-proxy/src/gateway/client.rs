@@ -1,0 +1,394 @@
+//! The client role: learn the destination (SOCKS5, HTTP CONNECT, redirect),
+//! reach it (through the converter, or directly over MPTCP), answer the local
+//! client, relay.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{relay_pair, status, sys, Counted, Ctx, GatewayEnd, GatewayRecord, Mode};
+use crate::convert::{self, ErrorCode, Parsed};
+use crate::http_connect;
+use crate::socks5::{self, reply};
+
+/// Where the local client wants to go.
+enum Dest {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+/// How reaching the destination failed, for the local client's answer.
+enum Failure {
+    /// The converter answered with this Error TLV code.
+    Convert(ErrorCode),
+    /// Dialing failed.
+    Dial(io::Error),
+    /// The converter's answer was not a valid Convert message.
+    BadAnswer(String),
+}
+
+impl Failure {
+    /// RFC 1928 §6 reply code for this failure.
+    fn socks5_code(&self) -> u8 {
+        match self {
+            Failure::Convert(c) => match *c {
+                ErrorCode::NOT_AUTHORIZED => reply::NOT_ALLOWED,
+                ErrorCode::CONNECTION_RESET => reply::CONNECTION_REFUSED,
+                ErrorCode::DESTINATION_UNREACHABLE => reply::HOST_UNREACHABLE,
+                ErrorCode::NETWORK_FAILURE => reply::NETWORK_UNREACHABLE,
+                _ => reply::GENERAL_FAILURE,
+            },
+            Failure::Dial(e) => match e.kind() {
+                io::ErrorKind::ConnectionRefused => reply::CONNECTION_REFUSED,
+                io::ErrorKind::TimedOut => reply::TTL_EXPIRED,
+                io::ErrorKind::HostUnreachable => reply::HOST_UNREACHABLE,
+                io::ErrorKind::NetworkUnreachable => reply::NETWORK_UNREACHABLE,
+                _ => reply::GENERAL_FAILURE,
+            },
+            Failure::BadAnswer(_) => reply::GENERAL_FAILURE,
+        }
+    }
+
+    fn http_status(&self) -> &'static [u8] {
+        match self {
+            Failure::Convert(ErrorCode::NOT_AUTHORIZED) => http_connect::FORBIDDEN,
+            Failure::Dial(e) if e.kind() == io::ErrorKind::TimedOut => {
+                http_connect::GATEWAY_TIMEOUT
+            }
+            _ => http_connect::BAD_GATEWAY,
+        }
+    }
+
+    fn end(&self) -> GatewayEnd {
+        match self {
+            Failure::Convert(ErrorCode::NOT_AUTHORIZED) => GatewayEnd::Refused,
+            _ => GatewayEnd::ConnectFailed,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Failure::Convert(c) => format!("the converter answered error {c}"),
+            Failure::Dial(e) => e.to_string(),
+            Failure::BadAnswer(s) => format!("bad answer from the converter: {s}"),
+        }
+    }
+}
+
+type ParseFn<'a, T> = dyn FnMut(&[u8]) -> Result<Option<(T, usize)>, String> + Send + 'a;
+
+/// Reads until `parse` has a whole message, at most `max` bytes, starting with
+/// the bytes `buf` already holds (what came after the previous message: a
+/// client may send its SOCKS5 greeting and request at once). Returns the
+/// message and the bytes after it.
+async fn read_until<T>(
+    s: &mut TcpStream,
+    mut buf: Vec<u8>,
+    max: usize,
+    parse: &mut ParseFn<'_, T>,
+) -> Result<(T, Vec<u8>), String> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some((v, n)) = parse(&buf)? {
+            return Ok((v, buf.split_off(n)));
+        }
+        if buf.len() >= max {
+            return Err(format!("no whole message within {max} bytes"));
+        }
+        let want = (max - buf.len()).min(chunk.len());
+        let n = s
+            .read(&mut chunk[..want])
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the peer closed during the handshake".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// An intake failure: what to log, and the SOCKS5 reply code to send, if any.
+type IntakeError = (String, Option<u8>);
+
+/// SOCKS5: method negotiation, the optional RFC 1929 check, the request.
+async fn socks5_intake(client: &mut TcpStream, ctx: &Ctx) -> Result<(Dest, Vec<u8>), IntakeError> {
+    let (methods, rest) = read_until(client, Vec::new(), socks5::MAX_MESSAGE, &mut |b| {
+        socks5::parse_greeting(b).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| (e, None))?;
+    let want = if ctx.config.credentials.is_some() {
+        socks5::METHOD_USER_PASS
+    } else {
+        socks5::METHOD_NO_AUTH
+    };
+    if !methods.contains(&want) {
+        let _ = client
+            .write_all(&socks5::encode_method(socks5::METHOD_NONE))
+            .await;
+        return Err(("no acceptable SOCKS5 authentication method".into(), None));
+    }
+    client
+        .write_all(&socks5::encode_method(want))
+        .await
+        .map_err(|e| (e.to_string(), None))?;
+    let mut rest = rest;
+    if let Some((user, pass)) = &ctx.config.credentials {
+        let ((u, p), after) = read_until(client, rest, socks5::MAX_MESSAGE, &mut |b| {
+            socks5::parse_credentials(b).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| (e, None))?;
+        rest = after;
+        let ok = u == user.as_bytes() && p == pass.as_bytes();
+        let _ = client.write_all(&socks5::encode_auth_status(ok)).await;
+        if !ok {
+            return Err(("SOCKS5 username/password refused".into(), None));
+        }
+    }
+    let mut code = None;
+    let r = read_until(client, rest, socks5::MAX_MESSAGE, &mut |b| {
+        socks5::parse_request(b).map_err(|e| {
+            code = Some(e.reply_code());
+            e.to_string()
+        })
+    })
+    .await;
+    let (req, rest) = r.map_err(|e| (e, Some(code.unwrap_or(reply::GENERAL_FAILURE))))?;
+    if req.command != 1 {
+        return Err((
+            format!("SOCKS5 command {} is not supported", req.command),
+            Some(reply::COMMAND_NOT_SUPPORTED),
+        ));
+    }
+    let dest = match req.target {
+        socks5::Target::Addr(a) => Dest::Addr(a),
+        socks5::Target::Domain(d, p) => Dest::Name(d, p),
+    };
+    Ok((dest, rest))
+}
+
+/// HTTP CONNECT: the request head.
+async fn http_intake(client: &mut TcpStream) -> Result<(Dest, Vec<u8>), IntakeError> {
+    let mut status: &'static [u8] = b"";
+    let r = read_until(client, Vec::new(), http_connect::MAX_HEAD, &mut |b| {
+        http_connect::parse(b)
+            .map(|o| o.map(|(h, p, n)| ((h, p), n)))
+            .map_err(|e| {
+                status = e.response();
+                e.to_string()
+            })
+    })
+    .await;
+    match r {
+        Ok(((h, p), rest)) => {
+            let dest = match h.parse() {
+                Ok(ip) => Dest::Addr(SocketAddr::new(ip, p)),
+                Err(_) => Dest::Name(h, p),
+            };
+            Ok((dest, rest))
+        }
+        Err(e) => {
+            if !status.is_empty() {
+                let _ = client.write_all(status).await;
+            }
+            Err((e, None))
+        }
+    }
+}
+
+/// Transparent: where the client meant to go.
+fn transparent_intake(client: &TcpStream, ctx: &Ctx) -> Result<(Dest, Vec<u8>), IntakeError> {
+    let local = client.local_addr().map_err(|e| (e.to_string(), None))?;
+    let orig = if ctx.config.tproxy {
+        // TPROXY keeps the original destination as the socket's local address.
+        local
+    } else {
+        sys::original_dst(client, local).map_err(|e| {
+            (
+                format!("no original destination (SO_ORIGINAL_DST): {e}"),
+                None,
+            )
+        })?
+    };
+    if orig == ctx.local || orig == local && !ctx.config.tproxy {
+        return Err((
+            format!("{orig} is the gateway itself: no redirect in place"),
+            None,
+        ));
+    }
+    Ok((Dest::Addr(orig), Vec::new()))
+}
+
+/// Resolves a destination to one address (the Connect TLV carries addresses).
+async fn resolve(dest: &Dest) -> io::Result<SocketAddr> {
+    match dest {
+        Dest::Addr(a) => Ok(*a),
+        Dest::Name(h, p) => tokio::net::lookup_host((h.as_str(), *p))
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{h}: no address"))),
+    }
+}
+
+/// Reaches the destination: through the converter (the Convert message in the
+/// SYN when TFO is on; its answer read and checked), or directly. Returns the
+/// upstream and the server bytes that came with the converter's answer.
+async fn reach(
+    ctx: &Ctx,
+    dest: &Dest,
+    record: &mut GatewayRecord,
+) -> Result<(TcpStream, Vec<u8>), Failure> {
+    let Some(converter) = &ctx.config.converter else {
+        let s = match dest {
+            Dest::Addr(a) => ctx.dialer.dial_async(*a).await,
+            Dest::Name(h, p) => ctx.dialer.dial_async((h.as_str(), *p)).await,
+        }
+        .map_err(Failure::Dial)?;
+        return Ok((s, Vec::new()));
+    };
+    let addr = resolve(dest).await.map_err(Failure::Dial)?;
+    let mut s = ctx
+        .dialer
+        .dial_async(converter.as_str())
+        .await
+        .map_err(Failure::Dial)?;
+    record.fastopen = Some(sys::fastopen_connect(&s));
+    // With TCP_FASTOPEN_CONNECT, connect() returned at once: this write is
+    // what the SYN carries.
+    let msg = convert::connect_request(addr, false);
+    s.write_all(&msg).await.map_err(Failure::Dial)?;
+    let answer = tokio::time::timeout(
+        ctx.config.handshake_timeout,
+        read_until(
+            &mut s,
+            Vec::new(),
+            convert::MAX_MESSAGE,
+            &mut |b| match convert::parse(b) {
+                Ok(Parsed::Done(m, n)) => Ok(Some((m, n))),
+                Ok(Parsed::Incomplete(_)) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+        ),
+    )
+    .await;
+    let (msg, rest) = match answer {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return Err(Failure::BadAnswer(e)),
+        Err(_) => {
+            return Err(Failure::Dial(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer from the converter within the handshake timeout",
+            )))
+        }
+    };
+    if let Some(code) = msg.error() {
+        record.convert_error = Some(code.0);
+        return Err(Failure::Convert(code));
+    }
+    Ok((s, rest))
+}
+
+pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -> GatewayRecord {
+    let mode = ctx.config.mode;
+    let mut record = GatewayRecord::new(mode, peer);
+    record.client_mptcp = status(&client);
+    let _ = client.set_nodelay(true);
+    let _client_active = Counted::new(ctx, 0, record.client_mptcp);
+    let timeout = ctx.config.handshake_timeout;
+    let late = || Err(("no request within the handshake timeout".to_string(), None));
+    // 1. The destination, and any bytes the client sent after its request.
+    let intake = match mode {
+        Mode::Socks5 => tokio::time::timeout(timeout, socks5_intake(&mut client, ctx))
+            .await
+            .unwrap_or_else(|_| late()),
+        Mode::HttpConnect => tokio::time::timeout(timeout, http_intake(&mut client))
+            .await
+            .unwrap_or_else(|_| late()),
+        _ => transparent_intake(&client, ctx),
+    };
+    let (dest, early) = match intake {
+        Ok(v) => v,
+        Err((e, code)) => {
+            if let Some(code) = code {
+                let _ = client.write_all(&socks5::encode_reply(code, None)).await;
+            }
+            record.fail(GatewayEnd::BadHandshake, e);
+            return record;
+        }
+    };
+    record.destination = Some(match &dest {
+        Dest::Addr(a) => a.to_string(),
+        Dest::Name(h, p) => format!("{h}:{p}"),
+    });
+    // 2. The upstream.
+    let (mut upstream, from_server) = match reach(ctx, &dest, &mut record).await {
+        Ok(v) => v,
+        Err(f) => {
+            match mode {
+                Mode::Socks5 => {
+                    let _ = client
+                        .write_all(&socks5::encode_reply(f.socks5_code(), None))
+                        .await;
+                }
+                Mode::HttpConnect => {
+                    let _ = client.write_all(f.http_status()).await;
+                }
+                // Transparent: the client believes it dialed the server; a
+                // reset says "no connection" as the server itself would.
+                _ => crate::sys::set_reset_on_close(&client),
+            }
+            tracing::info!(
+                client = %peer,
+                dest = record.destination.as_deref().unwrap_or(""),
+                "{}",
+                f.describe()
+            );
+            record.fail(f.end(), f.describe());
+            return record;
+        }
+    };
+    record.upstream = upstream.peer_addr().ok();
+    record.upstream_mptcp = status(&upstream);
+    let _ = upstream.set_nodelay(true);
+    let _upstream_active = Counted::new(ctx, 1, record.upstream_mptcp);
+    // 3. Tell the local client the tunnel is open.
+    let ok = match mode {
+        Mode::Socks5 => {
+            client
+                .write_all(&socks5::encode_reply(
+                    reply::SUCCEEDED,
+                    upstream.local_addr().ok(),
+                ))
+                .await
+        }
+        Mode::HttpConnect => client.write_all(http_connect::ESTABLISHED).await,
+        _ => Ok(()),
+    };
+    if let Err(e) = ok {
+        record.fail(GatewayEnd::Reset, format!("client: {e}"));
+        crate::sys::set_reset_on_close(&upstream);
+        return record;
+    }
+    // 4. Bytes already read on either side, then the relay.
+    if !from_server.is_empty() {
+        if let Err(e) = client.write_all(&from_server).await {
+            record.fail(GatewayEnd::Reset, format!("client: {e}"));
+            return record;
+        }
+        record.bytes_to_client += from_server.len() as u64;
+        ctx.metrics.to_client.inc_by(from_server.len() as u64);
+    }
+    if !early.is_empty() {
+        if let Err(e) = upstream.write_all(&early).await {
+            record.fail(GatewayEnd::Reset, format!("upstream: {e}"));
+            return record;
+        }
+        record.bytes_to_upstream += early.len() as u64;
+        ctx.metrics.to_upstream.inc_by(early.len() as u64);
+    }
+    relay_pair(ctx, &client, &upstream, &mut record).await;
+    record
+}

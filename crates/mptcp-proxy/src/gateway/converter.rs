@@ -1,0 +1,222 @@
+//! The Transport Converter's side of one connection (RFC 8803 §5 role, with the
+//! messages of §4): read the Convert message, check, dial, answer, relay.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{relay_pair, status, Counted, Ctx, GatewayEnd, GatewayRecord, Mode};
+use crate::convert::{self, ErrorCode, Message, Parsed, Tlv};
+
+/// TCP option kind of Multipath TCP (IANA TCP Option Kind Numbers): what the
+/// converter supports on the client side.
+const KIND_MPTCP: u8 = 30;
+
+/// Reads one Convert message, bounded by [`convert::MAX_MESSAGE`]; returns it and
+/// the bytes that came after it (application data for the server).
+async fn read_message(s: &mut TcpStream) -> Result<(Message, Vec<u8>), ReadError> {
+    let mut buf = Vec::with_capacity(64);
+    let mut chunk = [0u8; convert::MAX_MESSAGE];
+    loop {
+        match convert::parse(&buf) {
+            Ok(Parsed::Done(msg, n)) => return Ok((msg, buf.split_off(n))),
+            Ok(Parsed::Incomplete(need)) => {
+                // Read no further than the message needs (its length is known
+                // after 4 bytes), so the data after it stays in the socket
+                // unless it came in the same segment.
+                let want = (need - buf.len()).min(chunk.len());
+                let n = s.read(&mut chunk[..want]).await.map_err(ReadError::Io)?;
+                if n == 0 {
+                    return Err(ReadError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client closed before a whole Convert message",
+                    )));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) => return Err(ReadError::Parse(e)),
+        }
+    }
+}
+
+enum ReadError {
+    Io(io::Error),
+    Parse(convert::ParseError),
+}
+
+/// Sends an Error TLV and closes (a FIN after it, so the client reads it).
+async fn refuse(client: &mut TcpStream, record: &mut GatewayRecord, tlv: Tlv) {
+    if let Tlv::Error { code, .. } = &tlv {
+        record.convert_error = Some(code.0);
+    }
+    if let Ok(bytes) = convert::encode(&Message { tlvs: vec![tlv] }) {
+        let _ = client.write_all(&bytes).await;
+    }
+    let _ = client.shutdown().await;
+}
+
+fn error_tlv(code: ErrorCode, value: u8) -> Tlv {
+    Tlv::Error {
+        code,
+        value: vec![value],
+    }
+}
+
+/// The Error TLV code for a failed dial (§4.2.8: 96 the server reset/refused,
+/// 97 unreachable, 64 out of resources, 65 other network failures).
+fn dial_error_code(e: &io::Error) -> ErrorCode {
+    if crate::sys::resource_exhausted(e) {
+        return ErrorCode::RESOURCE_EXCEEDED;
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => {
+            ErrorCode::CONNECTION_RESET
+        }
+        io::ErrorKind::TimedOut
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable => ErrorCode::DESTINATION_UNREACHABLE,
+        _ => match e.raw_os_error() {
+            Some(libc::EHOSTUNREACH | libc::ENETUNREACH | libc::ETIMEDOUT) => {
+                ErrorCode::DESTINATION_UNREACHABLE
+            }
+            _ => ErrorCode::NETWORK_FAILURE,
+        },
+    }
+}
+
+pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -> GatewayRecord {
+    let mut record = GatewayRecord::new(Mode::Convert, peer);
+    record.client_mptcp = status(&client);
+    let _ = client.set_nodelay(true);
+    let _client_active = Counted::new(ctx, 0, record.client_mptcp);
+    let Some(policy) = &ctx.policy else {
+        record.fail(GatewayEnd::Refused, "no policy");
+        return record;
+    };
+    if !policy.client_allowed(peer.ip()) {
+        tracing::info!(client = %peer, "refused: client outside --allow");
+        record.fail(GatewayEnd::Refused, "client outside --allow");
+        refuse(
+            &mut client,
+            &mut record,
+            error_tlv(ErrorCode::NOT_AUTHORIZED, 0),
+        )
+        .await;
+        return record;
+    }
+    let read = tokio::time::timeout(ctx.config.handshake_timeout, read_message(&mut client)).await;
+    let (msg, early) = match read {
+        Ok(Ok(m)) => m,
+        Ok(Err(ReadError::Parse(e))) => {
+            record.fail(GatewayEnd::BadHandshake, e.to_string());
+            refuse(&mut client, &mut record, e.to_tlv()).await;
+            return record;
+        }
+        Ok(Err(ReadError::Io(e))) => {
+            record.fail(GatewayEnd::BadHandshake, e.to_string());
+            return record;
+        }
+        Err(_) => {
+            record.fail(
+                GatewayEnd::BadHandshake,
+                "no Convert message within the handshake timeout",
+            );
+            refuse(
+                &mut client,
+                &mut record,
+                error_tlv(ErrorCode::MALFORMED_MESSAGE, 0),
+            )
+            .await;
+            return record;
+        }
+    };
+    let mut reply = Vec::new();
+    if msg.has_info() {
+        reply.push(Tlv::SupportedTcpExtensions(vec![KIND_MPTCP]));
+    }
+    let connect = msg.tlvs.iter().find_map(|t| match t {
+        Tlv::Connect { dest, tcp_options } => Some((*dest, tcp_options.clone())),
+        _ => None,
+    });
+    let Some((dest, options)) = connect else {
+        // An Info-only message (§4.2.3): answer it and close.
+        if reply.is_empty() {
+            record.fail(
+                GatewayEnd::BadHandshake,
+                "a Convert message with no Connect TLV",
+            );
+            refuse(
+                &mut client,
+                &mut record,
+                error_tlv(ErrorCode::MALFORMED_MESSAGE, 0),
+            )
+            .await;
+        } else if let Ok(bytes) = convert::encode(&Message { tlvs: reply }) {
+            let _ = client.write_all(&bytes).await;
+            let _ = client.shutdown().await;
+        }
+        return record;
+    };
+    record.destination = Some(dest.to_string());
+    // Option kinds other than EOL (0) and NOP (1) would ask us to use them
+    // towards the server: refused (§4.2.8, 33, the value names the kind).
+    if let Some(&kind) = options.iter().find(|&&k| k > 1) {
+        record.fail(
+            GatewayEnd::Refused,
+            format!("TCP option kind {kind} in the Connect TLV"),
+        );
+        refuse(
+            &mut client,
+            &mut record,
+            error_tlv(ErrorCode::UNSUPPORTED_TCP_OPTION, kind),
+        )
+        .await;
+        return record;
+    }
+    if let Err(why) = policy.check_destination(dest.ip(), dest.port()) {
+        tracing::info!(client = %peer, %dest, "refused: {}", why.as_str());
+        record.fail(GatewayEnd::Refused, why.as_str());
+        refuse(
+            &mut client,
+            &mut record,
+            error_tlv(ErrorCode::NOT_AUTHORIZED, 0),
+        )
+        .await;
+        return record;
+    }
+    let mut upstream = match ctx.dialer.dial_async(dest).await {
+        Ok(s) => s,
+        Err(e) => {
+            let code = dial_error_code(&e);
+            tracing::info!(client = %peer, %dest, "dial failed: {e}; answering {code}");
+            record.fail(GatewayEnd::ConnectFailed, format!("{dest}: {e}"));
+            refuse(&mut client, &mut record, error_tlv(code, 0)).await;
+            return record;
+        }
+    };
+    record.upstream = upstream.peer_addr().ok();
+    record.upstream_mptcp = status(&upstream);
+    let _ = upstream.set_nodelay(true);
+    let _upstream_active = Counted::new(ctx, 1, record.upstream_mptcp);
+    // §4: the converter's own Convert message comes first on the way back,
+    // then the server's bytes.
+    let answer = convert::encode(&Message { tlvs: reply }).unwrap_or_default();
+    if let Err(e) = client.write_all(&answer).await {
+        record.fail(GatewayEnd::Reset, format!("client: {e}"));
+        crate::sys::set_reset_on_close(&upstream);
+        return record;
+    }
+    if !early.is_empty() {
+        if let Err(e) = upstream.write_all(&early).await {
+            record.fail(GatewayEnd::Reset, format!("upstream: {e}"));
+            crate::sys::set_reset_on_close(&client);
+            return record;
+        }
+        record.bytes_to_upstream += early.len() as u64;
+        ctx.metrics.to_upstream.inc_by(early.len() as u64);
+    }
+    relay_pair(ctx, &client, &upstream, &mut record).await;
+    record
+}

@@ -1,0 +1,639 @@
+//! A multipath gateway: the RFC 8803 converter, and the client side that feeds
+//! it from SOCKS5, HTTP CONNECT or transparently redirected connections.
+//!
+//! One [`Gateway`] serves one listener in one [`Mode`]:
+//!
+//! - [`Mode::Convert`] (`mptcp proxy --convert ADDR --allow CIDR`): the
+//!   Transport Converter of RFC 8803. It accepts MPTCP and plain TCP, reads the
+//!   client's Convert message (at most 1020 bytes, within the handshake
+//!   timeout), checks the [`Policy`], dials the Connect TLV's destination, answers
+//!   with its own Convert message and then relays as [`Proxy`](crate::Proxy) does.
+//!   Refusals are Error TLVs with the RFC's codes (§4.2.8), after which the
+//!   connection is closed: 32 Not Authorized (client outside `--allow`, or a
+//!   destination the policy refuses), 0/1/2 for messages it cannot read, 33 for
+//!   TCP options it will not forward, 96 Connection Reset (the destination
+//!   refused), 97 Destination Unreachable (no answer, no route), 64 Resource
+//!   Exceeded (out of descriptors), 65 Network Failure (any other dial error).
+//! - [`Mode::Socks5`], [`Mode::HttpConnect`], [`Mode::Transparent`]: the client
+//!   role. The destination comes from the SOCKS5 request (RFC 1928; no auth, or
+//!   RFC 1929 username/password), the CONNECT line, or the socket itself
+//!   (`SO_ORIGINAL_DST` / `IP6T_SO_ORIGINAL_DST` after a REDIRECT; the local
+//!   address after a TPROXY, whose listener gets `IP_TRANSPARENT`). With a
+//!   converter ([`GatewayConfig::converter`]) the gateway dials it over MPTCP and
+//!   sends the Convert message right after the handshake, or in the SYN with
+//!   [`GatewayConfig::tcp_fastopen`] (`TCP_FASTOPEN_CONNECT`: `connect` returns
+//!   at once and the first write is the SYN's payload); it waits for the
+//!   converter's answer and maps an Error TLV to a SOCKS5 reply code, an HTTP
+//!   status, or (transparent) a reset. Without a converter it dials the
+//!   destination itself over MPTCP.
+//!
+//! # Decisions where the RFC and the issue are silent
+//!
+//! - The client waits for the converter's answer before it tells a SOCKS5 or
+//!   HTTP client that the tunnel is open: a refusal then reaches the client as a
+//!   proper error instead of a tunnel that closes. The SYN still carries the
+//!   Convert message, so the converter dials the server without waiting for a
+//!   round trip of its own.
+//! - SOCKS5 domain names are resolved by the gateway: the Connect TLV carries
+//!   addresses only (§4.2.5).
+//! - The converter answers an Info TLV with a Supported TCP Extensions TLV
+//!   listing kind 30 (MPTCP): it relays over MPTCP on the client side. TCP
+//!   options in the Connect TLV other than NOP/EOL padding are refused with 33
+//!   (Unsupported TCP Option): it does not forward options to servers.
+//! - "Private destinations" are the ranges RFC 6890 marks not globally
+//!   reachable, the RFC 2544 benchmarking range 198.18.0.0/15 included; loopback,
+//!   link-local, multicast and the converter's own addresses are refused even
+//!   with `--allow-private-destinations`.
+//! - TCP Fast Open is **opt-in** ([`GatewayConfig::tcp_fastopen`], `--fastopen`
+//!   on both ends), though RFC 8803 is built around it. Measured on Linux 6.18
+//!   (crates/mptcp-cli/tests/gateway.rs, 4 transfers of 3 MiB through the
+//!   converter on the 2-path test network): without TFO 0.8 s in all; with the
+//!   Convert message in the SYN and a second subflow joining, 38 s, and some
+//!   transfers stalled past curl's 20 s limit; with TFO and a single subflow,
+//!   0.7 s. The kernel, not this crate: `perf/gateway/tfo_join_stall.py`
+//!   reproduces it with two Python sockets (3 MiB per connection, two unshaped
+//!   paths: 2 ms without TFO, 13-19 s with the data in the SYN and a joined
+//!   subflow). A TFO connection saves one round trip, a stall costs seconds. The converter asks for TFO on its listener
+//!   with the `TCP_FASTOPEN` socket option (queue 1024; the kernel also needs
+//!   `net.ipv4.tcp_fastopen` bit 0x2), the gateway with `TCP_FASTOPEN_CONNECT`
+//!   (bit 0x1, the default). Cookies are the kernel's.
+//!
+//! # Not done yet
+//!
+//! Cookie TLV checks (the converter never asks for one), the Extended TCP Header
+//! TLV (never sent; parsed), UDP, a config file for the gateway roles, PROXY
+//! protocol on the converter's server side, a second-signal forced stop in the
+//! CLI, and a benchmark against shadowsocks-rust (not installed on the build
+//! host).
+//! Transparent mode without a converter dials the original destination itself:
+//! the firewall rule must then exclude the gateway's own traffic (an owner or
+//! mark match), or the dial is redirected back into the gateway.
+
+mod client;
+mod converter;
+pub mod policy;
+mod sys;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mptcp_net::{Dialer, ListenConfig, MptcpExt, MptcpStatus};
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::relay::{self, Activity, Direction, RelayError, RelayMode, Side, Way};
+pub use ipnet::IpNet;
+pub use policy::{Policy, Refusal};
+
+/// Which job a [`Gateway`] does on its listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The RFC 8803 Transport Converter.
+    Convert,
+    /// A SOCKS5 server (CONNECT).
+    Socks5,
+    /// An HTTP CONNECT proxy.
+    HttpConnect,
+    /// Connections redirected by the firewall (REDIRECT, or TPROXY with [`GatewayConfig::tproxy`]).
+    Transparent,
+}
+
+impl Mode {
+    /// `convert`, `socks5`, `http_connect` or `transparent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Convert => "convert",
+            Mode::Socks5 => "socks5",
+            Mode::HttpConnect => "http_connect",
+            Mode::Transparent => "transparent",
+        }
+    }
+}
+
+/// A [`Gateway`]'s settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// The role.
+    pub mode: Mode,
+    /// Client roles: the converter `HOST:PORT`; `None` dials destinations directly.
+    pub converter: Option<String>,
+    /// SOCKS5: require this username and password (RFC 1929).
+    pub credentials: Option<(String, String)>,
+    /// Client roles: send the Convert message in the SYN (TCP Fast Open) when
+    /// the socket accepts it. Convert: ask for TFO on the listener. Off by
+    /// default (see the module docs: MPTCP TFO and joins on Linux 6.18).
+    pub tcp_fastopen: bool,
+    /// Transparent: a TPROXY listener (`IP_TRANSPARENT`; the destination is the
+    /// accepted socket's local address).
+    pub tproxy: bool,
+    /// Convert: allowed client networks (required, non-empty).
+    pub allow: Vec<IpNet>,
+    /// Convert: allow private destinations.
+    pub allow_private_destinations: bool,
+    /// Bound on reading the client's first message (SOCKS5, CONNECT, Convert)
+    /// and the converter's answer.
+    pub handshake_timeout: Duration,
+    /// Bound on dialing (name resolution included).
+    pub connect_timeout: Duration,
+    /// Close connections idle this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Most connections at once; others wait in the backlog.
+    pub max_conns: usize,
+    /// How long connections may finish after shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// Defaults: TFO off, 5 s handshake and connect timeouts, 5 min idle,
+    /// 10,000 connections, 10 s drain.
+    pub fn new(listen: SocketAddr, mode: Mode) -> GatewayConfig {
+        GatewayConfig {
+            listen,
+            mode,
+            converter: None,
+            credentials: None,
+            tcp_fastopen: false,
+            tproxy: false,
+            allow: Vec::new(),
+            allow_private_destinations: false,
+            handshake_timeout: Duration::from_secs(5),
+            connect_timeout: crate::DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: Some(crate::DEFAULT_IDLE_TIMEOUT),
+            max_conns: 10_000,
+            drain_timeout: crate::DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+
+    /// Sets the converter (client roles).
+    pub fn converter(mut self, hostport: impl Into<String>) -> Self {
+        self.converter = Some(hostport.into());
+        self
+    }
+
+    /// Sets the allowed client networks (convert).
+    pub fn allow(mut self, nets: Vec<IpNet>) -> Self {
+        self.allow = nets;
+        self
+    }
+
+    /// Allows private destinations (convert).
+    pub fn allow_private_destinations(mut self, on: bool) -> Self {
+        self.allow_private_destinations = on;
+        self
+    }
+
+    /// Requires RFC 1929 credentials (socks5).
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Turns TCP Fast Open on or off.
+    pub fn tcp_fastopen(mut self, on: bool) -> Self {
+        self.tcp_fastopen = on;
+        self
+    }
+
+    /// Marks a transparent listener as TPROXY.
+    pub fn tproxy(mut self, on: bool) -> Self {
+        self.tproxy = on;
+        self
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.mode {
+            Mode::Convert => {
+                if self.allow.is_empty() {
+                    return Err(
+                        "--convert needs --allow CIDR (the client networks it serves): \
+                                a converter is not an open proxy"
+                            .into(),
+                    );
+                }
+                if self.converter.is_some() {
+                    return Err("a converter does not chain to another converter".into());
+                }
+            }
+            _ => {
+                if !self.allow.is_empty() || self.allow_private_destinations {
+                    return Err("--allow and --allow-private-destinations are for --convert".into());
+                }
+            }
+        }
+        if self.credentials.is_some() && self.mode != Mode::Socks5 {
+            return Err("credentials are for --socks5".into());
+        }
+        if let Some((u, p)) = &self.credentials {
+            if u.is_empty() || u.len() > 255 || p.is_empty() || p.len() > 255 {
+                return Err("SOCKS5 username and password are 1 to 255 bytes (RFC 1929)".into());
+            }
+        }
+        if self.tproxy && self.mode != Mode::Transparent {
+            return Err("--tproxy is for --transparent".into());
+        }
+        if let Some(c) = &self.converter {
+            crate::check_upstream(c)?;
+        }
+        if self.max_conns == 0 {
+            return Err("max_conns must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// How a gateway connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GatewayEnd {
+    /// Relayed, then both sides closed cleanly.
+    Closed,
+    /// The client's first message was not valid, or not in time.
+    BadHandshake,
+    /// The policy (or the converter) refused: not authorized.
+    Refused,
+    /// The destination (or the converter) could not be reached or refused.
+    ConnectFailed,
+    /// The relay ended with a reset or error on one side.
+    Reset,
+    /// Idle for the idle timeout.
+    IdleTimeout,
+    /// The gateway stopped before the connection finished.
+    Shutdown,
+}
+
+/// What a [`Gateway`] records about each finished connection.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct GatewayRecord {
+    /// The gateway's mode.
+    pub mode: Mode,
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Where the client asked to go (an address, or a SOCKS5/CONNECT name:port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The address dialed: the converter's, or the destination's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<SocketAddr>,
+    /// The client connection's MPTCP status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_mptcp: Option<MptcpStatus>,
+    /// The upstream connection's MPTCP status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_mptcp: Option<MptcpStatus>,
+    /// Client role with a converter: whether `TCP_FASTOPEN_CONNECT` was on for
+    /// the dial (the Convert message then rides in the SYN when the kernel has a
+    /// cookie, or does not need one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fastopen: Option<bool>,
+    /// Application bytes from the client to the upstream (not the handshakes).
+    pub bytes_to_upstream: u64,
+    /// Application bytes from the upstream to the client.
+    pub bytes_to_client: u64,
+    /// From accept to close.
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// How the bytes moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayMode>,
+    /// How it ended.
+    pub end: GatewayEnd,
+    /// The RFC 8803 error code sent (convert) or received (client roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convert_error: Option<u8>,
+    /// What went wrong, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e6)
+}
+
+impl GatewayRecord {
+    fn new(mode: Mode, client: SocketAddr) -> GatewayRecord {
+        GatewayRecord {
+            mode,
+            client,
+            destination: None,
+            upstream: None,
+            client_mptcp: None,
+            upstream_mptcp: None,
+            fastopen: None,
+            bytes_to_upstream: 0,
+            bytes_to_client: 0,
+            duration: Duration::ZERO,
+            relay: None,
+            end: GatewayEnd::Closed,
+            convert_error: None,
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, end: GatewayEnd, error: impl Into<String>) {
+        self.end = end;
+        self.error = Some(error.into());
+    }
+}
+
+/// A function called with each finished connection's record.
+pub type GatewayCallback = Arc<dyn Fn(&GatewayRecord) + Send + Sync>;
+
+/// What every connection of a gateway shares.
+pub(crate) struct Ctx {
+    pub(crate) config: GatewayConfig,
+    pub(crate) policy: Option<Policy>,
+    pub(crate) dialer: Dialer,
+    pub(crate) metrics: RouteMetrics,
+    pub(crate) local: SocketAddr,
+}
+
+/// Stops a running [`Gateway`].
+#[derive(Clone, Debug)]
+pub struct GatewayShutdown(Arc<watch::Sender<bool>>);
+
+impl GatewayShutdown {
+    /// Stop accepting; connections get the drain timeout to finish.
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// One listener in one [`Mode`]. See the [module docs](self).
+pub struct Gateway {
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    metrics: Arc<Metrics>,
+    stop: Arc<watch::Sender<bool>>,
+    on_end: Option<GatewayCallback>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("mode", &self.ctx.config.mode)
+            .field("local", &self.ctx.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Checks the configuration and binds the listener.
+    pub async fn bind(config: GatewayConfig, metrics: Arc<Metrics>) -> io::Result<Gateway> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut lc = ListenConfig::new();
+        lc.set_backlog(crate::DEFAULT_BACKLOG);
+        match config.mode {
+            // The converter takes MPTCP (and TCP) clients; TFO if the kernel allows.
+            Mode::Convert if config.tcp_fastopen => {
+                lc.set_socket_hook(|s| {
+                    if let Err(e) = sys::set_fastopen_listener(s, 1024) {
+                        tracing::debug!("TCP_FASTOPEN on the listener: {e}");
+                    }
+                    Ok(())
+                });
+            }
+            Mode::Convert => {}
+            // Local clients are plain TCP.
+            _ => {
+                lc.set_multipath_tcp(false);
+                if config.tproxy {
+                    let v6 = config.listen.is_ipv6();
+                    lc.set_socket_hook(move |s| sys::set_transparent(s, v6));
+                }
+            }
+        }
+        let listener = lc
+            .listen_async(config.listen)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("listen on {}: {e}", config.listen)))?;
+        let local = listener.local_addr()?;
+        let policy = (config.mode == Mode::Convert).then(|| {
+            let mut own = policy::own_addresses();
+            own.push(local.ip());
+            Policy {
+                allow: config.allow.clone(),
+                allow_private_destinations: config.allow_private_destinations,
+                own,
+            }
+        });
+        let mut dialer = Dialer::new();
+        dialer.set_timeout(Some(config.connect_timeout));
+        if config.converter.is_some() && config.tcp_fastopen {
+            // Errors are ignored: without TFO the message follows the handshake,
+            // and MPTCP must not be given up for it (the hook's fallback).
+            dialer.set_socket_hook(|s| {
+                if let Err(e) = sys::set_fastopen_connect(s) {
+                    tracing::debug!("TCP_FASTOPEN_CONNECT: {e}");
+                }
+                Ok(())
+            });
+        }
+        let route_metrics = RouteMetrics::new(&metrics, config.mode.as_str());
+        let (stop, _) = watch::channel(false);
+        Ok(Gateway {
+            listener,
+            ctx: Arc::new(Ctx {
+                config,
+                policy,
+                dialer,
+                metrics: route_metrics,
+                local,
+            }),
+            metrics,
+            stop: Arc::new(stop),
+            on_end: None,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.ctx.local
+    }
+
+    /// The metrics this gateway counts into.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// A handle that stops the gateway.
+    pub fn shutdown_handle(&self) -> GatewayShutdown {
+        GatewayShutdown(Arc::clone(&self.stop))
+    }
+
+    /// Calls `f` with every finished connection's record.
+    pub fn on_connection_end(&mut self, f: impl Fn(&GatewayRecord) + Send + Sync + 'static) {
+        self.on_end = Some(Arc::new(f));
+    }
+
+    /// Accepts and serves until stopped, then drains. Returns the number of
+    /// connections still open at the drain deadline (they are dropped: reset).
+    pub async fn run(self) -> usize {
+        let slots = Arc::new(Semaphore::new(self.ctx.config.max_conns));
+        let mut tasks = JoinSet::new();
+        let mut stop = self.stop.subscribe();
+        loop {
+            let permit = tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let accepted = tokio::select! {
+                r = self.listener.accept() => r,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            // Reap finished tasks so the set stays as large as the open connections.
+            while tasks.try_join_next().is_some() {}
+            match accepted {
+                Ok((stream, peer)) => {
+                    let ctx = Arc::clone(&self.ctx);
+                    let on_end = self.on_end.clone();
+                    tasks.spawn(async move {
+                        let started = Instant::now();
+                        let mut record = match ctx.config.mode {
+                            Mode::Convert => converter::handle(stream, peer, &ctx).await,
+                            _ => client::handle(stream, peer, &ctx).await,
+                        };
+                        record.duration = started.elapsed();
+                        if record.end != GatewayEnd::Closed {
+                            let kind = match record.end {
+                                GatewayEnd::BadHandshake => "bad_handshake",
+                                GatewayEnd::Refused => "refused",
+                                GatewayEnd::ConnectFailed => "connect_failed",
+                                GatewayEnd::Reset => "reset",
+                                GatewayEnd::IdleTimeout => "idle_timeout",
+                                _ => "shutdown",
+                            };
+                            ctx.metrics.error(kind);
+                        }
+                        if let Some(mode) = record.relay {
+                            ctx.metrics.relay(mode);
+                        }
+                        if let Some(cb) = on_end {
+                            cb(&record);
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    ctx_accept_error(&self.ctx, &e);
+                    if crate::sys::resource_exhausted(&e) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        drop(self.listener);
+        let drain = self.ctx.config.drain_timeout;
+        let finished =
+            tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+        let left = if finished.is_err() { tasks.len() } else { 0 };
+        tasks.abort_all();
+        left
+    }
+}
+
+fn ctx_accept_error(ctx: &Ctx, e: &io::Error) {
+    ctx.metrics.error("accept_error");
+    tracing::debug!(mode = ctx.config.mode.as_str(), "accept: {e}");
+}
+
+/// Relays between two connected sockets until both directions end, an error,
+/// or the idle timeout; fills the record's byte counts, relay mode and ending.
+pub(crate) async fn relay_pair(
+    ctx: &Ctx,
+    client: &TcpStream,
+    upstream: &TcpStream,
+    record: &mut GatewayRecord,
+) {
+    let up = Direction::default();
+    let down = Direction::default();
+    let activity = Activity::new();
+    let a = Way {
+        src: client,
+        dst: upstream,
+        src_side: Side::Client,
+        dst_side: Side::Upstream,
+        stats: &up,
+        other: &down,
+        counter: &ctx.metrics.to_upstream,
+        activity: &activity,
+        copy_buffer: crate::DEFAULT_COPY_BUFFER,
+        try_splice: true,
+    };
+    let b = Way {
+        src: upstream,
+        dst: client,
+        src_side: Side::Upstream,
+        dst_side: Side::Client,
+        stats: &down,
+        other: &up,
+        counter: &ctx.metrics.to_client,
+        activity: &activity,
+        copy_buffer: crate::DEFAULT_COPY_BUFFER,
+        try_splice: true,
+    };
+    let idle = ctx.config.idle_timeout;
+    let watch = async {
+        let Some(idle) = idle else {
+            return std::future::pending::<()>().await;
+        };
+        loop {
+            let deadline = activity.last() + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    };
+    let outcome: Option<Result<(), RelayError>> = tokio::select! {
+        r = async { tokio::try_join!(a.run(), b.run()) } => Some(r.map(|_| ())),
+        () = watch => None,
+    };
+    record.bytes_to_upstream += up.bytes.load(Ordering::Relaxed);
+    record.bytes_to_client += down.bytes.load(Ordering::Relaxed);
+    record.relay = relay::relay_mode(&up, &down);
+    match outcome {
+        Some(Ok(())) => {}
+        None => record.end = GatewayEnd::IdleTimeout,
+        Some(Err(RelayError { side, error })) => {
+            record.fail(GatewayEnd::Reset, format!("{}: {error}", side.as_str()));
+            crate::sys::set_reset_on_close(client);
+            crate::sys::set_reset_on_close(upstream);
+        }
+    }
+}
+
+/// The MPTCP status of `s` (`None` if it could not be read).
+pub(crate) fn status(s: &TcpStream) -> Option<MptcpStatus> {
+    s.mptcp_status().ok()
+}
+
+/// One side of a connection counted in `mptcp_proxy_connections` (total and
+/// active, by MPTCP status); the active gauge goes down on drop.
+pub(crate) struct Counted(prometheus_client::metrics::gauge::Gauge);
+
+impl Counted {
+    /// Counts the client side (`side` 0) or the upstream side (1).
+    pub(crate) fn new(ctx: &Ctx, side: usize, status: Option<MptcpStatus>) -> Counted {
+        Counted(ctx.metrics.connection(side, status))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
