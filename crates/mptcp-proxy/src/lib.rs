@@ -79,6 +79,10 @@
 //!   details, and why, are in the `pressure` module.
 //! - [`ShutdownHandle::shutdown`]: listeners close at once, connections finish for
 //!   up to [`Config::drain_timeout`] (default 10 s), those left are reset.
+//! - TCP keep-alive: accepted clients get mptcp-net's default (Go's 15 s, set once
+//!   on the listener and inherited); upstream dials have none, which saves four
+//!   `setsockopt` calls per connection (HAProxy, the connection-rate anchor, sets
+//!   none either by default), and the idle timeout ends pairs whose peer vanished.
 //!
 //! # Memory per connection
 //!

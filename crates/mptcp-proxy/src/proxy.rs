@@ -242,6 +242,10 @@ async fn bind_route(
     let route_metrics = RouteMetrics::new(metrics, &route.name);
     let mut dialer = Dialer::new();
     dialer.set_timeout(Some(route.connect_timeout));
+    // No keep-alive on upstream dials (four setsockopt calls per connection):
+    // the idle timeout ends dead pairs, and accepted clients keep the
+    // listener's keep-alive, which costs nothing per connection.
+    dialer.set_keep_alive(None);
     if route.to_tcp {
         dialer.set_multipath_tcp(false);
     }

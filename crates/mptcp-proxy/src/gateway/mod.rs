@@ -432,6 +432,10 @@ impl Gateway {
         });
         let mut dialer = Dialer::new();
         dialer.set_timeout(Some(config.connect_timeout));
+        // No keep-alive on upstream dials (four setsockopt calls per connection):
+        // the idle timeout ends dead pairs, and accepted clients keep the
+        // listener's keep-alive, which costs nothing per connection.
+        dialer.set_keep_alive(None);
         if config.converter.is_some() && config.tcp_fastopen {
             // Errors are ignored: without TFO the message follows the handshake,
             // and MPTCP must not be given up for it (the hook's fallback).
