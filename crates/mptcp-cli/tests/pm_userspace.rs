@@ -427,9 +427,21 @@ fn pm_userspace_interactive_follows_rtt_on_two_paths() {
         }
     };
     pingpong(Duration::from_secs(3));
-    let active = status(&net, &state)["connections"][0]["active"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no active path; {:#?}", d.lines()))
+    // The path carrying the exchange: the last one the engine made non-backup, else
+    // the first subflow's (the status file is only rewritten every second).
+    let active = d
+        .lines()
+        .iter()
+        .rev()
+        .find(|(_, v)| v["command"] == "set_backup" && v["backup"] == false)
+        .map(|(_, v)| {
+            if v["local"].as_str().unwrap().starts_with("198.18.1.") {
+                "p1"
+            } else {
+                "p0"
+            }
+        })
+        .unwrap_or("p0")
         .to_string();
     let other = if active == "p0" { "p1" } else { "p0" };
     // Slow the active path both ways.

@@ -26,8 +26,9 @@
 //!   (2 s by default), traffic moves back.
 //! - `interactive`: subflows on every path, all backup but one: the healthy subflow
 //!   with the lowest smoothed RTT. Another subflow takes over when its RTT has been
-//!   below 3/4 of the current one's for 3 measurements in a row, and not sooner than
-//!   2 s after the last change (hysteresis, so two similar paths do not flap).
+//!   below 3/4 of the current one's, and at least 1 ms lower, for 3 measurements in a
+//!   row, and not sooner than 2 s after the last change (hysteresis, so two similar
+//!   paths do not flap; sub-millisecond LAN RTTs never trigger a change).
 //! - `single`: no subflow is ever added.
 //! - Server side (any policy but `single`): every path's address is announced
 //!   (ADD_ADDR) to the client; a path that goes is withdrawn (RM_ADDR).
@@ -58,6 +59,8 @@ const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 const STALL_MIN: Duration = Duration::from_millis(400);
 /// `interactive`: a challenger's RTT must be below this fraction of the current one's...
 const RTT_RATIO: f64 = 0.75;
+/// ...and at least this much lower (sub-millisecond differences on a LAN are noise)...
+const RTT_MIN_GAIN: Duration = Duration::from_millis(1);
 /// ...for this many measurements in a row...
 const RTT_STREAK: u32 = 3;
 /// ...and not sooner than this after the last change.
@@ -755,7 +758,9 @@ impl Engine {
                         }
                     }
                     (Some(&(a, ra)), Some((b, rb)))
-                        if b != a && rb.as_secs_f64() < ra.as_secs_f64() * RTT_RATIO =>
+                        if b != a
+                            && rb.as_secs_f64() < ra.as_secs_f64() * RTT_RATIO
+                            && ra.saturating_sub(rb) >= RTT_MIN_GAIN =>
                     {
                         if c.streak.0 == Some(b) {
                             c.streak.1 += 1;
@@ -1261,6 +1266,27 @@ mod tests {
                 t,
                 vec![sample(FIRST, 38, 0, 0), sample(SECOND, 40 + i % 3, i, 0)],
             );
+            assert!(m.is_empty(), "{m:?}");
+            t += Duration::from_millis(200);
+        }
+    }
+
+    #[test]
+    fn interactive_ignores_sub_millisecond_differences() {
+        let (mut e, t0) = engine(Policy::Interactive);
+        established(&mut e, t0);
+        let mut sub = ev(EventKind::SubEstablished, SECOND, SERVER);
+        sub.backup = Some(true);
+        e.event(t0, &sub);
+        let us = |n: u64| SubflowSample {
+            rtt: Duration::from_micros(n),
+            ..sample(FIRST, 0, 0, 0)
+        };
+        let mut t = t0 + Duration::from_secs(3);
+        for i in 0..10u64 {
+            let mut second = us(20);
+            second.local = sa(SECOND);
+            let m = measure(&mut e, t, vec![us(200 + i), second]);
             assert!(m.is_empty(), "{m:?}");
             t += Duration::from_millis(200);
         }
