@@ -214,12 +214,38 @@ struct Listening<'a> {
     metrics: Option<SocketAddr>,
 }
 
+/// A finished connection as one JSON line: its kind, the time, then the record.
 #[derive(Serialize)]
-struct ConnLine<'a> {
+struct RecordLine<'a, R: Serialize> {
     r#type: &'static str,
     time: String,
     #[serde(flatten)]
-    record: &'a ConnRecord,
+    record: &'a R,
+}
+
+/// The time a record ended at, and (with `--json`) its JSON line with the newline.
+fn record_line<R: Serialize>(
+    out: &Output,
+    kind: &'static str,
+    at: SystemTime,
+    record: &R,
+) -> Result<(Timestamp, Option<String>), Error> {
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let now = Timestamp::from_unix_millis(ms);
+    if !out.json {
+        return Ok((now, None));
+    }
+    let mut line = serde_json::to_string(&RecordLine {
+        r#type: kind,
+        time: now.rfc3339.clone(),
+        record,
+    })
+    .map_err(|e| Error::msg(format!("cannot encode JSON: {e}")))?;
+    line.push('\n');
+    Ok((now, Some(line)))
 }
 
 #[derive(Serialize)]
@@ -356,19 +382,8 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
 
 /// One line (with its newline) for a connection that ended at `at`.
 fn format_record(out: &Output, at: SystemTime, r: &ConnRecord) -> Result<String, Error> {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    let now = Timestamp::from_unix_millis(ms);
-    if out.json {
-        let mut line = serde_json::to_string(&ConnLine {
-            r#type: "connection",
-            time: now.rfc3339,
-            record: r,
-        })
-        .map_err(|e| Error::msg(format!("cannot encode JSON: {e}")))?;
-        line.push('\n');
+    let (now, json) = record_line(out, "connection", at, r)?;
+    if let Some(line) = json {
         return Ok(line);
     }
     let side = |status: Option<mptcp_net::MptcpStatus>, subflows: Option<u32>| match status {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use mptcp_proxy::gateway::{Gateway, GatewayConfig, GatewayEnd, GatewayRecord, IpNet, Mode};
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::ProxyArgs;
 use crate::error::{Error, EXIT_OK};
-use crate::output::{Output, Timestamp, BAD, DIM, GOOD, WARN};
+use crate::output::{Output, BAD, DIM, GOOD, WARN};
 
 /// The gateway's options of `mptcp proxy`.
 #[derive(Debug, Args)]
@@ -92,14 +92,6 @@ struct Listening {
     listen: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     converter: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    r#type: &'static str,
-    time: String,
-    #[serde(flatten)]
-    record: &'a GatewayRecord,
 }
 
 fn configs(args: &ProxyArgs) -> Result<Vec<GatewayConfig>, Error> {
@@ -258,19 +250,8 @@ fn flag(mode: Mode) -> &'static str {
 }
 
 fn format_record(out: &Output, at: SystemTime, r: &GatewayRecord) -> Result<String, Error> {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    let now = Timestamp::from_unix_millis(ms);
-    if out.json {
-        let mut line = serde_json::to_string(&Line {
-            r#type: "gateway_connection",
-            time: now.rfc3339,
-            record: r,
-        })
-        .map_err(|e| Error::msg(format!("cannot encode JSON: {e}")))?;
-        line.push('\n');
+    let (now, json) = super::record_line(out, "gateway_connection", at, r)?;
+    if let Some(line) = json {
         return Ok(line);
     }
     let style = match r.end {
