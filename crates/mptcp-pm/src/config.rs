@@ -23,6 +23,14 @@
 //! flags = ["subflow", "backup"]   # replaces the role's flags
 //! priority = -10                  # lower priority loses first when over 8 endpoints
 //! ipv6 = false
+//!
+//! [server]                        # role "server" behind a layer-4 balancer
+//! vip = ["198.18.200.1"]          # the virtual addresses clients connect to
+//! join_port = 20001               # unique per backend: the balancer sends VIP:PORT here
+//! announce_own = false            # also announce this host's own addresses (default:
+//!                                 # false with a vip, as they are private behind balancers)
+//! lb_registry = "198.19.0.254:7010"    # publish this host's MPTCP tokens to `mptcp lb`
+//! lb_key = "/etc/mptcp/lb.key"    # the shared secret (at least 16 bytes)
 //! ```
 
 use std::fmt;
@@ -214,6 +222,72 @@ pub struct Config {
     pub resync_interval: Duration,
     /// The userspace path manager's policies (`mptcp pm run --userspace`).
     pub userspace: UserspaceConfig,
+    /// A server behind a layer-4 balancer (the `[server]` table).
+    pub server: ServerConfig,
+}
+
+/// The `[server]` table: a backend of a fleet behind a layer-4 balancer.
+///
+/// A balancer hashes every SYN, so a client's joins to the address it first connected
+/// to (the VIP) land on a random backend and are reset there. With `vip` set the daemon
+/// sets the MP_CAPABLE "C" flag (`net.mptcp.allow_join_initial_addr_port = 0`: "do not
+/// join my initial address") and announces what reaches this backend alone: each VIP
+/// with this backend's `join_port` (the balancer sends VIP:PORT to this backend; `mptcp
+/// lb` keeps that rule), and, with `announce_own`, the host's own addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ServerConfig {
+    /// The virtual addresses this backend serves (held on `lo` in an anycast fleet).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vips: Vec<std::net::IpAddr>,
+    /// The port announced with each VIP, unique per backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_port: Option<u16>,
+    /// Announce the host's own addresses too (`signal` endpoints). Default: true
+    /// without a VIP (a lone server), false with one (backends' own addresses are
+    /// private behind a balancer).
+    pub announce_own: bool,
+    /// Where `mptcp lb` listens for this backend's token announcements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb_registry: Option<std::net::SocketAddr>,
+    /// The file holding the registry's shared secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb_key: Option<std::path::PathBuf>,
+}
+
+impl ServerConfig {
+    /// Whether this host is a backend behind a balancer (a VIP or a registry is set):
+    /// then joins to the initial address are refused (the C flag).
+    pub fn behind_balancer(&self) -> bool {
+        !self.vips.is_empty() || self.lb_registry.is_some()
+    }
+
+    /// Checks the table on its own and against the role.
+    ///
+    /// # Errors
+    /// A one-line reason.
+    pub fn check(&self, role: Role) -> Result<(), String> {
+        if role != Role::Server && (self.behind_balancer() || self.join_port.is_some()) {
+            return Err("[server] settings need role \"server\" (--role server)".into());
+        }
+        if self.join_port == Some(0) {
+            return Err("join_port 0: give the port the balancer sends to this backend".into());
+        }
+        if self.join_port.is_some() && self.vips.is_empty() {
+            return Err("join_port without vip: the port is announced with a VIP".into());
+        }
+        if self.lb_registry.is_some() != self.lb_key.is_some() {
+            return Err("lb_registry and lb_key go together".into());
+        }
+        for (i, v) in self.vips.iter().enumerate() {
+            if v.is_unspecified() || v.is_multicast() || v.is_loopback() {
+                return Err(format!("vip {v} cannot be a service address"));
+            }
+            if self.vips[..i].contains(v) {
+                return Err(format!("vip {v} given twice"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A per-connection path policy (Apple's service types, plus `single`).
@@ -335,6 +409,10 @@ impl Default for Config {
             },
             resync_interval: DEFAULT_RESYNC,
             userspace: UserspaceConfig::default(),
+            server: ServerConfig {
+                announce_own: true,
+                ..ServerConfig::default()
+            },
         }
     }
 }
@@ -366,6 +444,18 @@ struct RawConfig {
     #[serde(default)]
     interface: Vec<RawRule>,
     userspace: Option<RawUserspace>,
+    server: Option<Spanned<RawServer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default)]
+    vip: Vec<Spanned<String>>,
+    join_port: Option<u16>,
+    announce_own: Option<bool>,
+    lb_registry: Option<Spanned<String>>,
+    lb_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -540,6 +630,40 @@ impl Config {
                 });
             }
         }
+        if let Some(server) = raw.server {
+            // A `[server]` table makes the role server unless the file says otherwise.
+            if raw.role.is_none() {
+                config.role = Role::Server;
+            }
+            let span = server.span();
+            let server = server.into_inner();
+            for v in server.vip {
+                let ip = v.get_ref().parse().map_err(|_| {
+                    err(
+                        Some(v.span()),
+                        format!("vip {:?} is not an IP address", v.get_ref()),
+                    )
+                })?;
+                config.server.vips.push(ip);
+            }
+            if let Some(r) = server.lb_registry {
+                let addr = r.get_ref().parse().map_err(|_| {
+                    err(
+                        Some(r.span()),
+                        format!("lb_registry {:?} is not ADDR:PORT", r.get_ref()),
+                    )
+                })?;
+                config.server.lb_registry = Some(addr);
+            }
+            config.server.join_port = server.join_port;
+            config.server.lb_key = server.lb_key;
+            config.server.announce_own =
+                server.announce_own.unwrap_or(config.server.vips.is_empty());
+            config
+                .server
+                .check(config.role)
+                .map_err(|m| err(Some(span), m))?;
+        }
         Ok(config)
     }
 
@@ -682,7 +806,7 @@ name = "eth[01]"
             refused("role = \"client\"\nbogus = 1\n"),
             "f.toml:2: unknown field `bogus`, expected one of `role`, `ipv4`, `ipv6`, \
              `require_default_route`, `include`, `exclude`, `resync_interval`, `filters`, \
-             `limits`, `interface`, `userspace`"
+             `limits`, `interface`, `userspace`, `server`"
         );
         assert_eq!(
             refused("\n\ninclude = [\"eth*\", \"wl[\"]\n"),
@@ -776,5 +900,50 @@ remote = "2001:db8::1"
         let c = Config::default();
         assert!(c.exclude.iter().any(|g| g.matches("docker0")));
         assert!(!c.exclude.iter().any(|g| g.matches("eth0")));
+    }
+
+    #[test]
+    fn server_table() {
+        let c = Config::from_toml(
+            "[server]\nvip = [\"198.18.200.1\", \"2001:db8:200::1\"]\njoin_port = 20001\n\
+             lb_registry = \"198.19.0.254:7010\"\nlb_key = \"/etc/mptcp/lb.key\"\n",
+            "f.toml",
+        )
+        .unwrap();
+        assert_eq!(c.role, Role::Server, "a [server] table implies the role");
+        assert_eq!(c.server.vips.len(), 2);
+        assert_eq!(c.server.join_port, Some(20001));
+        assert!(
+            !c.server.announce_own,
+            "own addresses are private behind a balancer"
+        );
+        assert!(c.server.behind_balancer());
+        assert!(Config::default().server.announce_own);
+    }
+
+    #[test]
+    fn bad_server_tables() {
+        assert_eq!(
+            refused("[server]\nvip = [\"not-an-ip\"]\n"),
+            "f.toml:2: vip \"not-an-ip\" is not an IP address"
+        );
+        assert!(
+            refused("role = \"client\"\n[server]\nvip = [\"198.18.200.1\"]\n")
+                .contains("need role \"server\"")
+        );
+        assert!(refused("[server]\njoin_port = 20001\n").contains("join_port without vip"));
+        assert!(
+            refused("[server]\nvip = [\"198.18.200.1\"]\njoin_port = 0\n").contains("join_port 0")
+        );
+        assert!(
+            refused("[server]\nvip = [\"198.18.200.1\", \"198.18.200.1\"]\n")
+                .contains("given twice")
+        );
+        assert!(refused("[server]\nlb_registry = \"198.19.0.254:7010\"\n").contains("go together"));
+        assert!(
+            refused("[server]\nlb_registry = \"198.19.0.254\"\nlb_key = \"k\"\n")
+                .contains("ADDR:PORT")
+        );
+        assert!(refused("[server]\nvip = [\"0.0.0.0\"]\n").contains("cannot be a service address"));
     }
 }

@@ -18,6 +18,9 @@ use crate::plan::{plan, Action, KernelView, Plan, Skipped};
 use crate::rtnl::{set_loose_rp_filter, Rtnl, Watcher};
 use crate::state::{self, Lock, Memory};
 
+/// The sysctl whose 0 sets the MP_CAPABLE "C" flag: "do not join my initial address".
+const C_FLAG_SYSCTL: &str = "net.mptcp.allow_join_initial_addr_port";
+
 /// How long a burst of notifications may go on before the daemon acts on it.
 const SETTLE: Duration = Duration::from_millis(30);
 /// The longest the daemon waits before looking at its stop flag.
@@ -36,6 +39,10 @@ pub enum Error {
     /// The path manager refused or failed.
     #[error(transparent)]
     Netlink(#[from] mptcp_netlink::Error),
+    /// The host cannot do what the configuration asks (a VIP it does not hold, a join
+    /// port in use).
+    #[error("{0}")]
+    Refused(String),
     /// A system call failed.
     #[error("{what}: {source}")]
     Io {
@@ -90,6 +97,17 @@ impl Options {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Report {
+    /// A sysctl set (behind a balancer: the C flag), or put back on exit.
+    Sysctl {
+        /// Its name.
+        name: String,
+        /// The value it had.
+        from: String,
+        /// The value set.
+        to: String,
+        /// Why.
+        reason: String,
+    },
     /// Started: role, namespace, and the endpoints adopted from an earlier run.
     Started {
         /// The role.
@@ -189,11 +207,18 @@ impl fmt::Display for Report {
             } => {
                 let verb = if *applied { "" } else { "would " };
                 match action {
-                    Action::Add { endpoint: e } => write!(
-                        f,
-                        "{verb}add {} id {} {} dev {} ({})",
-                        e.address, e.id, e.flags, e.interface, e.reason
-                    )?,
+                    Action::Add { endpoint: e } => {
+                        let at = match (e.port, e.ifindex) {
+                            (Some(port), _) => format!("port {port}"),
+                            (None, 0) => "no dev".to_string(),
+                            (None, _) => format!("dev {}", e.interface),
+                        };
+                        write!(
+                            f,
+                            "{verb}add {} id {} {} {at} ({})",
+                            e.address, e.id, e.flags, e.reason
+                        )?
+                    }
                     Action::Remove {
                         id,
                         address,
@@ -301,6 +326,12 @@ impl fmt::Display for Report {
                 }
                 Ok(())
             }
+            Report::Sysctl {
+                name,
+                from,
+                to,
+                reason,
+            } => write!(f, "sysctl {name} {from} -> {to}: {reason}"),
             Report::Stopped {
                 removed,
                 limits_restored,
@@ -324,6 +355,9 @@ pub struct Daemon {
     laminar: bool,
     limits_at_start: Option<Limits>,
     limits_changed: bool,
+    /// `allow_join_initial_addr_port` as found, when this daemon changed it.
+    c_flag_at_start: Option<String>,
+    first_pass: bool,
     last_over: Vec<Skipped>,
     last_rp: Vec<String>,
     last_dry: Vec<Action>,
@@ -398,6 +432,8 @@ impl Daemon {
             laminar: true,
             limits_at_start: Some(limits_at_start),
             limits_changed: false,
+            c_flag_at_start: None,
+            first_pass: true,
             last_over: Vec::new(),
             last_rp: Vec::new(),
             last_dry: Vec::new(),
@@ -444,6 +480,18 @@ impl Daemon {
             let kernel = self.kernel_view()?;
             let plan = plan(&host, &self.opts.config, &kernel);
             self.report_once(&plan, &host, log);
+            if let Some(b) = &plan.balancer {
+                if let Some(vip) = b.missing_vips.first() {
+                    return Err(Error::Refused(format!(
+                        "VIP {vip} is not an address of this host: add it (`ip addr add {vip}/{} \
+                         dev lo`) before announcing it",
+                        if vip.is_ipv6() { 128 } else { 32 }
+                    )));
+                }
+                if !self.opts.dry_run {
+                    self.set_c_flag(b, log)?;
+                }
+            }
             let actions = plan.actions(&kernel);
             if self.opts.dry_run {
                 if actions != self.last_dry {
@@ -461,6 +509,17 @@ impl Daemon {
             let mut again = false;
             for action in actions {
                 let result = self.apply(&action);
+                if let (Err(e), Action::Add { endpoint }, true) =
+                    (&result, &action, self.first_pass)
+                {
+                    if let Some(port) = endpoint.port {
+                        return Err(Error::Refused(format!(
+                            "cannot announce {}: {e} (is the join port already in use by a \
+                             listener or another endpoint?)",
+                            std::net::SocketAddr::new(endpoint.address, port)
+                        )));
+                    }
+                }
                 if let Err(e) = &result {
                     if matches!(&action, Action::Add { endpoint } if endpoint.flags.contains(EndpointFlags::LAMINAR))
                         && is_invalid(e)
@@ -480,6 +539,7 @@ impl Daemon {
             }
             self.save()?;
             if !again {
+                self.first_pass = false;
                 return Ok(plan);
             }
         }
@@ -496,10 +556,13 @@ impl Daemon {
             }
             Action::SetFlags { id, flags, .. } => self.pm.set_endpoint_flags(*id, *flags)?,
             Action::Add { endpoint: p } => {
-                let new = NewEndpoint::new(p.address)
-                    .id(p.id)
-                    .flags(p.flags)
-                    .interface(p.ifindex);
+                let mut new = NewEndpoint::new(p.address).id(p.id).flags(p.flags);
+                if p.ifindex != 0 {
+                    new = new.interface(p.ifindex);
+                }
+                if let Some(port) = p.port {
+                    new = new.port(port);
+                }
                 let added = self.pm.add_endpoint(&new)?;
                 self.memory.owned.insert(added.id, added.address);
                 self.memory.remembered.insert(added.address, added.id);
@@ -515,6 +578,30 @@ impl Daemon {
                 })?;
                 self.limits_changed = true;
             }
+        }
+        Ok(())
+    }
+
+    /// Sets `allow_join_initial_addr_port` to what the balancer plan wants (the C
+    /// flag), remembering the value found so shutdown can put it back.
+    fn set_c_flag(
+        &mut self,
+        b: &crate::plan::BalancerPlan,
+        log: &mut dyn FnMut(Report),
+    ) -> Result<(), Error> {
+        let want = b.allow_join_initial_addr_port.to_string();
+        let now = mptcp_netlink::sysctl::get(C_FLAG_SYSCTL)?;
+        if now.trim() != want {
+            mptcp_netlink::sysctl::set(C_FLAG_SYSCTL, &want)?;
+            if self.c_flag_at_start.is_none() {
+                self.c_flag_at_start = Some(now.trim().to_string());
+            }
+            log(Report::Sysctl {
+                name: C_FLAG_SYSCTL.into(),
+                from: now.trim().into(),
+                to: want,
+                reason: b.reason.clone(),
+            });
         }
         Ok(())
     }
@@ -639,6 +726,15 @@ impl Daemon {
         if let (true, Some(l)) = (self.limits_changed, self.limits_at_start) {
             self.pm.set_limits(l)?;
             limits_restored = true;
+        }
+        if let Some(old) = self.c_flag_at_start.take() {
+            mptcp_netlink::sysctl::set(C_FLAG_SYSCTL, &old)?;
+            log(Report::Sysctl {
+                name: C_FLAG_SYSCTL.into(),
+                from: "0".into(),
+                to: old,
+                reason: "put back on exit".into(),
+            });
         }
         self.save()?;
         log(Report::Stopped {

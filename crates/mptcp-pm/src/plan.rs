@@ -45,9 +45,12 @@ pub struct PlannedEndpoint {
     pub id: u8,
     /// The address.
     pub address: IpAddr,
+    /// The port announced with it (a VIP's join port behind a balancer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// The flags.
     pub flags: EndpointFlags,
-    /// The interface subflows from it are bound to.
+    /// The interface subflows from it are bound to (0: none, as for a VIP).
     pub ifindex: u32,
     /// That interface's name.
     pub interface: String,
@@ -109,6 +112,24 @@ pub struct Plan {
     /// Interfaces with an endpoint whose IPv4 `rp_filter` is strict (1): replies to
     /// subflows over them may be dropped.
     pub strict_rp_filter: Vec<String>,
+    /// Behind a balancer: the C flag and the VIPs (absent for a lone host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<BalancerPlan>,
+}
+
+/// What a backend behind a layer-4 balancer does about joins, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalancerPlan {
+    /// `net.mptcp.allow_join_initial_addr_port` wanted: 0 sets the MP_CAPABLE "C"
+    /// flag, so clients do not join the VIP (the balancer would hash the join to a
+    /// random backend, which resets it: `MPJoinNoTokenFound`).
+    pub allow_join_initial_addr_port: u8,
+    /// Why.
+    pub reason: String,
+    /// VIPs this host does not hold: their join port cannot be listened on (the kernel
+    /// answers EADDRNOTAVAIL). The daemon refuses to start with any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_vips: Vec<IpAddr>,
 }
 
 /// One step from the kernel's state to the plan.
@@ -153,6 +174,7 @@ pub enum Action {
 
 struct Candidate {
     address: IpAddr,
+    port: Option<u16>,
     ifindex: u32,
     interface: String,
     flags: EndpointFlags,
@@ -174,6 +196,8 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
         .cloned()
         .collect();
 
+    let server = (config.role == Role::Server).then_some(&config.server);
+    let vips: &[IpAddr] = server.map_or(&[], |s| &s.vips);
     for a in &host.addresses {
         let ipv6 = a.address.is_ipv6();
         let link = host.links.get(&a.ifindex);
@@ -188,7 +212,24 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
             continue;
         };
         let rule = config.rule_for(&link.name);
-        match check_address(host, config, link, a, rule, &foreign) {
+        if vips.contains(&a.address) {
+            // Announced below with its join port, or not at all.
+            continue;
+        }
+        let hidden =
+            server.is_some_and(|s| !s.announce_own) && rule.and_then(|r| r.flags).is_none();
+        let checked = check_address(host, config, link, a, rule, &foreign).and_then(|()| {
+            if hidden {
+                Err(
+                    "behind a balancer: own address not announced (private to clients; \
+                     set announce_own if clients can reach it)"
+                        .to_string(),
+                )
+            } else {
+                Ok(())
+            }
+        });
+        match checked {
             Err(reason) => skipped.push(skip(reason)),
             Ok(()) => {
                 let (mut flags, mut reason) = match rule.and_then(|r| r.flags.map(|f| (f, r))) {
@@ -219,6 +260,7 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
                 let ordinal = ordinals.entry((a.ifindex, ipv6)).or_insert(0);
                 candidates.push(Candidate {
                     address: a.address,
+                    port: None,
                     ifindex: a.ifindex,
                     interface,
                     flags,
@@ -230,6 +272,71 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
             }
         }
     }
+
+    let mut missing_vips = Vec::new();
+    for &vip in vips {
+        let family_on = if vip.is_ipv6() {
+            config.ipv6
+        } else {
+            config.ipv4
+        };
+        let held = host.addresses.iter().any(|a| a.address == vip);
+        let port = server.and_then(|s| s.join_port);
+        let skip = |reason: String| Skipped {
+            address: vip,
+            interface: String::new(),
+            reason,
+        };
+        if !family_on {
+            skipped.push(skip(format!(
+                "VIP: {} is turned off",
+                if vip.is_ipv6() { "IPv6" } else { "IPv4" }
+            )));
+        } else if !held {
+            missing_vips.push(vip);
+            skipped.push(skip(format!(
+                "VIP not held by this host: add it (`ip addr add {vip}/{} dev lo`) so the \
+                 kernel can take joins on it",
+                if vip.is_ipv6() { 128 } else { 32 }
+            )));
+        } else if let Some(port) = port {
+            candidates.push(Candidate {
+                address: vip,
+                port: Some(port),
+                ifindex: 0,
+                interface: String::new(),
+                flags: EndpointFlags::SIGNAL,
+                priority: i32::MAX,
+                ordinal: 0,
+                reason: format!(
+                    "VIP with join port {port}: the balancer sends {} to this backend alone",
+                    std::net::SocketAddr::new(vip, port)
+                ),
+            });
+        } else {
+            skipped.push(skip(
+                "VIP without a join port: not announced (clients must not join the VIP)".into(),
+            ));
+        }
+    }
+    let balancer = server
+        .filter(|s| s.behind_balancer())
+        .map(|s| BalancerPlan {
+            allow_join_initial_addr_port: 0,
+            reason: match (s.join_port, s.announce_own) {
+                (Some(p), _) => format!(
+                "behind a balancer: clients must not join the VIP (it hashes joins to a random \
+                 backend); they join VIP:{p}, which reaches this backend"
+            ),
+                (None, true) => "behind a balancer: clients must not join the VIP; they join this \
+                 host's own announced addresses"
+                    .to_string(),
+                (None, false) => "behind a balancer: clients must not join the VIP (nothing else \
+                 is announced: token steering at the balancer, or single-path)"
+                    .to_string(),
+            },
+            missing_vips,
+        });
 
     // Highest priority first; then every interface's first address before any
     // interface's second (NetworkManager's preference); then a stable order.
@@ -281,6 +388,7 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
         foreign,
         limits,
         strict_rp_filter,
+        balancer,
     }
 }
 
@@ -411,6 +519,7 @@ fn assign_ids(candidates: Vec<Candidate>, kernel: &KernelView) -> Vec<PlannedEnd
             Some(PlannedEndpoint {
                 id: id?,
                 address: c.address,
+                port: c.port,
                 flags: c.flags,
                 ifindex: c.ifindex,
                 interface: c.interface,
@@ -503,7 +612,8 @@ impl Plan {
                 Some(p)
                     if p.id != e.id
                         || fixed_part(p.flags) != fixed_part(e.flags)
-                        || e.ifindex != Some(p.ifindex) =>
+                        || p.port != e.port
+                        || e.ifindex.unwrap_or(0) != p.ifindex =>
                 {
                     removes.push(Action::Remove {
                         id: e.id,
@@ -1035,5 +1145,126 @@ mod tests {
             reason(&p, "198.18.42.1"),
             "its interface is not known (yet)"
         );
+    }
+
+    fn backend(vips: &[&str], join_port: Option<u16>, announce_own: bool) -> Config {
+        let mut c = Config {
+            role: Role::Server,
+            ..Config::default()
+        };
+        c.server.vips = vips.iter().map(|v| ip(v)).collect();
+        c.server.join_port = join_port;
+        c.server.announce_own = announce_own;
+        c
+    }
+
+    #[test]
+    fn backend_announces_its_vip_with_the_join_port_and_hides_its_own_addresses() {
+        let mut h = host();
+        h.addresses.push(addr(1, "198.18.200.1"));
+        let p = plan(
+            &h,
+            &backend(&["198.18.200.1"], Some(20001), false),
+            &KernelView::default(),
+        );
+        assert_eq!(p.endpoints.len(), 1, "{p:#?}");
+        let e = &p.endpoints[0];
+        assert_eq!(
+            (e.address, e.port, e.flags),
+            (ip("198.18.200.1"), Some(20001), EndpointFlags::SIGNAL)
+        );
+        assert_eq!(e.ifindex, 0, "a VIP endpoint is bound to no interface");
+        let b = p.balancer.as_ref().expect("a balancer plan");
+        assert_eq!(b.allow_join_initial_addr_port, 0);
+        assert!(b.missing_vips.is_empty());
+        for own in ["198.18.0.1", "2001:db8::1", "198.18.1.1"] {
+            let s = p.skipped.iter().find(|s| s.address == ip(own)).expect(own);
+            assert!(s.reason.contains("behind a balancer"), "{}", s.reason);
+        }
+        let add = p.actions(&KernelView::default());
+        assert!(add
+            .iter()
+            .any(|a| matches!(a, Action::Add { endpoint } if endpoint.port == Some(20001))));
+    }
+
+    #[test]
+    fn backend_with_announce_own_announces_its_addresses_and_keeps_the_c_flag() {
+        let mut h = host();
+        h.addresses.push(addr(1, "198.18.200.1"));
+        let p = plan(
+            &h,
+            &backend(&["198.18.200.1"], None, true),
+            &KernelView::default(),
+        );
+        let addrs: Vec<IpAddr> = p.endpoints.iter().map(|e| e.address).collect();
+        assert!(
+            addrs.contains(&ip("198.18.0.1")) && !addrs.contains(&ip("198.18.200.1")),
+            "{addrs:?}"
+        );
+        assert!(p
+            .endpoints
+            .iter()
+            .all(|e| e.port.is_none() && e.flags == EndpointFlags::SIGNAL));
+        assert_eq!(p.balancer.unwrap().allow_join_initial_addr_port, 0);
+        let vip = p
+            .skipped
+            .iter()
+            .find(|s| s.address == ip("198.18.200.1"))
+            .unwrap();
+        assert!(vip.reason.contains("without a join port"), "{}", vip.reason);
+    }
+
+    #[test]
+    fn a_vip_the_host_does_not_hold_is_reported_missing() {
+        let p = plan(
+            &host(),
+            &backend(&["198.18.200.1", "2001:db8:200::1"], Some(20001), false),
+            &KernelView::default(),
+        );
+        let b = p.balancer.unwrap();
+        assert_eq!(
+            b.missing_vips,
+            vec![ip("198.18.200.1"), ip("2001:db8:200::1")]
+        );
+        assert!(p.endpoints.is_empty());
+    }
+
+    #[test]
+    fn a_lone_server_has_no_balancer_plan() {
+        let c = Config {
+            role: Role::Server,
+            ..Config::default()
+        };
+        let p = plan(&host(), &c, &KernelView::default());
+        assert!(p.balancer.is_none());
+        assert_eq!(p.endpoints.len(), 3);
+    }
+
+    #[test]
+    fn a_join_port_change_re_adds_the_vip_endpoint() {
+        let mut h = host();
+        h.addresses.push(addr(1, "198.18.200.1"));
+        let kernel = KernelView {
+            endpoints: vec![{
+                let attrs = mptcp_netlink::codec::AddressAttrs {
+                    id: Some(1),
+                    flags: Some(EndpointFlags::SIGNAL.bits()),
+                    port: Some(20000),
+                    ..mptcp_netlink::codec::AddressAttrs::from_ip(ip("198.18.200.1"))
+                };
+                Endpoint::try_from(&attrs).unwrap()
+            }],
+            owned: BTreeMap::from([(1, ip("198.18.200.1"))]),
+            ..KernelView::default()
+        };
+        let p = plan(&h, &backend(&["198.18.200.1"], Some(20001), false), &kernel);
+        let actions = p.actions(&kernel);
+        assert!(
+            matches!(actions[0], Action::Remove { id: 1, .. }),
+            "{actions:?}"
+        );
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, Action::Add { endpoint } if endpoint.port == Some(20001))));
     }
 }

@@ -86,6 +86,24 @@ pub struct PmOptions {
     /// Where the daemon keeps its lock and the ids of its endpoints.
     #[arg(long, value_name = "DIR", default_value = mptcp_pm::state::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// Behind a balancer: a virtual address this backend serves (repeatable; replaces
+    /// the configuration's `[server] vip`). Sets the MP_CAPABLE C flag and announces the
+    /// VIP with --join-port.
+    #[arg(long, value_name = "ADDR")]
+    pub vip: Vec<std::net::IpAddr>,
+    /// The port announced with each VIP, unique per backend (the balancer sends
+    /// VIP:PORT to this backend).
+    #[arg(long, value_name = "PORT")]
+    pub join_port: Option<u16>,
+    /// Announce this host's own addresses too (they must be reachable by clients).
+    #[arg(long)]
+    pub announce_own: bool,
+    /// Publish this host's MPTCP tokens to `mptcp lb` at ADDR:PORT (token steering).
+    #[arg(long, value_name = "ADDR:PORT", requires = "lb_key")]
+    pub lb_registry: Option<std::net::SocketAddr>,
+    /// The registry's shared secret (a file of at least 16 bytes).
+    #[arg(long, value_name = "FILE", requires = "lb_registry")]
+    pub lb_key: Option<PathBuf>,
 }
 
 /// `mptcp pm run`.
@@ -135,6 +153,21 @@ fn config(opts: &PmOptions) -> Result<Config, Error> {
             RoleArg::Server => Role::Server,
         };
     }
+    let server = &mut config.server;
+    if !opts.vip.is_empty() {
+        server.vips = opts.vip.clone();
+        server.announce_own = opts.announce_own;
+    } else if opts.announce_own {
+        server.announce_own = true;
+    }
+    if opts.join_port.is_some() {
+        server.join_port = opts.join_port;
+    }
+    if opts.lb_registry.is_some() {
+        server.lb_registry = opts.lb_registry;
+        server.lb_key = opts.lb_key.clone();
+    }
+    server.check(config.role).map_err(Error::msg)?;
     Ok(config)
 }
 
@@ -247,14 +280,25 @@ fn plan(opts: &PmOptions, out: &Output) -> Result<u8, Error> {
         )),
         None => text.push_str("limits: left as they are (limits.manage = false)\n"),
     }
+    if let Some(b) = &plan.balancer {
+        text.push_str(&format!(
+            "behind a balancer: net.mptcp.allow_join_initial_addr_port = {} (the C flag)  {}\n",
+            b.allow_join_initial_addr_port,
+            out.paint(output::DIM, &b.reason)
+        ));
+    }
     text.push_str(&format!("\nendpoints ({}):\n", plan.endpoints.len()));
     for e in &plan.endpoints {
+        let at = match (e.port, e.ifindex) {
+            (Some(port), _) => format!(" port {port}"),
+            (None, 0) => String::new(),
+            (None, _) => format!(" dev {}", e.interface),
+        };
         text.push_str(&format!(
-            "  {} id {} {} dev {}  {}\n",
+            "  {} id {} {}{at}  {}\n",
             e.address,
             e.id,
             e.flags,
-            e.interface,
             out.paint(output::DIM, &e.reason)
         ));
     }
