@@ -130,6 +130,10 @@ pub enum Command {
     #[command(subcommand, after_help = crate::cmd::pm::PM_HELP)]
     Pm(crate::cmd::pm::PmCommand),
 
+    /// The balancer side of a server fleet: every subflow to its backend.
+    #[command(subcommand, after_help = crate::cmd::lb::LB_HELP)]
+    Lb(crate::cmd::lb::LbCommand),
+
     /// Run a program with its TCP sockets made MPTCP (LD_PRELOAD or seccomp+ptrace).
     #[command(after_help = crate::cmd::run::RUN_HELP)]
     Run(crate::cmd::run::RunArgs),

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod doctor;
 pub mod endpoint;
 pub mod exporter;
+pub mod lb;
 pub mod limits;
 pub mod monitor;
 pub mod pm;
@@ -37,6 +38,7 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Bench(cmd) => bench::run(cmd, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::Pm(cmd) => pm::run(cmd, out),
+        Command::Lb(cmd) => lb::run(cmd, out),
         Command::Exporter(args) => exporter::run(&args, out),
         Command::Proxy(args) => proxy::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),

@@ -1,0 +1,170 @@
+//! `mptcp lb run` and `mptcp lb status`: the balancer side of an MPTCP server fleet
+//! ([`mptcp_lb`]). `run` logs one line per change (JSON lines with `--json`) and runs
+//! until SIGTERM or Ctrl-C, re-reading `--config` on SIGHUP.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use mptcp_lb::daemon::{self, Event, Options, Source};
+use mptcp_lb::{Backend, Config, Mode};
+use serde::Serialize;
+
+use crate::error::{Error, EXIT_OK};
+use crate::output::{self, Output, Timestamp};
+
+pub(crate) const LB_HELP: &str = "\
+A layer-4 balancer hashes every SYN, so an MPTCP client's joins land on random
+backends, which reset them (MPJoinNoTokenFound). `mptcp lb run` keeps this host's
+nftables and routing rules in step with the backends: new connections are hashed as
+before (route mode: an ECMP route, the operator's or one made here; nat mode: dnat by
+jhash), each backend's join port goes to that backend, and every connection stays
+pinned to its backend (conntrack) while backends are added, drained or removed.
+The backends run `mptcp pm run --role server --vip VIP --join-port PORT`.
+
+Examples:
+  mptcp lb run --vip 198.18.200.1:80 \\
+      --backend 198.19.0.2,join-port=20000 --backend 198.19.1.2,join-port=20001
+  mptcp lb run --mode nat --vip 198.18.200.1:80 --backend 198.19.0.2 --backend 198.19.1.2
+  mptcp lb run --config /etc/mptcp/lb.toml     (SIGHUP re-reads it: add, drain, remove)
+  mptcp lb status --json
+
+Exit status: 0 stopped cleanly (every rule removed); 2 bad arguments or configuration,
+or the host refused the rules (nothing is left applied).
+
+JSON (run): one line per event: {\"time\", \"event\": \"started\"|\"reloaded\"|\"reload_failed\"|
+\"stopped\", \"status\": {\"mode\", \"vips\", \"own_routes\", \"backends\": [{\"address\", \"slot\",
+\"mark\", \"table\", \"join_port\", \"state\": \"active\"|\"draining\"}]}, \"error\"}.";
+
+/// `mptcp lb ...`.
+#[derive(Debug, Subcommand)]
+pub enum LbCommand {
+    /// Run the balancer: rules in step with the backends, removed on exit.
+    Run(LbRunArgs),
+    /// What a running balancer applied.
+    Status(LbStatusArgs),
+}
+
+/// `mptcp lb run`.
+#[derive(Debug, Args)]
+pub struct LbRunArgs {
+    /// A virtual service, ADDR:PORT or [V6]:PORT (repeatable).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = mptcp_lb::config::parse_vip, required_unless_present = "config", conflicts_with = "config")]
+    pub vip: Vec<std::net::SocketAddr>,
+    /// A backend: ADDR[,join-port=P][,drain] (repeatable).
+    #[arg(
+        long,
+        value_name = "ADDR[,join-port=P][,drain]",
+        required_unless_present = "config",
+        conflicts_with = "config"
+    )]
+    pub backend: Vec<Backend>,
+    /// route (ECMP anycast; backends hold the VIP) or nat (dnat by jhash).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "route",
+        conflicts_with = "config"
+    )]
+    pub mode: Mode,
+    /// A TOML configuration instead of the options above; SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the status file is written.
+    #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+/// `mptcp lb status`.
+#[derive(Debug, Args)]
+pub struct LbStatusArgs {
+    /// Where the balancer writes its status.
+    #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+/// Runs `mptcp lb ...`.
+pub fn run(cmd: LbCommand, out: &Output) -> Result<u8, Error> {
+    match cmd {
+        LbCommand::Run(args) => run_balancer(&args, out),
+        LbCommand::Status(args) => {
+            let status = daemon::read_status(&args.state_dir).map_err(Error::msg)?;
+            if out.json {
+                out.json(&status)?;
+            } else {
+                out.print(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                ))?;
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn run_balancer(args: &LbRunArgs, out: &Output) -> Result<u8, Error> {
+    let source = match &args.config {
+        Some(path) => {
+            // Refuse a bad file before anything is touched.
+            Config::from_file(path).map_err(Error::msg)?;
+            Source::File(path.clone())
+        }
+        None => {
+            let config = Config {
+                mode: args.mode,
+                vips: args.vip.clone(),
+                backends: args.backend.clone(),
+                steering: None,
+            };
+            config.check().map_err(Error::msg)?;
+            Source::Fixed(config)
+        }
+    };
+    let opts = Options {
+        source,
+        state_dir: args.state_dir.clone(),
+    };
+    let stop = super::stop_flag()?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map_err(|e| Error::msg(format!("cannot handle SIGHUP: {e}")))?;
+    let mut failed_output = None;
+    let mut log = |event: Event| {
+        if failed_output.is_some() {
+            return;
+        }
+        let now = Timestamp::now();
+        let result = if out.json {
+            out.json_line(&Line {
+                time: now.rfc3339,
+                event: &event,
+            })
+        } else {
+            let style = match &event {
+                Event::ReloadFailed { .. } => output::BAD,
+                _ => anstyle::Style::new(),
+            };
+            out.print(&format!(
+                "{} {}\n",
+                now.clock,
+                out.paint(style, &event.to_string())
+            ))
+        };
+        if let Err(e) = result {
+            failed_output = Some(e);
+        }
+    };
+    daemon::run(&opts, &stop, &reload, &mut log).map_err(Error::msg)?;
+    if let Some(e) = failed_output {
+        return Err(e);
+    }
+    Ok(EXIT_OK)
+}

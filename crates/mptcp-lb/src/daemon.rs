@@ -1,0 +1,171 @@
+//! The loop behind `mptcp lb run`: start, re-read the configuration on request
+//! (SIGHUP), write the status file, clean up on stop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::balancer::{Balancer, Error, Status};
+use crate::config::Config;
+
+/// Where the status file goes by default.
+pub const DEFAULT_STATE_DIR: &str = "/run/mptcp-lb";
+
+/// How long the loop sleeps between looks at its flags.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Fixed (the command line): a reload re-applies it.
+    Fixed(Config),
+    /// A file, read again on every reload.
+    File(PathBuf),
+}
+
+impl Source {
+    fn load(&self) -> Result<Config, Error> {
+        match self {
+            Source::Fixed(c) => Ok(c.clone()),
+            Source::File(p) => Config::from_file(p).map_err(|e| Error::Refused(e.0)),
+        }
+    }
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration.
+    pub source: Source,
+    /// Where `status.json` is written.
+    pub state_dir: PathBuf,
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Rules applied at start.
+    Started {
+        /// The state.
+        status: Status,
+    },
+    /// A new configuration applied.
+    Reloaded {
+        /// The state.
+        status: Status,
+    },
+    /// A new configuration refused; the old one stays in force.
+    ReloadFailed {
+        /// Why.
+        error: String,
+    },
+    /// Rules removed.
+    Stopped,
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backends = |s: &Status| {
+            s.backends
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{}{}{}",
+                        b.address,
+                        b.join_port
+                            .map(|p| format!(" join {p}"))
+                            .unwrap_or_default(),
+                        if b.state == "draining" {
+                            " draining"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Event::Started { status } => write!(
+                f,
+                "balancing {} ({} mode{}) over {}",
+                status
+                    .vips
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                status.mode,
+                if status.own_routes.is_empty() {
+                    ", the operator's route".to_string()
+                } else {
+                    ", own ECMP route".to_string()
+                },
+                backends(status)
+            ),
+            Event::Reloaded { status } => write!(f, "reloaded: {}", backends(status)),
+            Event::ReloadFailed { error } => write!(f, "reload refused, old rules kept: {error}"),
+            Event::Stopped => f.write_str("stopped: rules, routes and table removed"),
+        }
+    }
+}
+
+fn write_status(dir: &std::path::Path, status: &Status) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join("status.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(status).unwrap_or_default())?;
+    std::fs::rename(tmp, dir.join("status.json"))
+}
+
+/// Reads the status a running balancer wrote.
+///
+/// # Errors
+/// When no balancer runs (no file) or the file is not ours.
+pub fn read_status(dir: &std::path::Path) -> Result<serde_json::Value, String> {
+    let p = dir.join("status.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        format!(
+            "no balancer status at {} ({e}): is `mptcp lb run` running?",
+            p.display()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Runs until `stop` is raised; `reload` raised re-reads the configuration.
+///
+/// # Errors
+/// When the first configuration cannot be applied (nothing stays applied then).
+pub fn run(
+    opts: &Options,
+    stop: &AtomicBool,
+    reload: &AtomicBool,
+    log: &mut dyn FnMut(Event),
+) -> Result<(), Error> {
+    let mut balancer = Balancer::start(opts.source.load()?)?;
+    let status = balancer.status();
+    let _ = write_status(&opts.state_dir, &status);
+    log(Event::Started { status });
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(TICK);
+        if reload.swap(false, Ordering::SeqCst) {
+            match opts.source.load().and_then(|c| balancer.reload(c)) {
+                Ok(()) => {
+                    let status = balancer.status();
+                    let _ = write_status(&opts.state_dir, &status);
+                    log(Event::Reloaded { status });
+                }
+                Err(e) => log(Event::ReloadFailed {
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+    balancer.shutdown();
+    let _ = std::fs::remove_file(opts.state_dir.join("status.json"));
+    log(Event::Stopped);
+    Ok(())
+}
