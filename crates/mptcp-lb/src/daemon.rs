@@ -99,10 +99,10 @@ impl std::fmt::Display for Event {
                     .collect::<Vec<_>>()
                     .join(", "),
                 status.mode,
-                if status.own_routes.is_empty() {
-                    ", the operator's route".to_string()
-                } else {
-                    ", own ECMP route".to_string()
+                match (status.mode, status.own_routes.is_empty()) {
+                    (crate::Mode::Nat, _) => ", dnat by jhash",
+                    (_, true) => ", the operator's ECMP route",
+                    (_, false) => ", own ECMP route",
                 },
                 backends(status)
             ),

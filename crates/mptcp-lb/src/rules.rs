@@ -144,6 +144,29 @@ pub fn build(config: &Config, slots: &BTreeMap<IpAddr, Slot>, own_route: &[IpAdd
             .unwrap();
         }
     }
+    if config.mode == Mode::Nat {
+        // The services (VIP . port): a steered join is sent to its backend's own
+        // address on the service port; joins to a join port keep the VIP.
+        for (ipv6, name, ty) in [
+            (false, "services4", "ipv4_addr"),
+            (true, "services6", "ipv6_addr"),
+        ] {
+            let list: Vec<String> = config
+                .vips
+                .iter()
+                .filter(|v| v.is_ipv6() == ipv6)
+                .map(|v| format!("{} . {}", v.ip(), v.port()))
+                .collect();
+            if !list.is_empty() {
+                writeln!(
+                    nft,
+                    "    set {name} {{ type {ty} . inet_service; elements = {{ {} }} }}",
+                    join(list)
+                )
+                .unwrap();
+            }
+        }
+    }
     let mut joins: [Vec<String>; 2] = Default::default();
     for b in &config.backends {
         let Some(port) = b.join_port else { continue };
@@ -242,14 +265,14 @@ pub fn build(config: &Config, slots: &BTreeMap<IpAddr, Slot>, own_route: &[IpAdd
             )
             .unwrap();
             for b in &config.backends {
-                let (l3, vset) = if b.address.is_ipv6() {
-                    ("ip6", "vips6")
+                let (l3, set) = if b.address.is_ipv6() {
+                    ("ip6", "services6")
                 } else {
-                    ("ip", "vips4")
+                    ("ip", "services4")
                 };
                 writeln!(
                     nft,
-                    "        meta mark {:#x} {l3} daddr @{vset} dnat {l3} to {}",
+                    "        meta mark {:#x} {l3} daddr . tcp dport @{set} dnat {l3} to {}",
                     mark(slot(&b.address)),
                     bracket(b.address)
                 )
@@ -433,12 +456,15 @@ mod tests {
             .nft
             .contains("type nat hook prerouting priority dstnat - 10"));
         assert!(r.nft.contains("ip daddr 198.18.200.1 tcp dport 80 dnat ip to jhash ip saddr . tcp sport . ip daddr . tcp dport mod 2 map { 0 : 198.19.0.2, 1 : 198.19.2.2 }"), "{}", r.nft);
-        assert!(r
-            .nft
-            .contains("meta mark 0x4d4c0002 ip daddr @vips4 dnat ip to 198.19.1.2"));
-        assert!(r
-            .nft
-            .contains("meta mark 0x4d4c0004 ip6 daddr @vips6 dnat ip6 to [2001:db8:b0::2]"));
+        assert!(r.nft.contains(
+            "meta mark 0x4d4c0002 ip daddr . tcp dport @services4 dnat ip to 198.19.1.2"
+        ));
+        assert!(r.nft.contains(
+            "meta mark 0x4d4c0004 ip6 daddr . tcp dport @services6 dnat ip6 to [2001:db8:b0::2]"
+        ));
+        assert!(r.nft.contains(
+            "set services4 { type ipv4_addr . inet_service; elements = { 198.18.200.1 . 80 } }"
+        ));
         assert!(!r.nft.contains("joins4"), "no join ports configured");
         assert!(r.routes.iter().all(|r| r.table != MAIN_TABLE));
     }
