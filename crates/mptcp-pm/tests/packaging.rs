@@ -36,3 +36,19 @@ fn unit_runs_the_daemon_as_a_notify_service() {
     // The runtime directory is the daemon's default state directory.
     assert_eq!(mptcp_pm::state::DEFAULT_STATE_DIR, "/run/mptcp-pm");
 }
+
+#[test]
+fn example_server_table_parses_when_uncommented() {
+    let text = std::fs::read_to_string(packaging("pm.toml")).unwrap();
+    let start = text.find("# [server]").expect("a [server] example");
+    let server: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches("# ").split("  #").next().unwrap_or(""))
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect();
+    let c = mptcp_pm::Config::from_toml(&server, "pm.toml [server]").expect(&server);
+    assert_eq!(c.role, mptcp_pm::Role::Server);
+    assert_eq!(c.server.join_port, Some(20001));
+    assert!(c.server.lb_registry.is_some());
+}
