@@ -1,0 +1,105 @@
+//! MPTCP token steering for a layer-4 balancer: the balancer learns from its
+//! backends which MPTCP connection tokens they own, and a tc program on its
+//! ingress sends every MP_JOIN SYN to the backend that owns the join's token.
+//!
+//! Behind a balancer that hashes the 5-tuple, a connection's first subflow
+//! reaches its backend, but each MP_JOIN from another client address is hashed
+//! anew and lands, most of the time, on a backend that does not know the token
+//! and resets it (`MPJoinNoTokenFound`). The join's SYN carries the receiver's
+//! token in clear; a table token -> backend on the balancer is enough to steer
+//! it. This crate holds:
+//!
+//! - [`registry`]: the protocol backends publish their tokens with, sans-I/O
+//!   ([`registry::Publisher`] on the backend, [`registry::Registry`] on the
+//!   balancer), always compiled and free of BPF dependencies, so the backend's
+//!   `mptcp pm` links it with `default-features = false`;
+//! - [`PublisherSocket`]: the backend's blocking UDP sender;
+//! - `RegistryServer` (feature `tokio`, default): the balancer's UDP receiver,
+//!   which hands the map changes to an `UpdateSink`.
+//!
+//! # Message layout
+//!
+//! One UDP datagram is one message. Integers are big-endian. `A` is 4 for an
+//! IPv4 backend address and 16 for IPv6, `n` the operation count:
+//!
+//! | offset | bytes | field |
+//! |---|---|---|
+//! | 0 | 1 | version, 1 |
+//! | 1 | 1 | address family of the backend: 4 or 6 |
+//! | 2 | 2 | `n`, number of operations |
+//! | 4 | `A` | the backend's address, as the balancer knows it |
+//! | 4+`A` | 8 | timestamp, sender's clock, Unix milliseconds |
+//! | 12+`A` | 8 | sequence number, per sender, strictly increasing |
+//! | 20+`A` | 5`n` | operations: kind (1 `Add`, 2 `Remove`, 3 `Reset`), token (`Reset`: 0) |
+//! | 20+`A`+5`n` | 32 | HMAC-SHA256(key, every byte before) |
+//!
+//! A datagram is at most 1200 bytes by default (fits the IPv6 minimum MTU, so
+//! never fragmented): 228 operations from an IPv4 backend, 226 from IPv6. An
+//! `Add` costs 5 bytes on the wire; a connection (created and closed) costs
+//! two operations, about 10 bytes when batched, one 61-byte datagram (IPv4)
+//! when sent alone. A message with no operation is a heartbeat.
+//!
+//! # Authentication and the refusal rules
+//!
+//! The key is any secret of at least 16 bytes in a file shared by the balancer
+//! and its backends ([`registry::Key::from_file`]). [`registry::Registry::handle`]
+//! checks, in order, and counts the first failure under its reason:
+//!
+//! 1. `malformed`: length, version, family, operation kind; never panics;
+//! 2. `bad_mac`: HMAC-SHA256 over the whole message, compared in constant time
+//!    (`hmac`'s `verify_slice`);
+//! 3. `unknown_backend`: the address is not one the balancer was given;
+//! 4. `stale`: the timestamp is more than the window (default 30 s) before or
+//!    after the receiver's clock, so a captured message expires;
+//! 5. `replayed`: per backend, (timestamp, seq) must be strictly above the last
+//!    accepted pair, compared as a pair. A restarted daemon starts again at
+//!    seq 1 with a newer timestamp and is accepted; a replay inside the window
+//!    is not. The last pair is kept when a backend is removed, so a message
+//!    captured before cannot be replayed after it is added again. A
+//!    [`registry::Publisher`] never lets its timestamp go back, even when the
+//!    wall clock does.
+//!
+//! One key serves the whole fleet: any backend could speak for another. A
+//! per-backend key would close that, at the cost of one key file per backend;
+//! the address in the message is the identity, not the UDP source, so NAT
+//! between backend and balancer does not matter.
+//!
+//! # Token table
+//!
+//! The registry keeps token -> mark (the BPF map's content) and each backend's
+//! token set. `Reset` removes exactly that backend's tokens; removing a
+//! backend does too. An operation batch is applied in order and reported as
+//! the net change per token, so a `Reset` followed by the same tokens (a
+//! restarted daemon's snapshot, when it fits in one datagram) leaves the map
+//! alone. Two backends claiming one token (32-bit tokens, so rare but
+//! possible in a large fleet): the newer claim wins, the older owner's later
+//! `Remove` does nothing, and `conflicts` counts it; the older connection's
+//! joins then reach the wrong backend and are reset there, as without steering.
+//!
+//! Memory: the registry holds about 15 bytes per token on the balancer's heap
+//! ([`registry::Registry::memory_bytes`]).
+//!
+//! # Loss and races
+//!
+//! UDP is best-effort and the replay rule refuses a datagram overtaken by a
+//! later one. A lost or refused `Add` leaves the token out of the map: that
+//! connection's joins are dropped at the balancer and it keeps its first
+//! subflow; nothing is ever steered to a wrong backend by loss. A lost
+//! `Remove` leaves a stale entry until the backend's next `Reset` or removal;
+//! MPTCP tokens are random, so a stale entry is only hit by a join for a dead
+//! connection, which the backend resets anyway. A backend's daemon sends a
+//! snapshot (`Reset` + its tokens) at start; sending one periodically repairs
+//! any loss. A join SYN that arrives before its `Add` is dropped; the client
+//! retransmits it after 1 s, by which time the `Add` (sent when the backend's
+//! kernel reports the connection `created`, before the first subflow even
+//! completes) is there.
+#![warn(missing_docs)]
+
+mod publisher_socket;
+pub mod registry;
+#[cfg(feature = "tokio")]
+mod server;
+
+pub use publisher_socket::PublisherSocket;
+#[cfg(feature = "tokio")]
+pub use server::{RegistryServer, UpdateSink, RECV_BUFFER_BYTES};
