@@ -61,6 +61,7 @@ impl Error {
         let package = match tool {
             "ip" | "tc" | "ss" | "nstat" => "iproute2",
             "iptables" | "ip6tables" => "iptables",
+            "nft" => "nftables",
             "sysctl" => "procps",
             other => other,
         };
@@ -127,6 +128,8 @@ mod tests {
         assert!(Error::NotRoot.to_string().contains("run as root"));
         let tool = Error::missing_tool("tc").to_string();
         assert!(tool.contains("`tc`") && tool.contains("apt-get install -y iproute2"));
+        let nft = Error::missing_tool("nft").to_string();
+        assert!(nft.contains("apt-get install -y nftables"), "{nft}");
         let ipt = Error::missing_tool("ip6tables").to_string();
         assert!(ipt.contains("install iptables"), "{ipt}");
         let all = Error::Preflight(vec![Error::NotRoot, Error::missing_tool("ip")]).to_string();

@@ -6,10 +6,13 @@
 //! each with its own rate limit, plus MPTCP limits and endpoints, a link that can fail
 //! and come back, and a middlebox that strips the MPTCP option. [`Netns`] is the
 //! building block: a named namespace that runs Rust closures inside itself, with
-//! per-namespace sysctls and [`Counters`].
+//! per-namespace sysctls and [`Counters`]. [`Fleet`] puts a client in front of a
+//! layer-4 balancer with several backends behind it, to test MPTCP servers as they
+//! are deployed.
 //!
 //! Everything needs root and iproute2 (`ip`, `tc`); the middlebox also needs
-//! iptables. [`preflight`] says what is missing. Every namespace has a unique name
+//! iptables, the fleet nftables. [`preflight`] and [`Fleet::preflight`] say what is
+//! missing. Every namespace has a unique name
 //! (`mpt-<pid>-<n>-<label>`), so tests run in parallel, also across processes, and is
 //! removed on drop, also when a test panics.
 //!
@@ -95,17 +98,82 @@
 //!
 //! **Middlebox.** [`TestNet::set_strip_mptcp`] strips TCP option 30 with iptables'
 //! `TCPOPTSTRIP`, on the router if there is one, else on the server's input.
+//!
+//! # The fleet
+//!
+//! [`Fleet`] is a server fleet behind a layer-4 balancer, as MPTCP servers meet it in
+//! production: a client namespace with 1 to 4 paths (default 2) to a balancer
+//! namespace, and 1 to 8 backends (default 3) behind the balancer, sharing one
+//! virtual IP (VIP): `198.18.200.1` and `2001:db8:200::1`. Path `i` and backend `k`:
+//!
+//! | | client | balancer (client side) | balancer (backend side) | backend `k` |
+//! |---|---|---|---|---|
+//! | interface | `p<i>` | `c<i>` | `b<k>` | `eth0` |
+//! | interface index | 100+i | 200+i | 300+k | 400+k |
+//! | IPv4 | `198.18.<i>.1/24` | `198.18.<i>.254/24` | `198.19.<k>.254/24` | `198.19.<k>.2/24` |
+//! | IPv6 | `2001:db8:<i>::1/64` | `2001:db8:<i>::fe/64` | `2001:db8:b<k>::fe/64` | `2001:db8:b<k>::2/64` |
+//!
+//! (`b<k>` in an IPv6 address is hexadecimal: backend 3's subnet is
+//! `2001:db8:b3::/64`, and all of them lie in `2001:db8:b0::/44`.)
+//!
+//! **Client.** As in a [`TestNet`]: one policy-routing table per path (`ip rule from
+//! <addr i> table 100+i`) whose default route goes to the balancer on path `i`, the
+//! main table's default via path 0, and a `tbf` rate on both ends of a client link
+//! when one is set (the same bucket and queue as a test network's path). A path
+//! table also holds an `unreachable` default of last resort, so while a path is down
+//! ([`Fleet::path_down`]) sends from its address fail at once. MPTCP limits
+//! `subflows 8 add_addr_accepted 8`; endpoints on paths `1..` as chosen by
+//! [`ClientEndpoints`]: none (default), `subflow` (the stock client: joins to the VIP
+//! from each extra path), or `subflow fullmesh` (also joins every announced address
+//! from each extra path).
+//!
+//! **Backends.** A default route via the balancer, so replies go back through it;
+//! MPTCP limits `subflows 8 add_addr_accepted 8`, no endpoints.
+//!
+//! **Balancer.** Forwarding on, reverse-path filtering off. Only the VIP is public,
+//! as in real fleets: the nftables table `inet fleet_filter` (forward hook) drops
+//! what comes in from the client side (`iifname "c*"`) for a backend subnet
+//! (`198.19.0.0/16`, `2001:db8:b0::/44`) unless the balancer's own NAT put it there.
+//! The fleet owns no other table name (`fleet_nat` in NAT mode), so a balancer
+//! daemon has the rest (`mptcp_lb*`). Two kinds, both the kernel's own machinery
+//! (this kernel has no IPVS), with the operator's rules installed unless
+//! [`FleetBuilder::stock_balancer`] is off:
+//!
+//! - [`Balancer::Route`], ECMP anycast: every backend holds the VIP on `lo` (/32 and
+//!   /128) and the balancer has one multipath route to it with a next hop per backend
+//!   (`ip route replace 198.18.200.1/32 nexthop via 198.19.0.2 dev b0 nexthop ...`),
+//!   hashed on the 4-tuple (`net.ipv4.fib_multipath_hash_policy=1` and the IPv6 one,
+//!   set in this kind whether or not the route is installed).
+//! - [`Balancer::Nat`]: the table `inet fleet_nat` DNATs TCP to the VIP to a backend's
+//!   own address, `dnat ip to jhash ip saddr . tcp sport . ip daddr . tcp dport mod N
+//!   map { 0 : 198.19.0.2, ... }` (and the same for `ip6`), at the standard `dstnat`
+//!   priority, so a daemon's chain with a lower priority number runs first.
+//!   Conntrack rewrites the replies. The backends do not hold the VIP unless
+//!   [`FleetBuilder::vip_on_backends`] says so.
+//!
+//! Either way, an MPTCP connection's first subflow reaches a backend like any TCP
+//! connection, and every MP_JOIN, having another source address or port, is hashed
+//! anew: unless it happens to land on the same backend, that backend does not know
+//! its token, counts `MPTcpExt MPJoinNoTokenFound` and resets it. The fleet's tests
+//! measure this with a stock client.
+//!
+//! A fleet needs `nft` (Debian package `nftables`) besides iproute2;
+//! [`Fleet::preflight`] says what is missing.
 #![warn(missing_docs)]
 
 mod cmd;
 mod counters;
 mod error;
+mod fleet;
 mod netns;
 mod preflight;
 mod testnet;
 
 pub use counters::Counters;
 pub use error::Error;
+pub use fleet::{
+    Backend, Balancer, ClientEndpoints, Family, Fleet, FleetBuilder, MAX_BACKENDS, MAX_FLEET_PATHS,
+};
 pub use netns::Netns;
 pub use preflight::preflight;
 pub use testnet::{Endpoints, Host, TestNet, TestNetBuilder, MAX_PATHS};

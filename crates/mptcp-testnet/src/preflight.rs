@@ -7,7 +7,8 @@ use crate::{cmd, Error};
 /// Checks what every test network needs, and reports every missing item at once:
 /// root (effective uid 0), `ip` and `tc` from iproute2, and a kernel with MPTCP
 /// (`/proc/sys/net/mptcp`). `iptables` is only checked when the middlebox is used
-/// ([`TestNet::set_strip_mptcp`](crate::TestNet::set_strip_mptcp)).
+/// ([`TestNet::set_strip_mptcp`](crate::TestNet::set_strip_mptcp)), `nft` by
+/// [`Fleet::preflight`](crate::Fleet::preflight).
 ///
 /// [`TestNet`](crate::TestNet) runs this before building; call it yourself to fail
 /// early with one clear message.
@@ -16,11 +17,17 @@ use crate::{cmd, Error};
 /// [`Error::Preflight`] listing each problem ([`Error::NotRoot`],
 /// [`Error::MissingTool`], [`Error::Unsupported`]).
 pub fn preflight() -> Result<(), Error> {
+    preflight_with(&[])
+}
+
+/// [`preflight`] plus the tools a particular network needs, e.g. `nft` for a
+/// [`Fleet`](crate::Fleet).
+pub(crate) fn preflight_with(extra_tools: &[&str]) -> Result<(), Error> {
     let mut problems = Vec::new();
     if !rustix::process::geteuid().is_root() {
         problems.push(Error::NotRoot);
     }
-    for tool in ["ip", "tc"] {
+    for &tool in ["ip", "tc"].iter().chain(extra_tools) {
         if let Err(e) = cmd::find_tool(tool) {
             problems.push(e);
         }

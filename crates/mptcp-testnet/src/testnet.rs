@@ -17,15 +17,15 @@ pub const MAX_PATHS: usize = 8;
 /// (`MPTCP_PM_ADDR_MAX`); one more fails with ERANGE ("too many addresses").
 const MAX_ENDPOINTS: usize = 8;
 /// How long a fresh or re-enabled veth may take to become operational.
-const READY_TIMEOUT: Duration = Duration::from_secs(3);
-const READY_POLL: Duration = Duration::from_millis(5);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const READY_POLL: Duration = Duration::from_millis(5);
 /// Both MPTCP limits (`subflows`, `add_addr_accepted`) are set to the kernel's maximum.
-const MPTCP_LIMIT: &str = "8";
+pub(crate) const MPTCP_LIMIT: &str = "8";
 /// Policy routing: path `i` uses table `100 + i`, with a rule at priority `1000 + i`.
 const TABLE_BASE: usize = 100;
 const RULE_PRIORITY_BASE: usize = 1000;
 /// The tbf queue holds this much traffic at the path's rate before it drops.
-const TBF_LATENCY: &str = "50ms";
+pub(crate) const TBF_LATENCY: &str = "50ms";
 /// The smallest tbf bucket: one 64 KiB GSO/TSO packet plus its per-segment headers,
 /// so tbf passes it whole instead of splitting it.
 const TBF_MIN_BURST: u64 = 96 * 1024;
@@ -303,13 +303,13 @@ fn args<const N: usize>(items: [&str; N]) -> Vec<String> {
 
 /// tbf bucket size for `rate_mbit`: about one 4 ms tick of traffic, and never less
 /// than [`TBF_MIN_BURST`].
-fn tbf_burst(rate_mbit: u32) -> u64 {
+pub(crate) fn tbf_burst(rate_mbit: u32) -> u64 {
     let bytes_per_sec = u64::from(rate_mbit) * 1_000_000 / 8;
     (bytes_per_sec / 250).max(TBF_MIN_BURST)
 }
 
 /// Whether `ip -o link show` output has `dev` in operational state UP.
-fn link_is_up(text: &str, dev: &str) -> bool {
+pub(crate) fn link_is_up(text: &str, dev: &str) -> bool {
     text.lines().any(|line| {
         let mut fields = line.split_whitespace();
         let name = fields.nth(1).unwrap_or_default();
