@@ -97,6 +97,13 @@ impl Options {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Report {
+    /// Publishing this host's tokens to a balancer's registry (token steering).
+    Publishing {
+        /// The registry.
+        registry: std::net::SocketAddr,
+        /// The address this host publishes as.
+        backend: IpAddr,
+    },
     /// A sysctl set (behind a balancer: the C flag), or put back on exit.
     Sysctl {
         /// Its name.
@@ -332,6 +339,10 @@ impl fmt::Display for Report {
                 to,
                 reason,
             } => write!(f, "sysctl {name} {from} -> {to}: {reason}"),
+            Report::Publishing { registry, backend } => write!(
+                f,
+                "publishing this host's MPTCP tokens to the balancer's registry {registry} as backend {backend}"
+            ),
             Report::Stopped {
                 removed,
                 limits_restored,
@@ -358,6 +369,7 @@ pub struct Daemon {
     /// `allow_join_initial_addr_port` as found, when this daemon changed it.
     c_flag_at_start: Option<String>,
     first_pass: bool,
+    publisher: Option<crate::publish::TokenPublisher>,
     last_over: Vec<Skipped>,
     last_rp: Vec<String>,
     last_dry: Vec<Action>,
@@ -434,6 +446,7 @@ impl Daemon {
             limits_changed: false,
             c_flag_at_start: None,
             first_pass: true,
+            publisher: None,
             last_over: Vec::new(),
             last_rp: Vec::new(),
             last_dry: Vec::new(),
@@ -445,6 +458,21 @@ impl Daemon {
             adopted,
             foreign,
         });
+        let server = &daemon.opts.config.server;
+        if let (Role::Server, Some(registry), Some(key), false) = (
+            daemon.opts.config.role,
+            server.lb_registry,
+            server.lb_key.as_ref(),
+            daemon.opts.dry_run,
+        ) {
+            let publisher =
+                crate::publish::TokenPublisher::start(registry, key).map_err(Error::Refused)?;
+            log(Report::Publishing {
+                registry,
+                backend: publisher.backend(),
+            });
+            daemon.publisher = Some(publisher);
+        }
         Ok(daemon)
     }
 

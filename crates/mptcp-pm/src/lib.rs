@@ -177,6 +177,7 @@ pub mod daemon;
 pub mod engine;
 pub mod host;
 pub mod plan;
+pub mod publish;
 pub mod rtnl;
 pub mod state;
 pub mod userspace;
