@@ -54,6 +54,9 @@ pub struct Status {
     pub own_routes: Vec<IpAddr>,
     /// The backends.
     pub backends: Vec<BackendStatus>,
+    /// What the configuration asks that this host cannot do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The balancer, holding what it applied.
@@ -246,7 +249,29 @@ impl Balancer {
                     }
                 })
                 .collect(),
+            warnings: self.warnings(),
         }
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.config.mode == Mode::Route {
+            for vip in self.config.vip_addrs() {
+                if self.own_route.contains(&vip) {
+                    continue;
+                }
+                for b in &self.config.backends {
+                    if b.drain && b.address.is_ipv6() == vip.is_ipv6() {
+                        w.push(format!(
+                            "{} drains, but the route to {vip} is the operator's: new \
+                             connections still reach it until its next hop leaves that route",
+                            b.address
+                        ));
+                    }
+                }
+            }
+        }
+        w
     }
 
     /// The configuration in force.

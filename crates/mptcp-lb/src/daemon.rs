@@ -106,7 +106,13 @@ impl std::fmt::Display for Event {
                 },
                 backends(status)
             ),
-            Event::Reloaded { status } => write!(f, "reloaded: {}", backends(status)),
+            Event::Reloaded { status } => {
+                write!(f, "reloaded: {}", backends(status))?;
+                for w in &status.warnings {
+                    write!(f, "; warning: {w}")?;
+                }
+                Ok(())
+            }
             Event::ReloadFailed { error } => write!(f, "reload refused, old rules kept: {error}"),
             Event::Stopped => f.write_str("stopped: rules, routes and table removed"),
         }

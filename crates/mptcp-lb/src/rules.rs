@@ -100,7 +100,10 @@ impl Route {
     pub fn line(&self, verb: &str) -> String {
         let family = if self.vip.is_ipv6() { "-6" } else { "-4" };
         let prefix = if self.vip.is_ipv6() { 128 } else { 32 };
-        let mut s = format!("{family} route {verb} {}/{prefix}", self.vip);
+        let mut s = format!(
+            "{family} route {verb} {}/{prefix} table {}",
+            self.vip, self.table
+        );
         if verb != "del" {
             match self.via.as_slice() {
                 [one] => write!(s, " via {one}").unwrap(),
@@ -111,7 +114,6 @@ impl Route {
                 }
             }
         }
-        write!(s, " table {}", self.table).unwrap();
         s
     }
 }
@@ -278,6 +280,27 @@ pub fn build(config: &Config, slots: &BTreeMap<IpAddr, Slot>, own_route: &[IpAdd
                 )
                 .unwrap();
             }
+            // Join ports keep the VIP (the backend listens on VIP:port): an identity
+            // dnat claims the connection's NAT binding, so an operator's own NAT chain
+            // after this one cannot send the join elsewhere.
+            for vip in vips.iter() {
+                let ports: Vec<String> = config
+                    .backends
+                    .iter()
+                    .filter(|b| b.address.is_ipv6() == vip.is_ipv6())
+                    .filter_map(|b| b.join_port.map(|p| p.to_string()))
+                    .collect();
+                if !ports.is_empty() {
+                    let l3 = if vip.is_ipv6() { "ip6" } else { "ip" };
+                    writeln!(
+                        nft,
+                        "        {l3} daddr {vip} tcp dport {{ {} }} dnat {l3} to {}",
+                        join(ports),
+                        bracket(*vip)
+                    )
+                    .unwrap();
+                }
+            }
             for vip in &config.vips {
                 let l3 = if vip.is_ipv6() { "ip6" } else { "ip" };
                 let active: Vec<IpAddr> = config
@@ -428,15 +451,15 @@ mod tests {
         assert_eq!(ecmp.len(), 1);
         assert_eq!(
             ecmp[0].line("replace"),
-            "-4 route replace 198.18.200.1/32 via 198.19.0.2 table 254"
+            "-4 route replace 198.18.200.1/32 table 254 via 198.19.0.2"
         );
         assert!(r
             .routes
             .iter()
             .any(|r| r.line("replace")
-                == "-4 route replace 198.18.200.1/32 via 198.19.1.2 table 19802"));
+                == "-4 route replace 198.18.200.1/32 table 19802 via 198.19.1.2"));
         assert!(r.routes.iter().any(|r| r.line("replace")
-            == "-6 route replace 2001:db8:200::1/128 via 2001:db8:b0::2 table 19803"));
+            == "-6 route replace 2001:db8:200::1/128 table 19803 via 2001:db8:b0::2"));
     }
 
     #[test]

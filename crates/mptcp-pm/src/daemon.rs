@@ -459,6 +459,18 @@ impl Daemon {
             foreign,
         });
         let server = &daemon.opts.config.server;
+        if server.join_port.is_some()
+            && server.vips.iter().any(|v| v.is_ipv6())
+            && mptcp_netlink::sysctl::get("net.ipv4.tcp_timestamps").is_ok_and(|v| v != "0")
+        {
+            log(Report::Error {
+                message: "an IPv6 VIP with a join port is announced in a 30-byte ADD_ADDR, \
+                          which does not fit beside TCP timestamps: clients will not join it \
+                          (set net.ipv4.tcp_timestamps=0 on this backend, or use token \
+                          steering)"
+                    .into(),
+            });
+        }
         if let (Role::Server, Some(registry), Some(key), false) = (
             daemon.opts.config.role,
             server.lb_registry,

@@ -309,8 +309,14 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
                 priority: i32::MAX,
                 ordinal: 0,
                 reason: format!(
-                    "VIP with join port {port}: the balancer sends {} to this backend alone",
-                    std::net::SocketAddr::new(vip, port)
+                    "VIP with join port {port}: the balancer sends {} to this backend alone{}",
+                    std::net::SocketAddr::new(vip, port),
+                    if vip.is_ipv6() {
+                        " (IPv6 with a port: a 30-byte ADD_ADDR, which only fits beside TCP \
+                         timestamps when net.ipv4.tcp_timestamps = 0)"
+                    } else {
+                        ""
+                    }
                 ),
             });
         } else {
