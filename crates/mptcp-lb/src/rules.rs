@@ -4,8 +4,8 @@
 //!
 //! Per backend slot `s` (stable for the daemon's life, so a backend keeps its mark
 //! across reloads): the firewall mark `0x4d4c0000 | s`, the routing table
-//! `TABLE_BASE + s` holding `VIP via <backend>`, and a rule `fwmark <mark> lookup
-//! <table>` (priority `RULE_PREF_BASE + s`). A packet with a backend's mark goes to
+//! `TABLE_BASE + s` holding `VIP via BACKEND`, and a rule `fwmark MARK lookup TABLE`
+//! (priority `RULE_PREF_BASE + s`). A packet with a backend's mark goes to
 //! that backend whatever the ECMP route or the `dnat` hash would pick.
 //!
 //! The `mptcp_lb` table (family `inet`):
