@@ -15,7 +15,15 @@
 //!   `mptcp pm` links it with `default-features = false`;
 //! - [`PublisherSocket`]: the backend's blocking UDP sender;
 //! - `RegistryServer` (feature `tokio`, default): the balancer's UDP receiver,
-//!   which hands the map changes to an `UpdateSink`.
+//!   which hands the map changes to an `UpdateSink`;
+//! - `bpf::TokenSteering` (feature `bpf`, default): the tc program and its
+//!   loader; it is an `UpdateSink` itself.
+//!
+//! The backend's side, without BPF or tokio:
+//!
+//! ```toml
+//! mptcp-steer = { path = "../mptcp-steer", default-features = false }
+//! ```
 //!
 //! # Message layout
 //!
@@ -79,6 +87,61 @@
 //! Memory: the registry holds about 15 bytes per token on the balancer's heap
 //! ([`registry::Registry::memory_bytes`]).
 //!
+//! # The tc program
+//!
+//! `bpf/steer.c`, on the clsact ingress of the balancer's client-facing
+//! interfaces as a `cls_bpf` filter in direct-action mode, parses Ethernet,
+//! then IPv4 (options skipped by IHL; non-first fragments pass) or IPv6 (no
+//! extension headers: any other next header passes), then TCP. A SYN without
+//! ACK whose destination is in the `vips` map and whose options hold MPTCP
+//! (kind 30) subtype MP_JOIN (length 12 in a SYN) is a join: its receiver
+//! token (bytes 4..8 of the option, network order) is looked up in the
+//! `tokens` map (token -> mark). Found: `skb->mark` is set to the mark and the
+//! packet passes; the balancer's nftables rules (saved into conntrack) and
+//! routes forward it and the rest of that subflow. Not found: dropped
+//! (`TC_ACT_SHOT`). Everything else passes untouched. Per-CPU counters: joins
+//! seen, steered, dropped unknown, non-join passed
+//! (`bpf::TokenSteering::stats`).
+//!
+//! The option walk runs under `bpf_loop` (Linux 5.17+), one option per step,
+//! at most 40 steps, each index masked into a 64-byte copy of the options
+//! (`bpf_skb_load_bytes`, so non-linear packets work too): the verifier
+//! checks the body once. An open-coded bounded loop over unknown option
+//! layouts made the verifier give up after a million instructions.
+//!
+//! The token map is a hash without preallocation, bounded at 2^20 tokens by
+//! default (`bpf::TokenSteering::load_with_capacity`): the kernel allocates
+//! the bucket array at load and each entry on insert.
+//!
+//! # Why tc, not XDP
+//!
+//! XDP runs before the kernel builds an `sk_buff`, so it cannot set
+//! `skb->mark`, the one thing this program must do for nftables and policy
+//! routing to pick the backend; it would have to rewrite and redirect the
+//! packet itself, duplicating the balancer. XDP also runs only in generic
+//! (slow) mode on veth. tc ingress sees the `sk_buff` before netfilter's
+//! prerouting hook, sets the mark, and leaves forwarding to the kernel.
+//!
+//! # Why aya
+//!
+//! The program is C, compiled by `build.rs` with Debian's clang
+//! (`clang-16 -O2 -g -target bpf`, headers from `libbpf-dev`) and embedded in
+//! the library. It is loaded with aya, which is pure Rust: no libbpf (C
+//! library, its own version skew) at run time and no bindgen or C toolchain
+//! beyond clang at build time, the BTF map definitions and the `bpf_loop`
+//! callback are relocated by aya itself, and the netlink calls that add
+//! `clsact` and the filter come with it. libbpf-rs would need libbpf (static
+//! or shared) and its skeleton generator on every build machine. A program
+//! written in Rust (aya-ebpf) would need a nightly toolchain and
+//! `bpf-linker`; C with clang is what Debian ships.
+//!
+//! # Namespaces
+//!
+//! Interfaces are resolved, and netlink spoken, in the calling thread's
+//! network namespace; each attachment remembers its namespace, and detaching
+//! (explicit or on drop) happens there, from any thread. Drop leaves no filter
+//! behind; a `clsact` qdisc it had to add stays, empty.
+//!
 //! # Loss and races
 //!
 //! UDP is best-effort and the replay rule refuses a datagram overtaken by a
@@ -89,12 +152,22 @@
 //! MPTCP tokens are random, so a stale entry is only hit by a join for a dead
 //! connection, which the backend resets anyway. A backend's daemon sends a
 //! snapshot (`Reset` + its tokens) at start; sending one periodically repairs
-//! any loss. A join SYN that arrives before its `Add` is dropped; the client
-//! retransmits it after 1 s, by which time the `Add` (sent when the backend's
-//! kernel reports the connection `created`, before the first subflow even
-//! completes) is there.
+//! any loss.
+//!
+//! The race between a join and its `Add` is usually won by the `Add`: a Linux
+//! client opens its joins only once the connection is fully established, when
+//! the server's first data or data-ack arrives (measured here: no join SYN
+//! leaves a client whose server has not sent anything yet), while the backend
+//! reports the token at its `created` event, when the first subflow's third
+//! ACK arrives; the `Add` has one round trip of head start. A join SYN that
+//! still arrives first is dropped, not sent to a wrong backend (where it
+//! would be reset and never retried); the client retransmits it after its
+//! SYN timeout, and that copy is steered: 1.03 s after the first data in the
+//! test `join_dropped_before_the_token_is_known_is_steered_on_retransmit`.
 #![warn(missing_docs)]
 
+#[cfg(feature = "bpf")]
+pub mod bpf;
 mod publisher_socket;
 pub mod registry;
 #[cfg(feature = "tokio")]
