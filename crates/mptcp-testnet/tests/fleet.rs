@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{connect_from, listed_namespaces};
-use mptcp_net::{Dialer, ListenConfig, MptcpExt, MptcpStatus};
+use mptcp_net::{Dialer, ListenConfig, MptcpExt, MptcpStatus, TcpState};
 use mptcp_testnet::{Balancer, ClientEndpoints, Error, Family, Fleet, FleetBuilder, Netns};
 
 const PORT: u16 = 8080;
@@ -160,6 +160,12 @@ fn dial(fleet: &Fleet, path: usize, family: Family, mptcp: bool) -> io::Result<T
 /// that answered (which must have received all of them).
 fn finish(stream: &mut TcpStream, size: usize) -> usize {
     stream.write_all(&vec![0x5a; size]).expect("send");
+    answer(stream, size)
+}
+
+/// Closes the sending side and returns the index of the backend that answered, which
+/// must have received `size` bytes in all.
+fn answer(stream: &mut TcpStream, size: usize) -> usize {
     stream.shutdown(Shutdown::Write).expect("shutdown");
     stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     let mut reply = [0u8; 9];
@@ -518,4 +524,229 @@ fn dropping_or_panicking_removes_every_namespace() {
         seen.iter().all(|n| !listed.contains(n)),
         "left behind after a panic: {seen:?}"
     );
+}
+
+/// Whether the connection has an established subflow from `local`.
+fn has_subflow_from(stream: &TcpStream, local: IpAddr) -> bool {
+    let subflows = stream.subflows().expect("MPTCP_FULL_INFO");
+    subflows
+        .iter()
+        .any(|sf| sf.local.map(|a| a.ip()) == Some(local) && sf.tcp.state == TcpState::Established)
+}
+
+/// A join for a token the backend does not know: reset (`MPTCP_MIB_JOINNOTOKEN`).
+const NO_TOKEN: &str = "MPJoinNoTokenFound";
+/// A join the backend completed (the third ACK of an MP_JOIN arrived).
+const JOINED: &str = "MPJoinAckRx";
+/// An MP_RST the backend sent (a subflow it reset after the handshake).
+const RST_TX: &str = "MPRstTx";
+/// The longest wait for a join's outcome.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
+
+/// What became of a connection's join from path 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinOutcome {
+    /// Established, and alive at the client.
+    Multipath,
+    /// Reset by a backend that did not know the token.
+    NoToken,
+    /// Completed on its backend, then gone before the client saw it established:
+    /// the backend reset it (seen here rarely, under load, with `DSSNotMatching`
+    /// and `MPRstTx` on the backend).
+    Lost,
+    /// No outcome within [`JOIN_WAIT`].
+    Undecided,
+}
+
+/// What sequential MPTCP connections from path 0 saw of their join from path 1.
+#[derive(Debug)]
+struct JoinCensus {
+    outcomes: Vec<JoinOutcome>,
+    /// Per backend: connections whose first subflow it took.
+    first: Vec<usize>,
+    /// Per backend: `MPTcpExt MPJoinNoTokenFound` growth.
+    no_token: Vec<u64>,
+    /// Per backend: `MPTcpExt MPJoinAckRx` growth (joins it completed).
+    joined: Vec<u64>,
+    /// Per backend: `MPTcpExt MPRstTx` growth.
+    rst_tx: Vec<u64>,
+}
+
+impl JoinCensus {
+    fn count(&self, outcome: JoinOutcome) -> usize {
+        self.outcomes.iter().filter(|&&o| o == outcome).count()
+    }
+
+    /// The share of connections that have their second path.
+    fn share(&self) -> f64 {
+        self.count(JoinOutcome::Multipath) as f64 / self.outcomes.len() as f64
+    }
+}
+
+/// Per backend, the `MPTcpExt` counters `names` (absolute values, read from each
+/// namespace's own `/proc/net/netstat`; `nstat` would share one history file
+/// between namespaces).
+fn backend_counters<const N: usize>(fleet: &Fleet, names: [&str; N]) -> Vec<[u64; N]> {
+    fleet
+        .backends()
+        .iter()
+        .map(|b| {
+            let counters = b.counters().expect("backend counters");
+            names.map(|name| counters.mptcp(name))
+        })
+        .collect()
+}
+
+/// Column `i` of later minus earlier, per backend.
+fn growth<const N: usize>(later: &[[u64; N]], earlier: &[[u64; N]], i: usize) -> Vec<u64> {
+    later
+        .iter()
+        .zip(earlier)
+        .map(|(l, e)| l[i] - e[i])
+        .collect()
+}
+
+/// Opens `connections` MPTCP connections one after the other from path 0 to the VIP,
+/// sends `size` bytes on each and records what became of its join from path 1, and
+/// the backends' join counters.
+fn join_census(fleet: &Fleet, family: Family, connections: usize, size: usize) -> JoinCensus {
+    let names = [NO_TOKEN, JOINED, RST_TX];
+    let totals = || -> [u64; 3] {
+        backend_counters(fleet, names)
+            .iter()
+            .fold([0; 3], |acc, c| {
+                [acc[0] + c[0], acc[1] + c[1], acc[2] + c[2]]
+            })
+    };
+    let start = backend_counters(fleet, names);
+    let second = fleet.client_addr(1, family).expect("a second path");
+    let payload = vec![0xa5; size];
+    let mut outcomes = Vec::new();
+    let mut first = vec![0; fleet.backends().len()];
+    for n in 0..connections {
+        // Read before the connection: its join may end while the data is sent.
+        let [resets, joins, _] = totals();
+        let mut conn =
+            dial(fleet, 0, family, true).unwrap_or_else(|e| panic!("connection {n}: {e}"));
+        conn.write_all(&payload).expect("send");
+        // The path manager opens the join right after the handshake; wait for its
+        // outcome (a loaded machine can delay it by far more than a round trip).
+        let deadline = Instant::now() + JOIN_WAIT;
+        let outcome = loop {
+            if has_subflow_from(&conn, second) {
+                break JoinOutcome::Multipath;
+            }
+            let [resets_now, joins_now, _] = totals();
+            if resets_now > resets {
+                break JoinOutcome::NoToken;
+            }
+            // The client's subflow is established before the backend counts the
+            // join's third ACK: if it is not there now, it was reset since.
+            if joins_now > joins && !has_subflow_from(&conn, second) {
+                break JoinOutcome::Lost;
+            }
+            if Instant::now() >= deadline {
+                break JoinOutcome::Undecided;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        outcomes.push(outcome);
+        first[answer(&mut conn, size)] += 1;
+    }
+    let end = backend_counters(fleet, names);
+    JoinCensus {
+        outcomes,
+        first,
+        no_token: growth(&end, &start, 0),
+        joined: growth(&end, &start, 1),
+        rst_tx: growth(&end, &start, 2),
+    }
+}
+
+/// Issue 21, item 2: the problem, measured with no help. A stock client (a `subflow`
+/// endpoint on path 1) behind a balancer of three backends: each join is hashed anew,
+/// and lands on the backend of its connection about one time in three; elsewhere
+/// it is reset for an unknown token. With one backend (the control) every join lands.
+fn stock_client_loses_joins(kind: Balancer, family: Family) {
+    const CONNECTIONS: usize = 20;
+    const SIZE: usize = 100_000;
+    let stock = |backends| {
+        fleet_of(kind, family)
+            .backends(backends)
+            .client_endpoints(ClientEndpoints::Subflow)
+    };
+    let sum = |counts: &[u64]| counts.iter().sum::<u64>();
+
+    let control = build(stock(1));
+    let sinks = Sinks::start(&control);
+    let alone = join_census(&control, family, CONNECTIONS, SIZE);
+    println!("{kind} {family}, 1 backend (control): {alone:?}");
+    assert_eq!(alone.no_token, [0], "one backend knows every token");
+    assert_eq!(alone.joined, [CONNECTIONS as u64], "every join completed");
+    assert_eq!(alone.count(JoinOutcome::Undecided), 0);
+    drop(sinks);
+    drop(control);
+
+    let fleet = build(stock(3));
+    let _sinks = Sinks::start(&fleet);
+    let census = join_census(&fleet, family, CONNECTIONS, SIZE);
+    let multipath = census.count(JoinOutcome::Multipath);
+    println!(
+        "FIGURE {kind} {family} stock client, 3 backends: {multipath}/{CONNECTIONS} connections \
+         multipath ({:.0}%), MPJoinNoTokenFound per backend {:?} (total {}), joins completed \
+         per backend {:?}, first subflows per backend {:?}; joins lost after completing {} \
+         (MPRstTx {:?}); control with 1 backend: {}/{CONNECTIONS} multipath, {} lost",
+        census.share() * 100.0,
+        census.no_token,
+        sum(&census.no_token),
+        census.joined,
+        census.first,
+        census.count(JoinOutcome::Lost),
+        census.rst_tx,
+        alone.count(JoinOutcome::Multipath),
+        alone.count(JoinOutcome::Lost),
+    );
+    assert!(
+        sum(&census.no_token) > 0,
+        "joins reach backends that do not know them"
+    );
+    assert!(
+        census.share() < 0.9,
+        "multipath share {:.2}",
+        census.share()
+    );
+    // Every join had an outcome, and the backends' counters tell the same story as
+    // the client: one reset per join sent elsewhere, one completion per join that
+    // found its backend.
+    assert_eq!(census.count(JoinOutcome::Undecided), 0, "{census:?}");
+    assert_eq!(
+        sum(&census.no_token),
+        census.count(JoinOutcome::NoToken) as u64,
+        "{census:?}"
+    );
+    assert_eq!(
+        sum(&census.joined),
+        (multipath + census.count(JoinOutcome::Lost)) as u64,
+        "{census:?}"
+    );
+}
+
+#[test]
+fn route_ipv4_stock_client_loses_joins() {
+    stock_client_loses_joins(Balancer::Route, Family::V4);
+}
+
+#[test]
+fn route_ipv6_stock_client_loses_joins() {
+    stock_client_loses_joins(Balancer::Route, Family::V6);
+}
+
+#[test]
+fn nat_ipv4_stock_client_loses_joins() {
+    stock_client_loses_joins(Balancer::Nat, Family::V4);
+}
+
+#[test]
+fn nat_ipv6_stock_client_loses_joins() {
+    stock_client_loses_joins(Balancer::Nat, Family::V6);
 }

@@ -312,22 +312,21 @@ impl Deref for Backend {
 /// every link, route and nftables table.
 ///
 /// ```no_run
-/// use std::io::Read;
 /// use std::net::{SocketAddr, TcpListener, TcpStream};
 /// use mptcp_testnet::{Balancer, Family, Fleet};
 ///
 /// let fleet = Fleet::builder().backends(3).balancer(Balancer::Nat).build()?;
-/// let vip = fleet.vip(Family::V4);
-/// // Every backend answers on port 80 with its index.
+/// println!("{fleet}");
+/// // A listener on every backend, each in its backend's namespace.
 /// let listeners = fleet
 ///     .backends()
 ///     .iter()
 ///     .map(|b| b.run(|| TcpListener::bind("0.0.0.0:80")))
 ///     .collect::<Result<std::io::Result<Vec<_>>, _>>()??;
-/// # drop(listeners);
-/// println!("{fleet}");
-/// let mut conn = fleet.client().run(|| TcpStream::connect(SocketAddr::new(vip, 80)))??;
-/// # let mut s = String::new(); conn.read_to_string(&mut s)?;
+/// let vip = SocketAddr::new(fleet.vip(Family::V4), 80);
+/// let conn = fleet.client().run(|| TcpStream::connect(vip))??;
+/// // The balancer picked one backend; its listener has the connection.
+/// # drop((conn, listeners));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
