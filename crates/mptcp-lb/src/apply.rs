@@ -175,3 +175,16 @@ pub fn route_dev(addr: IpAddr) -> Result<String, Error> {
         message: format!("no device in {out:?}"),
     })
 }
+
+/// Every interface name of this host (`ip -o link show`).
+///
+/// # Errors
+/// When `ip` fails.
+pub fn interfaces() -> Result<Vec<String>, Error> {
+    let out = run("ip", &["-o", "link", "show"], "", "listing interfaces")?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect())
+}

@@ -9,9 +9,13 @@ use serde::Serialize;
 
 use crate::balancer::{Balancer, Error, Status};
 use crate::config::Config;
+use crate::steering::{SteeringStatus, TokenSteeringRuntime};
 
 /// Where the status file goes by default.
 pub const DEFAULT_STATE_DIR: &str = "/run/mptcp-lb";
+
+/// How often the status file's counters are refreshed (token steering).
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the loop sleeps between looks at its flags.
 const TICK: Duration = Duration::from_millis(100);
@@ -119,11 +123,61 @@ impl std::fmt::Display for Event {
     }
 }
 
-fn write_status(dir: &std::path::Path, status: &Status) -> std::io::Result<()> {
+/// What `status.json` holds: the balancer's state and, with token steering, its
+/// counters.
+#[derive(Debug, Serialize)]
+struct StatusFile<'a> {
+    #[serde(flatten)]
+    status: &'a Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steering: Option<SteeringStatus>,
+}
+
+fn write_status(
+    dir: &std::path::Path,
+    status: &Status,
+    steering: Option<&TokenSteeringRuntime>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let file = StatusFile {
+        status,
+        steering: steering.map(TokenSteeringRuntime::status),
+    };
     let tmp = dir.join("status.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(status).unwrap_or_default())?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&file).unwrap_or_default())?;
     std::fs::rename(tmp, dir.join("status.json"))
+}
+
+/// The interfaces token steering runs on: those configured, else every interface
+/// but `lo` and those towards backends.
+fn ingress(balancer: &Balancer, steering: &crate::config::Steering) -> Result<Vec<String>, Error> {
+    if !steering.ingress.is_empty() {
+        return Ok(steering.ingress.clone());
+    }
+    let towards_backends = balancer.backend_devices()?;
+    Ok(crate::apply::interfaces()?
+        .into_iter()
+        .filter(|i| i != "lo" && !towards_backends.contains(i))
+        .collect())
+}
+
+fn start_steering(balancer: &Balancer) -> Result<Option<TokenSteeringRuntime>, Error> {
+    let Some(s) = &balancer.config().steering else {
+        return Ok(None);
+    };
+    let interfaces = ingress(balancer, s)?;
+    if interfaces.is_empty() {
+        return Err(Error::Refused(
+            "token steering: no client-facing interface (give ingress = [...])".into(),
+        ));
+    }
+    TokenSteeringRuntime::start(
+        s,
+        &balancer.config().vip_addrs(),
+        balancer.slots(),
+        &interfaces,
+    )
+    .map(Some)
 }
 
 /// Reads the status a running balancer wrote.
@@ -152,16 +206,35 @@ pub fn run(
     log: &mut dyn FnMut(Event),
 ) -> Result<(), Error> {
     let mut balancer = Balancer::start(opts.source.load()?)?;
+    let steering = match start_steering(&balancer) {
+        Ok(s) => s,
+        Err(e) => {
+            balancer.shutdown();
+            return Err(e);
+        }
+    };
     let status = balancer.status();
-    let _ = write_status(&opts.state_dir, &status);
+    let _ = write_status(&opts.state_dir, &status, steering.as_ref());
     log(Event::Started { status });
+    let mut last_write = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(TICK);
         if reload.swap(false, Ordering::SeqCst) {
-            match opts.source.load().and_then(|c| balancer.reload(c)) {
+            let next = opts.source.load().and_then(|c| {
+                if c.steering != balancer.config().steering {
+                    return Err(Error::Refused(
+                        "token steering settings changed: restart the balancer for that".into(),
+                    ));
+                }
+                balancer.reload(c)
+            });
+            match next {
                 Ok(()) => {
+                    if let Some(s) = &steering {
+                        s.set_backends(balancer.slots());
+                    }
                     let status = balancer.status();
-                    let _ = write_status(&opts.state_dir, &status);
+                    let _ = write_status(&opts.state_dir, &status, steering.as_ref());
                     log(Event::Reloaded { status });
                 }
                 Err(e) => log(Event::ReloadFailed {
@@ -169,7 +242,12 @@ pub fn run(
                 }),
             }
         }
+        if steering.is_some() && last_write.elapsed() >= STATUS_EVERY {
+            let _ = write_status(&opts.state_dir, &balancer.status(), steering.as_ref());
+            last_write = std::time::Instant::now();
+        }
     }
+    drop(steering);
     balancer.shutdown();
     let _ = std::fs::remove_file(opts.state_dir.join("status.json"));
     log(Event::Stopped);

@@ -69,6 +69,7 @@ pub mod balancer;
 pub mod config;
 pub mod daemon;
 pub mod rules;
+pub mod steering;
 
 pub use balancer::{Balancer, Status};
 pub use config::{Backend, Config, ConfigError, Mode};

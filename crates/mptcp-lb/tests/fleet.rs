@@ -47,6 +47,8 @@ struct Lab {
     state: PathBuf,
     /// Per backend index: connections it accepted.
     accepted: Vec<Arc<Mutex<u32>>>,
+    /// Token steering instead of join ports (stock clients, no C flag).
+    steering: bool,
 }
 
 fn tempdir(label: &str) -> PathBuf {
@@ -56,7 +58,14 @@ fn tempdir(label: &str) -> PathBuf {
     d
 }
 
-fn lb_toml(mode: Mode, vip: IpAddr, backends: &[(IpAddr, bool)]) -> String {
+/// The balancer's configuration: join ports, or token steering with the registry on
+/// `registry` (key in `key`).
+fn lb_toml(
+    mode: Mode,
+    vip: IpAddr,
+    backends: &[(IpAddr, bool)],
+    steering: Option<(SocketAddr, &std::path::Path)>,
+) -> String {
     let mode = match mode {
         Mode::Route => "route",
         Mode::Nat => "nat",
@@ -65,11 +74,19 @@ fn lb_toml(mode: Mode, vip: IpAddr, backends: &[(IpAddr, bool)]) -> String {
         "mode = \"{mode}\"\nvip = [\"{}\"]\n",
         SocketAddr::new(vip, PORT)
     );
+    if let Some((registry, key)) = steering {
+        s.push_str(&format!(
+            "registry = \"{registry}\"\nkey = \"{}\"\n",
+            key.display()
+        ));
+    }
     for (k, (addr, drain)) in backends.iter().enumerate() {
         s.push_str(&format!(
-            "[[backend]]\naddress = \"{addr}\"\njoin_port = {}\ndrain = {drain}\n",
-            JOIN_BASE + k as u16
+            "[[backend]]\naddress = \"{addr}\"\ndrain = {drain}\n"
         ));
+        if steering.is_none() {
+            s.push_str(&format!("join_port = {}\n", JOIN_BASE + k as u16));
+        }
     }
     s
 }
@@ -82,16 +99,36 @@ impl Lab {
     /// `stock`: the fleet's own balancer (an ECMP route, or a jhash dnat) is in place
     /// before `mptcp lb` starts; without it, `mptcp lb` makes the ECMP route itself.
     fn with_stock(kind: Balancer, family: Family, rate_mbit: Option<u32>, stock: bool) -> Lab {
+        Lab::build(kind, family, rate_mbit, stock, false)
+    }
+
+    /// Token steering: stock clients (a plain `subflow` endpoint), backends that only
+    /// publish their tokens.
+    fn steered(kind: Balancer, family: Family) -> Lab {
+        Lab::build(kind, family, None, true, true)
+    }
+
+    fn build(
+        kind: Balancer,
+        family: Family,
+        rate_mbit: Option<u32>,
+        stock: bool,
+        steering: bool,
+    ) -> Lab {
         let mut b = Fleet::builder()
             .stock_balancer(stock)
             .balancer(kind)
             .backends(3)
             .ipv4(family == Family::V4)
             .ipv6(family == Family::V6)
-            .client_endpoints(ClientEndpoints::Fullmesh)
+            .client_endpoints(if steering {
+                ClientEndpoints::Subflow
+            } else {
+                ClientEndpoints::Fullmesh
+            })
             // Join ports need the VIP on each backend, also behind NAT (the kernel
             // listens on VIP:port; measured: EADDRNOTAVAIL without it).
-            .vip_on_backends(true);
+            .vip_on_backends(kind == Balancer::Route || !steering);
         if let Some(r) = rate_mbit {
             b = b.rate_mbit(r);
         }
@@ -107,7 +144,9 @@ impl Lab {
             stop: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(AtomicBool::new(false)),
             state,
+            steering,
         };
+        std::fs::write(lab.key(), b"a shared secret of the test fleet").unwrap();
         lab.write_lb(&[false, false, false]);
         lab
     }
@@ -123,6 +162,19 @@ impl Lab {
         SocketAddr::new(self.fleet.vip(self.family), PORT)
     }
 
+    fn key(&self) -> PathBuf {
+        self.state.join("lb.key")
+    }
+
+    /// Where the balancer's registry listens: its address towards backend 0 (every
+    /// backend reaches it through its own gateway).
+    fn registry(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.fleet.backend(0).unwrap().gateway(self.family).unwrap(),
+            7010,
+        )
+    }
+
     fn write_lb(&self, drain: &[bool]) {
         let backends: Vec<(IpAddr, bool)> = self
             .fleet
@@ -133,7 +185,15 @@ impl Lab {
             .collect();
         std::fs::write(
             &self.lb_config,
-            lb_toml(self.mode(), self.vip().ip(), &backends),
+            lb_toml(
+                self.mode(),
+                self.vip().ip(),
+                &backends,
+                self.steering
+                    .then(|| (self.registry(), self.key()))
+                    .as_ref()
+                    .map(|(r, k)| (*r, k.as_path())),
+            ),
         )
         .unwrap();
     }
@@ -204,9 +264,14 @@ impl Lab {
             ..mptcp_pm::Config::default()
         };
         config.exclude.clear();
-        config.server.vips = vec![self.fleet.vip(self.family)];
-        config.server.join_port = Some(JOIN_BASE + k as u16);
         config.server.announce_own = false;
+        if self.steering {
+            config.server.lb_registry = Some(self.registry());
+            config.server.lb_key = Some(self.key());
+        } else {
+            config.server.vips = vec![self.fleet.vip(self.family)];
+            config.server.join_port = Some(JOIN_BASE + k as u16);
+        }
         let mut opts = mptcp_pm::Options::new(config);
         opts.state_dir = self.state.join(format!("pm{k}"));
         let mut log = |_r: mptcp_pm::Report| {};
@@ -255,10 +320,19 @@ impl Lab {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let lb = self.state.join("lb/status.json").exists();
-            let pms = self.fleet.backends().iter().all(|b| {
-                let out = b.netns().exec("ip", ["mptcp", "endpoint", "show"]).unwrap();
-                String::from_utf8_lossy(&out.stdout).contains("port")
-            });
+            let pms = if self.steering {
+                // Every backend's first snapshot has reached the registry.
+                std::fs::read_to_string(self.state.join("lb/status.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .and_then(|v| v["steering"]["accepted_messages"].as_u64())
+                    .is_some_and(|n| n >= 3)
+            } else {
+                self.fleet.backends().iter().all(|b| {
+                    let out = b.netns().exec("ip", ["mptcp", "endpoint", "show"]).unwrap();
+                    String::from_utf8_lossy(&out.stdout).contains("port")
+                })
+            };
             if lb && pms {
                 return;
             }
@@ -287,8 +361,8 @@ struct Outcome {
     secs: f64,
 }
 
-/// Dials the VIP from the client, sends `len` bytes, waits (at most 2 s) for a subflow
-/// from the second path, closes its side and checks the sink's count and digest.
+/// Dials the VIP from the client, sends `len` bytes, waits (at most 4 s) for an
+/// established subflow from the second path, closes its side and checks the sink's count and digest.
 fn transfer(lab: &Lab, seed: u64, len: usize, during: impl FnOnce() + Send) -> Outcome {
     transfer_with(lab, true, seed, len, during)
 }
@@ -312,10 +386,10 @@ fn transfer_with(
                 .expect("dial the VIP");
             c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
             let on_second = |c: &TcpStream| {
-                c.subflows()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|s| s.local.map(|l| l.ip()) == Some(second))
+                c.subflows().unwrap_or_default().iter().any(|s| {
+                    s.local.map(|l| l.ip()) == Some(second)
+                        && s.tcp.state == mptcp_net::TcpState::Established
+                })
             };
             let mut second_path = false;
             std::thread::scope(|s| {
@@ -325,7 +399,9 @@ fn transfer_with(
                     second_path |= on_second(&c);
                 }
             });
-            let deadline = Instant::now() + Duration::from_secs(2);
+            // A steered join whose token is not registered yet is dropped and sent
+            // again by the client 1 s later, then 2 s after that.
+            let deadline = Instant::now() + Duration::from_secs(4);
             while mptcp && !second_path && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
                 second_path = on_second(&c);
@@ -389,6 +465,73 @@ fn thirty_clients(kind: Balancer, family: Family) {
             "the balancer spread nothing: {accepted:?}"
         );
     });
+}
+
+/// Token steering, stock clients: every join reaches its backend by token.
+fn thirty_steered(kind: Balancer, family: Family) {
+    let lab = Lab::steered(kind, family);
+    lab.run(|lab| {
+        let before = lab.no_token();
+        let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..30)
+                .map(|i| s.spawn(move || transfer(lab, i + 1, 200_000, || {})))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let resets: Vec<u64> = lab
+            .no_token()
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
+        let multipath = outcomes.iter().filter(|o| o.second_path).count();
+        // The status file's counters are refreshed every second.
+        std::thread::sleep(Duration::from_millis(1300));
+        let status: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(lab.state.join("lb/status.json")).unwrap(),
+        )
+        .unwrap();
+        let st = &status["steering"];
+        println!(
+            "token steering {kind:?} {family:?}: {multipath}/30 multipath; MPJoinNoTokenFound \
+             {resets:?}; joins seen {}, steered {}, dropped (token not yet known) {}; \
+             registry: {} messages, {} ops, refused {}",
+            st["joins_seen"],
+            st["steered"],
+            st["dropped_unknown"],
+            st["accepted_messages"],
+            st["accepted_ops"],
+            st["refused"]
+        );
+        assert!(st["steered"].as_u64().unwrap() >= 30, "{st}");
+        assert_eq!(st["refused"]["bad_mac"], 0);
+        assert!(
+            outcomes.iter().all(|o| o.bytes_ok),
+            "bytes lost: {outcomes:?}"
+        );
+        assert_eq!(multipath, 30, "{outcomes:?}");
+        assert_eq!(resets, vec![0, 0, 0], "joins reset");
+    });
+}
+
+#[test]
+fn steering_route_ipv4() {
+    thirty_steered(Balancer::Route, Family::V4);
+}
+
+#[test]
+fn steering_route_ipv6() {
+    thirty_steered(Balancer::Route, Family::V6);
+}
+
+#[test]
+fn steering_nat_ipv4() {
+    thirty_steered(Balancer::Nat, Family::V4);
+}
+
+#[test]
+fn steering_nat_ipv6() {
+    thirty_steered(Balancer::Nat, Family::V6);
 }
 
 #[test]

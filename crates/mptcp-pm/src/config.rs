@@ -256,9 +256,16 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Whether this host is a backend behind a balancer (a VIP or a registry is set):
-    /// then joins to the initial address are refused (the C flag).
+    /// then its own addresses are not announced unless `announce_own`.
     pub fn behind_balancer(&self) -> bool {
         !self.vips.is_empty() || self.lb_registry.is_some()
+    }
+
+    /// Whether clients must not join the initial address (the C flag): with a VIP,
+    /// whose joins the balancer would hash anew. With token steering alone the
+    /// balancer steers joins to the VIP by token, so stock clients keep joining it.
+    pub fn deny_join_initial(&self) -> bool {
+        !self.vips.is_empty()
     }
 
     /// Checks the table on its own and against the role.

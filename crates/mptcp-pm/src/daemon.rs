@@ -366,8 +366,8 @@ pub struct Daemon {
     laminar: bool,
     limits_at_start: Option<Limits>,
     limits_changed: bool,
-    /// `allow_join_initial_addr_port` as found, when this daemon changed it.
-    c_flag_at_start: Option<String>,
+    /// `allow_join_initial_addr_port` as found and as set, when this daemon changed it.
+    c_flag_at_start: Option<(String, String)>,
     first_pass: bool,
     publisher: Option<crate::publish::TokenPublisher>,
     last_over: Vec<Skipped>,
@@ -634,7 +634,7 @@ impl Daemon {
         if now.trim() != want {
             mptcp_netlink::sysctl::set(C_FLAG_SYSCTL, &want)?;
             if self.c_flag_at_start.is_none() {
-                self.c_flag_at_start = Some(now.trim().to_string());
+                self.c_flag_at_start = Some((now.trim().to_string(), want.clone()));
             }
             log(Report::Sysctl {
                 name: C_FLAG_SYSCTL.into(),
@@ -767,11 +767,11 @@ impl Daemon {
             self.pm.set_limits(l)?;
             limits_restored = true;
         }
-        if let Some(old) = self.c_flag_at_start.take() {
+        if let Some((old, set)) = self.c_flag_at_start.take() {
             mptcp_netlink::sysctl::set(C_FLAG_SYSCTL, &old)?;
             log(Report::Sysctl {
                 name: C_FLAG_SYSCTL.into(),
-                from: "0".into(),
+                from: set,
                 to: old,
                 reason: "put back on exit".into(),
             });

@@ -122,7 +122,8 @@ pub struct Plan {
 pub struct BalancerPlan {
     /// `net.mptcp.allow_join_initial_addr_port` wanted: 0 sets the MP_CAPABLE "C"
     /// flag, so clients do not join the VIP (the balancer would hash the join to a
-    /// random backend, which resets it: `MPJoinNoTokenFound`).
+    /// random backend, which resets it: `MPJoinNoTokenFound`); 1 with token steering
+    /// alone, where joins to the VIP are steered.
     pub allow_join_initial_addr_port: u8,
     /// Why.
     pub reason: String,
@@ -328,8 +329,12 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
     let balancer = server
         .filter(|s| s.behind_balancer())
         .map(|s| BalancerPlan {
-            allow_join_initial_addr_port: 0,
+            allow_join_initial_addr_port: u8::from(!s.deny_join_initial()),
             reason: match (s.join_port, s.announce_own) {
+                _ if !s.deny_join_initial() => "token steering: clients join the VIP as \
+                     they would any server, and the balancer sends each join to the backend \
+                     that published its token"
+                    .to_string(),
                 (Some(p), _) => format!(
                 "behind a balancer: clients must not join the VIP (it hashes joins to a random \
                  backend); they join VIP:{p}, which reaches this backend"
@@ -1272,5 +1277,20 @@ mod tests {
         assert!(actions
             .iter()
             .any(|a| matches!(a, Action::Add { endpoint } if endpoint.port == Some(20001))));
+    }
+
+    #[test]
+    fn token_steering_alone_keeps_joins_to_the_vip_and_hides_own_addresses() {
+        let mut c = Config {
+            role: Role::Server,
+            ..Config::default()
+        };
+        c.server.lb_registry = Some("198.19.0.254:7010".parse().unwrap());
+        c.server.lb_key = Some("/k".into());
+        c.server.announce_own = false;
+        let p = plan(&host(), &c, &KernelView::default());
+        let b = p.balancer.expect("a balancer plan");
+        assert_eq!(b.allow_join_initial_addr_port, 1, "{}", b.reason);
+        assert!(p.endpoints.is_empty(), "{:?}", p.endpoints);
     }
 }

@@ -4,9 +4,13 @@
 //! balancer can send each MP_JOIN to the backend that owns its token.
 //!
 //! The thread subscribes to the events before it lists the connections (sock_diag),
-//! so no connection falls in between; at start and every [`RESYNC`] it sends a full
-//! snapshot (`Reset` then every token), which repairs a lost datagram and refills a
-//! restarted balancer. The address it publishes as is the source address this host
+//! so no connection falls in between; at start it sends a full snapshot (`Reset` then
+//! every token), and every [`RESYNC`] every token again (without the `Reset`, which
+//! would take the tokens of a multi-datagram snapshot's later datagrams out of the
+//! map for a moment): that repairs a lost `Add` and refills a restarted balancer. A send that fails (the balancer not listening yet: the ICMP
+//! error comes back on the next send, which it loses) brings the next snapshot
+//! forward to [`RETRY`]; an idle publisher sends a heartbeat every [`HEARTBEAT`], so
+//! such an error shows within a second. The address it publishes as is the source address this host
 //! uses towards the registry: the backend address the balancer is configured with.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -22,6 +26,13 @@ use mptcp_steer::PublisherSocket;
 
 /// How often a full snapshot is sent.
 pub const RESYNC: Duration = Duration::from_secs(10);
+/// How long the publisher stays silent at most: an idle backend sends a heartbeat,
+/// which also brings out a send error (a connected UDP socket reports the ICMP
+/// "port unreachable" of an earlier datagram on the next send).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How soon a snapshot follows a failed send (the balancer was not listening yet,
+/// or restarted): it repairs whatever the failure lost.
+pub const RETRY: Duration = Duration::from_millis(250);
 
 /// What the publisher did, for the log and `--json`.
 #[derive(Debug, Default)]
@@ -119,14 +130,17 @@ fn tokens_now() -> Vec<u32> {
     }
 }
 
-fn send(sender: &mut PublisherSocket, stats: &PublishStats) {
+/// Sends what is queued; false when a send failed (what it carried is lost).
+fn send(sender: &mut PublisherSocket, stats: &PublishStats) -> bool {
     let before = sender.sent();
-    if sender.flush().is_err() {
+    let ok = sender.flush().is_ok();
+    if !ok {
         stats.send_errors.fetch_add(1, Ordering::Relaxed);
     }
     stats
         .datagrams
         .fetch_add(sender.sent() - before, Ordering::Relaxed);
+    ok
 }
 
 fn publish(
@@ -136,15 +150,38 @@ fn publish(
     stats: &PublishStats,
 ) {
     let mut next_snapshot = Instant::now();
+    let mut first_snapshot = true;
+    let mut last_send = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if Instant::now() >= next_snapshot {
             let tokens = tokens_now();
             stats
                 .added
                 .fetch_add(tokens.len() as u64, Ordering::Relaxed);
-            sender.publisher_mut().snapshot(tokens);
-            send(&mut sender, stats);
-            next_snapshot = Instant::now() + RESYNC;
+            if first_snapshot {
+                sender.publisher_mut().snapshot(tokens);
+            } else {
+                // Adds only: a `Reset` would take, for a moment, the tokens carried
+                // in the snapshot's later datagrams out of the balancer's map.
+                for t in tokens {
+                    sender.publisher_mut().add(t);
+                }
+            }
+            let sent = send(&mut sender, stats);
+            // A failed snapshot (or one after a failed send) is sent again in full.
+            first_snapshot = !sent;
+            next_snapshot = Instant::now() + if sent { RESYNC } else { RETRY };
+            last_send = Instant::now();
+        } else if last_send.elapsed() >= HEARTBEAT {
+            let beat = sender
+                .publisher_mut()
+                .heartbeat(mptcp_steer::registry::unix_ms_now());
+            if sender.socket().send(&beat).is_err() {
+                stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                next_snapshot = Instant::now() + RETRY;
+                first_snapshot = true;
+            }
+            last_send = Instant::now();
         }
         // Every event waiting now, then one flush: a burst of new connections goes
         // out in as few datagrams as fit.
@@ -178,7 +215,11 @@ fn publish(
             }
         }
         if sender.publisher().pending() > 0 {
-            send(&mut sender, stats);
+            if !send(&mut sender, stats) {
+                next_snapshot = next_snapshot.min(Instant::now() + RETRY);
+                first_snapshot = true;
+            }
+            last_send = Instant::now();
         }
     }
 }

@@ -28,6 +28,9 @@ Examples:
       --backend 198.19.0.2,join-port=20000 --backend 198.19.1.2,join-port=20001
   mptcp lb run --mode nat --vip 198.18.200.1:80 --backend 198.19.0.2 --backend 198.19.1.2
   mptcp lb run --config /etc/mptcp/lb.toml     (SIGHUP re-reads it: add, drain, remove)
+  mptcp lb run --vip 198.18.200.1:80 --backend 198.19.0.2 --backend 198.19.1.2 \\
+      --steer-tokens --registry 198.19.0.254:7010 --key /etc/mptcp/lb.key
+      (backends: mptcp pm run --role server --lb-registry 198.19.0.254:7010 --lb-key ...)
   mptcp lb status --json
 
 Exit status: 0 stopped cleanly (every rule removed); 2 bad arguments or configuration,
@@ -35,7 +38,10 @@ or the host refused the rules (nothing is left applied).
 
 JSON (run): one line per event: {\"time\", \"event\": \"started\"|\"reloaded\"|\"reload_failed\"|
 \"stopped\", \"status\": {\"mode\", \"vips\", \"own_routes\", \"backends\": [{\"address\", \"slot\",
-\"mark\", \"table\", \"join_port\", \"state\": \"active\"|\"draining\"}]}, \"error\"}.";
+\"mark\", \"table\", \"join_port\", \"state\": \"active\"|\"draining\"}], \"warnings\"}, \"error\"}.
+JSON (status): the same status, and with token steering \"steering\": {\"registry\",
+\"interfaces\", \"tokens\", \"joins_seen\", \"steered\", \"dropped_unknown\", \"accepted_messages\",
+\"accepted_ops\", \"refused\": {\"bad_mac\", \"replayed\", \"stale\", \"unknown_backend\", \"malformed\"}}.";
 
 /// `mptcp lb ...`.
 #[derive(Debug, Subcommand)]
@@ -68,6 +74,21 @@ pub struct LbRunArgs {
         conflicts_with = "config"
     )]
     pub mode: Mode,
+    /// Token steering, for stock clients: a tc program marks each MP_JOIN SYN for the
+    /// backend that owns its token, learnt from the backends' `mptcp pm` (needs
+    /// --registry and --key).
+    #[arg(long, requires_all = ["registry", "key"], conflicts_with = "config")]
+    pub steer_tokens: bool,
+    /// Where the backends publish their tokens (UDP ADDR:PORT on this host).
+    #[arg(long, value_name = "ADDR:PORT", requires = "steer_tokens")]
+    pub registry: Option<std::net::SocketAddr>,
+    /// The registry's shared secret: a file of at least 16 bytes.
+    #[arg(long, value_name = "FILE", requires = "steer_tokens")]
+    pub key: Option<PathBuf>,
+    /// A client-facing interface for token steering (repeatable; default: every
+    /// interface but lo and those towards backends).
+    #[arg(long, value_name = "IFACE", requires = "steer_tokens")]
+    pub ingress: Vec<String>,
     /// A TOML configuration instead of the options above; SIGHUP re-reads it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -122,7 +143,14 @@ fn run_balancer(args: &LbRunArgs, out: &Output) -> Result<u8, Error> {
                 mode: args.mode,
                 vips: args.vip.clone(),
                 backends: args.backend.clone(),
-                steering: None,
+                steering: match (args.steer_tokens, args.registry, &args.key) {
+                    (true, Some(registry), Some(key)) => Some(mptcp_lb::config::Steering {
+                        registry,
+                        key: key.clone(),
+                        ingress: args.ingress.clone(),
+                    }),
+                    _ => None,
+                },
             };
             config.check().map_err(Error::msg)?;
             Source::Fixed(config)

@@ -166,6 +166,7 @@ fn config(opts: &PmOptions) -> Result<Config, Error> {
     if opts.lb_registry.is_some() {
         server.lb_registry = opts.lb_registry;
         server.lb_key = opts.lb_key.clone();
+        server.announce_own = opts.announce_own;
     }
     server.check(config.role).map_err(Error::msg)?;
     Ok(config)
