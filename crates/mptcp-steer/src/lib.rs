@@ -84,8 +84,15 @@
 //! `Remove` does nothing, and `conflicts` counts it; the older connection's
 //! joins then reach the wrong backend and are reset there, as without steering.
 //!
-//! Memory: the registry holds about 15 bytes per token on the balancer's heap
-//! ([`registry::Registry::memory_bytes`]).
+//! Memory: the registry holds 19 to 24 bytes per token on the balancer's
+//! heap, depending on where the hash tables are in their growth
+//! ([`registry::Registry::memory_bytes`]; measured with 21k and 66k tokens);
+//! the kernel's token map adds 72 bytes per token (below).
+//!
+//! Throughput, measured on loopback in a namespace (release build, two cores
+//! shared with the sender): about 100 000 single-`Add` datagrams per second,
+//! and 1.2 to 1.8 million tokens per second in full datagrams (test
+//! `registry_udp`, printed).
 //!
 //! # The tc program
 //!
