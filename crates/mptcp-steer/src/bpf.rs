@@ -276,6 +276,15 @@ impl TokenSteering {
         Ok(true)
     }
 
+    /// Pins the program at `path` in a bpffs (e.g. `/sys/fs/bpf/mptcp-steer`),
+    /// so `bpftool prog show pinned PATH` (or `prog run`) can reach it. The
+    /// pin outlives this object; remove the file to drop it.
+    pub fn pin(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), SteerError> {
+        self.program()?
+            .pin(path)
+            .map_err(|e| SteerError::Load(boxed(e)))
+    }
+
     /// The interfaces the program is attached to.
     pub fn interfaces(&self) -> impl Iterator<Item = &str> {
         self.attached.iter().map(|a| a.interface.as_str())
