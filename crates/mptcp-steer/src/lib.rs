@@ -44,8 +44,8 @@
 //! A datagram is at most 1200 bytes by default (fits the IPv6 minimum MTU, so
 //! never fragmented): 228 operations from an IPv4 backend, 226 from IPv6. An
 //! `Add` costs 5 bytes on the wire; a connection (created and closed) costs
-//! two operations, about 10 bytes when batched, one 61-byte datagram (IPv4)
-//! when sent alone. A message with no operation is a heartbeat.
+//! two operations, about 10 bytes when batched, or two 61-byte datagrams
+//! (IPv4; 73 bytes for IPv6) when each is sent at once. A message with no operation is a heartbeat.
 //!
 //! # Authentication and the refusal rules
 //!
