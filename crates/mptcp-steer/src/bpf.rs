@@ -6,10 +6,10 @@
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray};
+use aya::maps::{HashMap, IterableMap, MapData, MapError, PerCpuArray};
 use aya::programs::tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions};
 use aya::programs::{SchedClassifier, TcAttachType};
 use aya::{include_bytes_aligned, Ebpf, EbpfLoader};
@@ -276,6 +276,15 @@ impl TokenSteering {
         Ok(true)
     }
 
+    /// Pins the program at `path` in a bpffs (e.g. `/sys/fs/bpf/mptcp-steer`),
+    /// so `bpftool prog show pinned PATH` (or `prog run`) can reach it. The
+    /// pin outlives this object; remove the file to drop it.
+    pub fn pin(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), SteerError> {
+        self.program()?
+            .pin(path)
+            .map_err(|e| SteerError::Load(boxed(e)))
+    }
+
     /// The interfaces the program is attached to.
     pub fn interfaces(&self) -> impl Iterator<Item = &str> {
         self.attached.iter().map(|a| a.interface.as_str())
@@ -325,6 +334,24 @@ impl TokenSteering {
                 source,
             }),
         }
+    }
+
+    /// The kernel's account of the token map's memory, in bytes: the
+    /// `memlock` line of the map's `/proc/self/fdinfo` entry (bucket array
+    /// plus the entries present, on Linux 6.5+).
+    pub fn token_map_memory(&self) -> io::Result<u64> {
+        let fd = self.tokens.map().fd().as_fd().as_raw_fd();
+        let path = format!("/proc/self/fdinfo/{fd}");
+        let text = std::fs::read_to_string(&path)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("no memlock line in {path}"),
+                )
+            })
     }
 
     /// The counters, summed over CPUs.

@@ -44,8 +44,8 @@
 //! A datagram is at most 1200 bytes by default (fits the IPv6 minimum MTU, so
 //! never fragmented): 228 operations from an IPv4 backend, 226 from IPv6. An
 //! `Add` costs 5 bytes on the wire; a connection (created and closed) costs
-//! two operations, about 10 bytes when batched, one 61-byte datagram (IPv4)
-//! when sent alone. A message with no operation is a heartbeat.
+//! two operations, about 10 bytes when batched, or two 61-byte datagrams
+//! (IPv4; 73 bytes for IPv6) when each is sent at once. A message with no operation is a heartbeat.
 //!
 //! # Authentication and the refusal rules
 //!
@@ -84,8 +84,15 @@
 //! `Remove` does nothing, and `conflicts` counts it; the older connection's
 //! joins then reach the wrong backend and are reset there, as without steering.
 //!
-//! Memory: the registry holds about 15 bytes per token on the balancer's heap
-//! ([`registry::Registry::memory_bytes`]).
+//! Memory: the registry holds 19 to 24 bytes per token on the balancer's
+//! heap, depending on where the hash tables are in their growth
+//! ([`registry::Registry::memory_bytes`]; measured with 21k and 66k tokens);
+//! the kernel's token map adds 72 bytes per token (below).
+//!
+//! Throughput, measured on loopback in a namespace (release build, two cores
+//! shared with the sender): about 100 000 single-`Add` datagrams per second,
+//! and 1.2 to 1.8 million tokens per second in full datagrams (test
+//! `registry_udp`, printed).
 //!
 //! # The tc program
 //!
@@ -111,7 +118,9 @@
 //!
 //! The token map is a hash without preallocation, bounded at 2^20 tokens by
 //! default (`bpf::TokenSteering::load_with_capacity`): the kernel allocates
-//! the bucket array at load and each entry on insert.
+//! the bucket array at load (16 MiB for 2^20) and each entry on insert
+//! (measured by the kernel's own account: 72 bytes per token,
+//! `bpf::TokenSteering::token_map_memory`).
 //!
 //! # Why tc, not XDP
 //!

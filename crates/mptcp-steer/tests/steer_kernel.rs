@@ -307,3 +307,134 @@ fn attach_twice_and_missing_interface_are_errors() {
         .unwrap();
     assert_eq!(filters(router, "c0"), "");
 }
+
+/// The kernel's memory for the token map: the fixed bucket array and the
+/// cost per entry (printed for the benchmark; only sanity-checked here).
+#[test]
+fn token_map_memory_per_entry() {
+    let net = build(false);
+    let router = net.router().unwrap();
+    router
+        .run(|| {
+            let capacity = 1 << 20;
+            let mut steer = TokenSteering::load_with_capacity(capacity).unwrap();
+            let empty = steer.token_map_memory().unwrap();
+            let n = 100_000u32;
+            for t in 0..n {
+                steer.insert(t.wrapping_mul(2_654_435_761), MARK).unwrap();
+            }
+            let full = steer.token_map_memory().unwrap();
+            let per = (full - empty) as f64 / f64::from(n);
+            println!(
+                "token map, {capacity} capacity: {empty} bytes empty, {full} with {n} tokens: {per:.1} bytes per token"
+            );
+            assert!(full > empty, "entries cost memory: {empty} -> {full}");
+            assert!((8.0..1024.0).contains(&per), "{per}");
+        })
+        .unwrap();
+}
+
+/// The whole chain: the backend (server namespace) publishes the token of an
+/// accepted connection over UDP with `PublisherSocket`; the balancer (router
+/// namespace) runs `RegistryServer` with `TokenSteering` as its sink; the
+/// join is steered. A sender with the wrong key is counted as `bad_mac` and
+/// changes nothing in the BPF map.
+#[test]
+fn registry_feeds_the_bpf_map_and_the_join_is_steered() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use mptcp_steer::registry::{Key, Publisher, Registry, Update};
+    use mptcp_steer::{PublisherSocket, RegistryServer, UpdateSink};
+
+    let net = build(false);
+    let router = net.router().unwrap();
+    let vip = server_addr(&net, false);
+    let backend = vip; // the backend's address as the balancer knows it
+    let registry_addr: SocketAddr = "198.19.0.254:7946".parse().unwrap();
+    let key = Key::new(b"registry to bpf, end to end".to_vec()).unwrap();
+    let steer = Arc::new(Mutex::new(steer_on_router(&net, vip)));
+    add_mark_counter(router);
+
+    let stop = AtomicBool::new(false);
+    let (registry_tx, registry_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let server_thread = s.spawn(|| {
+            router
+                .run(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let registry = Registry::new(key.clone(), [(backend, MARK)]).unwrap();
+                    let server = rt
+                        .block_on(RegistryServer::bind(registry_addr, registry))
+                        .unwrap();
+                    registry_tx.send(server.registry()).unwrap();
+                    let sink = |u: &Update| steer.lock().unwrap().apply(u);
+                    rt.block_on(async {
+                        tokio::select! {
+                            r = server.run(sink) => r.unwrap(),
+                            _ = async {
+                                while !stop.load(Ordering::Relaxed) {
+                                    tokio::time::sleep(Duration::from_millis(5)).await;
+                                }
+                            } => {}
+                        }
+                    });
+                })
+                .unwrap()
+        });
+        let registry = registry_rx.recv().unwrap();
+
+        let (mut client, mut server, _listener) = connect(&net, SocketAddr::new(vip, PORT));
+        let token = server.mptcp_info().unwrap().expect("MPTCP").token;
+        let (mut publisher, mut forger) = net
+            .server()
+            .run(|| {
+                let p =
+                    PublisherSocket::connect(registry_addr, Publisher::new(key.clone(), backend));
+                let f = PublisherSocket::connect(
+                    registry_addr,
+                    Publisher::new(Key::new(b"not the fleet's key".to_vec()).unwrap(), backend),
+                );
+                (p.unwrap(), f.unwrap())
+            })
+            .unwrap();
+        forger.publisher_mut().snapshot([token ^ 1]);
+        forger.flush().unwrap();
+        publisher.publisher_mut().snapshot([token]);
+        publisher.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while steer.lock().unwrap().mark_of(token).unwrap().is_none() {
+            assert!(Instant::now() < deadline, "token never reached the BPF map");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        echo(&mut client, &mut server);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while subflows_total(&server) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "join not steered: {:?}",
+                steer.lock().unwrap().stats()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let stats = steer.lock().unwrap().stats().unwrap();
+        assert_eq!((stats.steered, stats.dropped_unknown), (1, 0), "{stats:?}");
+        assert_eq!(marked_syns(router), 1);
+        assert_eq!(steer.lock().unwrap().mark_of(token ^ 1).unwrap(), None);
+
+        // The connection closes: the backend removes its token.
+        publisher.remove(token).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while steer.lock().unwrap().mark_of(token).unwrap().is_some() {
+            assert!(Instant::now() < deadline, "token never left the BPF map");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let r = registry.lock().unwrap().stats();
+        assert_eq!((r.accepted_messages, r.bad_mac), (2, 1), "{r:?}");
+        stop.store(true, Ordering::Relaxed);
+        server_thread.join().unwrap();
+    });
+}

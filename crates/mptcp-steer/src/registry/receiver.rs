@@ -184,7 +184,8 @@ impl Registry {
     }
 
     /// Forgets a backend and every token it owns; returns the map removals.
-    /// `None` when it was not registered.
+    /// `None` when it was not registered. A backend being drained stays
+    /// registered until its last connection ends: its joins need its tokens.
     pub fn remove_backend(&mut self, addr: IpAddr) -> Option<Vec<Update>> {
         let b = self.backends.remove(&addr)?;
         let mut updates = Vec::with_capacity(b.tokens.len());
