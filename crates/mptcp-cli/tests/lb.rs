@@ -1,0 +1,198 @@
+//! The command-line contract of `mptcp lb` and of `mptcp pm run --role server` behind a
+//! balancer: bad input is one line and exit status 2 with nothing applied; a running
+//! balancer logs JSON lines, answers `lb status`, and removes its rules on SIGTERM.
+//! (What the rules do to real traffic is proven in crates/mptcp-lb/tests/fleet.rs.)
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ip, mptcp, mptcp_here, netns};
+use serde_json::Value;
+
+fn one_line_refusal(out: &std::process::Output, names: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.contains(names), "should name {names:?}: {stderr}");
+}
+
+#[test]
+fn bad_balancer_arguments_are_one_line_and_status_2() {
+    let run = |args: &[&str]| mptcp_here(args).output().unwrap();
+    one_line_refusal(
+        &run(&[
+            "lb",
+            "run",
+            "--vip",
+            "198.18.200.1:80",
+            "--backend",
+            "198.19.0.2,join-port=20000",
+            "--backend",
+            "198.19.1.2,join-port=20000",
+        ]),
+        "both have join port 20000",
+    );
+    one_line_refusal(
+        &run(&[
+            "lb",
+            "run",
+            "--vip",
+            "198.18.200.1",
+            "--backend",
+            "198.19.0.2",
+        ]),
+        "ADDR:PORT",
+    );
+    one_line_refusal(
+        &run(&[
+            "lb",
+            "run",
+            "--vip",
+            "198.18.200.1:80",
+            "--backend",
+            "backend-1",
+        ]),
+        "not an IP address",
+    );
+    one_line_refusal(
+        &run(&[
+            "lb",
+            "run",
+            "--vip",
+            "198.18.200.1:80",
+            "--backend",
+            "198.19.0.2",
+            "--steer-tokens",
+        ]),
+        "--registry",
+    );
+    one_line_refusal(
+        &run(&["pm", "run", "--role", "client", "--vip", "198.18.200.1"]),
+        "role \"server\"",
+    );
+}
+
+#[test]
+fn a_host_that_cannot_balance_is_refused_with_nothing_applied() {
+    let ns = netns("lb-refused");
+    let args = [
+        "lb",
+        "run",
+        "--vip",
+        "198.18.200.1:80",
+        "--backend",
+        "198.19.0.2,join-port=20000",
+    ];
+    ns.set_sysctl("net.ipv4.ip_forward", "0").unwrap();
+    one_line_refusal(
+        &mptcp(ns.name(), &args).output().unwrap(),
+        "net.ipv4.ip_forward",
+    );
+    ns.set_sysctl("net.ipv4.ip_forward", "1").unwrap();
+    one_line_refusal(&mptcp(ns.name(), &args).output().unwrap(), "no route to it");
+    let tables = ns.exec("nft", ["list", "tables"]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&tables.stdout).trim().is_empty(),
+        "a table was left"
+    );
+    assert!(
+        !ip(ns.name(), &["rule"]).contains("fwmark"),
+        "a rule was left"
+    );
+    // A backend whose VIP is not on the host: the path manager refuses.
+    one_line_refusal(
+        &mptcp(
+            ns.name(),
+            &[
+                "pm",
+                "run",
+                "--role",
+                "server",
+                "--vip",
+                "198.18.250.1",
+                "--join-port",
+                "20001",
+                "--state-dir",
+                "/tmp/mptcp-cli-test-lb-pm",
+            ],
+        )
+        .output()
+        .unwrap(),
+        "is not an address of this host",
+    );
+}
+
+#[test]
+fn a_running_balancer_logs_json_answers_status_and_cleans_up() {
+    let ns = netns("lb-run");
+    ns.set_sysctl("net.ipv4.ip_forward", "1").unwrap();
+    ns.exec("ip", ["link", "set", "lo", "up"]).unwrap();
+    ns.exec(
+        "ip",
+        ["link", "add", "b0", "type", "veth", "peer", "name", "b0p"],
+    )
+    .unwrap();
+    ns.exec("ip", ["addr", "add", "198.19.0.254/24", "dev", "b0"])
+        .unwrap();
+    ns.exec("ip", ["link", "set", "b0", "up"]).unwrap();
+    ns.exec("ip", ["link", "set", "b0p", "up"]).unwrap();
+    let state = std::env::temp_dir().join(format!("mptcp-cli-lb-{}", std::process::id()));
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_mptcp"))
+        .args([
+            "--netns",
+            ns.name(),
+            "--json",
+            "lb",
+            "run",
+            "--vip",
+            "198.18.200.1:80",
+        ])
+        .args(["--backend", "198.19.0.2,join-port=20000", "--state-dir"])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "started", "{first}");
+    assert_eq!(first["status"]["mode"], "route");
+    assert_eq!(
+        first["status"]["own_routes"][0], "198.18.200.1",
+        "no route: it made one"
+    );
+    assert_eq!(first["status"]["backends"][0]["join_port"], 20000);
+    let status = mptcp_here(&[
+        "--json",
+        "lb",
+        "status",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["backends"][0]["mark"], "0x4d4c0001", "{status}");
+    assert!(ip(ns.name(), &["rule"]).contains("fwmark 0x4d4c0001 lookup 19801"));
+    assert!(ip(ns.name(), &["route"]).contains("198.18.200.1 via 198.19.0.2"));
+    // SIGTERM: every rule, route and table goes.
+    let _ = StdCommand::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "mptcp lb did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    let last: Value = serde_json::from_str(&lines.last().unwrap().unwrap()).unwrap();
+    assert_eq!(last["event"], "stopped");
+    assert!(!ip(ns.name(), &["rule"]).contains("fwmark"));
+    assert!(!ip(ns.name(), &["route"]).contains("198.18.200.1"));
+    let tables = ns.exec("nft", ["list", "tables"]).unwrap();
+    assert!(String::from_utf8_lossy(&tables.stdout).trim().is_empty());
+}
