@@ -418,15 +418,15 @@ pub struct ConnsArgs {
     pub port: Option<u16>,
     /// Only connections with this local address, and port if given (theirs or a
     /// subflow's): `198.18.0.1`, `198.18.0.1:5201`, `2001:db8::1`, `[2001:db8::1]:5201`.
-    #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::cmd::conns::AddrFilter::parse)]
-    pub local: Option<crate::cmd::conns::AddrFilter>,
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = mptcp_netlink::AddrFilter::parse)]
+    pub local: Option<mptcp_netlink::AddrFilter>,
     /// Only connections with this remote address, and port if given (as --local).
-    #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::cmd::conns::AddrFilter::parse)]
-    pub remote: Option<crate::cmd::conns::AddrFilter>,
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = mptcp_netlink::AddrFilter::parse)]
+    pub remote: Option<mptcp_netlink::AddrFilter>,
     /// Only connections in this state (established, syn_sent, fin_wait1, close_wait,
     /// listen, ...; `ss` spellings such as ESTAB or syn-sent too).
     #[arg(long, value_name = "STATE", value_parser = crate::cmd::conns::state)]
-    pub state: Option<String>,
+    pub state: Option<mptcp_netlink::TcpState>,
     /// Only connections that fell back to plain TCP.
     #[arg(long)]
     pub fallback: bool,

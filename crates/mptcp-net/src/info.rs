@@ -252,6 +252,68 @@ impl TcpState {
             Self::Unknown(raw) => raw,
         }
     }
+
+    /// The known states with their names, in the kernel's order.
+    const NAMED: [(TcpState, &'static str); 13] = [
+        (Self::Established, "established"),
+        (Self::SynSent, "syn_sent"),
+        (Self::SynRecv, "syn_recv"),
+        (Self::FinWait1, "fin_wait1"),
+        (Self::FinWait2, "fin_wait2"),
+        (Self::TimeWait, "time_wait"),
+        (Self::Close, "close"),
+        (Self::CloseWait, "close_wait"),
+        (Self::LastAck, "last_ack"),
+        (Self::Listen, "listen"),
+        (Self::Closing, "closing"),
+        (Self::NewSynRecv, "new_syn_recv"),
+        (Self::BoundInactive, "bound_inactive"),
+    ];
+
+    /// The stable snake_case name, as JSON and metric labels write it: `established`,
+    /// `syn_sent`, `fin_wait1`, ..., `new_syn_recv`, `bound_inactive`; a state this
+    /// crate does not know is `state_N`.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match Self::NAMED.iter().find(|(s, _)| *s == self) {
+            Some((_, name)) => (*name).into(),
+            None => format!("state_{}", self.as_raw()).into(),
+        }
+    }
+
+    /// The name as `ss` writes it, for tables: `ESTAB`, `SYN-SENT`, `FIN-WAIT-1`,
+    /// `UNCONN` (closed), `LISTEN`, ...; `STATE-N` for a state this crate does not know.
+    pub fn ss_name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Established => "ESTAB".into(),
+            Self::Close => "UNCONN".into(),
+            Self::FinWait1 => "FIN-WAIT-1".into(),
+            Self::FinWait2 => "FIN-WAIT-2".into(),
+            other => other.name().to_ascii_uppercase().replace('_', "-").into(),
+        }
+    }
+
+    /// The state named `name`, in [`name`](Self::name)'s or
+    /// [`ss_name`](Self::ss_name)'s spelling, any case, `-` or `_`
+    /// (`ESTAB`, `syn-sent`, `FIN-WAIT-1`, `fin_wait1`, `UNCONN`).
+    pub fn from_name(name: &str) -> Option<TcpState> {
+        let name = name.to_ascii_lowercase().replace('-', "_");
+        let name = match name.as_str() {
+            "estab" => "established",
+            "unconn" => "close",
+            "fin_wait_1" => "fin_wait1",
+            "fin_wait_2" => "fin_wait2",
+            other => other,
+        };
+        Self::NAMED
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(state, _)| *state)
+    }
+
+    /// Every name [`from_name`](Self::from_name) knows, in the kernel's order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Self::NAMED.iter().map(|(_, name)| *name)
+    }
 }
 
 /// Congestion-avoidance state of a subflow (`tcpi_ca_state`, the kernel's `TCP_CA_*`).
@@ -1313,6 +1375,24 @@ pub mod wire {
 mod tests {
     use super::wire::*;
     use super::*;
+
+    #[test]
+    fn tcp_state_names() {
+        for raw in 1..=13 {
+            let state = TcpState::from_raw(raw);
+            assert_eq!(TcpState::from_name(&state.name()), Some(state));
+            assert_eq!(TcpState::from_name(&state.ss_name()), Some(state));
+        }
+        assert_eq!(TcpState::NewSynRecv.name(), "new_syn_recv");
+        assert_eq!(TcpState::BoundInactive.ss_name(), "BOUND-INACTIVE");
+        assert_eq!(TcpState::Established.ss_name(), "ESTAB");
+        assert_eq!(TcpState::FinWait1.ss_name(), "FIN-WAIT-1");
+        assert_eq!(TcpState::from_raw(14).name(), "state_14");
+        assert_eq!(TcpState::from_raw(14).ss_name(), "STATE-14");
+        assert_eq!(TcpState::from_name("fin-wait-2"), Some(TcpState::FinWait2));
+        assert_eq!(TcpState::from_name("open"), None);
+        assert_eq!(TcpState::names().count(), 13);
+    }
 
     /// A zeroed buffer with native-endian writers, to build fixtures at known offsets.
     struct Buf(Vec<u8>);

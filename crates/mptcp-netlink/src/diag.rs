@@ -155,22 +155,10 @@ impl Connection {
     pub fn is_listener(&self) -> bool {
         self.state == TcpState::Listen
     }
-}
 
-fn state_name(state: TcpState) -> String {
-    match state {
-        TcpState::Established => "ESTAB".into(),
-        TcpState::SynSent => "SYN-SENT".into(),
-        TcpState::SynRecv => "SYN-RECV".into(),
-        TcpState::FinWait1 => "FIN-WAIT-1".into(),
-        TcpState::FinWait2 => "FIN-WAIT-2".into(),
-        TcpState::TimeWait => "TIME-WAIT".into(),
-        TcpState::Close => "UNCONN".into(),
-        TcpState::CloseWait => "CLOSE-WAIT".into(),
-        TcpState::LastAck => "LAST-ACK".into(),
-        TcpState::Listen => "LISTEN".into(),
-        TcpState::Closing => "CLOSING".into(),
-        other => format!("STATE-{}", other.as_raw()),
+    /// The connection token; none for a listener (whose token means nothing).
+    pub fn connection_token(&self) -> Option<u32> {
+        self.token.filter(|_| !self.is_listener())
     }
 }
 
@@ -178,13 +166,7 @@ fn state_name(state: TcpState) -> String {
 /// `ESTAB 198.18.0.1:41112 198.18.0.2:5201 token 0xdde0e690 subflows 2`.
 impl fmt::Display for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            state_name(self.state),
-            self.local,
-            self.remote
-        )?;
+        write!(f, "{} {} {}", self.state.ss_name(), self.local, self.remote)?;
         if let Some(token) = self.token {
             write!(f, " token {token:#010x}")?;
         }
@@ -204,13 +186,7 @@ impl fmt::Display for Connection {
 /// `ESTAB 198.18.1.1:34871 198.18.0.2:5201 id 1/0 join_loc,fully_established`.
 impl fmt::Display for Subflow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            state_name(self.state),
-            self.local,
-            self.remote
-        )?;
+        write!(f, "{} {} {}", self.state.ss_name(), self.local, self.remote)?;
         if let (Some(l), Some(r)) = (self.local_id, self.remote_id) {
             write!(f, " id {l}/{r}")?;
         }
