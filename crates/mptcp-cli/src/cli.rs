@@ -163,9 +163,10 @@ Examples:
 
 JSON: {\"verdict\": \"healthy\"|\"problems\"|\"incomplete\", \"exit_code\": 0|1|2,
        \"checks\": [{\"id\", \"status\": \"ok\"|\"warn\"|\"fail\"|\"unknown\", \"what\", \"detail\", \"fix\"}],
-       \"target\": null | {\"target\", \"address\", \"status\": \"active\"|\"fell_back\"|\"plain_tcp\"|null,
+       \"target\": {\"target\", \"address\", \"status\": \"active\"|\"fell_back\"|\"plain_tcp\",
                    \"token\", \"subflows\", \"add_addr_accepted\", \"announced\": [{\"id\", \"address\"}],
                    \"events\": true|false, \"error\"}}
+A field without a value (a fix on an ok line, the target without --target) is left out.
 Check ids: mptcp_socket, enabled, path_manager, scheduler, checksum, blackhole, limits,
 endpoints, fallback, target_connect, target_subflows, target_announced.";
 
@@ -199,7 +200,7 @@ Examples:
   mptcp endpoint flush
 
 JSON: an endpoint is {\"id\", \"address\", \"port\", \"flags\": [\"signal\"|\"subflow\"|\"backup\"|
-\"fullmesh\"|\"implicit\"|\"laminar\"], \"ifindex\", \"interface\"} (null when unset).
+\"fullmesh\"|\"implicit\"|\"laminar\"], \"ifindex\", \"interface\"} (left out when unset).
 list: {\"endpoints\": [...]}; add and set: the endpoint; del and flush: {\"deleted\": [...]}.";
 
 /// `mptcp endpoint ...`.

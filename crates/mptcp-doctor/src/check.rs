@@ -30,6 +30,7 @@ pub struct Check {
     /// What was found.
     pub detail: String,
     /// What to do, for warn and fail (sometimes for unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
 

@@ -37,7 +37,8 @@
 //!   count has been at least 2 and unchanged for half a second.
 //!
 //! JSON ([`Report`] with serde): `{"verdict", "exit_code", "checks": [{"id", "status",
-//! "what", "detail", "fix"}], "target": {...}}`, see [`TargetJson`].
+//! "what", "detail", "fix"}], "target": {...}}`, see [`TargetJson`]. A field without a
+//! value is left out, never `null`.
 
 #![warn(missing_docs)]
 

@@ -14,20 +14,27 @@ pub struct TargetJson {
     /// As given on the command line.
     pub target: String,
     /// The address connected to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// `active`, `fell_back`, `plain_tcp`, or null when not connected.
+    /// `active`, `fell_back`, `plain_tcp`; left out when not connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
     /// The connection token.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<u32>,
     /// The most subflows seen at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subflows: Option<usize>,
     /// Peer addresses the connection took up (`mptcp_info`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub add_addr_accepted: Option<u8>,
-    /// What the peer announced (null without CAP_NET_ADMIN for the event stream).
+    /// What the peer announced (left out without CAP_NET_ADMIN for the event stream).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub announced: Option<Vec<AnnouncedJson>>,
     /// Whether the path-manager events could be read.
     pub events: bool,
     /// Why the target could not be checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -35,8 +42,10 @@ pub struct TargetJson {
 #[derive(Debug, Serialize)]
 pub struct AnnouncedJson {
     /// The peer's address id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<u8>,
     /// The address (and port, 0 when none was announced).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
 }
 
@@ -50,6 +59,7 @@ pub struct Report {
     /// The lines, in order.
     pub checks: Vec<Check>,
     /// The target, with --target.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetJson>,
 }
 

@@ -232,3 +232,21 @@ fn target_lines() {
         Status::Unknown
     );
 }
+
+#[test]
+fn json_leaves_out_what_has_no_value() {
+    let report = Report::new(checks(&healthy()), None);
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains("null"), "{text}");
+    assert!(!text.contains("\"target\""), "{text}");
+    assert!(!text.contains("\"fix\""), "{text}");
+
+    let outcome = TargetOutcome::Failed("refused".into());
+    let target = TargetJson::new("h:1", &outcome);
+    let text = serde_json::to_string(&target).unwrap();
+    assert_eq!(
+        text,
+        r#"{"target":"h:1","events":false,"error":"refused"}"#,
+        "only what is known"
+    );
+}

@@ -130,22 +130,30 @@ pub struct MptcpInfo {
     /// DSS checksums are in use on this connection (`mptcpi_csum_enabled`).
     pub csum_enabled: bool,
     /// Data-level retransmissions (`mptcpi_retransmits`). Linux 6.5+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub retransmits: Option<u32>,
     /// Bytes retransmitted at the data level (`mptcpi_bytes_retrans`). Linux 6.5+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_retrans: Option<u64>,
     /// Bytes sent at the data level, retransmissions included (`mptcpi_bytes_sent`). 6.5+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_sent: Option<u64>,
     /// Bytes received at the data level (`mptcpi_bytes_received`). Linux 6.5+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_received: Option<u64>,
     /// Bytes acknowledged by the peer at the data level (`mptcpi_bytes_acked`). Linux 6.5+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_acked: Option<u64>,
     /// All subflows, the initial one included (`mptcpi_subflows_total`). Linux 6.8+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub subflows_total: Option<u8>,
     /// Number of `laminar` endpoints (`mptcpi_endp_laminar_max`, Linux 6.18+). `Some` from the
     /// 88-byte layout on; a 6.8 to 6.17 kernel reports 0 there (see the module docs).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub endp_laminar_max: Option<u8>,
     /// Number of `fullmesh` endpoints (`mptcpi_endp_fullmesh_max`, Linux 6.19+). `Some` from
     /// the 88-byte layout on; older kernels report 0 there (see the module docs).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub endp_fullmesh_max: Option<u8>,
     /// Time since data was last sent on any subflow (`mptcpi_last_data_sent`). Linux 6.10+.
     #[cfg_attr(
@@ -470,18 +478,25 @@ pub struct TcpStats {
     /// Segments retransmitted over the subflow's life (`tcpi_total_retrans`).
     pub total_retrans: u32,
     /// Pacing rate, bytes/s (`tcpi_pacing_rate`; `u64::MAX` when unlimited).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub pacing_rate: Option<u64>,
     /// Pacing-rate cap set with `SO_MAX_PACING_RATE`, bytes/s (`u64::MAX` when unset).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub max_pacing_rate: Option<u64>,
     /// Bytes acknowledged by the peer (`tcpi_bytes_acked`). Linux 4.1+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_acked: Option<u64>,
     /// Bytes received (`tcpi_bytes_received`). Linux 4.1+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_received: Option<u64>,
     /// Segments sent, retransmissions included (`tcpi_segs_out`). Linux 4.2+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub segs_out: Option<u32>,
     /// Segments received (`tcpi_segs_in`). Linux 4.2+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub segs_in: Option<u32>,
     /// Bytes written but not yet sent (`tcpi_notsent_bytes`). Linux 4.6+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub notsent_bytes: Option<u32>,
     /// Minimum RTT seen (`tcpi_min_rtt`; `u32::MAX` µs before the first sample). 4.6+.
     #[cfg_attr(
@@ -490,10 +505,13 @@ pub struct TcpStats {
     )]
     pub min_rtt: Option<Duration>,
     /// Segments received carrying data (`tcpi_data_segs_in`). Linux 4.6+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub data_segs_in: Option<u32>,
     /// Segments sent carrying data (`tcpi_data_segs_out`). Linux 4.6+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub data_segs_out: Option<u32>,
     /// Most recent delivery-rate estimate, bytes/s (`tcpi_delivery_rate`). Linux 4.9+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub delivery_rate: Option<u64>,
     /// Time spent busy sending data (`tcpi_busy_time`). Linux 4.10+.
     #[cfg_attr(
@@ -517,28 +535,40 @@ pub struct TcpStats {
     )]
     pub sndbuf_limited: Option<Duration>,
     /// Segments delivered, retransmissions included (`tcpi_delivered`). Linux 4.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub delivered: Option<u32>,
     /// Delivered segments that were ECN CE-marked (`tcpi_delivered_ce`). Linux 4.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub delivered_ce: Option<u32>,
     /// Bytes sent, retransmissions included (`tcpi_bytes_sent`). Linux 4.19+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_sent: Option<u64>,
     /// Bytes retransmitted (`tcpi_bytes_retrans`). Linux 4.19+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bytes_retrans: Option<u64>,
     /// Duplicate segments reported by DSACK (`tcpi_dsack_dups`). Linux 4.19+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub dsack_dups: Option<u32>,
     /// Reordering events seen (`tcpi_reord_seen`). Linux 4.19+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub reord_seen: Option<u32>,
     /// Out-of-order packets received (`tcpi_rcv_ooopack`). Linux 5.4+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub rcv_ooopack: Option<u32>,
     /// Peer's advertised receive window after scaling, bytes (`tcpi_snd_wnd`). Linux 5.4+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub snd_wnd: Option<u32>,
     /// Local advertised receive window after scaling, bytes (`tcpi_rcv_wnd`). Linux 6.2+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub rcv_wnd: Option<u32>,
     /// PLB or timeout-triggered rehash attempts (`tcpi_rehash`). Linux 6.2+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub rehash: Option<u32>,
     /// Retransmission timeouts, SYN and recurring ones included (`tcpi_total_rto`). 6.7+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub total_rto: Option<u16>,
     /// RTO recoveries, an unfinished one included (`tcpi_total_rto_recoveries`). 6.7+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub total_rto_recoveries: Option<u16>,
     /// Time spent in RTO recoveries (`tcpi_total_rto_time`). Linux 6.7+.
     #[cfg_attr(
@@ -550,18 +580,25 @@ pub struct TcpStats {
     )]
     pub total_rto_time: Option<Duration>,
     /// CE-marked segments received (`tcpi_received_ce`). Linux 6.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub received_ce: Option<u32>,
     /// Accurate ECN: ECT(1)-marked payload bytes delivered (`tcpi_delivered_e1_bytes`). 6.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub delivered_e1_bytes: Option<u32>,
     /// Accurate ECN: ECT(0)-marked payload bytes delivered (`tcpi_delivered_e0_bytes`). 6.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub delivered_e0_bytes: Option<u32>,
     /// Accurate ECN: CE-marked payload bytes delivered (`tcpi_delivered_ce_bytes`). 6.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub delivered_ce_bytes: Option<u32>,
     /// Accurate ECN: ECT(1)-marked payload bytes received (`tcpi_received_e1_bytes`). 6.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub received_e1_bytes: Option<u32>,
     /// Accurate ECN: ECT(0)-marked payload bytes received (`tcpi_received_e0_bytes`). 6.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub received_e0_bytes: Option<u32>,
     /// Accurate ECN: CE-marked payload bytes received (`tcpi_received_ce_bytes`). 6.18+.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub received_ce_bytes: Option<u32>,
 }
 
@@ -572,10 +609,13 @@ pub struct TcpStats {
 pub struct SubflowInfo {
     /// The kernel's subflow id (`mptcp_subflow_info.id`, 1 for the initial subflow). `None`
     /// on kernels before 6.5, where `MPTCP_FULL_INFO` and so ids are not available.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub id: Option<u32>,
     /// Local address and port; `None` when the kernel reported none.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub local: Option<SocketAddr>,
     /// Remote address and port; `None` when the kernel reported none.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub remote: Option<SocketAddr>,
     /// The subflow's TCP statistics.
     pub tcp: TcpStats,

@@ -104,12 +104,15 @@ pub struct Subflow {
     /// TCP state.
     pub state: TcpState,
     /// Local address id (0 for the initial subflow's address).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub local_id: Option<u8>,
     /// Remote address id.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub remote_id: Option<u8>,
     /// The subflow flags (`MPTCP_SUBFLOW_FLAG_*`): MP_CAPABLE or MP_JOIN, backup, ...
     pub flags: SubflowFlags,
     /// The peer's token.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub token_remote: Option<u32>,
     /// Bound interface index, 0 for none.
     pub ifindex: u32,
@@ -133,8 +136,10 @@ pub struct Connection {
     /// The MPTCP socket's state (`TCP_*` numbering).
     pub state: TcpState,
     /// The connection token (`mptcpi_token`), as in path-manager events.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub token: Option<u32>,
     /// The connection's `struct mptcp_info` (`INET_DIAG_INFO`), when the kernel sent it.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub info: Option<MptcpInfo>,
     /// The subflows, matched to the connection by token; empty for a listener and for
     /// a connection that fell back to TCP before its subflows were tagged.

@@ -142,16 +142,15 @@ impl From<&Connection> for ConnectionJson {
 pub fn run(args: &ConnsArgs, out: &Output) -> Result<u8, Error> {
     let filter = filter(args);
     if !args.watch {
-        let (time, conns) = snapshot(&filter)?;
-        print(&time, &conns, false, out)?;
+        print(&snapshot(&filter)?, false, out)?;
         return Ok(EXIT_OK);
     }
     let stop = super::stop_flag()?;
     let mut shown = 0u64;
     loop {
-        let (time, conns) = snapshot(&filter)?;
+        let listing = snapshot(&filter)?;
         if out.json {
-            print(&time, &conns, true, out)?;
+            print(&listing, true, out)?;
         } else {
             let mut text = String::new();
             if out.is_terminal() {
@@ -161,11 +160,11 @@ pub fn run(args: &ConnsArgs, out: &Output) -> Result<u8, Error> {
             }
             let every = format!(
                 "{} UTC, every {:?} (Ctrl-C to stop)",
-                time.clock, args.interval
+                listing.time.clock, args.interval
             );
             text.push_str(&out.paint(DIM, &every));
             text.push('\n');
-            text.push_str(&render(&conns, out));
+            text.push_str(&render(&listing, out));
             out.print(&text)?;
         }
         shown += 1;
@@ -183,13 +182,28 @@ pub fn run(args: &ConnsArgs, out: &Output) -> Result<u8, Error> {
     Ok(EXIT_OK)
 }
 
-fn snapshot(filter: &ConnectionFilter) -> Result<(Timestamp, Vec<Connection>), Error> {
+/// One listing: the connections `filter` keeps, and how many there were before
+/// its conditions (listeners counted only when it keeps them).
+struct Listing {
+    time: Timestamp,
+    kept: Vec<Connection>,
+    before_filters: usize,
+}
+
+fn snapshot(filter: &ConnectionFilter) -> Result<Listing, Error> {
     let time = Timestamp::now();
-    let conns = mptcp_netlink::connections()?
-        .into_iter()
-        .filter(|c| filter.matches(c))
-        .collect();
-    Ok((time, conns))
+    let unfiltered = ConnectionFilter {
+        listeners: filter.listeners,
+        ..ConnectionFilter::default()
+    };
+    let all = mptcp_netlink::connections()?;
+    let before_filters = all.iter().filter(|c| unfiltered.matches(c)).count();
+    let kept = all.into_iter().filter(|c| filter.matches(c)).collect();
+    Ok(Listing {
+        time,
+        kept,
+        before_filters,
+    })
 }
 
 /// A connection token in hexadecimal, `0x` optional (a clap value parser).
@@ -231,11 +245,11 @@ fn filter(a: &ConnsArgs) -> ConnectionFilter {
 }
 
 /// Prints one listing: JSON (one line when `stream`, else pretty) or a table.
-fn print(time: &Timestamp, conns: &[Connection], stream: bool, out: &Output) -> Result<(), Error> {
+fn print(listing: &Listing, stream: bool, out: &Output) -> Result<(), Error> {
     if out.json {
         let snapshot = Snapshot {
-            time: time.rfc3339.clone(),
-            connections: conns.iter().map(ConnectionJson::from).collect(),
+            time: listing.time.rfc3339.clone(),
+            connections: listing.kept.iter().map(ConnectionJson::from).collect(),
         };
         return if stream {
             out.json_line(&snapshot)
@@ -243,14 +257,18 @@ fn print(time: &Timestamp, conns: &[Connection], stream: bool, out: &Output) -> 
             out.json(&snapshot)
         };
     }
-    out.print(&render(conns, out))
+    out.print(&render(listing, out))
 }
 
 /// The connections as one table, each followed by its subflows (ids under
 /// FALLBACK, initial/join/backup under SUBFLOWS).
-fn render(conns: &[Connection], out: &Output) -> String {
-    if conns.is_empty() {
-        return "no MPTCP connections\n".into();
+fn render(listing: &Listing, out: &Output) -> String {
+    let conns = &listing.kept;
+    match listing.before_filters {
+        _ if !conns.is_empty() => {}
+        0 => return "no MPTCP connections\n".into(),
+        1 => return "1 MPTCP connection, none matched the filters\n".into(),
+        n => return format!("{n} MPTCP connections, none matched the filters\n"),
     }
     let bytes = |v: Option<u64>| v.map_or_else(|| "-".to_string(), output::bytes);
     let mut t = Table::with_header(&[

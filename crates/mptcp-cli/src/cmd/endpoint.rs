@@ -21,14 +21,17 @@ pub struct EndpointJson {
     pub id: u8,
     /// The local address.
     pub address: IpAddr,
-    /// A signal endpoint's port, else null.
+    /// A signal endpoint's port, else left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Flag names: signal, subflow, backup, fullmesh, implicit, laminar (unknown bits
     /// as hexadecimal).
     pub flags: Vec<String>,
-    /// The interface index subflows are bound to, else null.
+    /// The interface index subflows are bound to, else left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
     /// That interface's name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
 }
 
