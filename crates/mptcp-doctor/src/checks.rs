@@ -4,34 +4,23 @@
 //! builds the facts by hand (see the crate's tests) and needs no kernel.
 
 use mptcp_net::Support;
-use mptcp_netlink::{Endpoint, EndpointFlags};
+use mptcp_netlink::{mib, Endpoint, EndpointFlags};
 
 use crate::check::{unknown, Check, Status};
 use crate::facts::{Facts, HostAddr};
 
-/// The fallback counters, and what a non-zero value means.
-const FALLBACK_COUNTERS: &[(&str, &str)] = &[
-    (
-        "MPCapableFallbackSYNACK",
-        "a peer answered without MP_CAPABLE (no MPTCP there)",
-    ),
-    (
-        "MPCapableFallbackACK",
-        "a client's ACK came without MP_CAPABLE (a middlebox?)",
-    ),
-    (
-        "MPCapableDataFallback",
-        "first data without an MPTCP mapping",
-    ),
-    ("DSSCorruptionFallback", "a payload was changed on the way"),
-    ("DssFallback", "data without DSS option"),
-    ("MPFallbackTokenInit", "no token could be allocated"),
-    ("MD5SigFallback", "TCP_MD5SIG in use"),
-    ("SimultConnectFallback", "simultaneous connect"),
-    (
-        "FallbackFailed",
-        "a fallback that had to reset the connection",
-    ),
+/// The counters that count fallbacks to TCP; what each means is in
+/// [`mptcp_netlink::mib`].
+const FALLBACK_COUNTERS: &[&str] = &[
+    "MPCapableFallbackSYNACK",
+    "MPCapableFallbackACK",
+    "MPCapableDataFallback",
+    "DSSCorruptionFallback",
+    "DssFallback",
+    "MPFallbackTokenInit",
+    "MD5SigFallback",
+    "SimultConnectFallback",
+    "FallbackFailed",
 ];
 
 /// A local check: reads the facts, says one line.
@@ -388,8 +377,9 @@ fn fallback_check(facts: &Facts) -> Check {
     };
     let seen: Vec<String> = FALLBACK_COUNTERS
         .iter()
-        .filter_map(|(name, meaning)| {
+        .filter_map(|name| {
             let n = counters.get(name).filter(|&n| n > 0)?;
+            let meaning = mib::help(name).unwrap_or("a fallback");
             Some(format!("{name} {n}: {meaning}"))
         })
         .collect();

@@ -159,6 +159,14 @@ fn counters_and_path_manager() {
     )
     .unwrap());
     assert_eq!(status_of(&f, "fallback"), Status::Warn);
+    let fallback = checks(&f).into_iter().find(|c| c.id == "fallback").unwrap();
+    assert!(
+        fallback
+            .detail
+            .contains("MPCapableFallbackSYNACK 3: Client-side handshakes that fell back"),
+        "the meaning comes from the counter table: {}",
+        fallback.detail
+    );
     assert_eq!(status_of(&f, "blackhole"), Status::Warn);
     let mut f = healthy();
     f.sysctls = Ok(vec![
@@ -245,8 +253,7 @@ fn json_leaves_out_what_has_no_value() {
     let target = TargetJson::new("h:1", &outcome);
     let text = serde_json::to_string(&target).unwrap();
     assert_eq!(
-        text,
-        r#"{"target":"h:1","events":false,"error":"refused"}"#,
+        text, r#"{"target":"h:1","events":false,"error":"refused"}"#,
         "only what is known"
     );
 }

@@ -28,7 +28,9 @@ use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder};
 
-use crate::mib::{self, Kind};
+use mptcp_netlink::mib::CounterKind;
+
+use crate::mib;
 use crate::snapshot::{Snapshot, SYSCTLS};
 
 /// The content type of [`render`]'s text.
@@ -260,8 +262,8 @@ impl Metrics {
         let metric = mib::metric(name);
         let opts = Opts::new(metric.name, metric.help);
         let made = match metric.kind {
-            Kind::Counter => IntCounterVec::new(opts, &self.base).map(MibVec::Counter),
-            Kind::Gauge => IntGaugeVec::new(opts, &self.base).map(MibVec::Gauge),
+            CounterKind::Counter => IntCounterVec::new(opts, &self.base).map(MibVec::Counter),
+            CounterKind::Gauge => IntGaugeVec::new(opts, &self.base).map(MibVec::Gauge),
         };
         match made {
             Ok(v) => {

@@ -79,6 +79,7 @@ mod diag;
 mod error;
 mod events;
 mod filter;
+pub mod mib;
 mod netlink;
 mod ops;
 mod pm;

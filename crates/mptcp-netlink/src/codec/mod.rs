@@ -23,6 +23,7 @@ mod message;
 pub(crate) mod nla;
 
 pub mod diag;
+pub mod netstat;
 
 pub(crate) use endpoint::check_unicast;
 pub use endpoint::{
