@@ -81,6 +81,7 @@ mod events;
 mod filter;
 pub mod mib;
 mod netlink;
+pub mod netns;
 mod ops;
 mod pm;
 pub mod sysctl;
