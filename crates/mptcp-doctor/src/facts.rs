@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use mptcp_net::Support;
 use mptcp_netlink::{sysctl, Counters, Endpoint, Limits, PathManager};
+use mptcp_pm::rtnl::Rtnl;
+use mptcp_pm::HostState;
 
 /// An address of one of this host's interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,23 @@ pub struct HostAddr {
 }
 
 impl HostAddr {
+    /// The addresses of `host`, in the kernel's order, each with its interface's name
+    /// and state; an address whose interface is not in `host` is left out.
+    pub fn of_host(host: &HostState) -> Vec<HostAddr> {
+        host.addresses
+            .iter()
+            .filter_map(|a| {
+                let link = host.links.get(&a.ifindex)?;
+                Some(HostAddr {
+                    interface: link.name.clone(),
+                    ip: a.address,
+                    up: link.admin_up,
+                    loopback: link.loopback,
+                })
+            })
+            .collect()
+    }
+
     /// An address a subflow could use: on an interface that is up, not loopback, not
     /// link-local, unicast.
     pub fn usable(&self) -> bool {
@@ -108,25 +127,11 @@ pub fn gather() -> Facts {
     }
 }
 
-/// The addresses of this namespace's interfaces (`getifaddrs(3)`).
+/// The addresses of this namespace's interfaces, from the same rtnetlink dump the
+/// path-manager daemon plans with ([`mptcp_pm::rtnl::Rtnl::snapshot`]).
 fn host_addresses() -> Result<Vec<HostAddr>, String> {
-    use nix::net::if_::InterfaceFlags;
-    let all = nix::ifaddrs::getifaddrs()
+    let host = Rtnl::open()
+        .and_then(|mut rtnl| rtnl.snapshot())
         .map_err(|e| format!("cannot list the interfaces' addresses: {e}"))?;
-    Ok(all
-        .filter_map(|a| {
-            let addr = a.address?;
-            let ip = if let Some(v4) = addr.as_sockaddr_in() {
-                IpAddr::V4(v4.ip())
-            } else {
-                IpAddr::V6(addr.as_sockaddr_in6()?.ip())
-            };
-            Some(HostAddr {
-                interface: a.interface_name,
-                ip,
-                up: a.flags.contains(InterfaceFlags::IFF_UP),
-                loopback: a.flags.contains(InterfaceFlags::IFF_LOOPBACK),
-            })
-        })
-        .collect())
+    Ok(HostAddr::of_host(&host))
 }

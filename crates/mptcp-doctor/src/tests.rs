@@ -257,3 +257,40 @@ fn json_leaves_out_what_has_no_value() {
         "only what is known"
     );
 }
+
+#[test]
+fn host_addresses_come_from_the_rtnetlink_view() {
+    use mptcp_pm::host::{AddrFlags, Address, Link, OperState};
+    let mut host = mptcp_pm::HostState::default();
+    for (index, name, up, loopback) in [(1, "lo", true, true), (2, "eth1", false, false)] {
+        host.links.insert(
+            index,
+            Link {
+                index,
+                name: name.into(),
+                admin_up: up,
+                lower_up: up,
+                oper: OperState::Unknown,
+                loopback,
+            },
+        );
+    }
+    for (ifindex, ip) in [(1, "127.0.0.1"), (2, "198.18.1.1"), (9, "198.18.9.9")] {
+        host.addresses.push(Address {
+            ifindex,
+            address: ip.parse().unwrap(),
+            prefix_len: 24,
+            flags: AddrFlags::default(),
+        });
+    }
+    let addrs = HostAddr::of_host(&host);
+    assert_eq!(addrs.len(), 2, "no interface 9: {addrs:?}");
+    assert_eq!(addrs[0], addr("lo", "127.0.0.1"));
+    assert_eq!(
+        addrs[1],
+        HostAddr {
+            up: false,
+            ..addr("eth1", "198.18.1.1")
+        }
+    );
+}
