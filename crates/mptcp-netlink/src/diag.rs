@@ -16,8 +16,9 @@ use crate::codec::diag::{
     parse_inet_diag_msg, parse_mptcp_info, InetDiagMsg, SubflowFlags, INET_DIAG_REQ_PROTOCOL,
     IPPROTO_MPTCP,
 };
+use crate::codec::framing::{Op, NLMSG_HDR_LEN};
 use crate::codec::nla::Writer;
-use crate::netlink::{NlSocket, Op, NLMSG_HDR_LEN};
+use crate::socket::NlSocket;
 use crate::Error;
 
 /// An `inet_diag_req_v2` from `netlink-packet-sock-diag`, followed by request attributes

@@ -80,10 +80,10 @@ mod error;
 mod events;
 mod filter;
 pub mod mib;
-mod netlink;
 pub mod netns;
 mod ops;
 mod pm;
+mod socket;
 pub mod sysctl;
 
 #[cfg(feature = "tokio")]
