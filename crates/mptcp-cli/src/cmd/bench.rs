@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mptcp_bench::{Client, ClientOptions, ConnReport, Interval, Server, Summary, DEFAULT_PORT};
 use serde::Serialize;
 
-use crate::cli::seconds_up_to;
+use crate::args::seconds_up_to;
 use crate::error::{Error, EXIT_OK, EXIT_PROBLEMS};
 use crate::output::{self, Output, DIM, GOOD, HEADER, NAME, WARN};
 

@@ -18,12 +18,75 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use mptcp_netlink::{Connection, ConnectionFilter, Subflow, TcpState};
 use serde::Serialize;
 
-use crate::cli::ConnsArgs;
+use crate::args::seconds;
 use crate::error::{Error, EXIT_OK};
 use crate::output::{self, Cell, Output, Table, Timestamp, BAD, DIM, NAME};
+
+pub const CONNS_HELP: &str = "\
+Each connection (token, state, addresses, fallback, subflow count, bytes sent and
+received), then its subflows (addresses, state, local/remote address ids, flags).
+Bytes need Linux 6.5. Listeners are shown with --all.
+
+Filters (all given must match): --port, --local and --remote match the connection's
+own addresses or any of its subflows'; --state listen shows listeners without --all.
+
+Examples:
+  mptcp conns
+  mptcp conns --watch --interval 0.5
+  mptcp conns --remote 198.18.0.2:443 --min-subflows 2
+  mptcp conns --fallback --json
+  mptcp --netns blue conns --json | jq '.connections[] | .subflow_count'
+
+JSON: {\"time\", \"connections\": [{\"token\", \"local\", \"remote\", \"state\", \"fallback\",
+\"subflow_count\", \"bytes_sent\", \"bytes_received\", \"bytes_acked\", \"bytes_retrans\",
+\"subflows\": [{\"local\", \"remote\", \"state\", \"local_id\", \"remote_id\", \"backup\", \"join\",
+\"flags\": [...]}]}]}; with --watch one such document per line. States are snake_case
+(established, syn_sent, listen, ...). A field without a value is left out: token for a
+listener, bytes_* before Linux 6.5, local_id/remote_id when the kernel gave none.";
+
+/// `mptcp conns`.
+#[derive(Debug, Args)]
+pub struct ConnsArgs {
+    /// Refresh until Ctrl-C (in place on a terminal).
+    #[arg(long, short)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = seconds, requires = "watch")]
+    pub interval: Duration,
+    /// Stop after N refreshes with --watch.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), requires = "watch")]
+    pub count: Option<u64>,
+    /// Also list listening sockets.
+    #[arg(long, short)]
+    pub all: bool,
+    /// Only connections with this port, local or remote (theirs or a subflow's).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Only connections with this local address, and port if given (theirs or a
+    /// subflow's): `198.18.0.1`, `198.18.0.1:5201`, `2001:db8::1`, `[2001:db8::1]:5201`.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = mptcp_netlink::AddrFilter::parse)]
+    pub local: Option<mptcp_netlink::AddrFilter>,
+    /// Only connections with this remote address, and port if given (as --local).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = mptcp_netlink::AddrFilter::parse)]
+    pub remote: Option<mptcp_netlink::AddrFilter>,
+    /// Only connections in this state (established, syn_sent, fin_wait1, close_wait,
+    /// listen, ...; `ss` spellings such as ESTAB or syn-sent too).
+    #[arg(long, value_name = "STATE", value_parser = crate::cmd::conns::state)]
+    pub state: Option<mptcp_netlink::TcpState>,
+    /// Only connections that fell back to plain TCP.
+    #[arg(long)]
+    pub fallback: bool,
+    /// Only the connection with this token (hex, `0x` optional).
+    #[arg(long, value_name = "HEX", value_parser = crate::cmd::conns::token)]
+    pub token: Option<u32>,
+    /// Only connections with at least N subflows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=255))]
+    pub min_subflows: Option<u64>,
+}
 
 /// How often a waiting `--watch` looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
