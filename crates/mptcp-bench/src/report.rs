@@ -22,10 +22,13 @@ pub enum Direction {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SubflowSample {
     /// The kernel's subflow id (`None` for a plain TCP connection).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<u32>,
     /// Local address of the subflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local: Option<SocketAddr>,
     /// Remote address of the subflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<SocketAddr>,
     /// Bytes this subflow carried in the interval (acked when sending,
     /// received when receiving).
@@ -78,6 +81,7 @@ pub struct Summary {
     pub mptcp_stayed_on: bool,
     /// `Some(true)` every byte checked, `Some(false)` corruption found,
     /// `None` not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     /// The longest wait between two reads at the receiver, in milliseconds.
     pub max_stall_ms: f64,

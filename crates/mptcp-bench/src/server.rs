@@ -32,6 +32,7 @@ pub struct ConnReport {
     /// stripped on the way.
     pub status: MptcpStatus,
     /// Which way the data went.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
     /// Bytes moved.
     pub bytes: u64,
@@ -40,8 +41,10 @@ pub struct ConnReport {
     /// Throughput seen by the server.
     pub mbit_per_s: f64,
     /// Data checked and intact (`None`: not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     /// The error that ended the test, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -6,6 +6,7 @@
 //! to an exit status ([`error`]). Presentation lives in [`output`]; everything else
 //! is the libraries' job.
 
+mod args;
 mod cli;
 mod cmd;
 mod error;

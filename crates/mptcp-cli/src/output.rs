@@ -8,7 +8,6 @@ use std::io::{IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anstyle::{AnsiColor, Style};
-use mptcp_netlink::TcpState;
 use serde::Serialize;
 
 use crate::cli::ColorWhen;
@@ -232,35 +231,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// A TCP state's stable snake_case name (`established`, `syn_sent`, ...), for JSON.
-pub fn state_name(state: TcpState) -> String {
-    match state {
-        TcpState::Established => "established".into(),
-        TcpState::SynSent => "syn_sent".into(),
-        TcpState::SynRecv => "syn_recv".into(),
-        TcpState::FinWait1 => "fin_wait1".into(),
-        TcpState::FinWait2 => "fin_wait2".into(),
-        TcpState::TimeWait => "time_wait".into(),
-        TcpState::Close => "close".into(),
-        TcpState::CloseWait => "close_wait".into(),
-        TcpState::LastAck => "last_ack".into(),
-        TcpState::Listen => "listen".into(),
-        TcpState::Closing => "closing".into(),
-        TcpState::NewSynRecv => "new_syn_recv".into(),
-        TcpState::BoundInactive => "bound_inactive".into(),
-        other => format!("state_{}", other.as_raw()),
-    }
-}
-
-/// A TCP state as `ss` writes it (`ESTAB`, `SYN-SENT`, ...), for tables.
-pub fn state_short(state: TcpState) -> String {
-    match state {
-        TcpState::Established => "ESTAB".into(),
-        TcpState::Close => "UNCONN".into(),
-        other => state_name(other).to_ascii_uppercase().replace('_', "-"),
-    }
-}
-
 /// A byte count for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -303,10 +273,6 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(5 << 30), "5.0 GiB");
         assert_eq!(token(0xab), "0x000000ab");
-        assert_eq!(state_name(TcpState::SynSent), "syn_sent");
-        assert_eq!(state_short(TcpState::Established), "ESTAB");
-        assert_eq!(state_short(TcpState::FinWait1), "FIN-WAIT1");
-        assert_eq!(state_name(TcpState::Unknown(99)), "state_99");
     }
 
     #[test]

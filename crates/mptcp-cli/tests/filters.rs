@@ -147,6 +147,23 @@ fn each_conns_filter_keeps_the_right_connections() {
         [5402]
     );
     assert!(ports(client, &["--min-subflows", "3"]).is_empty());
+    // Filters that exclude every connection say so, apart from "there are none".
+    let none = common::mptcp(client, &["conns", "--min-subflows", "3"])
+        .output()
+        .unwrap();
+    assert!(none.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&none.stdout),
+        "4 MPTCP connections, none matched the filters\n"
+    );
+    let bare = common::netns("noconns");
+    let empty = common::mptcp(bare.name(), &["conns", "--min-subflows", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stdout),
+        "no MPTCP connections\n"
+    );
 
     // On the server, --state listen shows the MPTCP listeners without --all.
     let server = net.server().name();

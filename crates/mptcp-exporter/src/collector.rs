@@ -3,18 +3,16 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+use mptcp_netlink::netns;
 
 use crate::render::{render, RenderError};
 use crate::snapshot::Snapshot;
 
-/// Where `ip netns add` keeps its namespaces.
-pub const NETNS_DIR: &str = "/run/netns";
+pub use mptcp_netlink::netns::NETNS_DIR;
 
 /// How long a scrape waits for a namespace's snapshot.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,9 +20,8 @@ pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a [`Collector`] could not start.
 #[derive(Debug)]
 pub enum StartError {
-    /// `/run/netns/NAME` does not exist.
-    NoSuchNetns(String),
-    /// The namespace could not be opened or entered.
+    /// The namespace does not exist (`NotFound`), or could not be opened or entered;
+    /// the error's message names it and the fix.
     Netns(String, io::Error),
     /// A worker thread could not be started.
     Thread(io::Error),
@@ -35,15 +32,7 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::NoSuchNetns(name) => write!(
-                f,
-                "network namespace {name:?} does not exist (no {NETNS_DIR}/{name}; see `ip netns list`)"
-            ),
-            StartError::Netns(name, e) if e.kind() == io::ErrorKind::PermissionDenied => write!(
-                f,
-                "cannot enter network namespace {name:?}: permission denied (needs CAP_SYS_ADMIN: run as root)"
-            ),
-            StartError::Netns(name, e) => write!(f, "cannot enter network namespace {name:?}: {e}"),
+            StartError::Netns(_, e) => write!(f, "{e}"),
             StartError::Thread(e) => write!(f, "cannot start a collector thread: {e}"),
             StartError::Duplicate(name) => {
                 write!(f, "network namespace {name:?} is given more than once")
@@ -88,11 +77,7 @@ impl Collector {
             if netns[..i].contains(name) {
                 return Err(StartError::Duplicate(name.clone()));
             }
-            let path = Path::new(NETNS_DIR).join(name);
-            let file = File::open(&path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => StartError::NoSuchNetns(name.clone()),
-                _ => StartError::Netns(name.clone(), e),
-            })?;
+            let file = netns::open(name).map_err(|e| StartError::Netns(name.clone(), e))?;
             workers.push(Worker::start(name.clone(), Some(file))?);
         }
         Ok(Collector { workers })
@@ -156,7 +141,8 @@ impl Drop for Collector {
 }
 
 impl Worker {
-    fn start(name: String, netns: Option<File>) -> Result<Worker, StartError> {
+    fn start(name: String, ns: Option<File>) -> Result<Worker, StartError> {
+        let name_in_thread = name.clone();
         let (requests, inbox) = mpsc::channel::<Request>();
         let (ready_tx, ready) = mpsc::channel::<io::Result<()>>();
         let label = if name.is_empty() {
@@ -167,11 +153,9 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(label)
             .spawn(move || {
-                if let Some(file) = netns {
-                    if let Err(e) =
-                        move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))
-                    {
-                        let _ = ready_tx.send(Err(e.into()));
+                if let Some(file) = ns {
+                    if let Err(e) = netns::enter_fd(file.as_fd(), &name_in_thread) {
+                        let _ = ready_tx.send(Err(e));
                         return;
                     }
                 }

@@ -23,12 +23,14 @@
 
 use std::collections::HashMap;
 
-use mptcp_netlink::{EndpointFlags, TcpState};
+use mptcp_netlink::EndpointFlags;
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder};
 
-use crate::mib::{self, Kind};
+use mptcp_netlink::mib::CounterKind;
+
+use crate::mib;
 use crate::snapshot::{Snapshot, SYSCTLS};
 
 /// The content type of [`render`]'s text.
@@ -123,23 +125,6 @@ fn int(v: impl TryInto<i64>) -> i64 {
     v.try_into().unwrap_or(i64::MAX)
 }
 
-fn state_label(state: TcpState) -> String {
-    match state {
-        TcpState::Established => "established".into(),
-        TcpState::SynSent => "syn_sent".into(),
-        TcpState::SynRecv => "syn_recv".into(),
-        TcpState::FinWait1 => "fin_wait1".into(),
-        TcpState::FinWait2 => "fin_wait2".into(),
-        TcpState::TimeWait => "time_wait".into(),
-        TcpState::Close => "close".into(),
-        TcpState::CloseWait => "close_wait".into(),
-        TcpState::LastAck => "last_ack".into(),
-        TcpState::Listen => "listen".into(),
-        TcpState::Closing => "closing".into(),
-        other => format!("state_{}", other.as_raw()),
-    }
-}
-
 impl Metrics {
     fn new(labelled: bool) -> Result<Metrics, RenderError> {
         let base: Vec<&'static str> = if labelled { vec!["netns"] } else { vec![] };
@@ -210,7 +195,7 @@ impl Metrics {
                 }
                 let fallback = if c.fallback() { "true" } else { "false" };
                 self.connections
-                    .with_label_values(&with(&[&state_label(c.state), fallback]))
+                    .with_label_values(&with(&[&c.state.name(), fallback]))
                     .inc();
                 hist.observe(c.subflows.len() as f64);
                 if let Some(info) = &c.info {
@@ -277,8 +262,8 @@ impl Metrics {
         let metric = mib::metric(name);
         let opts = Opts::new(metric.name, metric.help);
         let made = match metric.kind {
-            Kind::Counter => IntCounterVec::new(opts, &self.base).map(MibVec::Counter),
-            Kind::Gauge => IntGaugeVec::new(opts, &self.base).map(MibVec::Gauge),
+            CounterKind::Counter => IntCounterVec::new(opts, &self.base).map(MibVec::Counter),
+            CounterKind::Gauge => IntGaugeVec::new(opts, &self.base).map(MibVec::Gauge),
         };
         match made {
             Ok(v) => {

@@ -5,13 +5,13 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::errno::{errno_in, explain, NOT_HERE};
 use crate::info::wire::{
     self, FULL_INFO_LEN, MPTCP_INFO_LEN, SUBFLOW_ADDRS_LEN, SUBFLOW_DATA_LEN, SUBFLOW_INFO_LEN,
     TCP_INFO_LEN,
 };
 use crate::info::{MptcpInfo, SubflowInfo};
-use crate::status::{explain, NOT_HERE};
-use crate::sys::{self, errno_in, MPTCP_INFO, MPTCP_SUBFLOW_ADDRS, MPTCP_TCPINFO, SOL_MPTCP};
+use crate::sys::{self, MPTCP_INFO, MPTCP_SUBFLOW_ADDRS, MPTCP_TCPINFO, SOL_MPTCP};
 
 /// Room for this many subflows on the first try: the kernel's limits allow
 /// 8 extra subflows, so one call answers for any usual connection.

@@ -162,6 +162,8 @@
 
 mod connect;
 mod dialer;
+#[cfg(target_os = "linux")]
+mod errno;
 pub mod info;
 #[cfg(target_os = "linux")]
 mod introspect;

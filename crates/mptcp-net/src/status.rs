@@ -235,10 +235,8 @@ mod imp {
     use std::sync::atomic::{AtomicU8, Ordering};
 
     use super::*;
-    use crate::sys::{self, errno_in, IPPROTO_MPTCP, MPTCP_INFO, SOL_MPTCP, TCP_IS_MPTCP};
-
-    /// The errors that mean "no such option here" or "not MPTCP (any more)".
-    pub(crate) const NOT_HERE: &[i32] = &[libc::EOPNOTSUPP, libc::ENOPROTOOPT];
+    use crate::errno::{errno_in, explain, not_tcp, protocol, NOT_HERE};
+    use crate::sys::{self, IPPROTO_MPTCP, MPTCP_INFO, SOL_MPTCP, TCP_IS_MPTCP};
 
     const UNKNOWN: u8 = 0;
     static METHOD: AtomicU8 = AtomicU8::new(UNKNOWN);
@@ -298,31 +296,12 @@ mod imp {
         }
     }
 
-    fn protocol(fd: BorrowedFd<'_>) -> io::Result<i32> {
-        sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)
-    }
-
     /// Status from the protocol alone, given that MPTCP is not in use.
     fn not_in_use(fd: BorrowedFd<'_>) -> io::Result<MptcpStatus> {
         match protocol(fd)? {
             IPPROTO_MPTCP => Ok(MptcpStatus::FellBack),
             libc::IPPROTO_TCP => Ok(MptcpStatus::PlainTcp),
             other => Err(not_tcp(other)),
-        }
-    }
-
-    fn not_tcp(protocol: i32) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("not a TCP or MPTCP socket (protocol {protocol})"),
-        )
-    }
-
-    /// A clearer error than ENOPROTOOPT when the fd is not a TCP socket.
-    pub(crate) fn explain(fd: BorrowedFd<'_>, err: io::Error) -> io::Error {
-        match protocol(fd) {
-            Ok(p) if p != IPPROTO_MPTCP && p != libc::IPPROTO_TCP => not_tcp(p),
-            _ => err,
         }
     }
 
@@ -374,5 +353,3 @@ mod imp {
 
 #[cfg(all(target_os = "linux", feature = "test-seam"))]
 pub(crate) use imp::force;
-#[cfg(target_os = "linux")]
-pub(crate) use imp::{explain, NOT_HERE};

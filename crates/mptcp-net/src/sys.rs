@@ -106,11 +106,6 @@ pub(crate) fn mptcp_socket(domain: Domain, ty: Type) -> io::Result<Socket> {
     Socket::new(domain, ty, Some(Protocol::MPTCP))
 }
 
-/// The errno of `err` if it is one of `codes`.
-pub(crate) fn errno_in(err: &io::Error, codes: &[i32]) -> bool {
-    err.raw_os_error().is_some_and(|e| codes.contains(&e))
-}
-
 /// `getsockopt(SOL_MPTCP, MPTCP_FULL_INFO)`: the kernel fills `header` (a
 /// `struct mptcp_full_info`) and, through the two user pointers it carries,
 /// up to `count` elements of `sf_size` bytes in `subflow_info` and of

@@ -10,11 +10,12 @@ use std::future::poll_fn;
 use netlink_sys::{AsyncSocket as _, TokioSocket};
 use tokio::time::{timeout_at, Instant};
 
+use crate::codec::framing::{Exchange, Op};
 use crate::codec::{Endpoint, EndpointFlags, Event, Limits, NewEndpoint};
 use crate::events::{decode_events, join};
-use crate::netlink::{configure, next_seq, recv_error, Exchange, Op, REPLY_TIMEOUT};
 use crate::ops::{self, FamilyInfo};
 use crate::pm::{family_error, find_added, name_interfaces, resolve_ifindex, with_address};
+use crate::socket::{configure, next_seq, recv_error, REPLY_TIMEOUT};
 use crate::Error;
 
 /// A `netlink-sys` tokio socket and its sequence counter.

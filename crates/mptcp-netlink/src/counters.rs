@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::codec::netstat::parse_netstat;
 use crate::codec::DecodeError;
 use crate::Error;
 
@@ -48,40 +49,20 @@ impl Counters {
         Ok(counters)
     }
 
-    /// Parses the text of a `netstat` file: the `MPTcpExt:` line of names and the one of
-    /// values that follows it. Other groups are ignored; no `MPTcpExt` gives an empty
-    /// set.
+    /// Parses the text of a `netstat` file ([`parse_netstat`]) and keeps the
+    /// `MPTcpExt` group; no `MPTcpExt` gives an empty set.
     pub fn parse(text: &str) -> Result<Counters, DecodeError> {
-        let mut lines = text.lines();
-        while let Some(line) = lines.next() {
-            let Some(names) = line.strip_prefix("MPTcpExt:") else {
-                continue;
-            };
-            let values = lines
-                .next()
-                .and_then(|l| l.strip_prefix("MPTcpExt:"))
-                .ok_or_else(|| DecodeError::new("MPTcpExt names without a line of values"))?;
-            let names: Vec<&str> = names.split_whitespace().collect();
-            let values: Vec<&str> = values.split_whitespace().collect();
-            if names.len() != values.len() {
-                return Err(DecodeError::new(format!(
-                    "MPTcpExt has {} names and {} values",
-                    names.len(),
-                    values.len()
-                )));
-            }
-            let entries = names
-                .iter()
-                .zip(&values)
-                .map(|(n, v)| {
-                    v.parse::<u64>().map(|v| (n.to_string(), v)).map_err(|_| {
-                        DecodeError::new(format!("MPTcpExt {n}: {v:?} is not a number"))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            return Ok(Counters { entries });
-        }
-        Ok(Counters::default())
+        let entries = parse_netstat(text)?
+            .into_iter()
+            .find(|g| g.name == "MPTcpExt")
+            .map(|g| {
+                g.counters
+                    .into_iter()
+                    .map(|(n, v)| (n.to_string(), v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Counters { entries })
     }
 
     /// The value of counter `name` (exact, case-sensitive kernel name).

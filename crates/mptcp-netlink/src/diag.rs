@@ -16,8 +16,9 @@ use crate::codec::diag::{
     parse_inet_diag_msg, parse_mptcp_info, InetDiagMsg, SubflowFlags, INET_DIAG_REQ_PROTOCOL,
     IPPROTO_MPTCP,
 };
+use crate::codec::framing::{Op, NLMSG_HDR_LEN};
 use crate::codec::nla::Writer;
-use crate::netlink::{NlSocket, Op, NLMSG_HDR_LEN};
+use crate::socket::NlSocket;
 use crate::Error;
 
 /// An `inet_diag_req_v2` from `netlink-packet-sock-diag`, followed by request attributes
@@ -104,12 +105,15 @@ pub struct Subflow {
     /// TCP state.
     pub state: TcpState,
     /// Local address id (0 for the initial subflow's address).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub local_id: Option<u8>,
     /// Remote address id.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub remote_id: Option<u8>,
     /// The subflow flags (`MPTCP_SUBFLOW_FLAG_*`): MP_CAPABLE or MP_JOIN, backup, ...
     pub flags: SubflowFlags,
     /// The peer's token.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub token_remote: Option<u32>,
     /// Bound interface index, 0 for none.
     pub ifindex: u32,
@@ -133,8 +137,10 @@ pub struct Connection {
     /// The MPTCP socket's state (`TCP_*` numbering).
     pub state: TcpState,
     /// The connection token (`mptcpi_token`), as in path-manager events.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub token: Option<u32>,
     /// The connection's `struct mptcp_info` (`INET_DIAG_INFO`), when the kernel sent it.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub info: Option<MptcpInfo>,
     /// The subflows, matched to the connection by token; empty for a listener and for
     /// a connection that fell back to TCP before its subflows were tagged.
@@ -155,22 +161,10 @@ impl Connection {
     pub fn is_listener(&self) -> bool {
         self.state == TcpState::Listen
     }
-}
 
-fn state_name(state: TcpState) -> String {
-    match state {
-        TcpState::Established => "ESTAB".into(),
-        TcpState::SynSent => "SYN-SENT".into(),
-        TcpState::SynRecv => "SYN-RECV".into(),
-        TcpState::FinWait1 => "FIN-WAIT-1".into(),
-        TcpState::FinWait2 => "FIN-WAIT-2".into(),
-        TcpState::TimeWait => "TIME-WAIT".into(),
-        TcpState::Close => "UNCONN".into(),
-        TcpState::CloseWait => "CLOSE-WAIT".into(),
-        TcpState::LastAck => "LAST-ACK".into(),
-        TcpState::Listen => "LISTEN".into(),
-        TcpState::Closing => "CLOSING".into(),
-        other => format!("STATE-{}", other.as_raw()),
+    /// The connection token; none for a listener (whose token means nothing).
+    pub fn connection_token(&self) -> Option<u32> {
+        self.token.filter(|_| !self.is_listener())
     }
 }
 
@@ -178,13 +172,7 @@ fn state_name(state: TcpState) -> String {
 /// `ESTAB 198.18.0.1:41112 198.18.0.2:5201 token 0xdde0e690 subflows 2`.
 impl fmt::Display for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            state_name(self.state),
-            self.local,
-            self.remote
-        )?;
+        write!(f, "{} {} {}", self.state.ss_name(), self.local, self.remote)?;
         if let Some(token) = self.token {
             write!(f, " token {token:#010x}")?;
         }
@@ -204,13 +192,7 @@ impl fmt::Display for Connection {
 /// `ESTAB 198.18.1.1:34871 198.18.0.2:5201 id 1/0 join_loc,fully_established`.
 impl fmt::Display for Subflow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            state_name(self.state),
-            self.local,
-            self.remote
-        )?;
+        write!(f, "{} {} {}", self.state.ss_name(), self.local, self.remote)?;
         if let (Some(l), Some(r)) = (self.local_id, self.remote_id) {
             write!(f, " id {l}/{r}")?;
         }

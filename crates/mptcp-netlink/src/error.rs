@@ -2,8 +2,8 @@
 
 use std::io;
 
+use crate::codec::framing::{Failure, Nack};
 use crate::codec::DecodeError;
-use crate::netlink::{Failure, Nack};
 
 /// What went wrong, with a message that says what to do about it.
 #[derive(Debug, thiserror::Error)]

@@ -3,10 +3,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::codec::framing::{genl_payload, messages};
 use crate::codec::{Event, EventMessage};
-use crate::netlink::{genl_payload, messages, NlSocket};
 use crate::ops::{self, FamilyInfo};
 use crate::pm::family_error;
+use crate::socket::NlSocket;
 use crate::Error;
 
 /// Decodes the events in one datagram of the events socket.

@@ -78,9 +78,12 @@ mod counters;
 mod diag;
 mod error;
 mod events;
-mod netlink;
+mod filter;
+pub mod mib;
+pub mod netns;
 mod ops;
 mod pm;
+mod socket;
 pub mod sysctl;
 
 #[cfg(feature = "tokio")]
@@ -94,5 +97,6 @@ pub use counters::Counters;
 pub use diag::{connections, Connection, Subflow};
 pub use error::Error;
 pub use events::Events;
+pub use filter::{AddrFilter, ConnectionFilter};
 pub use mptcp_net::{MptcpInfo, TcpState};
 pub use pm::PathManager;

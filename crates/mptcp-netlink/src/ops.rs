@@ -7,11 +7,11 @@ use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 
 use crate::codec::check_unicast;
+use crate::codec::framing::{genl_payload, genl_request, Op, NLMSG_HDR_LEN};
 use crate::codec::{
     cmd, nla, AddressAttrs, DecodeError, Endpoint, EndpointFlags, Limits, NewEndpoint, PmAttr,
     PmMessage, EVENTS_GROUP, FAMILY_NAME,
 };
-use crate::netlink::{genl_payload, genl_request, Op, NLMSG_HDR_LEN};
 use crate::Error;
 
 /// What nlctrl says about the `mptcp_pm` family.

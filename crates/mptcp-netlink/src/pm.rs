@@ -3,9 +3,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
+use crate::codec::framing::Op;
 use crate::codec::{Endpoint, EndpointFlags, InterfaceRef, Limits, NewEndpoint, NewSubflow};
-use crate::netlink::{NlSocket, Op};
 use crate::ops::{self, FamilyInfo};
+use crate::socket::NlSocket;
 use crate::Error;
 
 /// A handle on the kernel's MPTCP path manager (generic netlink family `mptcp_pm`) of one

@@ -1,7 +1,9 @@
 //! Per-namespace SNMP/MIB counters (`/proc/net/netstat`, `/proc/net/snmp`), parsed
-//! without I/O so the parser can be tested on fixtures.
+//! without I/O by `mptcp_netlink`'s one parser of these files, grouped for lookups.
 
 use std::collections::BTreeMap;
+
+use mptcp_netlink::codec::netstat::parse_netstat;
 
 use crate::Error;
 
@@ -23,42 +25,11 @@ impl Counters {
     /// # Errors
     /// [`Error::Parse`] if a header has no matching value line or the counts differ.
     pub fn parse(text: &str) -> Result<Counters, Error> {
+        let groups = parse_netstat(text).map_err(|e| Error::Parse(e.to_string()))?;
         let mut counters = Counters::default();
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        while let Some(header) = lines.next() {
-            let values = lines
-                .next()
-                .ok_or_else(|| Error::Parse(format!("header without values: {header:?}")))?;
-            let (group, names) = split_group(header)?;
-            let (value_group, values) = split_group(values)?;
-            if group != value_group {
-                return Err(Error::Parse(format!(
-                    "header group {group:?} followed by values of {value_group:?}"
-                )));
-            }
-            let names: Vec<&str> = names.split_whitespace().collect();
-            let values: Vec<&str> = values.split_whitespace().collect();
-            if names.len() != values.len() {
-                return Err(Error::Parse(format!(
-                    "group {group}: {} names but {} values",
-                    names.len(),
-                    values.len()
-                )));
-            }
-            let entry = counters.groups.entry(group.to_string()).or_default();
-            for (name, value) in names.into_iter().zip(values) {
-                match value.parse::<u64>() {
-                    Ok(v) => {
-                        entry.insert(name.to_string(), v);
-                    }
-                    Err(_) if value.parse::<i64>().is_ok() => {}
-                    Err(_) => {
-                        return Err(Error::Parse(format!(
-                            "group {group}: {name} = {value:?} is not a number"
-                        )))
-                    }
-                }
-            }
+        for group in groups {
+            let entry = counters.groups.entry(group.name.to_string()).or_default();
+            entry.extend(group.counters.into_iter().map(|(n, v)| (n.to_string(), v)));
         }
         Ok(counters)
     }
@@ -107,12 +78,6 @@ impl Counters {
     pub fn non_zero(&self) -> impl Iterator<Item = (&str, &str, u64)> + '_ {
         self.iter().filter(|(_, _, v)| *v != 0)
     }
-}
-
-fn split_group(line: &str) -> Result<(&str, &str), Error> {
-    line.split_once(':')
-        .map(|(group, rest)| (group.trim(), rest))
-        .ok_or_else(|| Error::Parse(format!("line without a `Group:` prefix: {line:?}")))
 }
 
 #[cfg(test)]

@@ -8,13 +8,11 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
+use mptcp_netlink::netns::NETNS_DIR;
 use rustix::process::{getpid, Pid};
-use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
 use crate::{cmd, Counters, Error};
 
-/// Where `ip netns` keeps its bind mounts (`/var/run/netns` is a link to it).
-const NETNS_DIR: &str = "/run/netns";
 /// Every namespace this crate creates starts with this, then `<pid>-<counter>`.
 const PREFIX: &str = "mpt-";
 /// The caller's label is cut to this many characters.
@@ -138,8 +136,8 @@ impl Netns {
             let thread = std::thread::Builder::new()
                 .name(format!("netns {name}"))
                 .spawn_scoped(scope, move || {
-                    move_into_link_name_space(fd, Some(LinkNameSpaceType::Network))
-                        .map_err(|e| Error::io(format!("setns into {name}"), e.into()))?;
+                    mptcp_netlink::netns::enter_fd(fd, name)
+                        .map_err(|e| Error::io(format!("setns into {name}"), e))?;
                     Ok(f())
                 })
                 .map_err(|e| Error::io("cannot start a thread", e))?;

@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mptcp_bench::{Client, ClientOptions, ConnReport, Interval, Server, Summary, DEFAULT_PORT};
 use serde::Serialize;
 
+use crate::args::seconds_up_to;
 use crate::error::{Error, EXIT_OK, EXIT_PROBLEMS};
 use crate::output::{self, Output, DIM, GOOD, HEADER, NAME, WARN};
 
@@ -68,7 +69,7 @@ pub struct ClientArgs {
     #[arg(value_name = "ADDR")]
     pub addr: String,
     /// Send for this many seconds (default 10).
-    #[arg(long, short, value_name = "SECONDS", value_parser = seconds, conflicts_with = "bytes")]
+    #[arg(long, short, value_name = "SECONDS", value_parser = seconds_up_to(mptcp_bench::proto::MAX_DURATION), conflicts_with = "bytes")]
     pub time: Option<Duration>,
     /// Send this many bytes (suffixes K, M, G: powers of 1024).
     #[arg(long, short = 'n', value_name = "N", value_parser = byte_count)]
@@ -80,20 +81,11 @@ pub struct ClientArgs {
     #[arg(long)]
     pub tcp: bool,
     /// Seconds between reports.
-    #[arg(long, short, value_name = "SECONDS", value_parser = seconds, default_value = "1")]
+    #[arg(long, short, value_name = "SECONDS", value_parser = seconds_up_to(mptcp_bench::proto::MAX_DURATION), default_value = "1")]
     pub interval: Duration,
     /// Check every received byte.
     #[arg(long)]
     pub verify: bool,
-}
-
-fn seconds(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(Duration::from_secs_f64(v)),
-        _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and 3600"
-        )),
-    }
 }
 
 fn byte_count(s: &str) -> Result<u64, String> {
@@ -401,7 +393,9 @@ mod tests {
             let e = byte_count(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
+        let seconds = seconds_up_to(mptcp_bench::proto::MAX_DURATION);
         assert_eq!(seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(seconds("3600"), Ok(Duration::from_secs(3600)));
         for bad in ["0", "-1", "nan", "inf", "x", "3601"] {
             assert!(seconds(bad).unwrap_err().contains(bad));
         }

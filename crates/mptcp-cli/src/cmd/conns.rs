@@ -14,16 +14,79 @@
 //! With `--watch` on a terminal the screen is cleared before each refresh (ANSI
 //! `ESC[H ESC[2J`); into a pipe each refresh is a new block, blank-line separated.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mptcp_netlink::{Connection, Subflow};
+use clap::Args;
+use mptcp_netlink::{Connection, ConnectionFilter, Subflow, TcpState};
 use serde::Serialize;
 
-use crate::cli::ConnsArgs;
+use crate::args::seconds;
 use crate::error::{Error, EXIT_OK};
 use crate::output::{self, Cell, Output, Table, Timestamp, BAD, DIM, NAME};
+
+pub const CONNS_HELP: &str = "\
+Each connection (token, state, addresses, fallback, subflow count, bytes sent and
+received), then its subflows (addresses, state, local/remote address ids, flags).
+Bytes need Linux 6.5. Listeners are shown with --all.
+
+Filters (all given must match): --port, --local and --remote match the connection's
+own addresses or any of its subflows'; --state listen shows listeners without --all.
+
+Examples:
+  mptcp conns
+  mptcp conns --watch --interval 0.5
+  mptcp conns --remote 198.18.0.2:443 --min-subflows 2
+  mptcp conns --fallback --json
+  mptcp --netns blue conns --json | jq '.connections[] | .subflow_count'
+
+JSON: {\"time\", \"connections\": [{\"token\", \"local\", \"remote\", \"state\", \"fallback\",
+\"subflow_count\", \"bytes_sent\", \"bytes_received\", \"bytes_acked\", \"bytes_retrans\",
+\"subflows\": [{\"local\", \"remote\", \"state\", \"local_id\", \"remote_id\", \"backup\", \"join\",
+\"flags\": [...]}]}]}; with --watch one such document per line. States are snake_case
+(established, syn_sent, listen, ...). A field without a value is left out: token for a
+listener, bytes_* before Linux 6.5, local_id/remote_id when the kernel gave none.";
+
+/// `mptcp conns`.
+#[derive(Debug, Args)]
+pub struct ConnsArgs {
+    /// Refresh until Ctrl-C (in place on a terminal).
+    #[arg(long, short)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = seconds, requires = "watch")]
+    pub interval: Duration,
+    /// Stop after N refreshes with --watch.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), requires = "watch")]
+    pub count: Option<u64>,
+    /// Also list listening sockets.
+    #[arg(long, short)]
+    pub all: bool,
+    /// Only connections with this port, local or remote (theirs or a subflow's).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Only connections with this local address, and port if given (theirs or a
+    /// subflow's): `198.18.0.1`, `198.18.0.1:5201`, `2001:db8::1`, `[2001:db8::1]:5201`.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = mptcp_netlink::AddrFilter::parse)]
+    pub local: Option<mptcp_netlink::AddrFilter>,
+    /// Only connections with this remote address, and port if given (as --local).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = mptcp_netlink::AddrFilter::parse)]
+    pub remote: Option<mptcp_netlink::AddrFilter>,
+    /// Only connections in this state (established, syn_sent, fin_wait1, close_wait,
+    /// listen, ...; `ss` spellings such as ESTAB or syn-sent too).
+    #[arg(long, value_name = "STATE", value_parser = crate::cmd::conns::state)]
+    pub state: Option<mptcp_netlink::TcpState>,
+    /// Only connections that fell back to plain TCP.
+    #[arg(long)]
+    pub fallback: bool,
+    /// Only the connection with this token (hex, `0x` optional).
+    #[arg(long, value_name = "HEX", value_parser = crate::cmd::conns::token)]
+    pub token: Option<u32>,
+    /// Only connections with at least N subflows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=255))]
+    pub min_subflows: Option<u64>,
+}
 
 /// How often a waiting `--watch` looks at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -98,7 +161,7 @@ impl From<&Subflow> for SubflowJson {
         SubflowJson {
             local: s.local,
             remote: s.remote,
-            state: output::state_name(s.state),
+            state: s.state.name().into_owned(),
             local_id: s.local_id,
             remote_id: s.remote_id,
             backup: s.flags.is_backup(),
@@ -119,19 +182,14 @@ fn ordered(c: &Connection) -> Vec<&Subflow> {
     subflows
 }
 
-/// The token, for a connection (a listener's is meaningless).
-fn token_of(c: &Connection) -> Option<u32> {
-    c.token.filter(|_| !c.is_listener())
-}
-
 impl From<&Connection> for ConnectionJson {
     fn from(c: &Connection) -> Self {
         let info = c.info.as_ref();
         ConnectionJson {
-            token: token_of(c),
+            token: c.connection_token(),
             local: c.local,
             remote: c.remote,
-            state: output::state_name(c.state),
+            state: c.state.name().into_owned(),
             fallback: c.fallback(),
             subflow_count: c.subflows.len(),
             bytes_sent: info.and_then(|i| i.bytes_sent),
@@ -145,18 +203,17 @@ impl From<&Connection> for ConnectionJson {
 
 /// Lists the connections, once or with `--watch`.
 pub fn run(args: &ConnsArgs, out: &Output) -> Result<u8, Error> {
-    let filter = Filter::from(args);
+    let filter = filter(args);
     if !args.watch {
-        let (time, conns) = snapshot(&filter)?;
-        print(&time, &conns, false, out)?;
+        print(&snapshot(&filter)?, false, out)?;
         return Ok(EXIT_OK);
     }
     let stop = super::stop_flag()?;
     let mut shown = 0u64;
     loop {
-        let (time, conns) = snapshot(&filter)?;
+        let listing = snapshot(&filter)?;
         if out.json {
-            print(&time, &conns, true, out)?;
+            print(&listing, true, out)?;
         } else {
             let mut text = String::new();
             if out.is_terminal() {
@@ -166,11 +223,11 @@ pub fn run(args: &ConnsArgs, out: &Output) -> Result<u8, Error> {
             }
             let every = format!(
                 "{} UTC, every {:?} (Ctrl-C to stop)",
-                time.clock, args.interval
+                listing.time.clock, args.interval
             );
             text.push_str(&out.paint(DIM, &every));
             text.push('\n');
-            text.push_str(&render(&conns, out));
+            text.push_str(&render(&listing, out));
             out.print(&text)?;
         }
         shown += 1;
@@ -188,46 +245,28 @@ pub fn run(args: &ConnsArgs, out: &Output) -> Result<u8, Error> {
     Ok(EXIT_OK)
 }
 
-fn snapshot(filter: &Filter) -> Result<(Timestamp, Vec<Connection>), Error> {
+/// One listing: the connections `filter` keeps, and how many there were before
+/// its conditions (listeners counted only when it keeps them).
+struct Listing {
+    time: Timestamp,
+    kept: Vec<Connection>,
+    before_filters: usize,
+}
+
+fn snapshot(filter: &ConnectionFilter) -> Result<Listing, Error> {
     let time = Timestamp::now();
-    let conns = mptcp_netlink::connections()?
-        .into_iter()
-        .filter(|c| filter.matches(c))
-        .collect();
-    Ok((time, conns))
-}
-
-/// An address to match, with or without a port (`--local`, `--remote`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddrFilter {
-    /// The address.
-    pub ip: IpAddr,
-    /// The port, when given.
-    pub port: Option<u16>,
-}
-
-impl AddrFilter {
-    /// `ADDR`, `ADDR:PORT`, `IPV6` or `[IPV6]:PORT` (a clap value parser).
-    pub fn parse(s: &str) -> Result<AddrFilter, String> {
-        if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(AddrFilter { ip, port: None });
-        }
-        match s.parse::<SocketAddr>() {
-            Ok(a) if a.port() != 0 => Ok(AddrFilter {
-                ip: a.ip(),
-                port: Some(a.port()),
-            }),
-            Ok(_) => Err("the port must be 1-65535".into()),
-            Err(_) => Err(
-                "expected ADDR or ADDR:PORT, e.g. 198.18.0.1, 198.18.0.1:5201, [2001:db8::1]:5201"
-                    .into(),
-            ),
-        }
-    }
-
-    fn matches(&self, a: &SocketAddr) -> bool {
-        a.ip() == self.ip && self.port.is_none_or(|p| p == a.port())
-    }
+    let unfiltered = ConnectionFilter {
+        listeners: filter.listeners,
+        ..ConnectionFilter::default()
+    };
+    let all = mptcp_netlink::connections()?;
+    let before_filters = all.iter().filter(|c| unfiltered.matches(c)).count();
+    let kept = all.into_iter().filter(|c| filter.matches(c)).collect();
+    Ok(Listing {
+        time,
+        kept,
+        before_filters,
+    })
 }
 
 /// A connection token in hexadecimal, `0x` optional (a clap value parser).
@@ -243,104 +282,37 @@ pub fn token(s: &str) -> Result<u32, String> {
         .map_err(|_| "a token is 1-8 hexadecimal digits, e.g. 0x1a2b3c4d".into())
 }
 
-/// The states `--state` knows, as JSON writes them.
-const STATES: [&str; 11] = [
-    "established",
-    "syn_sent",
-    "syn_recv",
-    "fin_wait1",
-    "fin_wait2",
-    "time_wait",
-    "close",
-    "close_wait",
-    "last_ack",
-    "listen",
-    "closing",
-];
-
 /// A state name as JSON writes it, or as `ss` does (`ESTAB`, `syn-sent`, `FIN-WAIT-1`,
-/// `UNCONN`), to the JSON spelling (a clap value parser).
-pub fn state(s: &str) -> Result<String, String> {
-    let name = s.to_ascii_lowercase().replace('-', "_");
-    let name = match name.as_str() {
-        "estab" => "established".to_string(),
-        "unconn" => "close".to_string(),
-        "fin_wait_1" => "fin_wait1".to_string(),
-        "fin_wait_2" => "fin_wait2".to_string(),
-        _ => name,
-    };
-    if STATES.contains(&name.as_str()) {
-        Ok(name)
-    } else {
-        Err(format!("not a state; one of {}", STATES.join(", ")))
-    }
+/// `UNCONN`) (a clap value parser).
+pub fn state(s: &str) -> Result<TcpState, String> {
+    TcpState::from_name(s).ok_or_else(|| {
+        format!(
+            "not a state; one of {}",
+            TcpState::names().collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
-/// What `conns` keeps.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Listeners too (`--all`, or `--state listen`).
-    pub listeners: bool,
-    /// A port on either side.
-    pub port: Option<u16>,
-    /// The local address.
-    pub local: Option<AddrFilter>,
-    /// The remote address.
-    pub remote: Option<AddrFilter>,
-    /// The state, JSON spelling.
-    pub state: Option<String>,
-    /// Only connections that fell back.
-    pub fallback: bool,
-    /// The token.
-    pub token: Option<u32>,
-    /// At least this many subflows.
-    pub min_subflows: Option<u64>,
-}
-
-impl From<&ConnsArgs> for Filter {
-    fn from(a: &ConnsArgs) -> Filter {
-        Filter {
-            listeners: a.all || a.state.as_deref() == Some("listen"),
-            port: a.port,
-            local: a.local,
-            remote: a.remote,
-            state: a.state.clone(),
-            fallback: a.fallback,
-            token: a.token,
-            min_subflows: a.min_subflows,
-        }
-    }
-}
-
-impl Filter {
-    /// Whether `c` is listed.
-    pub fn matches(&self, c: &Connection) -> bool {
-        let locals = || std::iter::once(&c.local).chain(c.subflows.iter().map(|s| &s.local));
-        let remotes = || std::iter::once(&c.remote).chain(c.subflows.iter().map(|s| &s.remote));
-        (self.listeners || !c.is_listener())
-            && self
-                .port
-                .is_none_or(|p| locals().chain(remotes()).any(|a| a.port() == p))
-            && self.local.is_none_or(|f| locals().any(|a| f.matches(a)))
-            && self.remote.is_none_or(|f| remotes().any(|a| f.matches(a)))
-            && self
-                .state
-                .as_ref()
-                .is_none_or(|s| *s == output::state_name(c.state))
-            && (!self.fallback || c.fallback())
-            && self.token.is_none_or(|t| token_of(c) == Some(t))
-            && self
-                .min_subflows
-                .is_none_or(|n| c.subflows.len() as u64 >= n)
+/// What `conns` keeps: the arguments as a [`ConnectionFilter`].
+fn filter(a: &ConnsArgs) -> ConnectionFilter {
+    ConnectionFilter {
+        listeners: a.all || a.state == Some(TcpState::Listen),
+        port: a.port,
+        local: a.local,
+        remote: a.remote,
+        state: a.state,
+        fallback: a.fallback,
+        token: a.token,
+        min_subflows: a.min_subflows,
     }
 }
 
 /// Prints one listing: JSON (one line when `stream`, else pretty) or a table.
-fn print(time: &Timestamp, conns: &[Connection], stream: bool, out: &Output) -> Result<(), Error> {
+fn print(listing: &Listing, stream: bool, out: &Output) -> Result<(), Error> {
     if out.json {
         let snapshot = Snapshot {
-            time: time.rfc3339.clone(),
-            connections: conns.iter().map(ConnectionJson::from).collect(),
+            time: listing.time.rfc3339.clone(),
+            connections: listing.kept.iter().map(ConnectionJson::from).collect(),
         };
         return if stream {
             out.json_line(&snapshot)
@@ -348,14 +320,18 @@ fn print(time: &Timestamp, conns: &[Connection], stream: bool, out: &Output) -> 
             out.json(&snapshot)
         };
     }
-    out.print(&render(conns, out))
+    out.print(&render(listing, out))
 }
 
 /// The connections as one table, each followed by its subflows (ids under
 /// FALLBACK, initial/join/backup under SUBFLOWS).
-fn render(conns: &[Connection], out: &Output) -> String {
-    if conns.is_empty() {
-        return "no MPTCP connections\n".into();
+fn render(listing: &Listing, out: &Output) -> String {
+    let conns = &listing.kept;
+    match listing.before_filters {
+        _ if !conns.is_empty() => {}
+        0 => return "no MPTCP connections\n".into(),
+        1 => return "1 MPTCP connection, none matched the filters\n".into(),
+        n => return format!("{n} MPTCP connections, none matched the filters\n"),
     }
     let bytes = |v: Option<u64>| v.map_or_else(|| "-".to_string(), output::bytes);
     let mut t = Table::with_header(&[
@@ -364,8 +340,12 @@ fn render(conns: &[Connection], out: &Output) -> String {
     for c in conns {
         let info = c.info.as_ref();
         let mut row = vec![
-            Cell::styled(token_of(c).map_or_else(|| "-".into(), output::token), NAME),
-            output::state_short(c.state).into(),
+            Cell::styled(
+                c.connection_token()
+                    .map_or_else(|| "-".into(), output::token),
+                NAME,
+            ),
+            c.state.ss_name().into_owned().into(),
             c.local.to_string().into(),
             c.remote.to_string().into(),
         ];
@@ -393,7 +373,7 @@ fn render(conns: &[Connection], out: &Output) -> String {
             }
             t.row(vec![
                 Cell::styled("  `-", DIM),
-                output::state_short(s.state).into(),
+                s.state.ss_name().into_owned().into(),
                 s.local.to_string().into(),
                 s.remote.to_string().into(),
                 Cell::styled(ids, DIM),
@@ -410,34 +390,15 @@ mod tests {
 
     #[test]
     fn filter_values() {
-        let f = AddrFilter::parse("198.18.0.1").unwrap();
-        assert_eq!((f.ip.to_string(), f.port), ("198.18.0.1".into(), None));
-        let f = AddrFilter::parse("[2001:db8::1]:5201").unwrap();
-        assert_eq!(
-            (f.ip.to_string(), f.port),
-            ("2001:db8::1".into(), Some(5201))
-        );
-        assert_eq!(AddrFilter::parse("2001:db8::1").unwrap().port, None);
-        assert!(f.matches(&"[2001:db8::1]:5201".parse().unwrap()));
-        assert!(!f.matches(&"[2001:db8::1]:5202".parse().unwrap()));
-        for bad in [
-            "",
-            "198.18.0.1:0",
-            "198.18.0.1:x",
-            "host:80",
-            "2001:db8::1:80000",
-        ] {
-            assert!(AddrFilter::parse(bad).is_err(), "{bad}");
-        }
         assert_eq!(token("0x0a1b2c3d").unwrap(), 0x0a1b_2c3d);
         assert_eq!(token("FF").unwrap(), 255);
         for bad in ["", "0x", "0x123456789", "g", "-1"] {
             assert!(token(bad).is_err(), "{bad}");
         }
-        assert_eq!(state("ESTAB").unwrap(), "established");
-        assert_eq!(state("syn-sent").unwrap(), "syn_sent");
-        assert_eq!(state("FIN-WAIT-1").unwrap(), "fin_wait1");
-        assert_eq!(state("listen").unwrap(), "listen");
+        assert_eq!(state("ESTAB").unwrap(), TcpState::Established);
+        assert_eq!(state("syn-sent").unwrap(), TcpState::SynSent);
+        assert_eq!(state("FIN-WAIT-1").unwrap(), TcpState::FinWait1);
+        assert_eq!(state("listen").unwrap(), TcpState::Listen);
         assert!(state("open").is_err());
     }
 }

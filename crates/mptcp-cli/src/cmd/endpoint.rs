@@ -7,12 +7,141 @@
 
 use std::net::IpAddr;
 
+use clap::{Args, Subcommand};
 use mptcp_netlink::{Endpoint, EndpointFlags, NewEndpoint, PathManager};
 use serde::Serialize;
 
-use crate::cli::{EndpointAdd, EndpointCommand, EndpointRef, EndpointSet};
 use crate::error::{Error, EXIT_OK};
 use crate::output::{Cell, Output, Table, DIM, NAME};
+
+pub const ENDPOINT_HELP: &str = "\
+Endpoints tell the in-kernel path manager which local addresses to use: `subflow` on
+clients (open extra subflows from it), `signal` on servers (announce it to peers).
+
+Examples:
+  mptcp endpoint list
+  mptcp endpoint add 198.18.1.1 --dev eth1 --subflow
+  mptcp endpoint add 198.18.1.2 --signal --port 5202
+  mptcp endpoint set --id 2 --backup
+  mptcp endpoint del 198.18.1.1
+  mptcp endpoint flush
+
+JSON: an endpoint is {\"id\", \"address\", \"port\", \"flags\": [\"signal\"|\"subflow\"|\"backup\"|
+\"fullmesh\"|\"implicit\"|\"laminar\"], \"ifindex\", \"interface\"} (left out when unset).
+list: {\"endpoints\": [...]}; add and set: the endpoint; del and flush: {\"deleted\": [...]}.";
+
+/// `mptcp endpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// List the endpoints.
+    #[command(visible_alias = "show")]
+    List,
+    /// Add an endpoint.
+    #[command(after_help = "\
+Examples:
+  mptcp endpoint add 198.18.1.1 --dev eth1 --subflow          a client's second path
+  mptcp endpoint add 198.18.1.1 --dev eth1 --subflow --backup only when the others fail
+  mptcp endpoint add 198.18.1.2 --signal                      a server's second address
+  mptcp endpoint add 198.18.1.2 --signal --port 5202 --id 9   announced with a port")]
+    Add(EndpointAdd),
+    /// Delete an endpoint, by id or by address.
+    #[command(
+        visible_alias = "delete",
+        after_help = "Examples:\n  mptcp endpoint del --id 2\n  mptcp endpoint del 198.18.1.1"
+    )]
+    Del(EndpointRef),
+    /// Delete every endpoint.
+    Flush,
+    /// Change an endpoint's backup and fullmesh flags.
+    #[command(
+        visible_alias = "change",
+        after_help = "Examples:\n  mptcp endpoint set --id 2 --backup\n  \
+                      mptcp endpoint set 198.18.1.1 --no-backup --fullmesh"
+    )]
+    Set(EndpointSet),
+}
+
+/// `mptcp endpoint add`.
+#[derive(Debug, Args)]
+pub struct EndpointAdd {
+    /// The local address (IPv4 or IPv6).
+    #[arg(value_name = "ADDR")]
+    pub addr: IpAddr,
+    /// The endpoint id, 1-255 (default: the kernel picks one).
+    #[arg(long, value_parser = endpoint_id)]
+    pub id: Option<u8>,
+    /// A port for a signal endpoint: the kernel listens on it and announces it.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Bind subflows from this address to this interface.
+    #[arg(long, value_name = "IFNAME")]
+    pub dev: Option<String>,
+    /// Announce this address to peers (servers).
+    #[arg(long)]
+    pub signal: bool,
+    /// Open extra subflows from this address (clients).
+    #[arg(long)]
+    pub subflow: bool,
+    /// Use subflows from this address only when the others fail.
+    #[arg(long)]
+    pub backup: bool,
+    /// Open a subflow from this address to every address of the peer (with --subflow).
+    #[arg(long)]
+    pub fullmesh: bool,
+    /// Use this address for subflows towards addresses the peer announces (Linux 6.18).
+    #[arg(long)]
+    pub laminar: bool,
+}
+
+/// An endpoint named by `--id N` or by its address.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct EndpointRef {
+    /// The endpoint's id.
+    #[arg(long, value_parser = endpoint_id)]
+    pub id: Option<u8>,
+    /// The endpoint's address.
+    #[arg(value_name = "ADDR")]
+    pub addr: Option<IpAddr>,
+}
+
+/// `mptcp endpoint set`.
+#[derive(Debug, Args)]
+pub struct EndpointSet {
+    /// Which endpoint.
+    #[command(flatten)]
+    pub endpoint: EndpointRef,
+    /// What to change.
+    #[command(flatten)]
+    pub change: FlagChanges,
+}
+
+/// The flag changes of `mptcp endpoint set`: at least one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct FlagChanges {
+    /// Make it a backup.
+    #[arg(long, conflicts_with = "no_backup")]
+    pub backup: bool,
+    /// Make it a regular (non-backup) endpoint.
+    #[arg(long)]
+    pub no_backup: bool,
+    /// Turn fullmesh on.
+    #[arg(long, conflicts_with = "no_fullmesh")]
+    pub fullmesh: bool,
+    /// Turn fullmesh off.
+    #[arg(long)]
+    pub no_fullmesh: bool,
+}
+
+/// An endpoint id, 1-255 (0 names a connection's initial address, not an endpoint).
+fn endpoint_id(s: &str) -> Result<u8, String> {
+    match s.parse::<u8>() {
+        Ok(0) => Err("endpoint ids are 1-255 (0 is a connection's initial address)".into()),
+        Ok(id) => Ok(id),
+        Err(_) => Err("endpoint ids are 1-255".into()),
+    }
+}
 
 /// An endpoint in JSON.
 #[derive(Debug, Serialize)]
@@ -21,14 +150,17 @@ pub struct EndpointJson {
     pub id: u8,
     /// The local address.
     pub address: IpAddr,
-    /// A signal endpoint's port, else null.
+    /// A signal endpoint's port, else left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Flag names: signal, subflow, backup, fullmesh, implicit, laminar (unknown bits
     /// as hexadecimal).
     pub flags: Vec<String>,
-    /// The interface index subflows are bound to, else null.
+    /// The interface index subflows are bound to, else left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
     /// That interface's name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
 }
 
@@ -237,4 +369,16 @@ fn set(pm: &PathManager, args: &EndpointSet, out: &Output) -> Result<(), Error> 
         return out.json(&EndpointJson::from(&now));
     }
     out.print(&format!("changed {now}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_ids() {
+        assert_eq!(endpoint_id("7").unwrap(), 7);
+        assert!(endpoint_id("0").is_err());
+        assert!(endpoint_id("256").is_err());
+    }
 }

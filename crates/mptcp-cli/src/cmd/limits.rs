@@ -2,12 +2,45 @@
 //!
 //! JSON: `{"subflows", "add_addr_accepted"}`, after the change for `set`.
 
+use clap::{Args, Subcommand};
 use mptcp_netlink::{Limits, PathManager};
 use serde::Serialize;
 
-use crate::cli::LimitsCommand;
 use crate::error::{Error, EXIT_OK};
 use crate::output::{Cell, Output, Table, NAME};
+
+pub const LIMITS_HELP: &str = "\
+subflows: most extra subflows per connection (kernel default 2); add_addr_accepted: most
+addresses announced by a peer that a connection will use (kernel default 0). Both 0-8.
+With subflows 0, no connection ever gets a second subflow.
+
+Examples:
+  mptcp limits show
+  mptcp limits set --subflows 4 --add-addr-accepted 4
+
+JSON: {\"subflows\", \"add_addr_accepted\"} (show and set).";
+
+/// `mptcp limits ...`.
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Show the limits.
+    #[command(visible_alias = "list")]
+    Show,
+    /// Set one or both limits (the other keeps its value).
+    Set(LimitsSet),
+}
+
+/// `mptcp limits set`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct LimitsSet {
+    /// Most extra subflows per connection, 0-8.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub subflows: Option<u32>,
+    /// Most peer-announced addresses used per connection, 0-8.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub add_addr_accepted: Option<u32>,
+}
 
 #[derive(Serialize)]
 struct LimitsJson {

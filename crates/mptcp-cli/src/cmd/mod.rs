@@ -2,8 +2,7 @@
 //! [`Output`], prints text or JSON, and returns the exit status.
 //!
 //! Each module owns its JSON shape: small `Serialize` structs with stable snake_case
-//! field names (`conns` and `monitor` leave out a field that has no value; the others
-//! write `null`), rather than the libraries' own `Serialize` output, so a library
+//! field names (a field that has no value is left out, never `null`), rather than the libraries' own `Serialize` output, so a library
 //! change cannot silently change what scripts read.
 
 pub mod bench;

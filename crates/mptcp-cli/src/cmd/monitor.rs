@@ -15,12 +15,50 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use mptcp_netlink::{Event, Events};
 use serde::Serialize;
 
-use crate::cli::MonitorArgs;
+use crate::args::seconds;
 use crate::error::{Error, EXIT_OK};
 use crate::output::{self, Output, Timestamp, NAME};
+
+pub const MONITOR_HELP: &str = "\
+One line per event: time (UTC), event, then what the kernel said: token, saddr, daddr,
+locid, remid, backup, error, reset reason, server_side. Needs CAP_NET_ADMIN. Prints
+`listening for events` on stderr once subscribed. With --event or --token, only the
+matching events are printed (and counted by --count).
+
+Examples:
+  mptcp monitor
+  mptcp monitor --count 10 --timeout 30
+  mptcp monitor --event sub_established --event sub_closed --token 0x1a2b3c4d
+  mptcp --netns blue monitor --json | jq -c 'select(.event == \"sub_established\")'
+
+JSON lines: {\"time\" (RFC 3339, UTC), \"event\": \"created\"|\"established\"|\"closed\"|
+\"announced\"|\"removed\"|\"sub_established\"|\"sub_closed\"|\"sub_priority\"|\"listener_created\"|
+\"listener_closed\"|\"unknown_N\", \"token\", \"local\", \"remote\", \"local_id\", \"remote_id\",
+\"backup\", \"error\", \"server_side\", \"timeout\", \"ifindex\", \"reset_reason\", \"reset_flags\"};
+a field the event does not carry is left out.";
+
+/// `mptcp monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Stop after N events (that pass --event and --token).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub timeout: Option<Duration>,
+    /// Only events of this kind (created, established, closed, announced, removed,
+    /// sub_established, sub_closed, sub_priority, listener_created, listener_closed);
+    /// repeat for several.
+    #[arg(long = "event", value_name = "NAME", value_parser = crate::cmd::monitor::event_name)]
+    pub events: Vec<String>,
+    /// Only events of the connection with this token (hex, `0x` optional).
+    #[arg(long, value_name = "HEX", value_parser = crate::cmd::conns::token)]
+    pub token: Option<u32>,
+}
 
 /// The longest wait for an event before the stop flag and deadline are looked at.
 const TICK: Duration = Duration::from_millis(200);

@@ -114,6 +114,22 @@ pub fn keys(v: &Value) -> Vec<String> {
     keys
 }
 
+/// Checks a JSON object's shape: every `required` key, no key outside `required` and
+/// `optional`, and no `null` (an absent value is left out).
+pub fn shape(v: &Value, required: &[&str], optional: &[&str]) {
+    let keys = keys(v);
+    for k in required {
+        assert!(keys.iter().any(|have| have == k), "no {k:?} in {v}");
+    }
+    for k in &keys {
+        assert!(
+            required.contains(&k.as_str()) || optional.contains(&k.as_str()),
+            "unexpected key {k:?} in {v}"
+        );
+        assert!(!v[k].is_null(), "{k} is null (should be left out): {v}");
+    }
+}
+
 /// Sorted owned strings, for comparing with [`keys`].
 pub fn sorted(names: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();

@@ -114,24 +114,33 @@ impl serde::Serialize for SubflowFlags {
 #[non_exhaustive]
 pub struct SubflowUlpInfo {
     /// The connection token on this host (`TOKEN_LOC`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub token_local: Option<u32>,
     /// The peer's token (`TOKEN_REM`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub token_remote: Option<u32>,
     /// Local address id (`ID_LOC`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub local_id: Option<u8>,
     /// Remote address id (`ID_REM`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub remote_id: Option<u8>,
     /// Subflow flags (`FLAGS`).
     pub flags: SubflowFlags,
     /// Relative write sequence (`RELWRITE_SEQ`; reported to CAP_NET_ADMIN only).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub relwrite_seq: Option<u32>,
     /// Current mapping's data sequence (`MAP_SEQ`; CAP_NET_ADMIN only).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub map_seq: Option<u64>,
     /// Current mapping's subflow sequence (`MAP_SFSEQ`; CAP_NET_ADMIN only).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub map_sfseq: Option<u32>,
     /// Subflow sequence offset (`SSN_OFFSET`; CAP_NET_ADMIN only).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub ssn_offset: Option<u32>,
     /// Current mapping's length (`MAP_DATALEN`; CAP_NET_ADMIN only).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub map_datalen: Option<u16>,
 }
 

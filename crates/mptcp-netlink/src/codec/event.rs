@@ -236,32 +236,46 @@ pub struct Event {
     /// What happened.
     pub kind: EventKind,
     /// The connection token (`MPTCP_ATTR_TOKEN`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub token: Option<u32>,
     /// The local address and port (`SADDR4`/`SADDR6`, `SPORT`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub local: Option<SocketAddr>,
     /// The remote address and port (`DADDR4`/`DADDR6`, `DPORT`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub remote: Option<SocketAddr>,
     /// The local address id (`LOC_ID`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub local_id: Option<u8>,
     /// The remote address id (`REM_ID`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub remote_id: Option<u8>,
     /// The address family (`FAMILY`), 2 or 10.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub family: Option<u16>,
     /// The subflow is a backup (`BACKUP`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub backup: Option<bool>,
     /// The subflow's socket error, an errno (`ERROR`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub error: Option<u8>,
     /// Event flags (`FLAGS`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub flags: Option<EventFlags>,
     /// ADD_ADDR timeout (`TIMEOUT`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub timeout: Option<u32>,
     /// Interface index of the subflow (`IF_IDX`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub ifindex: Option<u32>,
     /// Why the subflow was reset (`RESET_REASON`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub reset_reason: Option<ResetReason>,
     /// MP_TCPRST flags (`RESET_FLAGS`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub reset_flags: Option<u32>,
     /// This host is the server (`SERVER_SIDE`, or the `server_side` event flag).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub server_side: Option<bool>,
 }
 

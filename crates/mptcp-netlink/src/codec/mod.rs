@@ -23,6 +23,8 @@ mod message;
 pub(crate) mod nla;
 
 pub mod diag;
+pub(crate) mod framing;
+pub mod netstat;
 
 pub(crate) use endpoint::check_unicast;
 pub use endpoint::{
@@ -187,13 +189,13 @@ pub fn fuzz_all_parsers(data: &[u8]) {
     let _ = diag::parse_mptcp_info(rest);
     let _ = diag::parse_inet_diag_msg(rest);
     let _ = diag::parse_subflow_ulp_info(rest);
-    crate::netlink::fuzz_framing(data);
+    framing::fuzz_framing(data);
 }
 
 #[cfg(test)]
 mod tests {
+    use super::framing::genl_request;
     use super::*;
-    use crate::netlink::genl_request;
 
     /// A fixed-seed xorshift64 generator: the same bytes on every run.
     struct XorShift(u64);
