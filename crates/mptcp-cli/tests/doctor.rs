@@ -24,6 +24,7 @@ const LOCAL_IDS: &[&str] = &[
     "limits",
     "endpoints",
     "fallback",
+    "balancer_joins",
 ];
 
 /// The line with `id`.

@@ -196,3 +196,87 @@ fn a_running_balancer_logs_json_answers_status_and_cleans_up() {
     let tables = ns.exec("nft", ["list", "tables"]).unwrap();
     assert!(String::from_utf8_lossy(&tables.stdout).trim().is_empty());
 }
+
+/// `mptcp doctor` on a backend behind a balancer that hashes joins: the symptom and
+/// the fix, on a real fleet with a stock client.
+#[test]
+fn doctor_on_a_backend_names_the_balancer_symptom() {
+    use mptcp_testnet::{ClientEndpoints, Fleet};
+    let fleet = Fleet::builder()
+        .client_endpoints(ClientEndpoints::Subflow)
+        .build()
+        .unwrap_or_else(|e| panic!("this test needs a fleet (root, iproute2, nftables): {e}"));
+    let vip = std::net::SocketAddr::new(fleet.vip4().into(), 8080);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let ready = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for b in fleet.backends() {
+            let (stop, ready) = (&stop, &ready);
+            s.spawn(move || {
+                b.netns()
+                    .run(|| {
+                        let l = mptcp_net::ListenConfig::new()
+                            .listen("0.0.0.0:8080")
+                            .unwrap();
+                        l.set_nonblocking(true).unwrap();
+                        ready.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let mut held = Vec::new();
+                        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                            if let Ok((c, _)) = l.accept() {
+                                held.push(c);
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    })
+                    .unwrap()
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ready.load(std::sync::atomic::Ordering::SeqCst) < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let dialed = fleet.client().run(|| {
+            // A client opens its joins once the connection is fully established: after
+            // the server acknowledges its first data.
+            let conns = (0..12)
+                .map(|_| {
+                    let mut c = mptcp_net::Dialer::new().dial(vip)?;
+                    std::io::Write::write_all(&mut c, b"hello").map(|()| c)
+                })
+                .collect::<Result<Vec<_>, _>>();
+            std::thread::sleep(Duration::from_millis(500));
+            conns.map(|c| c.len())
+        });
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(dialed.unwrap().unwrap(), 12);
+    });
+    let lines: Vec<Value> = fleet
+        .backends()
+        .iter()
+        .map(|b| {
+            let out = mptcp(b.netns().name(), &["--json", "doctor"])
+                .output()
+                .unwrap();
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == "balancer_joins")
+                .cloned()
+                .expect("a balancer_joins line")
+        })
+        .collect();
+    let warned: Vec<&Value> = lines.iter().filter(|l| l["status"] == "warn").collect();
+    assert!(
+        !warned.is_empty(),
+        "12 connections, 3 backends, no reset join seen: {lines:#?}"
+    );
+    for l in warned {
+        assert!(
+            l["detail"].as_str().unwrap().contains("MPJoinNoTokenFound"),
+            "{l}"
+        );
+        assert!(l["fix"].as_str().unwrap().contains("mptcp lb run"), "{l}");
+    }
+}

@@ -37,6 +37,7 @@ pub const LOCAL_CHECKS: &[LocalCheck] = &[
     limits_check,
     endpoints_check,
     fallback_check,
+    balancer_check,
 ];
 
 /// The local checks' lines, in order.
@@ -399,5 +400,66 @@ fn fallback_check(facts: &Facts) -> Check {
     .fix(
         "expected with peers that do not speak MPTCP; otherwise test a path with \
          `mptcp doctor --target HOST:PORT`",
+    )
+}
+
+/// A server behind a layer-4 balancer: joins that reached a backend which does not
+/// know their token (`MPJoinNoTokenFound`), or a port nobody announced
+/// (`MismatchPortSynRx`), while nothing keeps clients' joins off the VIP.
+fn balancer_check(facts: &Facts) -> Check {
+    const ID: &str = "balancer_joins";
+    const WHAT: &str = "joins reset behind a balancer";
+    let counters = match &facts.counters {
+        Ok(c) => c,
+        Err(e) => return unknown(ID, WHAT, e),
+    };
+    let get = |n: &str| counters.get(n).unwrap_or(0);
+    let (no_token, bad_port, joins) = (
+        get("MPJoinNoTokenFound"),
+        get("MismatchPortSynRx"),
+        get("MPJoinSynRx"),
+    );
+    if no_token == 0 && bad_port == 0 {
+        return Check::new(ID, WHAT, Status::Ok, "none since boot".into());
+    }
+    let c_flag = facts.sysctl("allow_join_initial_addr_port") == Some("0");
+    let port_endpoint = facts.endpoints.as_ref().is_ok_and(|eps| {
+        eps.iter()
+            .any(|e| e.port.is_some() && e.flags.contains(EndpointFlags::SIGNAL))
+    });
+    let seen = format!(
+        "since boot: {no_token} join(s) with a token no connection here has (MPJoinNoTokenFound), \
+         {bad_port} to a port that was not announced (MismatchPortSynRx), of {joins} join SYNs"
+    );
+    if c_flag && port_endpoint {
+        return Check::new(
+            ID,
+            WHAT,
+            Status::Ok,
+            format!(
+                "{seen}; the C flag is set and a join port announced, so new connections' \
+                 joins reach this backend (older counts may predate that)"
+            ),
+        );
+    }
+    Check::new(
+        ID,
+        WHAT,
+        Status::Warn,
+        format!(
+            "{seen}: the sign of a server behind a layer-4 balancer that hashes each join \
+             anew to a random backend{}",
+            match (c_flag, port_endpoint) {
+                (false, false) => "; no C flag is set and no join port is announced",
+                (true, false) => "; the C flag is set but no join port is announced",
+                _ => "; a join port is announced but the C flag is not set",
+            }
+        ),
+    )
+    .fix(
+        "on each backend `mptcp pm run --role server --vip VIP --join-port PORT` (a port of \
+         its own), and on the balancer `mptcp lb run --vip VIP:PORT --backend \
+         ADDR,join-port=PORT ...`; or token steering (`mptcp lb run --steer-tokens`, \
+         `mptcp pm run --role server --lb-registry ...`) for stock clients",
     )
 }

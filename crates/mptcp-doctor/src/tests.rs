@@ -294,3 +294,34 @@ fn host_addresses_come_from_the_rtnetlink_view() {
         }
     );
 }
+
+#[test]
+fn joins_reset_behind_a_balancer_are_recognised_with_the_fix() {
+    let mut f = healthy();
+    assert_eq!(status_of(&f, "balancer_joins"), Status::Ok);
+    f.counters = Ok(Counters::parse(
+        "MPTcpExt: MPJoinSynRx MPJoinNoTokenFound MismatchPortSynRx\nMPTcpExt: 20 11 0\n",
+    )
+    .unwrap());
+    let c = checks(&f)
+        .into_iter()
+        .find(|c| c.id == "balancer_joins")
+        .unwrap();
+    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert!(
+        c.detail.contains("11 join(s)") && c.detail.contains("no C flag"),
+        "{}",
+        c.detail
+    );
+    assert!(c.fix.as_deref().unwrap().contains("--join-port"));
+    // The recipe applied: the C flag and an announced join port.
+    let mut sysctls = f.sysctls.clone().unwrap();
+    sysctls.push(("allow_join_initial_addr_port".into(), "0".into()));
+    f.sysctls = Ok(sysctls);
+    let mut attrs = AddressAttrs::from_ip("198.18.200.1".parse().unwrap());
+    attrs.id = Some(2);
+    attrs.flags = Some(EndpointFlags::SIGNAL.bits());
+    attrs.port = Some(20001);
+    f.endpoints = Ok(vec![Endpoint::try_from(&attrs).unwrap()]);
+    assert_eq!(status_of(&f, "balancer_joins"), Status::Ok);
+}

@@ -36,7 +36,7 @@ JSON: {\"verdict\": \"healthy\"|\"problems\"|\"incomplete\", \"exit_code\": 0|1|
                    \"events\": true|false, \"error\"}}
 A field without a value (a fix on an ok line, the target without --target) is left out.
 Check ids: mptcp_socket, enabled, path_manager, scheduler, checksum, blackhole, limits,
-endpoints, fallback, target_connect, target_subflows, target_announced.";
+endpoints, fallback, balancer_joins, target_connect, target_subflows, target_announced.";
 
 /// `mptcp doctor`.
 #[derive(Debug, Args)]
