@@ -788,10 +788,10 @@ fn proxy_config_file_two_routes_and_sigterm_drain() {
     http.read_to_string(&mut page).unwrap();
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     for want in [
-        "mptcp_proxy_connections_total{route=\"b\",side=\"client\",mptcp=\"active\"} 1",
-        "mptcp_proxy_connections_active{route=\"b\",side=\"client\",mptcp=\"active\"} 0",
-        "mptcp_proxy_bytes_total{route=\"b\",direction=\"to_upstream\"} 5",
-        "mptcp_proxy_relay_total{route=\"b\",mode=\"copy\"} 1",
+        "mptcp_proxy_connections_total{mptcp=\"active\",route=\"b\",side=\"client\"} 1",
+        "mptcp_proxy_connections_active{mptcp=\"active\",route=\"b\",side=\"client\"} 0",
+        "mptcp_proxy_bytes_total{direction=\"to_upstream\",route=\"b\"} 5",
+        "mptcp_proxy_relay_total{mode=\"copy\",route=\"b\"} 1",
     ] {
         assert!(page.contains(want), "{want} missing from\n{page}");
     }

@@ -151,7 +151,7 @@ fn max_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
 
 /// A gauge increment undone on drop, so every path out of [`handle`] leaves the
 /// active counts right.
-struct ActiveGuard(prometheus_client::metrics::gauge::Gauge);
+struct ActiveGuard(mptcp_metrics::prometheus::IntGauge);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {

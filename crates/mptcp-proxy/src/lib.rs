@@ -133,7 +133,8 @@
 //! Every finished connection yields a [`ConnRecord`] (client, MPTCP status of both
 //! sides, subflows, bytes each way, duration, relay mode, how it ended) given to
 //! the [`Proxy::on_connection_end`] callback; [`Metrics`] holds Prometheus
-//! counters, served on [`Config::metrics`] by a minimal HTTP responder.
+//! counters, served on [`Config::metrics`] by the toolkit's one bounded `/metrics`
+//! responder ([`mptcp_metrics::serve`]).
 //!
 //! # PROXY protocol
 //!

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Route};
 use crate::conn::{self, ConnRecord, RouteCtx};
-use crate::metrics::{self, Metrics, RouteMetrics};
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::pressure::Pressure;
 use crate::sys;
 
@@ -170,7 +170,7 @@ impl Proxy {
         let tracker = TaskTracker::new();
         let metrics_task = self
             .metrics_listener
-            .map(|(l, _)| tokio::spawn(metrics::serve(l, Arc::clone(&self.metrics))));
+            .map(|(l, _)| tokio::spawn(mptcp_metrics::serve(l, self.metrics.registry().clone())));
         let mut accept_loops = Vec::new();
         for mut r in self.routes {
             if let Some(cb) = &self.on_end {

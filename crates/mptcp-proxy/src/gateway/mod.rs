@@ -627,7 +627,7 @@ pub(crate) fn status(s: &TcpStream) -> Option<MptcpStatus> {
 
 /// One side of a connection counted in `mptcp_proxy_connections` (total and
 /// active, by MPTCP status); the active gauge goes down on drop.
-pub(crate) struct Counted(prometheus_client::metrics::gauge::Gauge);
+pub(crate) struct Counted(mptcp_metrics::prometheus::IntGauge);
 
 impl Counted {
     /// Counts the client side (`side` 0) or the upstream side (1).

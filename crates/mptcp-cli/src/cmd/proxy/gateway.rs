@@ -213,7 +213,7 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::io(format!("metrics on {addr}"), e))?;
-            tokio::spawn(mptcp_proxy::metrics::serve(l, Arc::clone(&metrics)));
+            tokio::spawn(mptcp_metrics::serve(l, metrics.registry().clone()));
         }
         let stops: Vec<_> = gateways.iter().map(|g| g.shutdown_handle()).collect();
         let runs: Vec<_> = gateways
