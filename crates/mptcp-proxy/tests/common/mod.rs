@@ -2,6 +2,8 @@
 //! backends, byte patterns.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -42,20 +44,61 @@ impl Running {
 
     /// Waits until `n` connections have finished (10 s at most) and returns them.
     pub fn wait_records(&self, n: usize) -> Vec<ConnRecord> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.records.lock().unwrap().clone();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {n} connection records after 10 s: {got:?}",
-                got.len()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_records(&self.records, n)
     }
+}
+
+/// Waits until `records` holds `n` records (10 s at most) and returns them.
+pub fn wait_records<R: Clone + std::fmt::Debug>(records: &Mutex<Vec<R>>, n: usize) -> Vec<R> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = records.lock().unwrap().clone();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} connection records after 10 s: {got:?}",
+            got.len()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a proxy or gateway listening on `addr` while `open` is relayed (an
+/// echo of 4 bytes), and checks the drain: new clients refused, `open` still
+/// relayed, then reset at the `drain` deadline. `wait` waits for the end and
+/// returns the count reset there.
+pub fn check_drain_then_reset(
+    addr: SocketAddr,
+    open: &mut TcpStream,
+    drain: Duration,
+    stop: &ShutdownHandle,
+    wait: impl FnOnce() -> usize,
+) {
+    let mut b = [0u8; 4];
+    let started = Instant::now();
+    stop.shutdown();
+    thread::sleep(Duration::from_millis(200));
+    // The listener is closed: new clients are refused.
+    let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    assert!(refused.is_err(), "accepting a client while stopping");
+    // The open connection still works during the drain...
+    open.write_all(b"pong").unwrap();
+    open.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"pong");
+    // ...and is reset at the deadline, not left to close cleanly.
+    assert_eq!(wait(), 1);
+    let took = started.elapsed();
+    assert!(
+        took >= drain && took < drain + Duration::from_millis(2200),
+        "{took:?}"
+    );
+    let r = open.read(&mut b);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
 }
 
 impl Drop for Running {
