@@ -110,10 +110,23 @@ impl Drop for Running {
     }
 }
 
-/// Starts a proxy with `config`, with a runtime of `threads` workers.
+/// Starts a proxy with `config`, on a runtime of two workers.
 pub fn start_config(config: Config) -> Running {
+    start_config_in(config, |run| run())
+}
+
+/// The body of a proxy's thread, for [`start_config_in`].
+pub type ProxyThread = Box<dyn FnOnce() -> RunSummary + Send>;
+
+/// Starts a proxy with `config` on a thread that runs its body through `enter`:
+/// `|run| host.run(run).unwrap()` puts the proxy, its runtime's workers and
+/// every socket it makes in a test network's namespace.
+pub fn start_config_in(
+    config: Config,
+    enter: impl FnOnce(ProxyThread) -> RunSummary + Send + 'static,
+) -> Running {
     let (tx, rx) = std::sync::mpsc::channel();
-    let thread = thread::spawn(move || {
+    let body: ProxyThread = Box::new(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -135,6 +148,7 @@ pub fn start_config(config: Config) -> Running {
             proxy.run().await
         })
     });
+    let thread = thread::spawn(move || enter(body));
     let (addr, stop, records, metrics, metrics_addr) = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("proxy started");
@@ -160,11 +174,17 @@ pub fn start(route: Route) -> Running {
 pub fn echo_backend(n: usize) -> (SocketAddr, JoinHandle<io::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let t = thread::spawn(move || {
+    (addr, echo(listener, n))
+}
+
+/// Echoes `n` connections of `listener` one after the other, each until EOF,
+/// then half-closed.
+pub fn echo(listener: TcpListener, n: usize) -> JoinHandle<io::Result<()>> {
+    thread::spawn(move || {
         for _ in 0..n {
             let (mut s, _) = listener.accept()?;
             s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            let mut buf = vec![0u8; 64 * 1024];
+            let mut buf = vec![0u8; 256 * 1024];
             loop {
                 let k = s.read(&mut buf)?;
                 if k == 0 {
@@ -175,8 +195,7 @@ pub fn echo_backend(n: usize) -> (SocketAddr, JoinHandle<io::Result<()>>) {
             s.shutdown(Shutdown::Write)?;
         }
         Ok(())
-    });
-    (addr, t)
+    })
 }
 
 /// Sends `data` from a second thread, half-closes, reads everything back.
