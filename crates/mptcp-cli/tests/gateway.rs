@@ -610,10 +610,10 @@ fn chain(fastopen: bool) {
             .unwrap_or_else(|| panic!("no convert to_client bytes in:\n{text}"));
         assert!(to_client >= 5 * data.len() as u64, "{to_client}\n{text}");
         let line =
-            "mptcp_proxy_connections_total{route=\"convert\",side=\"client\",mptcp=\"active\"} 5";
+            "mptcp_proxy_connections_total{mptcp=\"active\",route=\"convert\",side=\"client\"} 5";
         assert!(text.contains(line), "no {line:?} in:\n{text}");
         let line =
-            "mptcp_proxy_connections_active{route=\"convert\",side=\"client\",mptcp=\"active\"} 0";
+            "mptcp_proxy_connections_active{mptcp=\"active\",route=\"convert\",side=\"client\"} 0";
         assert!(text.contains(line), "no {line:?} in:\n{text}");
     }
     let gw = gateway.wait_connections(4);

@@ -128,6 +128,12 @@ impl Collector {
     }
 }
 
+impl mptcp_metrics::Scrape for Collector {
+    fn scrape(&self) -> Result<String, mptcp_metrics::ScrapeError> {
+        Ok(Collector::scrape(self)?)
+    }
+}
+
 impl Drop for Collector {
     fn drop(&mut self) {
         for w in &mut self.workers {

@@ -6,21 +6,21 @@
 //! (`/proc/thread-self/net/netstat`), one `sock_diag` dump of the MPTCP sockets, one
 //! endpoint dump and the limits over `mptcp_pm`, and the `net.mptcp` sysctls that
 //! matter ([`Snapshot`]); [`render`] turns snapshots into the Prometheus text format;
-//! [`Collector`] keeps one thread inside each namespace; [`serve`] answers
-//! `GET /metrics` on a std `TcpListener`.
+//! [`Collector`] keeps one thread inside each namespace and is a
+//! [`mptcp_metrics::Scrape`] source, so [`mptcp_metrics::serve`] answers `GET /metrics`
+//! with it, as it does for the proxy's metrics.
 //!
 //! The metric names and labels are listed in [`render`]'s module docs.
 //!
 //! ```no_run
-//! use std::net::TcpListener;
-//! use std::sync::atomic::AtomicBool;
-//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // This process's namespace, or one thread per name in /run/netns.
 //! let collector = mptcp_exporter::Collector::new(&[])?;
 //! print!("{}", collector.scrape()?);
-//! let listener = TcpListener::bind(mptcp_exporter::DEFAULT_LISTEN)?;
-//! mptcp_exporter::serve(&listener, &collector, &AtomicBool::new(false))?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! let listener = tokio::net::TcpListener::bind(mptcp_exporter::DEFAULT_LISTEN).await?;
+//! mptcp_metrics::serve(listener, collector).await;
+//! # Ok(()) }
 //! ```
 //!
 //! Rendering is pure, so snapshots can be made up:
@@ -35,10 +35,8 @@
 //!
 //! # Decisions
 //!
-//! - Exposition through the `prometheus` crate (tikv/rust-prometheus), text format
-//!   0.0.4, rather than `prometheus-client`: the latter writes only OpenMetrics text,
-//!   whose counter families (`# TYPE x counter` with samples `x_total`) and `info` type
-//!   `promtool check metrics` (Prometheus 2.42, Debian 12) refuses.
+//! - Exposition through [`mptcp_metrics`] (the `prometheus` crate, text format 0.0.4;
+//!   its docs say why not OpenMetrics), like every metric of the toolkit.
 //! - Kernel counter names are made snake_case (`MPJoinAckRx` ->
 //!   `mptcp_mib_mp_join_ack_rx_total`), as Prometheus naming wants; the help text ends
 //!   with the kernel's own name so the two can be matched (`(MPTcpExt MPJoinAckRx)`).
@@ -52,20 +50,18 @@
 //! - A part that cannot be read (no `mptcp_pm` family, a namespace gone) leaves its
 //!   metrics out of that scrape and sets `mptcp_collector_success{collector=...}` to 0;
 //!   the scrape itself still succeeds.
-//! - One client at a time, one request per connection, bounded head and timeouts (see
-//!   [`http`]): a Prometheus server scrapes each target from one connection, seconds
-//!   apart.
+//! - The responder and its bounds (scrapes at once, request size, timeouts) are
+//!   [`mptcp_metrics::http`]'s; a scrape runs on tokio's blocking pool, since it waits
+//!   for the namespaces' threads.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod collector;
-pub mod http;
 pub mod mib;
 mod render;
 mod snapshot;
 
 pub use collector::{Collector, StartError, NETNS_DIR, SCRAPE_TIMEOUT};
-pub use http::serve;
 pub use render::{render, RenderError, CONTENT_TYPE};
 pub use snapshot::{Snapshot, SYSCTLS};
 

@@ -23,10 +23,10 @@
 
 use std::collections::HashMap;
 
+use mptcp_metrics::prometheus::core::Collector;
+use mptcp_metrics::prometheus::proto::MetricFamily;
+use mptcp_metrics::prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
 use mptcp_netlink::EndpointFlags;
-use prometheus::core::Collector;
-use prometheus::proto::MetricFamily;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder};
 
 use mptcp_netlink::mib::CounterKind;
 
@@ -34,7 +34,7 @@ use crate::mib;
 use crate::snapshot::{Snapshot, SYSCTLS};
 
 /// The content type of [`render`]'s text.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use mptcp_metrics::CONTENT_TYPE;
 
 /// The buckets of `mptcp_connection_subflows` (the kernel allows at most 8 extra subflows).
 const SUBFLOW_BUCKETS: [f64; 8] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0];
@@ -61,8 +61,8 @@ impl std::fmt::Display for RenderError {
 
 impl std::error::Error for RenderError {}
 
-impl From<prometheus::Error> for RenderError {
-    fn from(e: prometheus::Error) -> Self {
+impl From<mptcp_metrics::Error> for RenderError {
+    fn from(e: mptcp_metrics::Error) -> Self {
         RenderError(e.to_string())
     }
 }
@@ -303,11 +303,8 @@ impl Metrics {
         ] {
             families.extend(g.collect());
         }
-        // The encoder refuses a family without samples (a part that could not be read).
-        families.retain(|f| !f.get_metric().is_empty());
-        let mut text = String::new();
-        TextEncoder::new().encode_utf8(&families, &mut text)?;
-        Ok(text)
+        // A part that could not be read has no samples: left out.
+        Ok(mptcp_metrics::encode(&families)?)
     }
 }
 

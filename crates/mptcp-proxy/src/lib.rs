@@ -47,7 +47,7 @@
 //! a bulk transfer, that is once one read fills the whole copy buffer (HAProxy's
 //! `splice-auto` has the same idea): for requests and replies of a few KiB, two
 //! `splice` calls through a pipe cost more than one `read` and one `write`.
-//! [`ConnRecord::relay`] and the `mptcp_proxy_relay_total{mode}` metric say which
+//! [`RecordCore::relay`] and the `mptcp_proxy_relay_total{mode}` metric say which
 //! was used; [`Route::force_copy`] turns splice off, for comparisons.
 //!
 //! - **Half-close is carried**: when one direction reaches end of stream, the
@@ -133,7 +133,8 @@
 //! Every finished connection yields a [`ConnRecord`] (client, MPTCP status of both
 //! sides, subflows, bytes each way, duration, relay mode, how it ended) given to
 //! the [`Proxy::on_connection_end`] callback; [`Metrics`] holds Prometheus
-//! counters, served on [`Config::metrics`] by a minimal HTTP responder.
+//! counters, served on [`Config::metrics`] by the toolkit's one bounded `/metrics`
+//! responder ([`mptcp_metrics::serve`]).
 //!
 //! # PROXY protocol
 //!
@@ -164,6 +165,7 @@ mod pressure;
 mod proxy;
 pub mod proxy_protocol;
 mod relay;
+mod session;
 pub mod socks5;
 mod sys;
 
@@ -174,5 +176,6 @@ pub use config::{
 };
 pub use conn::{ConnRecord, EndReason};
 pub use metrics::Metrics;
-pub use proxy::{Callback, Proxy, RunSummary, ShutdownHandle};
+pub use proxy::{Callback, Proxy};
 pub use relay::{RelayMode, Side};
+pub use session::{OnEnd, RecordCore, RunSummary, ShutdownHandle};

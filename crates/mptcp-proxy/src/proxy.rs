@@ -1,72 +1,24 @@
-//! [`Proxy`]: listeners, accept loops, the lifecycle.
+//! [`Proxy`]: a route's listener on the session pipeline.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mptcp_net::{Dialer, ListenConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tokio_util::task::TaskTracker;
+use tokio::net::TcpListener;
 
 use crate::config::{Config, Route};
-use crate::conn::{self, ConnRecord, RouteCtx};
-use crate::metrics::{self, Metrics, RouteMetrics};
-use crate::pressure::Pressure;
-use crate::sys;
+use crate::conn::{ConnRecord, RouteCtx};
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::session::{OnEnd, Pipeline, RelaySettings, RunSummary, Shared, ShutdownHandle};
 
 /// A function called with each finished connection's record.
-pub type Callback = Arc<dyn Fn(&ConnRecord) + Send + Sync>;
-
-/// Where the proxy is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Running,
-    /// Not accepting; connections finish on their own.
-    Draining,
-    /// The drain deadline passed: connections are reset.
-    Force,
-}
-
-/// Stops a running [`Proxy`]: it stops accepting at once, lets the connections
-/// finish for up to the drain timeout, then resets those left.
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    phase: Arc<watch::Sender<Phase>>,
-}
-
-impl ShutdownHandle {
-    /// Asks the proxy to stop (idempotent). [`Proxy::run`] returns once it has.
-    pub fn shutdown(&self) {
-        self.phase.send_if_modified(|p| {
-            if *p == Phase::Running {
-                *p = Phase::Draining;
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    /// Stops at once: no drain; open connections are reset.
-    pub fn shutdown_now(&self) {
-        self.phase.send_replace(Phase::Force);
-    }
-}
+pub type Callback = OnEnd<ConnRecord>;
 
 struct BoundRoute {
     ctx: Arc<RouteCtx>,
     listener: TcpListener,
     local: SocketAddr,
-}
-
-/// What [`Proxy::run`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RunSummary {
-    /// Connections still open at the drain deadline, and reset.
-    pub reset_at_deadline: usize,
 }
 
 /// A TCP <-> MPTCP relay over one or more [`Route`]s, runnable inside any tokio
@@ -75,8 +27,7 @@ pub struct Proxy {
     routes: Vec<BoundRoute>,
     metrics: Arc<Metrics>,
     metrics_listener: Option<(TcpListener, SocketAddr)>,
-    phase: Arc<watch::Sender<Phase>>,
-    drain_timeout: Duration,
+    pipeline: Pipeline,
     on_end: Option<Callback>,
 }
 
@@ -84,7 +35,7 @@ impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
             .field("routes", &self.local_addrs())
-            .field("drain_timeout", &self.drain_timeout)
+            .field("drain_timeout", &self.pipeline.drain_timeout())
             .finish_non_exhaustive()
     }
 }
@@ -102,13 +53,12 @@ impl Proxy {
             ));
         }
         let metrics = Arc::new(Metrics::new());
-        let pressure = Arc::new(Pressure::default());
         let mut routes = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             route
                 .validate()
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-            routes.push(bind_route(route.clone(), &metrics, &pressure).await?);
+            routes.push(bind_route(route.clone(), &metrics).await?);
         }
         let metrics_listener = match config.metrics {
             Some(addr) => {
@@ -120,13 +70,11 @@ impl Proxy {
             }
             None => None,
         };
-        let (phase, _) = watch::channel(Phase::Running);
         Ok(Proxy {
             routes,
             metrics,
             metrics_listener,
-            phase: Arc::new(phase),
-            drain_timeout: config.drain_timeout,
+            pipeline: Pipeline::new(config.drain_timeout),
             on_end: None,
         })
     }
@@ -135,7 +83,7 @@ impl Proxy {
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
         self.routes
             .iter()
-            .map(|r| (r.ctx.route.name.clone(), r.local))
+            .map(|r| (r.ctx.shared.name.clone(), r.local))
             .collect()
     }
 
@@ -151,9 +99,7 @@ impl Proxy {
 
     /// A handle that stops the proxy.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            phase: Arc::clone(&self.phase),
-        }
+        self.pipeline.shutdown_handle()
     }
 
     /// Calls `f` with the record of every finished connection (from the
@@ -167,53 +113,15 @@ impl Proxy {
     ///
     /// Needs a tokio runtime with the time and I/O drivers.
     pub async fn run(self) -> RunSummary {
-        let tracker = TaskTracker::new();
         let metrics_task = self
             .metrics_listener
-            .map(|(l, _)| tokio::spawn(metrics::serve(l, Arc::clone(&self.metrics))));
-        let mut accept_loops = Vec::new();
-        for mut r in self.routes {
-            if let Some(cb) = &self.on_end {
-                // Only this Arc exists yet: set the callback in place.
-                if let Some(ctx) = Arc::get_mut(&mut r.ctx) {
-                    ctx.on_end = Some(Arc::clone(cb));
-                }
-            }
-            accept_loops.push(tokio::spawn(accept_loop(
-                r.listener,
-                r.ctx,
-                self.phase.subscribe(),
-                tracker.clone(),
-            )));
-        }
-        let mut phase = self.phase.subscribe();
-        let _ = phase.wait_for(|p| *p != Phase::Running).await;
-        for l in accept_loops {
-            let _ = l.await;
-        }
-        tracker.close();
-        let mut summary = RunSummary::default();
-        if *self.phase.borrow() != Phase::Force {
-            tracing::info!(
-                "draining {} connections for up to {:?}",
-                tracker.len(),
-                self.drain_timeout
-            );
-            if tokio::time::timeout(self.drain_timeout, tracker.wait())
-                .await
-                .is_err()
-            {
-                summary.reset_at_deadline = tracker.len();
-                tracing::warn!(
-                    "drain deadline passed: resetting {} connections",
-                    tracker.len()
-                );
-                self.phase.send_replace(Phase::Force);
-            }
-        } else {
-            summary.reset_at_deadline = tracker.len();
-        }
-        tracker.wait().await;
+            .map(|(l, _)| tokio::spawn(mptcp_metrics::serve(l, self.metrics.registry().clone())));
+        let accept_loops = self
+            .routes
+            .into_iter()
+            .map(|r| self.pipeline.listen(r.listener, r.ctx, self.on_end.clone()))
+            .collect();
+        let summary = self.pipeline.run(accept_loops).await;
         if let Some(t) = metrics_task {
             t.abort();
         }
@@ -221,11 +129,7 @@ impl Proxy {
     }
 }
 
-async fn bind_route(
-    route: Route,
-    metrics: &Arc<Metrics>,
-    pressure: &Arc<Pressure>,
-) -> io::Result<BoundRoute> {
+async fn bind_route(route: Route, metrics: &Arc<Metrics>) -> io::Result<BoundRoute> {
     // Untouched, both sides follow mptcp-net's process default (MPTCP, unless
     // the MPTCP_NET environment variable says otherwise); the route can only
     // force plain TCP.
@@ -249,80 +153,21 @@ async fn bind_route(
     if route.to_tcp {
         dialer.set_multipath_tcp(false);
     }
+    let shared = Shared {
+        name: route.name.clone(),
+        dialer,
+        connect_timeout: route.connect_timeout,
+        metrics: route_metrics,
+        relay: RelaySettings {
+            idle_timeout: route.idle_timeout,
+            copy_buffer: route.copy_buffer,
+            try_splice: !route.force_copy,
+        },
+        max_conns: route.max_conns,
+    };
     Ok(BoundRoute {
-        ctx: Arc::new(RouteCtx {
-            route,
-            dialer,
-            metrics: route_metrics,
-            pressure: Arc::clone(pressure),
-            on_end: None,
-        }),
+        ctx: Arc::new(RouteCtx { route, shared }),
         listener,
         local,
     })
-}
-
-const BACKOFF_MIN: Duration = Duration::from_millis(10);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-async fn stopping(phase: &mut watch::Receiver<Phase>) {
-    let _ = phase.wait_for(|p| *p != Phase::Running).await;
-}
-
-/// Accepts while a connection slot is free; waits (without accepting) when none
-/// is, and while descriptors or memory run out ([`Pressure`]).
-async fn accept_loop(
-    listener: TcpListener,
-    ctx: Arc<RouteCtx>,
-    mut phase: watch::Receiver<Phase>,
-    tracker: TaskTracker,
-) {
-    let slots = Arc::new(Semaphore::new(ctx.route.max_conns));
-    let mut backoff = BACKOFF_MIN;
-    let name = ctx.route.name.clone();
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            () = stopping(&mut phase) => return,
-        };
-        // The pending clients stay in the backlog meanwhile.
-        while ctx.pressure.hold_accepts() {
-            tokio::select! {
-                () = ctx.pressure.wait(backoff) => {}
-                () = stopping(&mut phase) => return,
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-        }
-        backoff = BACKOFF_MIN;
-        let accepted: io::Result<(TcpStream, SocketAddr)> = tokio::select! {
-            r = listener.accept() => r,
-            () = stopping(&mut phase) => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                tracing::debug!(route = %name, "accepted {peer}");
-                let ctx = Arc::clone(&ctx);
-                let phase = phase.clone();
-                let dialing = ctx.pressure.dialing();
-                tracker.spawn(async move {
-                    conn::handle(stream, peer, Arc::clone(&ctx), phase, dialing).await;
-                    tracing::debug!("closed {peer}");
-                    ctx.pressure.freed();
-                    drop(permit);
-                });
-            }
-            Err(e) if sys::resource_exhausted(&e) => {
-                ctx.metrics.error("accept_fd_limit");
-                ctx.pressure.hit("accept", &e);
-            }
-            Err(e) => {
-                // ECONNABORTED and the like: that client is gone, the next may not be.
-                ctx.metrics.error("accept_error");
-                tracing::debug!(route = %name, "accept: {e}");
-            }
-        }
-    }
 }

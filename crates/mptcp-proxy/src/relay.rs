@@ -6,7 +6,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
 
-use prometheus_client::metrics::counter::Counter;
+use mptcp_metrics::prometheus::IntCounter;
 use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -134,7 +134,7 @@ pub(crate) struct Way<'a> {
     pub(crate) stats: &'a Direction,
     /// The opposite direction.
     pub(crate) other: &'a Direction,
-    pub(crate) counter: &'a Counter,
+    pub(crate) counter: &'a IntCounter,
     pub(crate) activity: &'a Activity,
     pub(crate) copy_buffer: usize,
     pub(crate) try_splice: bool,

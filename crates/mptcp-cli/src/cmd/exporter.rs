@@ -66,15 +66,35 @@ pub fn run(args: &ExporterArgs, _out: &Output) -> Result<u8, Error> {
         };
         Error::msg(format!("cannot listen on {}: {e}{hint}", args.listen))
     })?;
-    let stop = super::stop_flag()?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("cannot read the listen address", e))?;
-    let _ = writeln!(
-        std::io::stderr(),
-        "listening on http://{bound}/metrics (Ctrl-C to stop)"
-    );
-    mptcp_exporter::serve(&listener, &collector, &stop)
-        .map_err(|e| Error::io(format!("serving on {bound} failed"), e))?;
+    // A scrape waits for the namespaces' threads on the blocking pool: one
+    // runtime thread is enough for the responder.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the runtime", e))?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int) = signal(SignalKind::terminate())
+            .and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+            .map_err(|e| Error::io("cannot handle SIGTERM and SIGINT", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io(format!("serving on {bound} failed"), e))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::io(format!("serving on {bound} failed"), e))?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "listening on http://{bound}/metrics (Ctrl-C to stop)"
+        );
+        tokio::select! {
+            () = mptcp_metrics::serve(listener, collector) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok::<(), Error>(())
+    })?;
     Ok(EXIT_OK)
 }

@@ -8,10 +8,21 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{relay_pair, status, sys, Counted, Ctx, GatewayEnd, GatewayRecord, Mode};
+use super::{pass_on, sys, Ctx, GatewayEnd, GatewayRecord, Mode};
 use crate::convert::{self, ErrorCode, Parsed};
 use crate::http_connect;
+use crate::relay::Side;
+use crate::session::Dial;
 use crate::socks5::{self, reply};
+
+/// The bytes read past a handshake on either side, sent once the upstream is
+/// counted and the local client told the tunnel is open.
+pub(crate) struct Pending {
+    /// From the local client, after its request.
+    early: Vec<u8>,
+    /// From the server, with the converter's answer.
+    from_server: Vec<u8>,
+}
 
 /// Where the local client wants to go.
 enum Dest {
@@ -236,25 +247,22 @@ async fn resolve(dest: &Dest) -> io::Result<SocketAddr> {
 /// Reaches the destination: through the converter (the Convert message in the
 /// SYN when TFO is on; its answer read and checked), or directly. Returns the
 /// upstream and the server bytes that came with the converter's answer.
-async fn reach(
+async fn dial_upstream(
     ctx: &Ctx,
+    dial: &Dial<'_>,
     dest: &Dest,
     record: &mut GatewayRecord,
 ) -> Result<(TcpStream, Vec<u8>), Failure> {
     let Some(converter) = &ctx.config.converter else {
         let s = match dest {
-            Dest::Addr(a) => ctx.dialer.dial_async(*a).await,
-            Dest::Name(h, p) => ctx.dialer.dial_async((h.as_str(), *p)).await,
+            Dest::Addr(a) => dial.dial(*a).await,
+            Dest::Name(h, p) => dial.dial(format!("{h}:{p}").as_str()).await,
         }
         .map_err(Failure::Dial)?;
         return Ok((s, Vec::new()));
     };
     let addr = resolve(dest).await.map_err(Failure::Dial)?;
-    let mut s = ctx
-        .dialer
-        .dial_async(converter.as_str())
-        .await
-        .map_err(Failure::Dial)?;
+    let mut s = dial.dial(converter.as_str()).await.map_err(Failure::Dial)?;
     record.fastopen = Some(sys::fastopen_connect(&s));
     // With TCP_FASTOPEN_CONNECT, connect() returned at once: this write is
     // what the SYN carries.
@@ -291,23 +299,26 @@ async fn reach(
     Ok((s, rest))
 }
 
-pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -> GatewayRecord {
+/// Learns the destination from the local client and reaches it; a failure is
+/// answered in the intake's terms (a SOCKS5 reply, an HTTP status, a reset).
+pub(crate) async fn reach(
+    ctx: &Ctx,
+    client: &mut TcpStream,
+    dial: &Dial<'_>,
+    record: &mut GatewayRecord,
+) -> Option<(TcpStream, Pending)> {
     let mode = ctx.config.mode;
-    let mut record = GatewayRecord::new(mode, peer);
-    record.client_mptcp = status(&client);
-    let _ = client.set_nodelay(true);
-    let _client_active = Counted::new(ctx, 0, record.client_mptcp);
     let timeout = ctx.config.handshake_timeout;
     let late = || Err(("no request within the handshake timeout".to_string(), None));
     // 1. The destination, and any bytes the client sent after its request.
     let intake = match mode {
-        Mode::Socks5 => tokio::time::timeout(timeout, socks5_intake(&mut client, ctx))
+        Mode::Socks5 => tokio::time::timeout(timeout, socks5_intake(client, ctx))
             .await
             .unwrap_or_else(|_| late()),
-        Mode::HttpConnect => tokio::time::timeout(timeout, http_intake(&mut client))
+        Mode::HttpConnect => tokio::time::timeout(timeout, http_intake(client))
             .await
             .unwrap_or_else(|_| late()),
-        _ => transparent_intake(&client, ctx),
+        _ => transparent_intake(client, ctx),
     };
     let (dest, early) = match intake {
         Ok(v) => v,
@@ -316,7 +327,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
                 let _ = client.write_all(&socks5::encode_reply(code, None)).await;
             }
             record.fail(GatewayEnd::BadHandshake, e);
-            return record;
+            return None;
         }
     };
     record.destination = Some(match &dest {
@@ -324,8 +335,8 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
         Dest::Name(h, p) => format!("{h}:{p}"),
     });
     // 2. The upstream.
-    let (mut upstream, from_server) = match reach(ctx, &dest, &mut record).await {
-        Ok(v) => v,
+    match dial_upstream(ctx, dial, &dest, record).await {
+        Ok((upstream, from_server)) => Some((upstream, Pending { early, from_server })),
         Err(f) => {
             match mode {
                 Mode::Socks5 => {
@@ -338,24 +349,31 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
                 }
                 // Transparent: the client believes it dialed the server; a
                 // reset says "no connection" as the server itself would.
-                _ => crate::sys::set_reset_on_close(&client),
+                _ => crate::sys::set_reset_on_close(client),
             }
             tracing::info!(
-                client = %peer,
+                client = %record.core.client,
                 dest = record.destination.as_deref().unwrap_or(""),
                 "{}",
                 f.describe()
             );
             record.fail(f.end(), f.describe());
-            return record;
+            None
         }
-    };
-    record.upstream = upstream.peer_addr().ok();
-    record.upstream_mptcp = status(&upstream);
-    let _ = upstream.set_nodelay(true);
-    let _upstream_active = Counted::new(ctx, 1, record.upstream_mptcp);
+    }
+}
+
+/// Tells the local client the tunnel is open, then passes on the bytes already
+/// read on either side.
+pub(crate) async fn greet(
+    ctx: &Ctx,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    pending: Pending,
+    record: &mut GatewayRecord,
+) -> bool {
     // 3. Tell the local client the tunnel is open.
-    let ok = match mode {
+    let ok = match ctx.config.mode {
         Mode::Socks5 => {
             client
                 .write_all(&socks5::encode_reply(
@@ -369,26 +387,10 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
     };
     if let Err(e) = ok {
         record.fail(GatewayEnd::Reset, format!("client: {e}"));
-        crate::sys::set_reset_on_close(&upstream);
-        return record;
+        crate::sys::set_reset_on_close(upstream);
+        return false;
     }
-    // 4. Bytes already read on either side, then the relay.
-    if !from_server.is_empty() {
-        if let Err(e) = client.write_all(&from_server).await {
-            record.fail(GatewayEnd::Reset, format!("client: {e}"));
-            return record;
-        }
-        record.bytes_to_client += from_server.len() as u64;
-        ctx.metrics.to_client.inc_by(from_server.len() as u64);
-    }
-    if !early.is_empty() {
-        if let Err(e) = upstream.write_all(&early).await {
-            record.fail(GatewayEnd::Reset, format!("upstream: {e}"));
-            return record;
-        }
-        record.bytes_to_upstream += early.len() as u64;
-        ctx.metrics.to_upstream.inc_by(early.len() as u64);
-    }
-    relay_pair(ctx, &client, &upstream, &mut record).await;
-    record
+    // 4. Bytes already read on either side; the pipeline relays the rest.
+    pass_on(ctx, client, Side::Client, &pending.from_server, record).await
+        && pass_on(ctx, upstream, Side::Upstream, &pending.early, record).await
 }

@@ -2,13 +2,21 @@
 //! messages of §4): read the Convert message, check, dial, answer, relay.
 
 use std::io;
-use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{relay_pair, status, Counted, Ctx, GatewayEnd, GatewayRecord, Mode};
+use super::{pass_on, Ctx, GatewayEnd, GatewayRecord};
 use crate::convert::{self, ErrorCode, Message, Parsed, Tlv};
+use crate::relay::Side;
+use crate::session::Dial;
+
+/// The converter's answer (its own Convert message) and the client's bytes that
+/// came with the Convert message, sent once the upstream is counted.
+pub(crate) struct Pending {
+    reply: Vec<Tlv>,
+    early: Vec<u8>,
+}
 
 /// TCP option kind of Multipath TCP (IANA TCP Option Kind Numbers): what the
 /// converter supports on the client side.
@@ -86,50 +94,44 @@ fn dial_error_code(e: &io::Error) -> ErrorCode {
     }
 }
 
-pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -> GatewayRecord {
-    let mut record = GatewayRecord::new(Mode::Convert, peer);
-    record.client_mptcp = status(&client);
-    let _ = client.set_nodelay(true);
-    let _client_active = Counted::new(ctx, 0, record.client_mptcp);
+/// Reads the Convert message, checks it against the policy, dials the
+/// destination; refusals are answered with an Error TLV.
+pub(crate) async fn reach(
+    ctx: &Ctx,
+    client: &mut TcpStream,
+    dial: &Dial<'_>,
+    record: &mut GatewayRecord,
+) -> Option<(TcpStream, Pending)> {
+    let peer = record.core.client;
     let Some(policy) = &ctx.policy else {
         record.fail(GatewayEnd::Refused, "no policy");
-        return record;
+        return None;
     };
     if !policy.client_allowed(peer.ip()) {
         tracing::info!(client = %peer, "refused: client outside --allow");
         record.fail(GatewayEnd::Refused, "client outside --allow");
-        refuse(
-            &mut client,
-            &mut record,
-            error_tlv(ErrorCode::NOT_AUTHORIZED, 0),
-        )
-        .await;
-        return record;
+        refuse(client, record, error_tlv(ErrorCode::NOT_AUTHORIZED, 0)).await;
+        return None;
     }
-    let read = tokio::time::timeout(ctx.config.handshake_timeout, read_message(&mut client)).await;
+    let read = tokio::time::timeout(ctx.config.handshake_timeout, read_message(client)).await;
     let (msg, early) = match read {
         Ok(Ok(m)) => m,
         Ok(Err(ReadError::Parse(e))) => {
             record.fail(GatewayEnd::BadHandshake, e.to_string());
-            refuse(&mut client, &mut record, e.to_tlv()).await;
-            return record;
+            refuse(client, record, e.to_tlv()).await;
+            return None;
         }
         Ok(Err(ReadError::Io(e))) => {
             record.fail(GatewayEnd::BadHandshake, e.to_string());
-            return record;
+            return None;
         }
         Err(_) => {
             record.fail(
                 GatewayEnd::BadHandshake,
                 "no Convert message within the handshake timeout",
             );
-            refuse(
-                &mut client,
-                &mut record,
-                error_tlv(ErrorCode::MALFORMED_MESSAGE, 0),
-            )
-            .await;
-            return record;
+            refuse(client, record, error_tlv(ErrorCode::MALFORMED_MESSAGE, 0)).await;
+            return None;
         }
     };
     let mut reply = Vec::new();
@@ -147,17 +149,12 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
                 GatewayEnd::BadHandshake,
                 "a Convert message with no Connect TLV",
             );
-            refuse(
-                &mut client,
-                &mut record,
-                error_tlv(ErrorCode::MALFORMED_MESSAGE, 0),
-            )
-            .await;
+            refuse(client, record, error_tlv(ErrorCode::MALFORMED_MESSAGE, 0)).await;
         } else if let Ok(bytes) = convert::encode(&Message { tlvs: reply }) {
             let _ = client.write_all(&bytes).await;
             let _ = client.shutdown().await;
         }
-        return record;
+        return None;
     };
     record.destination = Some(dest.to_string());
     // Option kinds other than EOL (0) and NOP (1) would ask us to use them
@@ -168,55 +165,53 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) -
             format!("TCP option kind {kind} in the Connect TLV"),
         );
         refuse(
-            &mut client,
-            &mut record,
+            client,
+            record,
             error_tlv(ErrorCode::UNSUPPORTED_TCP_OPTION, kind),
         )
         .await;
-        return record;
+        return None;
     }
     if let Err(why) = policy.check_destination(dest.ip(), dest.port()) {
         tracing::info!(client = %peer, %dest, "refused: {}", why.as_str());
         record.fail(GatewayEnd::Refused, why.as_str());
-        refuse(
-            &mut client,
-            &mut record,
-            error_tlv(ErrorCode::NOT_AUTHORIZED, 0),
-        )
-        .await;
-        return record;
+        refuse(client, record, error_tlv(ErrorCode::NOT_AUTHORIZED, 0)).await;
+        return None;
     }
-    let mut upstream = match ctx.dialer.dial_async(dest).await {
-        Ok(s) => s,
+    match dial.dial(dest).await {
+        Ok(s) => Some((s, Pending { reply, early })),
         Err(e) => {
             let code = dial_error_code(&e);
             tracing::info!(client = %peer, %dest, "dial failed: {e}; answering {code}");
             record.fail(GatewayEnd::ConnectFailed, format!("{dest}: {e}"));
-            refuse(&mut client, &mut record, error_tlv(code, 0)).await;
-            return record;
+            refuse(client, record, error_tlv(code, 0)).await;
+            None
         }
-    };
-    record.upstream = upstream.peer_addr().ok();
-    record.upstream_mptcp = status(&upstream);
-    let _ = upstream.set_nodelay(true);
-    let _upstream_active = Counted::new(ctx, 1, record.upstream_mptcp);
+    }
+}
+
+/// Sends the converter's Convert message, then the client's early bytes.
+pub(crate) async fn greet(
+    ctx: &Ctx,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    pending: Pending,
+    record: &mut GatewayRecord,
+) -> bool {
     // §4: the converter's own Convert message comes first on the way back,
     // then the server's bytes.
-    let answer = convert::encode(&Message { tlvs: reply }).unwrap_or_default();
+    let answer = convert::encode(&Message {
+        tlvs: pending.reply,
+    })
+    .unwrap_or_default();
     if let Err(e) = client.write_all(&answer).await {
         record.fail(GatewayEnd::Reset, format!("client: {e}"));
-        crate::sys::set_reset_on_close(&upstream);
-        return record;
+        crate::sys::set_reset_on_close(upstream);
+        return false;
     }
-    if !early.is_empty() {
-        if let Err(e) = upstream.write_all(&early).await {
-            record.fail(GatewayEnd::Reset, format!("upstream: {e}"));
-            crate::sys::set_reset_on_close(&client);
-            return record;
-        }
-        record.bytes_to_upstream += early.len() as u64;
-        ctx.metrics.to_upstream.inc_by(early.len() as u64);
+    if !pass_on(ctx, upstream, Side::Upstream, &pending.early, record).await {
+        crate::sys::set_reset_on_close(client);
+        return false;
     }
-    relay_pair(ctx, &client, &upstream, &mut record).await;
-    record
+    true
 }

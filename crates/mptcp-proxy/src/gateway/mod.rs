@@ -76,18 +76,20 @@ mod sys;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mptcp_net::{Dialer, ListenConfig, MptcpExt, MptcpStatus};
+use mptcp_net::{Dialer, ListenConfig};
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
 
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::relay::{self, Activity, Direction, RelayError, RelayMode, Side, Way};
+use crate::relay::{RelayError, Side};
+use crate::session::{
+    record_core, Dial, Front, OnEnd, Pipeline, Record, RecordCore, RelayEnd, RelaySettings, Shared,
+    ShutdownHandle,
+};
 pub use ipnet::IpNet;
 pub use policy::{Policy, Refusal};
 
@@ -210,7 +212,9 @@ impl GatewayConfig {
         self
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks that the settings fit the mode (what [`Gateway::bind`] checks
+    /// first); the message names the command-line options.
+    pub fn validate(&self) -> Result<(), String> {
         match self.mode {
             Mode::Convert => {
                 if self.allow.is_empty() {
@@ -272,110 +276,181 @@ pub enum GatewayEnd {
     Shutdown,
 }
 
-/// What a [`Gateway`] records about each finished connection.
+/// What a [`Gateway`] records about each finished connection: the
+/// [`RecordCore`] every front end fills (reached through `Deref`), and what the
+/// gateway adds.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct GatewayRecord {
     /// The gateway's mode.
     pub mode: Mode,
-    /// The client's address.
-    pub client: SocketAddr,
     /// Where the client asked to go (an address, or a SOCKS5/CONNECT name:port).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
-    /// The address dialed: the converter's, or the destination's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<SocketAddr>,
-    /// The client connection's MPTCP status.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_mptcp: Option<MptcpStatus>,
-    /// The upstream connection's MPTCP status.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_mptcp: Option<MptcpStatus>,
+    /// The sides (the upstream is the converter's address, or the
+    /// destination's), bytes (application bytes, not the handshakes), time and
+    /// relay mode.
+    #[serde(flatten)]
+    pub core: RecordCore,
     /// Client role with a converter: whether `TCP_FASTOPEN_CONNECT` was on for
     /// the dial (the Convert message then rides in the SYN when the kernel has a
     /// cookie, or does not need one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fastopen: Option<bool>,
-    /// Application bytes from the client to the upstream (not the handshakes).
-    pub bytes_to_upstream: u64,
-    /// Application bytes from the upstream to the client.
-    pub bytes_to_client: u64,
-    /// From accept to close.
-    #[serde(serialize_with = "secs")]
-    pub duration: Duration,
-    /// How the bytes moved.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay: Option<RelayMode>,
     /// How it ended.
     pub end: GatewayEnd,
     /// The RFC 8803 error code sent (convert) or received (client roles).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub convert_error: Option<u8>,
-    /// What went wrong, if anything.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e6)
-}
+record_core!(GatewayRecord);
 
 impl GatewayRecord {
-    fn new(mode: Mode, client: SocketAddr) -> GatewayRecord {
-        GatewayRecord {
-            mode,
-            client,
-            destination: None,
-            upstream: None,
-            client_mptcp: None,
-            upstream_mptcp: None,
-            fastopen: None,
-            bytes_to_upstream: 0,
-            bytes_to_client: 0,
-            duration: Duration::ZERO,
-            relay: None,
-            end: GatewayEnd::Closed,
-            convert_error: None,
-            error: None,
+    fn fail(&mut self, end: GatewayEnd, error: impl Into<String>) {
+        self.end = end;
+        self.core.error = Some(error.into());
+    }
+}
+
+impl Record for GatewayRecord {
+    fn core(&mut self) -> &mut RecordCore {
+        &mut self.core
+    }
+
+    fn relay_ended(&mut self, end: RelayEnd) {
+        match end {
+            RelayEnd::Done => self.end = GatewayEnd::Closed,
+            RelayEnd::Idle => self.end = GatewayEnd::IdleTimeout,
+            RelayEnd::Forced => self.end = GatewayEnd::Shutdown,
+            RelayEnd::Failed(RelayError { side, error }) => {
+                self.fail(GatewayEnd::Reset, format!("{}: {error}", side.as_str()));
+            }
         }
     }
 
-    fn fail(&mut self, end: GatewayEnd, error: impl Into<String>) {
-        self.end = end;
-        self.error = Some(error.into());
+    fn error_kind(&self) -> Option<&'static str> {
+        Some(match self.end {
+            GatewayEnd::Closed => return None,
+            GatewayEnd::BadHandshake => "bad_handshake",
+            GatewayEnd::Refused => "refused",
+            GatewayEnd::ConnectFailed => "connect_failed",
+            GatewayEnd::Reset => "reset",
+            GatewayEnd::IdleTimeout => "idle_timeout",
+            GatewayEnd::Shutdown => "shutdown",
+        })
     }
 }
 
 /// A function called with each finished connection's record.
-pub type GatewayCallback = Arc<dyn Fn(&GatewayRecord) + Send + Sync>;
+pub type GatewayCallback = OnEnd<GatewayRecord>;
 
 /// What every connection of a gateway shares.
 pub(crate) struct Ctx {
     pub(crate) config: GatewayConfig,
     pub(crate) policy: Option<Policy>,
-    pub(crate) dialer: Dialer,
-    pub(crate) metrics: RouteMetrics,
     pub(crate) local: SocketAddr,
+    pub(crate) shared: Shared,
 }
 
-/// Stops a running [`Gateway`].
-#[derive(Clone, Debug)]
-pub struct GatewayShutdown(Arc<watch::Sender<bool>>);
+/// What a gateway role learned while reaching the upstream, for its greeting.
+pub(crate) enum Pending {
+    Convert(converter::Pending),
+    Client(client::Pending),
+}
 
-impl GatewayShutdown {
-    /// Stop accepting; connections get the drain timeout to finish.
-    pub fn shutdown(&self) {
-        self.0.send_replace(true);
+impl Front for Ctx {
+    type Record = GatewayRecord;
+    type Pending = Pending;
+
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn record(&self, core: RecordCore) -> GatewayRecord {
+        GatewayRecord {
+            mode: self.config.mode,
+            destination: None,
+            core,
+            fastopen: None,
+            end: GatewayEnd::Closed,
+            convert_error: None,
+        }
+    }
+
+    async fn reach<'a>(
+        &'a self,
+        client: &'a mut TcpStream,
+        dial: &'a Dial<'a>,
+        record: &'a mut GatewayRecord,
+    ) -> Option<(TcpStream, Pending)> {
+        if self.config.mode == Mode::Convert {
+            let (s, p) = converter::reach(self, client, dial, record).await?;
+            Some((s, Pending::Convert(p)))
+        } else {
+            let (s, p) = client::reach(self, client, dial, record).await?;
+            Some((s, Pending::Client(p)))
+        }
+    }
+
+    async fn greet<'a>(
+        &'a self,
+        client: &'a mut TcpStream,
+        upstream: &'a mut TcpStream,
+        pending: Pending,
+        record: &'a mut GatewayRecord,
+    ) -> bool {
+        match pending {
+            Pending::Convert(p) => converter::greet(self, client, upstream, p, record).await,
+            Pending::Client(p) => client::greet(self, client, upstream, p, record).await,
+        }
+    }
+
+    fn stopped(&self, record: &mut GatewayRecord) {
+        record.fail(GatewayEnd::Shutdown, "stopped before the relay began");
     }
 }
+
+/// Passes on bytes read with a handshake to `to`, counted as relayed bytes;
+/// `false` (the record says why) if the write fails.
+pub(crate) async fn pass_on(
+    ctx: &Ctx,
+    dst: &mut TcpStream,
+    to: Side,
+    bytes: &[u8],
+    record: &mut GatewayRecord,
+) -> bool {
+    if bytes.is_empty() {
+        return true;
+    }
+    if let Err(e) = dst.write_all(bytes).await {
+        record.fail(GatewayEnd::Reset, format!("{}: {e}", to.as_str()));
+        return false;
+    }
+    let n = bytes.len() as u64;
+    let metrics = &ctx.shared.metrics;
+    match to {
+        Side::Upstream => {
+            record.core.bytes_to_upstream += n;
+            metrics.to_upstream.inc_by(n);
+        }
+        Side::Client => {
+            record.core.bytes_to_client += n;
+            metrics.to_client.inc_by(n);
+        }
+    }
+    true
+}
+
+/// Stops a running [`Gateway`]: the same handle as the proxy's.
+pub type GatewayShutdown = ShutdownHandle;
 
 /// One listener in one [`Mode`]. See the [module docs](self).
 pub struct Gateway {
     listener: TcpListener,
     ctx: Arc<Ctx>,
     metrics: Arc<Metrics>,
-    stop: Arc<watch::Sender<bool>>,
+    pipeline: Pipeline,
     on_end: Option<GatewayCallback>,
 }
 
@@ -446,19 +521,29 @@ impl Gateway {
                 Ok(())
             });
         }
-        let route_metrics = RouteMetrics::new(&metrics, config.mode.as_str());
-        let (stop, _) = watch::channel(false);
+        let shared = Shared {
+            name: config.mode.as_str().to_string(),
+            dialer,
+            connect_timeout: config.connect_timeout,
+            metrics: RouteMetrics::new(&metrics, config.mode.as_str()),
+            relay: RelaySettings {
+                idle_timeout: config.idle_timeout,
+                copy_buffer: crate::DEFAULT_COPY_BUFFER,
+                try_splice: true,
+            },
+            max_conns: config.max_conns,
+        };
+        let pipeline = Pipeline::new(config.drain_timeout);
         Ok(Gateway {
             listener,
             ctx: Arc::new(Ctx {
                 config,
                 policy,
-                dialer,
-                metrics: route_metrics,
                 local,
+                shared,
             }),
             metrics,
-            stop: Arc::new(stop),
+            pipeline,
             on_end: None,
         })
     }
@@ -475,7 +560,7 @@ impl Gateway {
 
     /// A handle that stops the gateway.
     pub fn shutdown_handle(&self) -> GatewayShutdown {
-        GatewayShutdown(Arc::clone(&self.stop))
+        self.pipeline.shutdown_handle()
     }
 
     /// Calls `f` with every finished connection's record.
@@ -483,161 +568,13 @@ impl Gateway {
         self.on_end = Some(Arc::new(f));
     }
 
-    /// Accepts and serves until stopped, then drains. Returns the number of
-    /// connections still open at the drain deadline (they are dropped: reset).
+    /// Accepts and serves until stopped, then drains for up to the drain
+    /// timeout and resets what is left. Returns the number of connections still
+    /// open at the drain deadline.
     pub async fn run(self) -> usize {
-        let slots = Arc::new(Semaphore::new(self.ctx.config.max_conns));
-        let mut tasks = JoinSet::new();
-        let mut stop = self.stop.subscribe();
-        loop {
-            let permit = tokio::select! {
-                p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = stop.wait_for(|s| *s) => break,
-            };
-            let accepted = tokio::select! {
-                r = self.listener.accept() => r,
-                _ = stop.wait_for(|s| *s) => break,
-            };
-            // Reap finished tasks so the set stays as large as the open connections.
-            while tasks.try_join_next().is_some() {}
-            match accepted {
-                Ok((stream, peer)) => {
-                    let ctx = Arc::clone(&self.ctx);
-                    let on_end = self.on_end.clone();
-                    tasks.spawn(async move {
-                        let started = Instant::now();
-                        let mut record = match ctx.config.mode {
-                            Mode::Convert => converter::handle(stream, peer, &ctx).await,
-                            _ => client::handle(stream, peer, &ctx).await,
-                        };
-                        record.duration = started.elapsed();
-                        if record.end != GatewayEnd::Closed {
-                            let kind = match record.end {
-                                GatewayEnd::BadHandshake => "bad_handshake",
-                                GatewayEnd::Refused => "refused",
-                                GatewayEnd::ConnectFailed => "connect_failed",
-                                GatewayEnd::Reset => "reset",
-                                GatewayEnd::IdleTimeout => "idle_timeout",
-                                _ => "shutdown",
-                            };
-                            ctx.metrics.error(kind);
-                        }
-                        if let Some(mode) = record.relay {
-                            ctx.metrics.relay(mode);
-                        }
-                        if let Some(cb) = on_end {
-                            cb(&record);
-                        }
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    ctx_accept_error(&self.ctx, &e);
-                    if crate::sys::resource_exhausted(&e) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-        }
-        drop(self.listener);
-        let drain = self.ctx.config.drain_timeout;
-        let finished =
-            tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
-        let left = if finished.is_err() { tasks.len() } else { 0 };
-        tasks.abort_all();
-        left
-    }
-}
-
-fn ctx_accept_error(ctx: &Ctx, e: &io::Error) {
-    ctx.metrics.error("accept_error");
-    tracing::debug!(mode = ctx.config.mode.as_str(), "accept: {e}");
-}
-
-/// Relays between two connected sockets until both directions end, an error,
-/// or the idle timeout; fills the record's byte counts, relay mode and ending.
-pub(crate) async fn relay_pair(
-    ctx: &Ctx,
-    client: &TcpStream,
-    upstream: &TcpStream,
-    record: &mut GatewayRecord,
-) {
-    let up = Direction::default();
-    let down = Direction::default();
-    let activity = Activity::new();
-    let a = Way {
-        src: client,
-        dst: upstream,
-        src_side: Side::Client,
-        dst_side: Side::Upstream,
-        stats: &up,
-        other: &down,
-        counter: &ctx.metrics.to_upstream,
-        activity: &activity,
-        copy_buffer: crate::DEFAULT_COPY_BUFFER,
-        try_splice: true,
-    };
-    let b = Way {
-        src: upstream,
-        dst: client,
-        src_side: Side::Upstream,
-        dst_side: Side::Client,
-        stats: &down,
-        other: &up,
-        counter: &ctx.metrics.to_client,
-        activity: &activity,
-        copy_buffer: crate::DEFAULT_COPY_BUFFER,
-        try_splice: true,
-    };
-    let idle = ctx.config.idle_timeout;
-    let watch = async {
-        let Some(idle) = idle else {
-            return std::future::pending::<()>().await;
-        };
-        loop {
-            let deadline = activity.last() + idle;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline.into()).await;
-        }
-    };
-    let outcome: Option<Result<(), RelayError>> = tokio::select! {
-        r = async { tokio::try_join!(a.run(), b.run()) } => Some(r.map(|_| ())),
-        () = watch => None,
-    };
-    record.bytes_to_upstream += up.bytes.load(Ordering::Relaxed);
-    record.bytes_to_client += down.bytes.load(Ordering::Relaxed);
-    record.relay = relay::relay_mode(&up, &down);
-    match outcome {
-        Some(Ok(())) => {}
-        None => record.end = GatewayEnd::IdleTimeout,
-        Some(Err(RelayError { side, error })) => {
-            record.fail(GatewayEnd::Reset, format!("{}: {error}", side.as_str()));
-            crate::sys::set_reset_on_close(client);
-            crate::sys::set_reset_on_close(upstream);
-        }
-    }
-}
-
-/// The MPTCP status of `s` (`None` if it could not be read).
-pub(crate) fn status(s: &TcpStream) -> Option<MptcpStatus> {
-    s.mptcp_status().ok()
-}
-
-/// One side of a connection counted in `mptcp_proxy_connections` (total and
-/// active, by MPTCP status); the active gauge goes down on drop.
-pub(crate) struct Counted(prometheus_client::metrics::gauge::Gauge);
-
-impl Counted {
-    /// Counts the client side (`side` 0) or the upstream side (1).
-    pub(crate) fn new(ctx: &Ctx, side: usize, status: Option<MptcpStatus>) -> Counted {
-        Counted(ctx.metrics.connection(side, status))
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.dec();
+        let accept = self
+            .pipeline
+            .listen(self.listener, self.ctx, self.on_end.clone());
+        self.pipeline.run(vec![accept]).await.reset_at_deadline
     }
 }

@@ -2,6 +2,8 @@
 //! backends, byte patterns.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -42,20 +44,61 @@ impl Running {
 
     /// Waits until `n` connections have finished (10 s at most) and returns them.
     pub fn wait_records(&self, n: usize) -> Vec<ConnRecord> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.records.lock().unwrap().clone();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {n} connection records after 10 s: {got:?}",
-                got.len()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_records(&self.records, n)
     }
+}
+
+/// Waits until `records` holds `n` records (10 s at most) and returns them.
+pub fn wait_records<R: Clone + std::fmt::Debug>(records: &Mutex<Vec<R>>, n: usize) -> Vec<R> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = records.lock().unwrap().clone();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} connection records after 10 s: {got:?}",
+            got.len()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a proxy or gateway listening on `addr` while `open` is relayed (an
+/// echo of 4 bytes), and checks the drain: new clients refused, `open` still
+/// relayed, then reset at the `drain` deadline. `wait` waits for the end and
+/// returns the count reset there.
+pub fn check_drain_then_reset(
+    addr: SocketAddr,
+    open: &mut TcpStream,
+    drain: Duration,
+    stop: &ShutdownHandle,
+    wait: impl FnOnce() -> usize,
+) {
+    let mut b = [0u8; 4];
+    let started = Instant::now();
+    stop.shutdown();
+    thread::sleep(Duration::from_millis(200));
+    // The listener is closed: new clients are refused.
+    let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    assert!(refused.is_err(), "accepting a client while stopping");
+    // The open connection still works during the drain...
+    open.write_all(b"pong").unwrap();
+    open.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"pong");
+    // ...and is reset at the deadline, not left to close cleanly.
+    assert_eq!(wait(), 1);
+    let took = started.elapsed();
+    assert!(
+        took >= drain && took < drain + Duration::from_millis(2200),
+        "{took:?}"
+    );
+    let r = open.read(&mut b);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
 }
 
 impl Drop for Running {
@@ -67,10 +110,23 @@ impl Drop for Running {
     }
 }
 
-/// Starts a proxy with `config`, with a runtime of `threads` workers.
+/// Starts a proxy with `config`, on a runtime of two workers.
 pub fn start_config(config: Config) -> Running {
+    start_config_in(config, |run| run())
+}
+
+/// The body of a proxy's thread, for [`start_config_in`].
+pub type ProxyThread = Box<dyn FnOnce() -> RunSummary + Send>;
+
+/// Starts a proxy with `config` on a thread that runs its body through `enter`:
+/// `|run| host.run(run).unwrap()` puts the proxy, its runtime's workers and
+/// every socket it makes in a test network's namespace.
+pub fn start_config_in(
+    config: Config,
+    enter: impl FnOnce(ProxyThread) -> RunSummary + Send + 'static,
+) -> Running {
     let (tx, rx) = std::sync::mpsc::channel();
-    let thread = thread::spawn(move || {
+    let body: ProxyThread = Box::new(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -92,6 +148,7 @@ pub fn start_config(config: Config) -> Running {
             proxy.run().await
         })
     });
+    let thread = thread::spawn(move || enter(body));
     let (addr, stop, records, metrics, metrics_addr) = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("proxy started");
@@ -117,11 +174,17 @@ pub fn start(route: Route) -> Running {
 pub fn echo_backend(n: usize) -> (SocketAddr, JoinHandle<io::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let t = thread::spawn(move || {
+    (addr, echo(listener, n))
+}
+
+/// Echoes `n` connections of `listener` one after the other, each until EOF,
+/// then half-closed.
+pub fn echo(listener: TcpListener, n: usize) -> JoinHandle<io::Result<()>> {
+    thread::spawn(move || {
         for _ in 0..n {
             let (mut s, _) = listener.accept()?;
             s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            let mut buf = vec![0u8; 64 * 1024];
+            let mut buf = vec![0u8; 256 * 1024];
             loop {
                 let k = s.read(&mut buf)?;
                 if k == 0 {
@@ -132,8 +195,7 @@ pub fn echo_backend(n: usize) -> (SocketAddr, JoinHandle<io::Result<()>>) {
             s.shutdown(Shutdown::Write)?;
         }
         Ok(())
-    });
-    (addr, t)
+    })
 }
 
 /// Sends `data` from a second thread, half-closes, reads everything back.

@@ -76,13 +76,11 @@ fn cidr(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{s:?} is not a CIDR (198.51.100.0/24, 2001:db8::/32) or an address"))
 }
 
+/// Splits USER:PASSWORD; their lengths are checked by `GatewayConfig::validate`.
 fn user_pass(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((u, p)) if !u.is_empty() && !p.is_empty() && u.len() <= 255 && p.len() <= 255 => {
-            Ok((u.to_string(), p.to_string()))
-        }
-        _ => Err("expected USER:PASSWORD, each 1 to 255 bytes (RFC 1929)".into()),
-    }
+    s.split_once(':')
+        .map(|(u, p)| (u.to_string(), p.to_string()))
+        .ok_or_else(|| "expected USER:PASSWORD".into())
 }
 
 #[derive(Serialize)]
@@ -136,11 +134,11 @@ fn configs(args: &ProxyArgs) -> Result<Vec<GatewayConfig>, Error> {
     push(g.socks5, Mode::Socks5);
     push(g.http_connect, Mode::HttpConnect);
     push(g.transparent, Mode::Transparent);
-    if g.convert.is_some() && g.allow.is_empty() {
-        return Err(Error::msg(
-            "--convert needs --allow CIDR (the client networks it serves): a converter is not an open proxy",
-        ));
+    // What a role's settings must be is the library's to say, once.
+    for c in &out {
+        c.validate().map_err(Error::msg)?;
     }
+    // Across roles: a --converter that no client role would use.
     if g.converter.is_some() && out.iter().all(|c| c.mode == Mode::Convert) {
         return Err(Error::msg(
             "--converter is for --socks5, --http-connect and --transparent",
@@ -213,7 +211,7 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::io(format!("metrics on {addr}"), e))?;
-            tokio::spawn(mptcp_proxy::metrics::serve(l, Arc::clone(&metrics)));
+            tokio::spawn(mptcp_metrics::serve(l, metrics.registry().clone()));
         }
         let stops: Vec<_> = gateways.iter().map(|g| g.shutdown_handle()).collect();
         let runs: Vec<_> = gateways

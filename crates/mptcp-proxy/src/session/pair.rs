@@ -1,0 +1,197 @@
+//! The relay of one connected pair, its watchdog, and the counting guard.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mptcp_metrics::prometheus::IntGauge;
+use mptcp_net::{MptcpExt, MptcpStatus};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{forced, Phase, RecordCore};
+use crate::metrics::RouteMetrics;
+use crate::relay::{self, Activity, Direction, RelayError, Side, Way};
+use crate::sys;
+
+/// How a pair is relayed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RelaySettings {
+    /// Close the pair after this long without a byte either way.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// The copy buffer of each direction.
+    pub(crate) copy_buffer: usize,
+    /// Try splice(2) before copying.
+    pub(crate) try_splice: bool,
+}
+
+/// How the relay of a pair ended.
+#[derive(Debug)]
+pub(crate) enum RelayEnd {
+    /// Both directions reached end of stream.
+    Done,
+    /// An error on one side; both sides were reset.
+    Failed(RelayError),
+    /// No byte either way for the idle timeout; both closed cleanly.
+    Idle,
+    /// The drain deadline passed; both sides were reset.
+    Forced,
+}
+
+/// One side of a connection counted in `mptcp_proxy_connections` (total and
+/// active, by MPTCP status); the active gauge goes down on drop, so every path
+/// out of a session leaves the active counts right.
+pub(crate) struct Counted(IntGauge);
+
+impl Counted {
+    pub(crate) fn new(metrics: &RouteMetrics, side: Side, status: Option<MptcpStatus>) -> Counted {
+        let i = match side {
+            Side::Client => 0,
+            Side::Upstream => 1,
+        };
+        Counted(metrics.connection(i, status))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The number of subflows of `s` now: 1 + the extra ones for MPTCP, 1 otherwise
+/// (without a system call when the status says it is not MPTCP).
+fn subflows(s: &TcpStream, status: Option<MptcpStatus>) -> Option<u32> {
+    if status.is_some_and(|st| !st.is_active()) {
+        return Some(1);
+    }
+    match s.mptcp_info() {
+        Ok(Some(info)) => Some(u32::from(info.subflows) + 1),
+        Ok(None) => Some(1),
+        Err(_) => None,
+    }
+}
+
+fn max_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Records the most subflows seen on each side.
+fn sample_subflows(client: &TcpStream, upstream: &TcpStream, record: &mut RecordCore) {
+    record.client_subflows = max_opt(
+        record.client_subflows,
+        subflows(client, record.client_mptcp),
+    );
+    record.upstream_subflows = max_opt(
+        record.upstream_subflows,
+        subflows(upstream, record.upstream_mptcp),
+    );
+}
+
+/// Relays between two connected sockets until both directions end, an error, the
+/// idle timeout or a forced stop; adds the bytes to the record and sets its relay
+/// mode and subflow counts. A failure or a forced stop resets both sockets on
+/// close (`SO_LINGER` 0), so neither peer takes a cut transfer for a whole one.
+pub(crate) async fn relay_pair(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    settings: RelaySettings,
+    metrics: &RouteMetrics,
+    record: &mut RecordCore,
+    phase: &mut watch::Receiver<Phase>,
+) -> RelayEnd {
+    let up = Direction::default();
+    let down = Direction::default();
+    let activity = Activity::new();
+    let way = |src, dst, src_side, dst_side, stats, other, counter| Way {
+        src,
+        dst,
+        src_side,
+        dst_side,
+        stats,
+        other,
+        counter,
+        activity: &activity,
+        copy_buffer: settings.copy_buffer,
+        try_splice: settings.try_splice,
+    };
+    let a = way(
+        client,
+        upstream,
+        Side::Client,
+        Side::Upstream,
+        &up,
+        &down,
+        &metrics.to_upstream,
+    );
+    let b = way(
+        upstream,
+        client,
+        Side::Upstream,
+        Side::Client,
+        &down,
+        &up,
+        &metrics.to_client,
+    );
+    let end = {
+        let both = async { tokio::try_join!(a.run(), b.run()) };
+        let watch = watchdog(client, upstream, &activity, settings.idle_timeout, record);
+        tokio::select! {
+            r = both => match r {
+                Ok(_) => RelayEnd::Done,
+                Err(e) => RelayEnd::Failed(e),
+            },
+            () = watch => RelayEnd::Idle,
+            () = forced(phase) => RelayEnd::Forced,
+        }
+    };
+    sample_subflows(client, upstream, record);
+    record.bytes_to_upstream += up.bytes.load(Ordering::Relaxed);
+    record.bytes_to_client += down.bytes.load(Ordering::Relaxed);
+    record.relay = relay::relay_mode(&up, &down);
+    if matches!(end, RelayEnd::Failed(_) | RelayEnd::Forced) {
+        // Carry the failure to the other side as a reset; the failed side is
+        // reset too, in case it is only half broken.
+        sys::set_reset_on_close(client);
+        sys::set_reset_on_close(upstream);
+    }
+    end
+}
+
+/// Returns when the connection has been idle for `idle`; meanwhile samples the
+/// subflow counts once a second while bytes move (an idle connection costs a
+/// timer, not system calls).
+async fn watchdog(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    activity: &Activity,
+    idle: Option<Duration>,
+    record: &mut RecordCore,
+) {
+    let tick = idle.map_or(Duration::from_secs(1), |i| i.min(Duration::from_secs(1)));
+    let mut sampled_at = None;
+    loop {
+        tokio::time::sleep(tick).await;
+        let last = activity.last();
+        if sampled_at != Some(last) {
+            sampled_at = Some(last);
+            sample_subflows(client, upstream, record);
+        }
+        if let Some(idle) = idle {
+            let deadline = activity.last() + idle;
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if deadline - now < tick {
+                tokio::time::sleep_until(deadline.into()).await;
+                if activity.last() + idle <= Instant::now() {
+                    return;
+                }
+            }
+        }
+    }
+}
