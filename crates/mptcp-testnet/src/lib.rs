@@ -102,6 +102,7 @@ mod counters;
 mod error;
 mod netns;
 mod preflight;
+pub mod support;
 mod testnet;
 
 pub use counters::Counters;
