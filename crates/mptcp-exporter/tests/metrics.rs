@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mptcp_exporter::Collector;
 use mptcp_net::{Dialer, ListenConfig, MptcpExt};
+use mptcp_testnet::support::ip;
 use mptcp_testnet::TestNet;
 use serde_json::Value;
 
@@ -20,23 +21,6 @@ fn testnet() -> TestNet {
         .paths(2)
         .build()
         .unwrap_or_else(|e| panic!("this test needs a 2-path test network (root, iproute2): {e}"))
-}
-
-/// `ip -n NS ARGS`, its stdout.
-fn ip(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (install iproute2): {e}"));
-    assert!(
-        out.status.success(),
-        "ip -n {ns} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `promtool check metrics` accepts `text` (no parse error, no lint problem).

@@ -87,6 +87,27 @@ pub fn round_trip(stream: &TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(back)
 }
 
+/// `ip -n NS ARGS...` (iproute2, the independent reference tests compare with); its
+/// stdout.
+///
+/// # Panics
+/// When `ip` cannot run or fails, with its stderr.
+pub fn ip(ns: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .arg("-n")
+        .arg(ns)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `ip` (install iproute2): {e}"));
+    assert!(
+        out.status.success(),
+        "ip -n {ns} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
