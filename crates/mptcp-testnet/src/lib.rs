@@ -171,6 +171,7 @@ mod error;
 mod fleet;
 mod netns;
 mod preflight;
+pub mod support;
 mod testnet;
 
 pub use counters::Counters;

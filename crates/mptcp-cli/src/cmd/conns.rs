@@ -7,7 +7,7 @@
 //! out unless `--all` (or `--state listen`).
 //!
 //! The filters (`--port`, `--local`, `--remote`, `--state`, `--fallback`, `--token`,
-//! `--min-subflows`) are a [`Filter`]; addresses and ports match the connection's own
+//! `--min-subflows`) are a [`ConnectionFilter`]; addresses and ports match the connection's own
 //! or any of its subflows', so `--local 198.18.1.1` finds the connections that have a
 //! subflow from that address.
 //!

@@ -69,22 +69,7 @@ pub fn parse(out: &Output, status: i32, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("mptcp {args:?} printed no JSON document ({e}): {stdout:?}"))
 }
 
-/// Runs `ip -n <ns> args...`, panics with its stderr when it fails.
-pub fn ip(ns: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (install iproute2): {e}"));
-    assert!(
-        out.status.success(),
-        "ip -n {ns} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use mptcp_testnet::support::ip;
 
 /// Two usable interfaces in `ns`: a veth pair `x0`/`x1`, up, with 198.18.<a>.1/24 and
 /// 198.18.<b>.1/24.

@@ -1,68 +1,37 @@
 //! The `mptcp pm run` daemon as a child process, for the pm tests.
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mptcp_netlink::{Endpoint, PathManager};
+use mptcp_testnet::support::JsonChild;
 use mptcp_testnet::Netns;
 use serde_json::Value;
 
 /// A running `mptcp --json pm run`, its JSON lines collected as they come, each with
-/// the instant it was read. Killed on drop.
-pub struct PmDaemon {
-    child: Child,
-    lines: Arc<Mutex<Vec<(Instant, Value)>>>,
-    stderr: Arc<Mutex<String>>,
-}
+/// the instant it was read ([`JsonChild`]). Killed on drop.
+pub struct PmDaemon(JsonChild);
 
 impl PmDaemon {
     pub fn start(ns: &str, state: &Path, args: &[&str]) -> PmDaemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mptcp"))
-            .args(["--netns", ns, "--json", "pm", "run", "--state-dir"])
-            .arg(state)
-            .args(args)
-            .env_remove("MPTCP_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run mptcp pm run");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let l = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-                l.lock().unwrap().push((Instant::now(), v));
-            }
-        });
-        let e = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut e = e.lock().unwrap();
-                e.push_str(&line);
-                e.push('\n');
-            }
-        });
-        PmDaemon {
-            child,
-            lines,
-            stderr,
-        }
+        PmDaemon(JsonChild::spawn(
+            Command::new(env!("CARGO_BIN_EXE_mptcp"))
+                .args(["--netns", ns, "--json", "pm", "run", "--state-dir"])
+                .arg(state)
+                .args(args)
+                .env_remove("MPTCP_LOG"),
+        ))
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.id()
     }
 
     pub fn lines(&self) -> Vec<(Instant, Value)> {
-        self.lines.lock().unwrap().clone()
+        self.0.lines()
     }
 
     /// Waits for a line matching `pred` among those read after `since` lines; its
@@ -74,26 +43,7 @@ impl PmDaemon {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> (Instant, Value) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(found) = self.lines().into_iter().skip(since).find(|(_, v)| pred(v)) {
-                return found;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the daemon exited ({status}) before {what}; lines {:#?}\nstderr {}",
-                    self.lines(),
-                    self.stderr.lock().unwrap()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} within {timeout:?}; lines {:#?}\nstderr {}",
-                self.lines().iter().map(|(_, v)| v).collect::<Vec<_>>(),
-                self.stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.0.wait_for(what, since, timeout, pred)
     }
 
     pub fn ready(&mut self) -> Value {
@@ -106,13 +56,13 @@ impl PmDaemon {
     /// SIGTERM, then the exit status and every line.
     pub fn stop(mut self) -> (ExitStatus, Vec<Value>) {
         rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Pid::from_raw(self.pid() as i32).expect("a live child's pid"),
             rustix::process::Signal::TERM,
         )
         .expect("signal the daemon");
         let deadline = Instant::now() + Duration::from_secs(10);
         let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = self.0.child().try_wait().unwrap() {
                 break s;
             }
             assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
@@ -121,13 +71,6 @@ impl PmDaemon {
         // Let the reader take the last lines.
         std::thread::sleep(Duration::from_millis(100));
         (status, self.lines().into_iter().map(|(_, v)| v).collect())
-    }
-}
-
-impl Drop for PmDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -14,6 +14,8 @@ use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mptcp_hyper::{MptcpConnInfo, MptcpConnector};
+#[allow(unused_imports)] // each test binary uses some of them
+pub use mptcp_testnet::support::{assert_same, pattern};
 use serde::{Deserialize, Serialize};
 
 /// The largest body `/bytes/{n}` sends: a bad request is refused, not served.
@@ -21,28 +23,6 @@ pub const MAX_BODY: usize = 16 << 20;
 
 /// What a test waits for one response at most.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Deterministic, non-repeating-looking bytes (xorshift), so a shifted or
-/// dropped chunk cannot compare equal.
-pub fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// Asserts `got == want` without printing megabytes on failure.
-pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length differs");
-    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
-        panic!("{what}: first difference at byte {i}");
-    }
-}
 
 /// What `/info` answers: the server's view of the connection.
 #[derive(Debug, Serialize, Deserialize)]

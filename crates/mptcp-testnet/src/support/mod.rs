@@ -1,0 +1,127 @@
+//! Helpers every crate's integration tests share: a byte pattern that cannot compare
+//! equal when shifted, echo servers, a send-and-read-back round trip and (feature
+//! `json`) a child process whose JSON lines are read as they come.
+//!
+//! They live here, once, rather than in each crate's `tests/common`, so a fix reaches
+//! every test. None of them needs a namespace; combine them with [`crate::Netns::run`]
+//! to use them inside one.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+#[cfg(feature = "json")]
+mod json_child;
+#[cfg(feature = "json")]
+pub use json_child::JsonChild;
+
+/// How long an echo or a round trip waits for the next bytes.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Deterministic, non-repeating-looking bytes (xorshift64), so a shifted or dropped
+/// chunk cannot compare equal. The same `len` gives the same bytes in every crate.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Asserts `got == want` without printing megabytes on failure: the lengths, or the
+/// first byte that differs.
+pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length differs");
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+        panic!("{what}: first difference at byte {i}");
+    }
+}
+
+/// Echoes `stream` until EOF (waiting at most [`IO_TIMEOUT`] for each read), then
+/// half-closes it.
+pub fn echo_stream(stream: &mut TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buf[..n])?;
+    }
+    stream.shutdown(Shutdown::Write)
+}
+
+/// Serves `n` connections on `listener`, one after the other, each echoed by
+/// [`echo_stream`].
+pub fn echo(listener: TcpListener, n: usize) -> JoinHandle<io::Result<()>> {
+    thread::spawn(move || {
+        for _ in 0..n {
+            let (mut stream, _) = listener.accept()?;
+            echo_stream(&mut stream)?;
+        }
+        Ok(())
+    })
+}
+
+/// Sends `data` (from a second thread, so a large echo cannot deadlock), half-closes,
+/// and reads everything that comes back.
+pub fn round_trip(stream: &TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut writer = stream.try_clone()?;
+    let data_owned = data.to_vec();
+    let sender = thread::spawn(move || -> io::Result<()> {
+        writer.write_all(&data_owned)?;
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut back = Vec::with_capacity(data.len());
+    (&*stream).read_to_end(&mut back)?;
+    sender
+        .join()
+        .map_err(|_| io::Error::other("sender thread panicked"))??;
+    Ok(back)
+}
+
+/// `ip -n NS ARGS...` (iproute2, the independent reference tests compare with); its
+/// stdout.
+///
+/// # Panics
+/// When `ip` cannot run or fails, with its stderr.
+pub fn ip(ns: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .arg("-n")
+        .arg(ns)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `ip` (install iproute2): {e}"));
+    assert!(
+        out.status.success(),
+        "ip -n {ns} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_is_stable_and_echo_round_trips() {
+        assert_eq!(pattern(4), pattern(8)[..4]);
+        assert_ne!(pattern(64)[..32], pattern(64)[32..]);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = echo(listener, 1);
+        let data = pattern(1 << 20);
+        let back = round_trip(&TcpStream::connect(addr).unwrap(), &data).unwrap();
+        assert_same(&back, &data, "echo");
+        server.join().unwrap().unwrap();
+    }
+}
