@@ -150,7 +150,13 @@ fn a_running_balancer_logs_json_answers_status_and_cleans_up() {
             "--vip",
             "198.18.200.1:80",
         ])
-        .args(["--backend", "198.19.0.2,join-port=20000", "--state-dir"])
+        .args([
+            "--backend",
+            "198.19.0.2,join-port=20000",
+            "--metrics",
+            "127.0.0.1:9851",
+        ])
+        .arg("--state-dir")
         .arg(&state)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -178,6 +184,19 @@ fn a_running_balancer_logs_json_answers_status_and_cleans_up() {
     assert_eq!(status["backends"][0]["mark"], "0x4d4c0001", "{status}");
     assert!(ip(ns.name(), &["rule"]).contains("fwmark 0x4d4c0001 lookup 19801"));
     assert!(ip(ns.name(), &["route"]).contains("198.18.200.1 via 198.19.0.2"));
+    let metrics = ns
+        .run(|| {
+            let mut c = std::net::TcpStream::connect("127.0.0.1:9851")?;
+            std::io::Write::write_all(&mut c, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut c, &mut text).map(|_| text)
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        metrics.contains("mptcp_lb_backends{backend=\"198.19.0.2\",state=\"active\"} 1"),
+        "{metrics}"
+    );
     // SIGTERM: every rule, route and table goes.
     let _ = StdCommand::new("kill").arg(child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(10);

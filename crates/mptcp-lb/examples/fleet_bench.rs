@@ -281,6 +281,7 @@ fn run(kind: Balancer, scenario: Scenario) -> Figures {
                         let opts = Options {
                             source: Source::Fixed(b2.lb_config()),
                             state_dir: status,
+                            metrics: None,
                         };
                         mptcp_lb::daemon::run(&opts, &b2.stop, &b2.reload, &mut |_| {})
                             .expect("mptcp lb")

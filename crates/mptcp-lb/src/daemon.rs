@@ -45,6 +45,8 @@ pub struct Options {
     pub source: Source,
     /// Where `status.json` is written.
     pub state_dir: PathBuf,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// One line of the log.
@@ -213,8 +215,29 @@ pub fn run(
             return Err(e);
         }
     };
+    let mut metrics = match opts.metrics {
+        None => None,
+        Some(addr) => {
+            let m = crate::metrics::Metrics::new().map_err(|e| Error::Refused(e.to_string()));
+            let m = m.and_then(|m| {
+                crate::metrics::serve(addr, m.registry().clone()).map_err(Error::Refused)?;
+                Ok(m)
+            });
+            match m {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    drop(steering);
+                    balancer.shutdown();
+                    return Err(e);
+                }
+            }
+        }
+    };
     let status = balancer.status();
     let _ = write_status(&opts.state_dir, &status, steering.as_ref());
+    if let Some(m) = &mut metrics {
+        m.update(&status, steering.as_ref().map(|s| s.status()).as_ref());
+    }
     log(Event::Started { status });
     let mut last_write = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
@@ -228,6 +251,9 @@ pub fn run(
                 }
                 balancer.reload(c)
             });
+            if let Some(m) = &metrics {
+                m.reloaded(next.is_ok());
+            }
             match next {
                 Ok(()) => {
                     if let Some(s) = &steering {
@@ -242,8 +268,14 @@ pub fn run(
                 }),
             }
         }
-        if steering.is_some() && last_write.elapsed() >= STATUS_EVERY {
-            let _ = write_status(&opts.state_dir, &balancer.status(), steering.as_ref());
+        if last_write.elapsed() >= STATUS_EVERY {
+            let status = balancer.status();
+            if steering.is_some() {
+                let _ = write_status(&opts.state_dir, &status, steering.as_ref());
+            }
+            if let Some(m) = &mut metrics {
+                m.update(&status, steering.as_ref().map(|s| s.status()).as_ref());
+            }
             last_write = std::time::Instant::now();
         }
     }

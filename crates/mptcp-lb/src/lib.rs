@@ -68,6 +68,7 @@ pub mod apply;
 pub mod balancer;
 pub mod config;
 pub mod daemon;
+pub mod metrics;
 pub mod rules;
 pub mod steering;
 

@@ -217,6 +217,7 @@ impl Lab {
                         let opts = Options {
                             source: Source::File(self.lb_config.clone()),
                             state_dir: self.state.join("lb"),
+                            metrics: None,
                         };
                         mptcp_lb::daemon::run(&opts, &self.stop, &self.reload, &mut |e| {
                             log2.lock().unwrap().push(e.to_string())
@@ -638,20 +639,25 @@ fn drain_keeps_live_connections_and_their_joins() {
             lab.fleet.path_up(1).unwrap();
             // New connections avoid the drained backend.
             let before_new: u32 = *lab.accepted[k].lock().unwrap();
+            // Held open a while: a connection closed at once would leave its join
+            // (to the announced VIP:port) arriving after the connection is gone.
+            let mut held = Vec::new();
             for i in 0..12 {
                 let c = lab
                     .fleet
                     .client()
                     .run(|| Dialer::new().dial(lab.vip()))
                     .unwrap();
-                assert!(c.is_ok(), "connection {i} refused");
+                held.push(c.unwrap_or_else(|e| panic!("connection {i} refused: {e}")));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(300));
             assert_eq!(
                 *lab.accepted[k].lock().unwrap(),
                 before_new,
                 "a drained backend took new connections"
             );
+            // Closed with their joins done.
+            drop(held);
         });
         assert!(
             o.bytes_ok && o.second_path,

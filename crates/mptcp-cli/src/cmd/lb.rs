@@ -95,6 +95,10 @@ pub struct LbRunArgs {
     /// Where the status file is written.
     #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// Serve Prometheus metrics on ADDR:PORT (/metrics): backends and their state,
+    /// reloads, token-steering and registry counters.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `mptcp lb status`.
@@ -159,6 +163,7 @@ fn run_balancer(args: &LbRunArgs, out: &Output) -> Result<u8, Error> {
     let opts = Options {
         source,
         state_dir: args.state_dir.clone(),
+        metrics: args.metrics,
     };
     let stop = super::stop_flag()?;
     let reload = Arc::new(AtomicBool::new(false));
