@@ -17,7 +17,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mptcp_exporter::Collector;
@@ -180,28 +180,32 @@ fn run() -> Result<(), String> {
         per_scrape(cpu_before.1, cpu_after.1),
     );
 
+    // The exporter's responder (mptcp_metrics::serve) on a runtime of its own.
+    let collector = Arc::new(collector);
     let http = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let addr = http.local_addr().map_err(|e| e.to_string())?;
-    let stop = AtomicBool::new(false);
-    let over_http = std::thread::scope(|s| {
-        let server = s.spawn(|| mptcp_exporter::serve(&http, &collector, &stop));
-        let mut times = Vec::with_capacity(k);
-        let mut result = Ok(());
-        for _ in 0..k {
-            let t = Instant::now();
-            match get(addr) {
-                Ok(len) if len > 0 => times.push(t.elapsed()),
-                Ok(_) => result = Err("empty response".to_string()),
-                Err(e) => result = Err(e.to_string()),
-            }
-            if result.is_err() {
-                break;
-            }
+    http.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let listener = {
+        let _runtime = rt.enter();
+        tokio::net::TcpListener::from_std(http).map_err(|e| e.to_string())?
+    };
+    let server = rt.spawn(mptcp_metrics::serve(listener, Arc::clone(&collector)));
+    let mut over_http = Vec::with_capacity(k);
+    for _ in 0..k {
+        let t = Instant::now();
+        match get(addr) {
+            Ok(len) if len > 0 => over_http.push(t.elapsed()),
+            Ok(_) => return Err("empty response".to_string()),
+            Err(e) => return Err(e.to_string()),
         }
-        stop.store(true, Ordering::SeqCst);
-        let _ = server.join();
-        result.map(|()| times)
-    })?;
+    }
+    server.abort();
+    drop(rt);
 
     println!(
         "scrape of {n} connections ({} bytes of metrics), {k} scrapes each:",
