@@ -23,4 +23,6 @@ cargo build --release -q -p mptcp-lb --example fleet_bench
     echo "Reproduce: \`perf/lb/run.sh $*\` (root)."
     echo
     target/release/examples/fleet_bench --json "$here/results.json" "$@"
-} | tee "$here/RESULTS.md"
+    sed -n '/^How to read it/,$p' "$here/NOTES.md"
+} | tee "$here/RESULTS.md.new"
+mv "$here/RESULTS.md.new" "$here/RESULTS.md"

@@ -38,7 +38,7 @@ enum Scenario {
 impl Scenario {
     fn name(self) -> &'static str {
         match self {
-            Scenario::NoHelp => "no help (stock client, ECMP)",
+            Scenario::NoHelp => "no help (stock client)",
             Scenario::JoinPorts => "C flag + VIP:join-port (mptcp pm + mptcp lb)",
             Scenario::Steering => "token steering (stock client, mptcp lb --steer-tokens)",
         }
