@@ -55,10 +55,10 @@ pub enum LbCommand {
 /// `mptcp lb run`.
 #[derive(Debug, Args)]
 pub struct LbRunArgs {
-    /// A virtual service, ADDR:PORT or [V6]:PORT (repeatable).
+    /// A virtual service, `ADDR:PORT` or `[V6]:PORT` (repeatable).
     #[arg(long, value_name = "ADDR:PORT", value_parser = mptcp_lb::config::parse_vip, required_unless_present = "config", conflicts_with = "config")]
     pub vip: Vec<std::net::SocketAddr>,
-    /// A backend: ADDR[,join-port=P][,drain] (repeatable).
+    /// A backend: `ADDR[,join-port=P][,drain]` (repeatable).
     #[arg(
         long,
         value_name = "ADDR[,join-port=P][,drain]",
