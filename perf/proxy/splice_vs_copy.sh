@@ -3,8 +3,8 @@
 # with MPTCP on both legs and, for comparison, plain TCP on both legs.
 # Prints median [min-max] throughput and the proxy's CPU seconds per GB relayed.
 #
-#   sudo perf/proxy/splice_vs_copy.sh            # 5 rounds of 3 s per mode
-#   ROUNDS=9 SECS=5 sudo perf/proxy/splice_vs_copy.sh
+#   perf/proxy/splice_vs_copy.sh            # 5 rounds of 3 s per mode
+#   ROUNDS=9 SECS=5 perf/proxy/splice_vs_copy.sh
 #
 # Needs root (a fresh network namespace), python3, and a release build of the
 # `mptcp` binary (built here if missing). A benchmark: it asserts nothing.

@@ -43,7 +43,7 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(
     name = "mptcp",
-    version,
+    version = crate::VERSION_LINE,
     about = "The operator's tool for Linux Multipath TCP",
     after_help = MAIN_EXAMPLES,
     after_long_help = format!("{MAIN_EXAMPLES}\n\n{EXIT_STATUS}"),

@@ -20,6 +20,20 @@ use tracing_subscriber::EnvFilter;
 
 use crate::error::{Error, EXIT_ERROR, EXIT_OK};
 
+/// What `mptcp --version` prints after the name, and `mptcp doctor` at the top of its
+/// report: the version, the git commit it was built from, the compiler and the target
+/// (from `build.rs`), so a bug report says exactly which binary ran.
+pub(crate) const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MPTCP_BUILD_COMMIT"),
+    ", rustc ",
+    env!("MPTCP_BUILD_RUSTC"),
+    ", ",
+    env!("MPTCP_BUILD_TARGET"),
+    ")"
+);
+
 fn main() -> ExitCode {
     let mut cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -73,16 +73,31 @@ fn help_and_version_succeed() {
         "monitor",
         "conns",
         "completions",
+        "lb",
     ] {
         mptcp_here(&[sub, "--help"])
             .assert()
             .success()
             .stdout(predicates::str::contains("Examples:"));
     }
-    mptcp_here(&["--version"])
-        .assert()
-        .success()
-        .stdout(predicates::str::starts_with("mptcp "));
+    // The version, the commit it was built from, the compiler and the target.
+    let out = mptcp_here(&["--version"]).output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.starts_with(&format!("mptcp {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    assert!(
+        line.contains(", rustc 1.") && line.contains("linux"),
+        "{line}"
+    );
+    // The doctor says the same first, for bug reports.
+    let doctor = mptcp_here(&["doctor"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&doctor.stdout).lines().next(),
+        Some(line.trim_end()),
+    );
 }
 
 #[test]

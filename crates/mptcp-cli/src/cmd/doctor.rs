@@ -29,7 +29,9 @@ Examples:
   mptcp doctor --target 198.18.0.2:5201
   mptcp --netns blue doctor --json | jq '.checks[] | select(.status != \"ok\")'
 
-JSON: {\"verdict\": \"healthy\"|\"problems\"|\"incomplete\", \"exit_code\": 0|1|2,
+The first line names the binary (version, git commit, compiler, target), for bug reports.
+
+JSON: {\"version\", \"verdict\": \"healthy\"|\"problems\"|\"incomplete\", \"exit_code\": 0|1|2,
        \"checks\": [{\"id\", \"status\": \"ok\"|\"warn\"|\"fail\"|\"unknown\", \"what\", \"detail\", \"fix\"}],
        \"target\": {\"target\", \"address\", \"status\": \"active\"|\"fell_back\"|\"plain_tcp\",
                    \"token\", \"subflows\", \"add_addr_accepted\", \"announced\": [{\"id\", \"address\"}],
@@ -82,9 +84,22 @@ pub fn run(args: &DoctorArgs, out: &Output) -> Result<u8, Error> {
     });
     let report = Report::examine(target.as_ref());
     if out.json {
-        out.json(&report)?;
+        #[derive(serde::Serialize)]
+        struct WithVersion<'a> {
+            version: String,
+            #[serde(flatten)]
+            report: &'a Report,
+        }
+        out.json(&WithVersion {
+            version: format!("mptcp {}", crate::VERSION_LINE),
+            report: &report,
+        })?;
     } else {
-        out.print(&render(&report, out))?;
+        out.print(&format!(
+            "mptcp {}\n\n{}",
+            crate::VERSION_LINE,
+            render(&report, out)
+        ))?;
     }
     Ok(report.exit_code)
 }
