@@ -39,7 +39,11 @@ fn line<'a>(report: &'a Value, id: &str) -> &'a Value {
 
 /// Checks the report's shape: the documented keys, every local line, in order.
 fn check_shape(report: &Value) {
-    shape(report, &["version", "verdict", "exit_code", "checks"], &["target"]);
+    shape(
+        report,
+        &["version", "verdict", "exit_code", "checks"],
+        &["target"],
+    );
     let checks = report["checks"].as_array().unwrap();
     let ids: Vec<&str> = checks.iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(&ids[..LOCAL_IDS.len()], LOCAL_IDS);
