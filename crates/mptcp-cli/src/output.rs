@@ -93,6 +93,35 @@ impl Output {
         text.push('\n');
         self.print(&text)
     }
+
+    /// One line of a daemon's log (`pm run`, `lb run`): `HH:MM:SS.mmm` and the
+    /// event's text painted with `style`, or with `--json` the event's fields after a
+    /// `time` field, as one JSON line.
+    pub fn log_event<E: Serialize + std::fmt::Display>(
+        &self,
+        event: &E,
+        style: Style,
+    ) -> Result<(), Error> {
+        #[derive(Serialize)]
+        struct Line<'a, E> {
+            time: String,
+            #[serde(flatten)]
+            event: &'a E,
+        }
+        let now = Timestamp::now();
+        if self.json {
+            self.json_line(&Line {
+                time: now.rfc3339,
+                event,
+            })
+        } else {
+            self.print(&format!(
+                "{} {}\n",
+                now.clock,
+                self.paint(style, &event.to_string())
+            ))
+        }
+    }
 }
 
 /// A cell of a [`Table`]: its text and style.

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use mptcp_lb::daemon::{self, Event, Options, Source};
 use mptcp_lb::{Backend, Config, Mode};
-use serde::Serialize;
 
 use crate::error::{Error, EXIT_OK};
-use crate::output::{self, Output, Timestamp};
+use crate::output::{self, Output};
 
 pub(crate) const LB_HELP: &str = "\
 A layer-4 balancer hashes every SYN, so an MPTCP client's joins land on random
@@ -109,13 +108,6 @@ pub struct LbStatusArgs {
     pub state_dir: PathBuf,
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    #[serde(flatten)]
-    event: &'a Event,
-}
-
 /// Runs `mptcp lb ...`.
 pub fn run(cmd: LbCommand, out: &Output) -> Result<u8, Error> {
     match cmd {
@@ -171,28 +163,12 @@ fn run_balancer(args: &LbRunArgs, out: &Output) -> Result<u8, Error> {
         .map_err(|e| Error::msg(format!("cannot handle SIGHUP: {e}")))?;
     let mut failed_output = None;
     let mut log = |event: Event| {
-        if failed_output.is_some() {
-            return;
-        }
-        let now = Timestamp::now();
-        let result = if out.json {
-            out.json_line(&Line {
-                time: now.rfc3339,
-                event: &event,
-            })
-        } else {
-            let style = match &event {
-                Event::ReloadFailed { .. } => output::BAD,
-                _ => anstyle::Style::new(),
-            };
-            out.print(&format!(
-                "{} {}\n",
-                now.clock,
-                out.paint(style, &event.to_string())
-            ))
+        let style = match &event {
+            Event::ReloadFailed { .. } => output::BAD,
+            _ => anstyle::Style::new(),
         };
-        if let Err(e) = result {
-            failed_output = Some(e);
+        if failed_output.is_none() {
+            failed_output = out.log_event(&event, style).err();
         }
     };
     daemon::run(&opts, &stop, &reload, &mut log).map_err(Error::msg)?;

@@ -14,7 +14,7 @@ use mptcp_pm::{Config, Daemon, Options, Report, Role};
 use serde::Serialize;
 
 use crate::error::{Error, EXIT_OK};
-use crate::output::{self, Output, Timestamp};
+use crate::output::{self, Output};
 
 pub(crate) const PM_HELP: &str = "\
 The daemon watches links, addresses and routes over rtnetlink and gives every usable
@@ -181,13 +181,6 @@ pub fn run(cmd: PmCommand, out: &Output) -> Result<u8, Error> {
     }
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    #[serde(flatten)]
-    report: &'a Report,
-}
-
 fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
     let mut options = Options::new(config(&args.opts)?);
     options.dry_run = args.dry_run;
@@ -200,31 +193,15 @@ fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
     let mut failed_output = None;
     let (result, shutdown) = {
         let mut log = |report: Report| {
-            if failed_output.is_some() {
-                return;
-            }
-            let now = Timestamp::now();
-            let result = if out.json {
-                out.json_line(&Line {
-                    time: now.rfc3339,
-                    report: &report,
-                })
-            } else {
-                let style = match &report {
-                    Report::Error { .. } | Report::Change { error: Some(_), .. } => output::BAD,
-                    Report::RpFilterStrict { fixed: false, .. } | Report::OverCapacity { .. } => {
-                        output::WARN
-                    }
-                    _ => anstyle::Style::new(),
-                };
-                out.print(&format!(
-                    "{} {}\n",
-                    now.clock,
-                    out.paint(style, &report.to_string())
-                ))
+            let style = match &report {
+                Report::Error { .. } | Report::Change { error: Some(_), .. } => output::BAD,
+                Report::RpFilterStrict { fixed: false, .. } | Report::OverCapacity { .. } => {
+                    output::WARN
+                }
+                _ => anstyle::Style::new(),
             };
-            if let Err(e) = result {
-                failed_output = Some(e);
+            if failed_output.is_none() {
+                failed_output = out.log_event(&report, style).err();
             }
         };
         if args.userspace {
