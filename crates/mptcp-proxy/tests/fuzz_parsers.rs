@@ -6,54 +6,11 @@
 //! runs it; the counts printed show the mutations reach the success paths too.
 
 use mptcp_proxy::{convert, http_connect, socks5};
+use mptcp_testnet::support::fuzz::{mutate, Rng};
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// A random input: pure noise, or a seed with a few bytes flipped, inserted,
-/// removed, or cut short.
+/// A random input of up to 1200 noise bytes, or a mutated seed.
 fn input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
-    if rng.below(4) == 0 {
-        let n = rng.below(1200);
-        return (0..n).map(|_| rng.next() as u8).collect();
-    }
-    let mut b = seeds[rng.below(seeds.len())].clone();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(5) {
-            0 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
-            }
-            1 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
-            }
-            2 => {
-                let i = rng.below(b.len() + 1);
-                b.insert(i, rng.next() as u8);
-            }
-            3 if !b.is_empty() => {
-                b.remove(rng.below(b.len()));
-            }
-            _ => {
-                let n = rng.below(b.len() + 1);
-                b.truncate(n);
-            }
-        }
-    }
-    b
+    mutate(rng, seeds, 1200)
 }
 
 const ROUNDS: usize = 200_000;

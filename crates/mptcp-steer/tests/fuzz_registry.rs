@@ -4,55 +4,14 @@
 //! [`Registry::handle`] must return, never panic, and count every refusal
 //! under exactly one reason. Deterministic and quick, so CI runs it.
 
+use mptcp_testnet::support::fuzz::{mutate, Rng};
 use std::net::IpAddr;
 
 use mptcp_steer::registry::{Key, Publisher, Refusal, Registry};
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
-    if rng.below(4) == 0 {
-        let n = rng.below(1300);
-        return (0..n).map(|_| rng.next() as u8).collect();
-    }
-    let mut b = seeds[rng.below(seeds.len())].clone();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(5) {
-            0 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
-            }
-            1 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
-            }
-            2 => {
-                let i = rng.below(b.len() + 1);
-                b.insert(i, rng.next() as u8);
-            }
-            3 if !b.is_empty() => {
-                b.remove(rng.below(b.len()));
-            }
-            _ => {
-                let n = rng.below(b.len() + 1);
-                b.truncate(n);
-            }
-        }
-    }
-    b
+/// A random input of up to 1300 noise bytes, or a mutated seed.
+fn input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    mutate(rng, seeds, 1300)
 }
 
 const ROUNDS: u64 = 200_000;
@@ -76,7 +35,7 @@ fn registry_never_panics_and_counts_every_refusal() {
     let mut rng = Rng(0x5eed_0021);
     let mut reasons = std::collections::BTreeMap::<&str, u64>::new();
     for _ in 0..ROUNDS {
-        let input = mutate(&mut rng, &seeds);
+        let input = input(&mut rng, &seeds);
         let reason = match registry.handle(&input, NOW) {
             Ok(_) => "accepted",
             // A mutation can give back an unmutated seed: accepted once, then replayed.

@@ -1,6 +1,7 @@
 //! Helpers every crate's integration tests share: a byte pattern that cannot compare
-//! equal when shifted, echo servers, a send-and-read-back round trip and (feature
-//! `json`) a child process whose JSON lines are read as they come.
+//! equal when shifted, echo servers, a send-and-read-back round trip, fixed-seed
+//! fuzzing ([`fuzz`]) and (feature `json`) a child process whose JSON lines are read
+//! as they come.
 //!
 //! They live here, once, rather than in each crate's `tests/common`, so a fix reaches
 //! every test. None of them needs a namespace; combine them with [`crate::Netns::run`]
@@ -11,6 +12,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+pub mod fuzz;
 #[cfg(feature = "json")]
 mod json_child;
 #[cfg(feature = "json")]
