@@ -50,6 +50,14 @@
 //! [`RecordCore::relay`] and the `mptcp_proxy_relay_total{mode}` metric say which
 //! was used; [`Route::force_copy`] turns splice off, for comparisons.
 //!
+//! A direction whose destination is an MPTCP socket always copies: bytes spliced
+//! into an MPTCP socket were seen out of place on Linux 6.18 when a subflow failed
+//! mid-transfer (80 bytes of a 12 MB echo moved by 64 KiB, in about 1 run in 10 of
+//! `tests/chain.rs`'s path-cut test under load, with or without the pipe pool and
+//! whether or not reads from MPTCP were spliced; none in 30 runs once only writes
+//! into plain TCP are spliced). MPTCP copies what it is given in any case, so the
+//! cost is one `read` instead of one `splice` on that side.
+//!
 //! - **Half-close is carried**: when one direction reaches end of stream, the
 //!   relay shuts down the write side of the other socket (`shutdown(SHUT_WR)`),
 //!   and the other direction goes on until its own end of stream.
