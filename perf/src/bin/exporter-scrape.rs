@@ -2,7 +2,7 @@
 //! connections (the issue's bound: under 20 ms with 1,000).
 //!
 //! ```sh
-//! sudo cargo run --release --manifest-path perf/Cargo.toml --bin exporter-scrape -- \
+//! cargo run --release --manifest-path perf/Cargo.toml --bin exporter-scrape -- \
 //!     [--connections 1000] [--scrapes 50]
 //! ```
 //!
