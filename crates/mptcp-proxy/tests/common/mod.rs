@@ -198,22 +198,7 @@ pub fn echo(listener: TcpListener, n: usize) -> JoinHandle<io::Result<()>> {
     })
 }
 
-/// Sends `data` from a second thread, half-closes, reads everything back.
-pub fn round_trip(stream: &TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut writer = stream.try_clone()?;
-    let owned = data.to_vec();
-    let sender = thread::spawn(move || -> io::Result<()> {
-        writer.write_all(&owned)?;
-        writer.shutdown(Shutdown::Write)
-    });
-    let mut back = Vec::with_capacity(data.len());
-    (&*stream).read_to_end(&mut back)?;
-    sender
-        .join()
-        .map_err(|_| io::Error::other("sender thread panicked"))??;
-    Ok(back)
-}
+pub use mptcp_testnet::support::round_trip;
 
 /// Fails loudly when MPTCP sockets cannot be made here.
 pub fn require_mptcp() {
