@@ -50,13 +50,14 @@
 //! [`RecordCore::relay`] and the `mptcp_proxy_relay_total{mode}` metric say which
 //! was used; [`Route::force_copy`] turns splice off, for comparisons.
 //!
-//! A direction whose destination is an MPTCP socket always copies: bytes spliced
-//! into an MPTCP socket were seen out of place on Linux 6.18 when a subflow failed
+//! Splice is used only between two plain TCP sockets; as soon as either side is an
+//! MPTCP socket (fallen back or not) both directions copy. On Linux 6.18, bytes
+//! spliced into an MPTCP socket were seen out of place when a subflow failed
 //! mid-transfer (80 bytes of a 12 MB echo moved by 64 KiB, in about 1 run in 10 of
-//! `tests/chain.rs`'s path-cut test under load, with or without the pipe pool and
-//! whether or not reads from MPTCP were spliced; none in 30 runs once only writes
-//! into plain TCP are spliced). MPTCP copies what it is given in any case, so the
-//! cost is one `read` instead of one `splice` on that side.
+//! `tests/chain.rs`'s path-cut test under load), and a splice *from* an MPTCP socket
+//! that had fallen back to TCP once returned end of stream at byte 407093 of a
+//! 1 MiB reply the server had sent whole (the gateway's TPROXY test). Copying never
+//! showed either, and on MPTCP legs it is as fast (table below), so nothing is lost.
 //!
 //! - **Half-close is carried**: when one direction reaches end of stream, the
 //!   relay shuts down the write side of the other socket (`shutdown(SHUT_WR)`),
@@ -129,11 +130,10 @@
 //! Between TCP sockets splice is the clear win (a third less CPU per byte).
 //! Between MPTCP sockets the kernel accepts splice, but it saves little or no CPU
 //! and does not raise throughput: the ranges overlap, and the per-byte cost is
-//! twice TCP's either way. Splice stays the default (it is never worse per byte
-//! here, and the choice is made by trying, so a kernel that does better is used
-//! as it is); [`Route::force_copy`] (`--no-splice`) is there to compare. Pipes
-//! keep the kernel's default 64 KiB: 256 KiB pipes gained 10-15% on TCP legs in a
-//! trial, but every pipe counts against `fs.pipe-user-pages-soft`, past which the
+//! twice TCP's either way (these MPTCP rows predate the rule above, which now
+//! copies there). Splice stays the default between TCP sockets;
+//! [`Route::force_copy`] (`--no-splice`) is there to compare. Pipes keep the
+//! kernel's default 64 KiB: 256 KiB pipes gained 10-15% on TCP legs in a trial, but every pipe counts against `fs.pipe-user-pages-soft`, past which the
 //! kernel hands out 8 KiB pipes.
 //!
 //! # Visibility
