@@ -3,6 +3,7 @@
 //! [`ConnRecord`].
 
 use std::io;
+use std::net::SocketAddr;
 
 use mptcp_net::{MptcpExt, MptcpStatus};
 use serde::Serialize;
@@ -123,6 +124,10 @@ impl Record for ConnRecord {
 pub(crate) struct RouteCtx {
     pub(crate) route: Route,
     pub(crate) shared: Shared,
+    /// The upstream when the route names it by address (no name to resolve):
+    /// the record takes it from here instead of asking the socket
+    /// (`getpeername`, one system call per connection).
+    pub(crate) upstream_addr: Option<SocketAddr>,
 }
 
 fn connect_end(e: &io::Error) -> EndReason {
@@ -172,8 +177,15 @@ impl Front for RouteCtx {
         dial: &'a Dial<'a>,
         record: &'a mut ConnRecord,
     ) -> Option<(TcpStream, ())> {
-        match dial.dial(self.route.upstream.as_str()).await {
-            Ok(s) => Some((s, ())),
+        let dialed = match self.upstream_addr {
+            Some(addr) => dial.dial(addr).await,
+            None => dial.dial(self.route.upstream.as_str()).await,
+        };
+        match dialed {
+            Ok(s) => {
+                record.core.upstream = self.upstream_addr;
+                Some((s, ()))
+            }
             Err(e) => {
                 record.end = connect_end(&e);
                 record.core.error = Some(format!("{}: {e}", self.route.upstream));

@@ -110,7 +110,9 @@
 //!   the number of busy directions, not of connections (HAProxy pools pipes the
 //!   same way); at most 64 idle pipes are kept, and none once descriptors run out;
 //! - a copied direction in a burst holds one buffer of [`Route::copy_buffer`]
-//!   bytes (default 64 KiB): at most 2 x `copy_buffer` per connection;
+//!   bytes (default 64 KiB): at most 2 x `copy_buffer` per connection. Buffers
+//!   come from a per-thread pool of at most 16 (1 MiB per runtime thread at the
+//!   default size), so a burst does not allocate and zero a new one;
 //! - in the kernel, the sockets' own buffers, as for any TCP/MPTCP socket
 //!   (bounded by `net.ipv4.tcp_rmem`/`tcp_wmem`).
 //!

@@ -166,7 +166,11 @@ async fn bind_route(route: Route, metrics: &Arc<Metrics>) -> io::Result<BoundRou
         max_conns: route.max_conns,
     };
     Ok(BoundRoute {
-        ctx: Arc::new(RouteCtx { route, shared }),
+        ctx: Arc::new(RouteCtx {
+            upstream_addr: route.upstream.parse().ok(),
+            route,
+            shared,
+        }),
         listener,
         local,
     })

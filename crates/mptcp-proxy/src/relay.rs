@@ -291,11 +291,8 @@ impl Way<'_> {
     /// as long as the burst; with `watch_bulk`, stops after a read that filled
     /// the buffer ([`Burst::Bulk`]).
     async fn copy_burst(&self, watch_bulk: bool) -> Result<Burst, RelayError> {
-        let mut buf: Vec<u8> = Vec::new();
+        let mut buf = sys::take_buffer(self.copy_buffer);
         loop {
-            if buf.is_empty() {
-                buf = vec![0u8; self.copy_buffer];
-            }
             // A read that fills less than the buffer has drained the socket: say
             // WouldBlock to tokio so that it clears the readiness now, sparing the
             // read that would only return EAGAIN. (tokio's own reads do the same;

@@ -394,7 +394,9 @@ async fn session<F: Front>(
     };
     let _relaying = pressure.relaying();
     let core = record.core();
-    core.upstream = upstream.peer_addr().ok();
+    if core.upstream.is_none() {
+        core.upstream = upstream.peer_addr().ok();
+    }
     core.upstream_mptcp = front.upstream_status(&upstream);
     let _upstream_counted = Counted::new(&shared.metrics, Side::Upstream, core.upstream_mptcp);
     let _ = upstream.set_nodelay(true);
