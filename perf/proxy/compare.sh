@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # mptcp proxy side by side with the other relays, on loopback in a fresh network
-# namespace, MPTCP on both legs:
+# namespace, MPTCP on both legs (LEGS=tcp: plain TCP on both legs):
 #
 #   direct        no relay (the ceiling)
-#   mptcp-splice  mptcp proxy (splice)
+#   mptcp-splice  mptcp proxy as it runs by default (splice between TCP sockets;
+#                 it copies when a leg is MPTCP)
 #   mptcp-copy    mptcp proxy --no-splice
-#   haproxy       Debian's HAProxy 2.6, TCP mode, under `mptcpize run`
-#   socat         socat TCP-LISTEN,fork under `mptcpize run`
+#   haproxy       Debian's HAProxy 2.6, TCP mode, under `mptcpize run` (MPTCP legs)
+#   socat         socat TCP-LISTEN,fork under `mptcpize run` (MPTCP legs)
 #   shadowsocks   sslocal (tunnel) + ssserver, --tcp-multipath (MPTCP), method "none"
+#
+# RELAYS="direct mptcp-splice haproxy" picks the rows; THREADS=N runs the proxy
+# with --threads N and HAProxy with nbthread N (socat and shadowsocks as they are).
 #
 # Per relay and round: one bulk connection for SECS seconds (`mptcp bench`), and the
 # connection rate of WORKERS loops of (dial, 1 KiB request, 1 KiB reply, close) for
@@ -18,6 +22,7 @@
 #
 #   perf/proxy/compare.sh                 # 3 rounds of 3 s
 #   ROUNDS=5 SECS=5 perf/proxy/compare.sh > perf/proxy/RESULTS.md
+#   LEGS=tcp THREADS=2 RELAYS="direct mptcp-splice haproxy" perf/proxy/compare.sh
 #
 # Needs root, python3, mptcpize (Debian package mptcpd), haproxy and socat
 # (installed when missing), and shadowsocks-rust's sslocal/ssserver on PATH or
@@ -28,6 +33,14 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-3}
 WORKERS=${WORKERS:-16}
+LEGS=${LEGS:-mptcp}
+THREADS=${THREADS:-1}
+case $LEGS in
+mptcp) MPTCPIZE=(mptcpize run); SS_MPTCP=(--tcp-multipath) ;;
+# mptcp-net's process-wide switch: the proxy, bench and loadgen use plain TCP.
+tcp) export MPTCP_NET=0; MPTCPIZE=(); SS_MPTCP=() ;;
+*) echo "LEGS must be mptcp or tcp" >&2; exit 2 ;;
+esac
 SS_ROOT=${SS_ROOT:-/tmp/ss-root}
 PATH=$PATH:$SS_ROOT/bin
 
@@ -44,11 +57,15 @@ cargo build --release -q -p mptcp-proxy --example loadgen
 M=target/release/mptcp
 L=target/release/examples/loadgen
 relays=(direct mptcp-splice mptcp-copy haproxy socat)
+if [ -n "${RELAYS:-}" ]; then
+    read -ra relays <<<"$RELAYS"
+    SKIP_SS=1
+fi
 if [ -z "${SKIP_SS:-}" ] && ! command -v sslocal >/dev/null; then
     cargo install --locked --root "$SS_ROOT" shadowsocks-rust --no-default-features \
         --features "local local-tunnel server multi-threaded aead-cipher"
 fi
-if command -v sslocal >/dev/null && command -v ssserver >/dev/null; then
+if [ -z "${RELAYS:-}" ] && command -v sslocal >/dev/null && command -v ssserver >/dev/null; then
     relays+=(shadowsocks)
 fi
 
@@ -68,7 +85,7 @@ HZ=$(getconf CLK_TCK)
 cat >"$TMP/haproxy.cfg" <<CFG
 global
     maxconn 8000
-    nbthread 1
+    nbthread $THREADS
 defaults
     mode tcp
     timeout connect 5s
@@ -86,18 +103,18 @@ start_relay() {
     PIDS=()
     case $1 in
     direct) return ;;
-    mptcp-splice) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads 1 \
+    mptcp-splice) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads "$THREADS" \
         --idle-timeout off >/dev/null 2>&1 & PIDS=($!) ;;
-    mptcp-copy) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads 1 \
+    mptcp-copy) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads "$THREADS" \
         --idle-timeout off --no-splice >/dev/null 2>&1 & PIDS=($!) ;;
-    haproxy) ip netns exec "$NS" mptcpize run haproxy -db -f "$TMP/haproxy.cfg" >/dev/null 2>&1 & PIDS=($!) ;;
-    socat) ip netns exec "$NS" mptcpize run socat TCP-LISTEN:5301,bind=127.0.0.1,fork,reuseaddr,backlog=4096 \
+    haproxy) ip netns exec "$NS" "${MPTCPIZE[@]}" haproxy -db -f "$TMP/haproxy.cfg" >/dev/null 2>&1 & PIDS=($!) ;;
+    socat) ip netns exec "$NS" "${MPTCPIZE[@]}" socat TCP-LISTEN:5301,bind=127.0.0.1,fork,reuseaddr,backlog=4096 \
         TCP:127.0.0.1:5201 >/dev/null 2>&1 & PIDS=($!) ;;
     shadowsocks)
-        ip netns exec "$NS" ssserver -s 127.0.0.1:8388 -m none -k x --tcp-multipath --single-threaded >/dev/null 2>&1 &
+        ip netns exec "$NS" ssserver -s 127.0.0.1:8388 -m none -k x "${SS_MPTCP[@]}" --single-threaded >/dev/null 2>&1 &
         PIDS=($!)
         ip netns exec "$NS" sslocal --protocol tunnel -b 127.0.0.1:5301 -s 127.0.0.1:8388 -m none -k x \
-            --forward-addr 127.0.0.1:5201 --tcp-multipath --single-threaded >/dev/null 2>&1 &
+            --forward-addr 127.0.0.1:5201 "${SS_MPTCP[@]}" --single-threaded >/dev/null 2>&1 &
         PIDS+=($!) ;;
     esac
     for _ in $(seq 50); do
@@ -178,32 +195,41 @@ PY
 done
 
 python3 - "$TMP/rows" "$ROUNDS" "$SECS" "$WORKERS" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    "${relays[*]}" <<'PY'
+    "${relays[*]}" "$LEGS" "$THREADS" <<'PY'
 import statistics as st, sys
-path, rounds, secs, workers, kernel, load, relays = sys.argv[1:]
+path, rounds, secs, workers, kernel, load, relays, legs, threads = sys.argv[1:]
+relays = relays.split()
 rows = [l.split() for l in open(path)]
 def col(relay, i):
     return [float(x[i]) for x in rows if x[0] == relay]
+def med(relay, i):
+    return st.median(col(relay, i))
 def fmt(v, d=0):
     return f"{st.median(v):.{d}f} [{min(v):.{d}f}-{max(v):.{d}f}]"
-print(f"Loopback, MPTCP on both legs, Linux {kernel}, load average {load} at the end; "
+print(f"Loopback, {legs.upper() if legs == 'tcp' else 'MPTCP'} on both legs, {threads} relay "
+      f"thread(s), Linux {kernel}, load average {load} at the end; "
       f"{rounds} rounds, {secs} s per measurement, {workers} connection loops; median [min-max].\n")
 print("| relay | throughput Mbit/s | relay CPU-s per GB | connections/s | errors | relay CPU-s per 10k conns |")
 print("|---|---|---|---|---|---|")
-for relay in relays.split():
+for relay in relays:
     if relay == "direct":
         cpu_gb = cpu_c = "-"
     else:
         cpu_gb, cpu_c = fmt(col(relay, 2), 2), fmt(col(relay, 5), 2)
     print(f"| {relay} | {fmt(col(relay, 1))} | {cpu_gb} | {fmt(col(relay, 3))} | "
           f"{int(sum(col(relay, 4)))} | {cpu_c} |")
-ref = {r: st.median(col(r, 1)) for r in relays.split()}
-rate = {r: st.median(col(r, 3)) for r in relays.split()}
 print()
-for other in ("haproxy", "socat", "shadowsocks"):
-    if other in ref:
-        print(f"- mptcp-splice / {other}: throughput {ref['mptcp-splice'] / ref[other]:.2f}x, "
-              f"connection rate {rate['mptcp-splice'] / rate[other]:.2f}x")
-if "shadowsocks" not in ref:
-    print("- shadowsocks-rust: not installed (sslocal/ssserver not found), left out")
+# Ratios of medians; CPU ratios below 1 mean less CPU than the other relay.
+for mine in ("mptcp-splice", "mptcp-copy"):
+    if mine not in relays:
+        continue
+    if "direct" in relays:
+        print(f"- {mine} / direct (the limit): throughput {med(mine, 1) / med('direct', 1):.2f}x, "
+              f"connection rate {med(mine, 3) / med('direct', 3):.2f}x")
+    for other in ("haproxy", "socat", "shadowsocks"):
+        if other in relays:
+            print(f"- {mine} / {other}: throughput {med(mine, 1) / med(other, 1):.2f}x, "
+                  f"connection rate {med(mine, 3) / med(other, 3):.2f}x, "
+                  f"CPU per GB {med(mine, 2) / med(other, 2):.2f}x, "
+                  f"CPU per connection {med(mine, 5) / med(other, 5):.2f}x")
 PY

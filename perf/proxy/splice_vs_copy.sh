@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# mptcp proxy on loopback: one bulk connection through the relay, splice vs copy,
-# with MPTCP on both legs and, for comparison, plain TCP on both legs.
+# mptcp proxy on loopback: one bulk connection through the relay, in its three
+# ways of moving bytes: copy (the default: 64 KiB, then a 1 MiB bulk buffer),
+# copy64k (--bulk-buffer 0: 64 KiB reads and writes throughout), splice (--splice;
+# used only between TCP sockets, so on MPTCP legs it copies like the default);
+# with MPTCP on both legs and plain TCP on both legs.
 # Prints median [min-max] throughput and the proxy's CPU seconds per GB relayed.
 #
 #   perf/proxy/splice_vs_copy.sh            # 5 rounds of 3 s per mode
@@ -32,7 +35,8 @@ run() {
     local s=$!
     sleep 0.3
     if [ "$mode" != direct ]; then
-        [ "$mode" = copy ] && extra=(--no-splice)
+        [ "$mode" = copy64k ] && extra=(--bulk-buffer 0)
+        [ "$mode" = splice ] && extra=(--splice)
         "$M" --netns "$NS" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads 1 \
             "${ptcp[@]}" "${extra[@]}" >/dev/null 2>&1 &
         p=$!
@@ -56,9 +60,9 @@ PY
 
 for round in $(seq "$ROUNDS"); do
     for family in mptcp tcp; do
-        modes=(direct splice copy)
+        modes=(direct splice copy64k copy)
         # Odd rounds in reverse order, so drift hits every mode alike.
-        [ $((round % 2)) = 1 ] && modes=(copy splice direct)
+        [ $((round % 2)) = 1 ] && modes=(copy copy64k splice direct)
         for mode in "${modes[@]}"; do run "$family" "$mode"; done
     done
 done
@@ -69,7 +73,7 @@ rows = [l.split() for l in open(sys.argv[1])]
 print(f"loopback, one connection, {sys.argv[3]} s x {sys.argv[2]} rounds, median [min-max]")
 print(f"{'legs':6} {'mode':7} {'Mbit/s':>22} {'proxy CPU-s per GB':>26}")
 for family in ("mptcp", "tcp"):
-    for mode in ("direct", "splice", "copy"):
+    for mode in ("direct", "splice", "copy64k", "copy"):
         r = [x for x in rows if x[0] == family and x[1] == mode]
         mb = [float(x[2]) for x in r]
         cpu = [float(x[3]) for x in r]

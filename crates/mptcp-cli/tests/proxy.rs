@@ -401,7 +401,7 @@ fn proxy_config_file_two_routes_and_sigterm_drain() {
         &file,
         format!(
             "drain_timeout = \"5s\"\nmetrics = \"127.0.0.1:0\"\n\n[[route]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\nto = \"{backend}\"\nto_tcp = true\n\n\
-             [[route]]\nname = \"b\"\nlisten = \"127.0.0.1:0\"\nto = \"{backend}\"\nforce_copy = true\n"
+             [[route]]\nname = \"b\"\nlisten = \"127.0.0.1:0\"\nto = \"{backend}\"\nsplice = true\nbulk_buffer = 262144\n"
         ),
     )
     .unwrap();

@@ -181,8 +181,8 @@ mod sys;
 
 pub use config::{
     check_upstream, parse_duration, Config, ConfigError, ProxyProtocol, Route, DEFAULT_BACKLOG,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_COPY_BUFFER, DEFAULT_DRAIN_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNS,
+    DEFAULT_BULK_BUFFER, DEFAULT_CONNECT_TIMEOUT, DEFAULT_COPY_BUFFER, DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNS,
 };
 pub use conn::{ConnRecord, EndReason};
 pub use metrics::Metrics;

@@ -161,7 +161,8 @@ async fn bind_route(route: Route, metrics: &Arc<Metrics>) -> io::Result<BoundRou
         relay: RelaySettings {
             idle_timeout: route.idle_timeout,
             copy_buffer: route.copy_buffer,
-            try_splice: !route.force_copy,
+            bulk_buffer: route.bulk_buffer,
+            try_splice: route.splice,
         },
         max_conns: route.max_conns,
     };

@@ -38,11 +38,12 @@ impl Side {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RelayMode {
-    /// splice(2) through a pipe: the bulk of the bytes never entered user space
-    /// (a direction's first, small bursts are copied; see the crate docs).
+    /// splice(2) through a pipe, with [`Route::splice`](crate::Route::splice):
+    /// the bulk of the bytes never entered user space (a direction's first,
+    /// small bursts are copied; see the crate docs).
     Splice,
-    /// read/write through a user-space buffer only: small transfers, splice
-    /// refused by the kernel, or [`Route::force_copy`](crate::Route::force_copy).
+    /// read/write through a user-space buffer only: the default, and always
+    /// when a side is an MPTCP socket or the kernel refuses splice.
     Copy,
     /// Some bytes spliced, some copied: one direction refused splice, or no
     /// pipe could be had for a while (descriptors ran out).
@@ -137,6 +138,7 @@ pub(crate) struct Way<'a> {
     pub(crate) counter: &'a IntCounter,
     pub(crate) activity: &'a Activity,
     pub(crate) copy_buffer: usize,
+    pub(crate) bulk_buffer: usize,
     pub(crate) try_splice: bool,
 }
 
@@ -163,12 +165,14 @@ impl Way<'_> {
 
     /// Relays until end of stream from `src`, then shuts down `dst`'s write side.
     ///
-    /// Each wake-up moves bytes until the source has no more (a burst); a pipe
-    /// (splice) or a buffer (copy) is held only during a burst, so an idle
-    /// direction holds neither. A direction copies until one read fills the
-    /// whole buffer, and splices from then on (like HAProxy's `splice-auto`):
-    /// for a request or a reply of a few KiB, two `splice` calls through a pipe
-    /// cost more than a `read` and a `write`.
+    /// Each wake-up moves bytes until the source has no more (a burst); a buffer
+    /// (copy) or a pipe (splice) is held only during a burst, so an idle
+    /// direction holds neither. A direction copies through its `copy_buffer`
+    /// until one read fills it: from then on it is a bulk transfer, and each
+    /// burst copies through a `bulk_buffer` (while the process-wide bulk budget
+    /// has room), or splices when splice is on. Fewer, larger reads and writes
+    /// are what MPTCP sockets need most: each `recvmsg` and `sendmsg` on one has a
+    /// high fixed cost.
     pub(crate) async fn run(self) -> Result<(), RelayError> {
         let mut splice = self.try_splice;
         let mut bulk = false;
@@ -200,7 +204,13 @@ impl Way<'_> {
                     }
                 }
             }
-            match self.copy_burst(splice && !bulk).await? {
+            let buf = if bulk && self.bulk_buffer > self.copy_buffer {
+                sys::take_bulk_buffer(self.bulk_buffer)
+            } else {
+                None
+            };
+            let buf = buf.unwrap_or_else(|| sys::take_buffer(self.copy_buffer));
+            match self.copy_burst(buf, !bulk).await? {
                 Burst::Eof => break,
                 Burst::Bulk => bulk = true,
                 _ => {}
@@ -290,8 +300,11 @@ impl Way<'_> {
     /// Copies until the source would block or ends, through a buffer that lives
     /// as long as the burst; with `watch_bulk`, stops after a read that filled
     /// the buffer ([`Burst::Bulk`]).
-    async fn copy_burst(&self, watch_bulk: bool) -> Result<Burst, RelayError> {
-        let mut buf = sys::take_buffer(self.copy_buffer);
+    async fn copy_burst(
+        &self,
+        mut buf: sys::PooledBuffer,
+        watch_bulk: bool,
+    ) -> Result<Burst, RelayError> {
         loop {
             // A read that fills less than the buffer has drained the socket: say
             // WouldBlock to tokio so that it clears the readiness now, sparing the

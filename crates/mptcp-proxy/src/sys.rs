@@ -5,6 +5,7 @@
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,11 +30,19 @@ impl Pipe {
     }
 }
 
-/// Copy buffers kept for reuse per thread, at most; more are freed when given back.
-const BUFFERS_KEEP: usize = 16;
+/// Bytes of copy buffers kept for reuse per thread, at most; more are freed when
+/// given back.
+const BUFFERS_KEEP_BYTES: usize = 4 << 20;
+
+/// Bulk buffers held by bursts at once, in bytes, process-wide; past it a burst
+/// makes do with its route's `copy_buffer`.
+pub(crate) const BULK_BUDGET: usize = 64 << 20;
+
+static BULK_IN_USE: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BUFFERS: std::cell::RefCell<(Vec<Vec<u8>>, usize)> =
+        const { std::cell::RefCell::new((Vec::new(), 0)) };
 }
 
 /// A copy buffer of `len` bytes, from this thread's pool when one of that size is
@@ -45,37 +54,73 @@ thread_local! {
 /// CPU time at 5,000 connections a second.
 pub(crate) fn take_buffer(len: usize) -> PooledBuffer {
     let pooled = BUFFERS.with(|b| {
-        let mut b = b.borrow_mut();
-        let i = b.iter().rposition(|v| v.len() == len)?;
-        Some(b.swap_remove(i))
+        let (pool, bytes) = &mut *b.borrow_mut();
+        let i = pool.iter().rposition(|v| v.len() == len)?;
+        *bytes -= len;
+        Some(pool.swap_remove(i))
     });
-    PooledBuffer(pooled.unwrap_or_else(|| vec![0; len]))
+    PooledBuffer {
+        buf: pooled.unwrap_or_else(|| vec![0; len]),
+        bulk: false,
+    }
 }
 
-/// A buffer from [`take_buffer`]; dereferences to its bytes.
-pub(crate) struct PooledBuffer(Vec<u8>);
+/// A bulk buffer of `len` bytes if the process-wide [`BULK_BUDGET`] has room for
+/// it, else `None`.
+pub(crate) fn take_bulk_buffer(len: usize) -> Option<PooledBuffer> {
+    let mut used = BULK_IN_USE.load(Ordering::Relaxed);
+    loop {
+        if used + len > BULK_BUDGET {
+            return None;
+        }
+        match BULK_IN_USE.compare_exchange_weak(
+            used,
+            used + len,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(now) => used = now,
+        }
+    }
+    let mut b = take_buffer(len);
+    b.bulk = true;
+    Some(b)
+}
+
+/// A buffer from [`take_buffer`] or [`take_bulk_buffer`]; dereferences to its
+/// bytes.
+pub(crate) struct PooledBuffer {
+    buf: Vec<u8>,
+    bulk: bool,
+}
 
 impl std::ops::Deref for PooledBuffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        &self.buf
     }
 }
 
 impl std::ops::DerefMut for PooledBuffer {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        &mut self.buf
     }
 }
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
+        let buf = std::mem::take(&mut self.buf);
+        if self.bulk {
+            BULK_IN_USE.fetch_sub(buf.len(), Ordering::Relaxed);
+        }
         // During thread exit the pool may be gone: the buffer is just freed.
         let _ = BUFFERS.try_with(|b| {
             if let Ok(mut b) = b.try_borrow_mut() {
-                if b.len() < BUFFERS_KEEP {
-                    b.push(buf);
+                let (pool, bytes) = &mut *b;
+                if *bytes + buf.len() <= BUFFERS_KEEP_BYTES {
+                    *bytes += buf.len();
+                    pool.push(buf);
                 }
             }
         });
@@ -171,4 +216,38 @@ pub(crate) fn resource_exhausted(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_buffers_stay_within_the_budget_and_free_it_when_dropped() {
+        let len = 4 << 20;
+        let mut held = Vec::new();
+        while let Some(b) = take_bulk_buffer(len) {
+            assert_eq!(b.len(), len);
+            held.push(b);
+            assert!(held.len() <= BULK_BUDGET / len, "past the budget");
+        }
+        assert_eq!(held.len(), BULK_BUDGET / len);
+        assert!(take_bulk_buffer(len).is_none());
+        held.pop();
+        let again = take_bulk_buffer(len).expect("room again after a drop");
+        drop(again);
+        drop(held);
+        assert_eq!(BULK_IN_USE.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_pooled_buffer_is_reused_without_a_new_allocation() {
+        let mut b = take_buffer(4096);
+        b[0] = 7;
+        let at = b.as_ptr();
+        drop(b);
+        let b = take_buffer(4096);
+        assert_eq!(b.as_ptr(), at, "the pooled buffer came back");
+        assert_eq!(b.len(), 4096);
+    }
 }

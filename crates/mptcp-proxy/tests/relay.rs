@@ -25,21 +25,24 @@ fn mptcp_client(addr: SocketAddr) -> TcpStream {
 }
 
 #[test]
-fn sizes_are_byte_exact_in_splice_and_copy_mode() {
+fn sizes_are_byte_exact_with_and_without_bulk_buffers_and_splice() {
     require_mptcp();
     let sizes = [1usize, 64 * 1024, 8 << 20];
-    for force_copy in [false, true] {
+    type Setting = (&'static str, fn(Route) -> Route);
+    let settings: [Setting; 3] = [
+        ("default (bulk buffer)", |r| r),
+        ("no bulk buffer", |r| r.bulk_buffer(0)),
+        ("splice on", |r| r.splice(true)),
+    ];
+    for (name, set) in settings {
         let (backend, echo) = echo_backend(sizes.len());
-        let proxy = start(Route::new(any(), backend.to_string()).force_copy(force_copy));
+        let proxy = start(set(Route::new(any(), backend.to_string())));
         for &size in &sizes {
             let data = pattern(size);
             let client = mptcp_client(proxy.addr);
             assert_eq!(client.mptcp_status().unwrap(), MptcpStatus::Active);
             let back = round_trip(&client, &data).unwrap();
-            assert!(
-                back == data,
-                "{size} bytes came back different (copy: {force_copy})"
-            );
+            assert!(back == data, "{size} bytes came back different ({name})");
         }
         echo.join().unwrap().unwrap();
         let records = proxy.wait_records(sizes.len());
@@ -50,18 +53,9 @@ fn sizes_are_byte_exact_in_splice_and_copy_mode() {
             assert_eq!(r.client_mptcp, Some(MptcpStatus::Active), "{r:?}");
             // The backend is plain TCP: the MPTCP dial fell back on the wire.
             assert_eq!(r.upstream_mptcp, Some(MptcpStatus::FellBack), "{r:?}");
-            let want = if force_copy || size == 1 {
-                // A 1-byte exchange never fills the copy buffer: no splice.
-                RelayMode::Copy
-            } else {
-                // Whatever splice does on this kernel, it was tried and recorded.
-                r.relay.expect("a relay mode")
-            };
-            assert_eq!(r.relay, Some(want), "{r:?}");
-            println!(
-                "{size} B, force_copy {force_copy}: relay {:?}, {:?}",
-                r.relay, r.duration
-            );
+            // An MPTCP socket on either side: copied, even with splice on.
+            assert_eq!(r.relay, Some(RelayMode::Copy), "{name}: {r:?}");
+            println!("{size} B, {name}: relay {:?}, {:?}", r.relay, r.duration);
         }
         let text = proxy.metrics.encode();
         assert!(text.contains("mptcp_proxy_relay_total"), "{text}");
@@ -70,14 +64,32 @@ fn sizes_are_byte_exact_in_splice_and_copy_mode() {
 }
 
 #[test]
-fn splice_is_used_between_tcp_sockets() {
+fn tcp_sockets_copy_by_default() {
+    let (backend, echo) = echo_backend(1);
+    let proxy = start(
+        Route::new(any(), backend.to_string())
+            .listen_tcp(true)
+            .to_tcp(true),
+    );
+    let client = TcpStream::connect(proxy.addr).unwrap();
+    let data = pattern(4 << 20);
+    assert!(round_trip(&client, &data).unwrap() == data);
+    echo.join().unwrap().unwrap();
+    let r = &proxy.wait_records(1)[0];
+    assert_eq!(r.relay, Some(RelayMode::Copy), "{r:?}");
+    assert_eq!(r.bytes_to_client, data.len() as u64, "{r:?}");
+}
+
+#[test]
+fn splice_is_used_between_tcp_sockets_when_asked() {
     // Plain TCP on both sides: splice works on every kernel this runs on, so
     // "splice" must be what the relay picked.
     let (backend, echo) = echo_backend(1);
     let proxy = start(
         Route::new(any(), backend.to_string())
             .listen_tcp(true)
-            .to_tcp(true),
+            .to_tcp(true)
+            .splice(true),
     );
     let client = TcpStream::connect(proxy.addr).unwrap();
     let data = pattern(1 << 20);

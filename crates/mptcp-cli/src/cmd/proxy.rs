@@ -23,8 +23,9 @@ mod gateway;
 pub const PROXY_HELP: &str = "\
 Relays every connection accepted on --listen to --to. The listen side takes MPTCP
 and plain TCP clients (--listen-tcp: TCP only); the dial side tries MPTCP and falls
-back safely (--to-tcp: TCP only). Bytes move by splice(2) where the kernel allows it,
-else through a buffer; half-closes and resets are carried to the other side.
+back safely (--to-tcp: TCP only). Bytes are copied through a 64 KiB buffer, and a
+bulk transfer through a 1 MiB one (--splice: splice(2) between plain TCP sockets);
+half-closes and resets are carried to the other side.
 
 Client host (legacy TCP client -> MPTCP):
   mptcp proxy --listen 127.0.0.1:8080 --listen-tcp --to server.example:8443
@@ -47,7 +48,8 @@ Config file (TOML; unknown keys are refused):
   max_conns = 10000
   connect_timeout = \"5s\"
   idle_timeout = \"5m\"          # \"off\" for none
-  force_copy = false
+  bulk_buffer = 1048576         # bytes; 65536 or less: none
+  splice = false
 
 Durations: 500ms, 5s, 2m, or a number of seconds. SIGTERM or Ctrl-C: stop accepting,
 let connections finish for up to the drain timeout, then reset them; a second signal
@@ -112,9 +114,18 @@ pub struct ProxyArgs {
     /// Close a connection idle for this long (default 5m; 0 or off: never).
     #[arg(long, value_name = "DUR", value_parser = idle, conflicts_with = "config")]
     pub idle_timeout: Option<Duration>,
-    /// Never splice: copy through a buffer (for comparisons).
+    /// Splice bulk transfers between two plain TCP sockets instead of copying
+    /// them through the bulk buffer (never with MPTCP sockets).
     #[arg(long, conflicts_with = "config")]
+    pub splice: bool,
+    /// Accepted for older scripts: copying is the default now.
+    #[arg(long, hide = true, conflicts_with_all = ["config", "splice"])]
     pub no_splice: bool,
+    /// Bytes of the buffer a bulk transfer copies through (default 1048576;
+    /// 65536 or less: no bulk buffer).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(0..=(64 << 20)),
+          conflicts_with = "config")]
+    pub bulk_buffer: Option<u64>,
     /// Serve Prometheus metrics on http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -176,7 +187,10 @@ impl ProxyArgs {
                     .listen_tcp(self.listen_tcp)
                     .to_tcp(self.to_tcp)
                     .proxy_protocol(self.proxy_protocol.unwrap_or_default())
-                    .force_copy(self.no_splice);
+                    .splice(self.splice);
+                if let Some(b) = self.bulk_buffer {
+                    route = route.bulk_buffer(b as usize);
+                }
                 if let Some(n) = self.max_conns {
                     route = route.max_conns(n as usize);
                 }

@@ -529,7 +529,8 @@ impl Gateway {
             relay: RelaySettings {
                 idle_timeout: config.idle_timeout,
                 copy_buffer: crate::DEFAULT_COPY_BUFFER,
-                try_splice: true,
+                bulk_buffer: crate::DEFAULT_BULK_BUFFER,
+                try_splice: false,
             },
             max_conns: config.max_conns,
         };

@@ -20,7 +20,9 @@ pub(crate) struct RelaySettings {
     pub(crate) idle_timeout: Option<Duration>,
     /// The copy buffer of each direction.
     pub(crate) copy_buffer: usize,
-    /// Try splice(2) before copying.
+    /// The copy buffer of a direction once it is a bulk transfer.
+    pub(crate) bulk_buffer: usize,
+    /// Splice bulk transfers between plain TCP sockets instead of copying them.
     pub(crate) try_splice: bool,
 }
 
@@ -129,6 +131,7 @@ pub(crate) async fn relay_pair(
         counter,
         activity: &activity,
         copy_buffer: settings.copy_buffer,
+        bulk_buffer: settings.bulk_buffer,
         try_splice,
     };
     let a = way(
