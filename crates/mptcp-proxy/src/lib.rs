@@ -36,28 +36,30 @@
 //!
 //! # The relay
 //!
-//! Each direction is moved by `splice(2)` through a pipe (socket to pipe, pipe to
-//! socket: the bytes never enter user space) where the kernel allows it on both
-//! sockets, else by `read`/`write` through a fixed-size buffer. The choice is made
-//! per connection and direction by **trying**: the first splice either works, or
-//! fails with `EINVAL`/`EOPNOTSUPP`/`ENOSYS` before any byte is lost, and that
-//! direction copies from then on (bytes already in the pipe are taken out and
-//! written first). No kernel version is parsed. A pipe that cannot be made
-//! (`EMFILE`) also means copying. Splicing starts only once a direction looks like
-//! a bulk transfer, that is once one read fills the whole copy buffer (HAProxy's
-//! `splice-auto` has the same idea): for requests and replies of a few KiB, two
-//! `splice` calls through a pipe cost more than one `read` and one `write`.
-//! [`RecordCore::relay`] and the `mptcp_proxy_relay_total{mode}` metric say which
-//! was used; [`Route::force_copy`] turns splice off, for comparisons.
+//! Each direction is copied with `read`/`write` through a buffer: a
+//! [`Route::copy_buffer`] (64 KiB) until one read fills it, then, for a bulk
+//! transfer, a [`Route::bulk_buffer`] (1 MiB) for every burst after that. Fewer,
+//! larger reads and writes matter most on MPTCP sockets, where each `recvmsg` and
+//! `sendmsg` has a high fixed cost: the bulk buffer nearly doubled the throughput
+//! of one MPTCP connection through the relay and cut its CPU per byte by 40%
+//! (table below). Bulk buffers come from a process-wide budget of 64 MiB; past
+//! it, a burst copies through its 64 KiB buffer, so memory stays bounded however
+//! many bulk transfers run at once.
 //!
-//! Splice is used only between two plain TCP sockets; as soon as either side is an
-//! MPTCP socket (fallen back or not) both directions copy. On Linux 6.18, bytes
-//! spliced into an MPTCP socket were seen out of place when a subflow failed
-//! mid-transfer (80 bytes of a 12 MB echo moved by 64 KiB, in about 1 run in 10 of
-//! `tests/chain.rs`'s path-cut test under load), and a splice *from* an MPTCP socket
-//! that had fallen back to TCP once returned end of stream at byte 407093 of a
-//! 1 MiB reply the server had sent whole (the gateway's TPROXY test). Copying never
-//! showed either, and on MPTCP legs it is as fast (table below), so nothing is lost.
+//! [`Route::splice`] (`--splice`) moves bulk transfers between two **plain TCP**
+//! sockets by `splice(2)` through a pipe instead (the choice is made by trying:
+//! a splice refused with `EINVAL`/`EOPNOTSUPP`/`ENOSYS` before any byte moved
+//! means copying from then on; a pipe that cannot be made, copying for that
+//! burst). It is off by default: on Linux 6.18 the 1 MiB copy was faster and
+//! cheaper than splice through 64 KiB pipes even between TCP sockets. As soon as
+//! either side is an MPTCP socket (fallen back or not), both directions copy
+//! whatever the setting: bytes spliced into an MPTCP socket were seen out of
+//! place when a subflow failed mid-transfer (80 bytes of a 12 MB echo moved by
+//! 64 KiB, in about 1 run in 10 of `tests/chain.rs`'s path-cut test under load),
+//! and a splice *from* an MPTCP socket that had fallen back to TCP once returned
+//! end of stream at byte 407093 of a 1 MiB reply the server had sent whole.
+//! [`RecordCore::relay`] and the `mptcp_proxy_relay_total{mode}` metric say
+//! which was used.
 //!
 //! - **Half-close is carried**: when one direction reaches end of stream, the
 //!   relay shuts down the write side of the other socket (`shutdown(SHUT_WR)`),
@@ -109,34 +111,31 @@
 //!   and go back empty before the direction waits, so the number of pipes follows
 //!   the number of busy directions, not of connections (HAProxy pools pipes the
 //!   same way); at most 64 idle pipes are kept, and none once descriptors run out;
-//! - a copied direction in a burst holds one buffer of [`Route::copy_buffer`]
-//!   bytes (default 64 KiB): at most 2 x `copy_buffer` per connection. Buffers
-//!   come from a per-thread pool of at most 16 (1 MiB per runtime thread at the
-//!   default size), so a burst does not allocate and zero a new one;
+//! - a copied direction in a burst holds one buffer: [`Route::copy_buffer`]
+//!   (64 KiB), or once it is a bulk transfer a [`Route::bulk_buffer`] (1 MiB)
+//!   while the process-wide bulk budget (64 MiB) has room. Buffers come from a
+//!   per-thread pool of at most 4 MiB, so a burst does not allocate and zero a
+//!   new one (without the pool, zeroing 64 KiB per burst was 2% of the relay's
+//!   CPU at 5,000 short connections a second);
 //! - in the kernel, the sockets' own buffers, as for any TCP/MPTCP socket
 //!   (bounded by `net.ipv4.tcp_rmem`/`tcp_wmem`).
 //!
-//! ## Splice or copy, measured
+//! ## Copy, bulk buffer or splice, measured
 //!
 //! On Linux 6.18, loopback, one bulk connection through `mptcp proxy --threads 1`
-//! (`perf/proxy/splice_vs_copy.sh`, 5 rounds of 3 s, median [min-max], on a
-//! shared, loaded 2-CPU host):
+//! (`perf/proxy/splice_vs_copy.sh`, 5 rounds of 3 s, median [min-max], on the
+//! shared 2-CPU development host; "copy64k" is `--bulk-buffer 0`, "splice" is
+//! `--splice`, which copies like the default on MPTCP legs):
 //!
 //! | legs | mode | Mbit/s | proxy CPU-s per GB |
 //! |---|---|---|---|
-//! | MPTCP | splice | 3570 [2365-6539] | 0.61 [0.49-0.77] |
-//! | MPTCP | copy | 5225 [4197-6537] | 0.71 [0.48-0.77] |
-//! | TCP | splice | 13153 [7831-16364] | 0.29 [0.28-0.31] |
-//! | TCP | copy | 11808 [11429-13876] | 0.42 [0.37-0.45] |
-//!
-//! Between TCP sockets splice is the clear win (a third less CPU per byte).
-//! Between MPTCP sockets the kernel accepts splice, but it saves little or no CPU
-//! and does not raise throughput: the ranges overlap, and the per-byte cost is
-//! twice TCP's either way (these MPTCP rows predate the rule above, which now
-//! copies there). Splice stays the default between TCP sockets;
-//! [`Route::force_copy`] (`--no-splice`) is there to compare. Pipes keep the
-//! kernel's default 64 KiB: 256 KiB pipes gained 10-15% on TCP legs in a trial, but every pipe counts against `fs.pipe-user-pages-soft`, past which the
-//! kernel hands out 8 KiB pipes.
+//! | MPTCP | direct (no relay) | 11196 [8703-12966] | - |
+//! | MPTCP | copy (default) | 9062 [7874-10508] | 0.45 [0.44-0.52] |
+//! | MPTCP | copy64k | 4988 [3562-6291] | 0.75 [0.72-0.81] |
+//! | TCP | direct (no relay) | 21260 [14439-23976] | - |
+//! | TCP | copy (default) | 18017 [14954-18858] | 0.27 [0.26-0.31] |
+//! | TCP | splice | 14525 [13377-15143] | 0.33 [0.29-0.34] |
+//! | TCP | copy64k | 13464 [12224-14691] | 0.41 [0.39-0.54] |
 //!
 //! # Visibility
 //!
