@@ -129,7 +129,13 @@ fn embed_preload() {
     }
     // The outer cargo's own settings for this crate must not leak into the
     // nested build's view of the preload crate.
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    // (`cargo clippy` lints the preload crate as a workspace member already.)
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd

@@ -23,8 +23,12 @@ pub struct ManArgs {
 pub fn run(args: &ManArgs, out: &Output) -> Result<u8, Error> {
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Error::msg(format!("cannot make {}: {e}", args.out.display())))?;
-    clap_mangen::generate_to(Cli::command(), &args.out)
-        .map_err(|e| Error::msg(format!("cannot write man pages in {}: {e}", args.out.display())))?;
+    clap_mangen::generate_to(Cli::command(), &args.out).map_err(|e| {
+        Error::msg(format!(
+            "cannot write man pages in {}: {e}",
+            args.out.display()
+        ))
+    })?;
     let mut written: Vec<String> = pages(&args.out)
         .into_iter()
         .map(|p| p.display().to_string())
