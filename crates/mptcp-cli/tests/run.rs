@@ -1105,5 +1105,25 @@ fn a_cargo_install_alone_runs_programs_over_mptcp() {
     let out = installed(&["--netns", ns.name(), "run", "--", "python3", "-c", &script]);
     assert_eq!(ok(&out), "ok");
     assert_eq!(rec.take(), [Active], "curl started by python3's subprocess");
+    // A systemd drop-in needs a library a service can read: the embedded copy is
+    // installed under the root given.
+    let unit_root = root.join("unit-root");
+    let out = installed(&[
+        "--json",
+        "run",
+        "--unit",
+        "web",
+        "--root",
+        unit_root.to_str().unwrap(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(json["library_origin"], "installed", "{json}");
+    assert_eq!(
+        json["library"], "/usr/local/lib/mptcp/libmptcp_preload.so",
+        "{json}"
+    );
+    assert!(unit_root
+        .join("usr/local/lib/mptcp/libmptcp_preload.so")
+        .is_file());
     let _ = std::fs::remove_dir_all(&root);
 }

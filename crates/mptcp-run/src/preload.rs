@@ -12,7 +12,7 @@
 //!    Debian package puts it).
 //! 4. The copy embedded in the binary ([`Embedded`]; the `mptcp` CLI embeds the
 //!    library its build made), written once to a private runtime file:
-//!    `$XDG_RUNTIME_DIR/mptcp/`, else `/run/mptcp/` for root, else
+//!    `$XDG_RUNTIME_DIR/mptcp/` (when that directory is ours), else `/run/mptcp/` for root, else
 //!    `$TMPDIR/mptcp-<uid>/`; the directory must be ours and `0700`, the file is
 //!    named by a hash of its bytes and is compared byte for byte before it is
 //!    reused. So a binary from `cargo install` works alone.
@@ -218,8 +218,11 @@ pub fn extracted_name(embedded: &Embedded) -> String {
 fn runtime_dirs() -> Vec<PathBuf> {
     let uid = rustix::process::geteuid().as_raw();
     let mut out = Vec::new();
+    // Only our own runtime directory (root with a user's XDG_RUNTIME_DIR left in
+    // the environment would otherwise write into that user's directory).
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        if dir.is_absolute() {
+        let ours = std::fs::metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if dir.is_absolute() && ours {
             out.push(dir.join("mptcp"));
         }
     }
