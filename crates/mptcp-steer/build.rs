@@ -25,7 +25,15 @@ fn on_path(name: &str) -> Option<PathBuf> {
 fn main() {
     println!("cargo:rerun-if-changed=bpf/steer.c");
     println!("cargo:rerun-if-env-changed=MPTCP_STEER_CLANG");
+    println!("cargo:rerun-if-env-changed=DOCS_RS");
     if env::var_os("CARGO_FEATURE_BPF").is_none() {
+        return;
+    }
+    // docs.rs builds documentation only, possibly without clang or libbpf
+    // headers: an empty object lets the crate compile (it is never loaded).
+    if env::var_os("DOCS_RS").is_some() {
+        let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_else(|| fail("OUT_DIR unset")));
+        std::fs::write(out.join("steer.o"), b"").unwrap_or_else(|e| fail(&e.to_string()));
         return;
     }
     let clang = match env::var("MPTCP_STEER_CLANG") {

@@ -147,6 +147,10 @@ pub enum Command {
     /// Print a shell completion script.
     #[command(after_help = crate::cmd::completions::COMPLETIONS_HELP)]
     Completions(crate::cmd::completions::CompletionsArgs),
+
+    /// Write the man pages (mptcp.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    Man(crate::cmd::man::ManArgs),
 }
 
 /// A namespace name as `ip netns` makes them: a file name under /run/netns.

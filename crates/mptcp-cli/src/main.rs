@@ -12,6 +12,7 @@ mod cmd;
 mod error;
 mod netns;
 mod output;
+mod preload;
 
 use std::process::ExitCode;
 
@@ -21,8 +22,9 @@ use tracing_subscriber::EnvFilter;
 use crate::error::{Error, EXIT_ERROR, EXIT_OK};
 
 /// What `mptcp --version` prints after the name, and `mptcp doctor` at the top of its
-/// report: the version, the git commit it was built from, the compiler and the target
-/// (from `build.rs`), so a bug report says exactly which binary ran.
+/// report: the version, the git commit it was built from, the compiler, the target and
+/// the cargo features built in (from `build.rs`), so a bug report says exactly which
+/// binary ran.
 pub(crate) const VERSION_LINE: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
@@ -31,6 +33,8 @@ pub(crate) const VERSION_LINE: &str = concat!(
     env!("MPTCP_BUILD_RUSTC"),
     ", ",
     env!("MPTCP_BUILD_TARGET"),
+    "; features: ",
+    env!("MPTCP_BUILD_FEATURES"),
     ")"
 );
 

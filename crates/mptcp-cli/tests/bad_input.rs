@@ -92,12 +92,16 @@ fn help_and_version_succeed() {
         line.contains(", rustc 1.") && line.contains("linux"),
         "{line}"
     );
-    // The doctor says the same first, for bug reports.
+    // The cargo features built in.
+    assert!(line.contains("; features: embed-preload)"), "{line}");
+    // The doctor says the same first, for bug reports, then which preload
+    // library `mptcp run` would load.
     let doctor = mptcp_here(&["doctor"]).output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&doctor.stdout).lines().next(),
-        Some(line.trim_end()),
-    );
+    let stdout = String::from_utf8_lossy(&doctor.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some(line.trim_end()));
+    let preload = lines.next().unwrap_or_default();
+    assert!(preload.starts_with("preload library: "), "{stdout}");
 }
 
 #[test]

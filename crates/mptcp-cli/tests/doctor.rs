@@ -41,7 +41,7 @@ fn line<'a>(report: &'a Value, id: &str) -> &'a Value {
 fn check_shape(report: &Value) {
     shape(
         report,
-        &["version", "verdict", "exit_code", "checks"],
+        &["version", "preload", "verdict", "exit_code", "checks"],
         &["target"],
     );
     let checks = report["checks"].as_array().unwrap();

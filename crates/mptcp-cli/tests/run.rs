@@ -1000,3 +1000,130 @@ fn unit_drop_in_is_written_and_removed() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The binary as a user gets it: `cargo install --path crates/mptcp-cli` into
+/// an empty root, nothing beside it, and `mptcp run` works in both modes with
+/// the preload library embedded in the binary.
+///
+/// The dev profile (cheaper to build than release); the install's target
+/// directory is kept under `CARGO_TARGET_TMPDIR`, so only a first run builds
+/// every dependency (about 80 s of this machine's 2 cores) and later runs
+/// rebuild what changed. The install root is made afresh each time.
+#[test]
+fn a_cargo_install_alone_runs_programs_over_mptcp() {
+    let root = tmp().join(format!("install-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("install-target");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO"))
+        .args(["install", "--quiet", "--locked", "--debug", "--path"])
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .arg("--root")
+        .arg(&root)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .output()
+        .expect("run cargo install");
+    assert!(
+        out.status.success(),
+        "cargo install --path crates/mptcp-cli failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("cargo install took {:.0?}", started.elapsed());
+    // Only the binary (and cargo's own records) in the root.
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(files, [".crates.toml", ".crates2.json", "bin/mptcp"]);
+    let mptcp = root.join("bin/mptcp");
+    let runtime = root.join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let installed = |args: &[&str]| {
+        let mut cmd = Command::new(&mptcp);
+        cmd.args(args)
+            .env_remove("MPTCP_LOG")
+            .env_remove("MPTCP_PRELOAD_LIB")
+            .env_remove("GODEBUG")
+            .env("XDG_RUNTIME_DIR", &runtime);
+        output(cmd)
+    };
+
+    let version = ok(&installed(&["--version"]));
+    assert!(version.contains("features: embed-preload"), "{version}");
+    let check: serde_json::Value =
+        serde_json::from_str(&ok(&installed(&["--json", "run", "--check", "--", "curl"]))).unwrap();
+    assert_eq!(check["mode"], "preload", "{check}");
+    assert_eq!(check["library_origin"], "embedded", "{check}");
+    let lib = PathBuf::from(check["library"].as_str().unwrap());
+    assert_eq!(lib.parent().unwrap(), runtime.join("mptcp"), "{check}");
+    let doctor = installed(&["--json", "doctor"]);
+    let doctor: serde_json::Value = serde_json::from_slice(&doctor.stdout)
+        .unwrap_or_else(|e| panic!("mptcp doctor --json: {e}: {}", stderr(&doctor)));
+    assert_eq!(doctor["preload"]["origin"], "embedded", "{doctor}");
+    assert!(ok(&installed(&["completions", "bash"])).contains("mptcp"));
+
+    let ns = ns("run-install");
+    let rec = Recorder::new(&ns);
+    let url = rec.url();
+    for mode in ["auto", "preload", "trace"] {
+        let out = installed(&[
+            "--netns",
+            ns.name(),
+            "run",
+            "--mode",
+            mode,
+            "--",
+            "curl",
+            "-sS",
+            &url,
+        ]);
+        assert_eq!(ok(&out), "ok", "{mode}");
+        assert_eq!(
+            rec.take(),
+            [Active],
+            "curl under the installed mptcp run --mode {mode}"
+        );
+    }
+    // A grandchild started by Python's subprocess (which closes every descriptor
+    // above 2) still loads the library: it is a file, not a descriptor.
+    let script = format!(
+        "import subprocess; subprocess.run(['curl', '-sS', '{url}'], check=True, close_fds=True)"
+    );
+    let out = installed(&["--netns", ns.name(), "run", "--", "python3", "-c", &script]);
+    assert_eq!(ok(&out), "ok");
+    assert_eq!(rec.take(), [Active], "curl started by python3's subprocess");
+    // A systemd drop-in needs a library a service can read: the embedded copy is
+    // installed under the root given.
+    let unit_root = root.join("unit-root");
+    let out = installed(&[
+        "--json",
+        "run",
+        "--unit",
+        "web",
+        "--root",
+        unit_root.to_str().unwrap(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(json["library_origin"], "installed", "{json}");
+    assert_eq!(
+        json["library"], "/usr/local/lib/mptcp/libmptcp_preload.so",
+        "{json}"
+    );
+    assert!(unit_root
+        .join("usr/local/lib/mptcp/libmptcp_preload.so")
+        .is_file());
+    let _ = std::fs::remove_dir_all(&root);
+}

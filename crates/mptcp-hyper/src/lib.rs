@@ -156,6 +156,11 @@
 //! - `axum` (default): [`serve`], [`MptcpListener`] as an axum listener,
 //!   [`MptcpConnInfo`] as `ConnectInfo` and as a handler argument.
 //! - `serde`: `Serialize` for [`MptcpConnInfo`] (status and addresses).
+//! - `tonic`: gRPC over MPTCP. [`MptcpStream`] is tonic's `Connected` (a
+//!   handler finds [`MptcpConnInfo`] in the request's extensions) and
+//!   `MptcpListener::incoming()` feeds `Server::serve_with_incoming`; a client
+//!   channel is `Endpoint::connect_with_connector(MptcpConnector::new())`. See
+//!   `examples/grpc.rs`.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -165,6 +170,8 @@ mod server;
 mod stream;
 #[cfg(feature = "axum")]
 mod with_axum;
+#[cfg(feature = "tonic")]
+mod with_tonic;
 
 pub use connector::{client, MptcpConnector};
 pub use info::MptcpConnInfo;
@@ -172,6 +179,8 @@ pub use server::{serve_hyper, serve_hyper_with_graceful_shutdown, MptcpListener}
 pub use stream::MptcpStream;
 #[cfg(feature = "axum")]
 pub use with_axum::{serve, MissingConnInfo, Serve};
+#[cfg(feature = "tonic")]
+pub use with_tonic::Incoming;
 
 /// The socket layer this crate dials and listens with.
 pub use mptcp_net;

@@ -22,7 +22,7 @@ fn example_config_parses_and_says_what_it_claims() {
 fn unit_runs_the_balancer_and_reloads_with_sighup() {
     let unit = std::fs::read_to_string(packaging("mptcp-lb.service")).unwrap();
     for line in [
-        "ExecStart=/usr/local/bin/mptcp lb run --config /etc/mptcp/lb.toml --metrics 127.0.0.1:9851",
+        "ExecStart=/usr/bin/mptcp lb run --config /etc/mptcp/lb.toml --metrics 127.0.0.1:9851",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "RuntimeDirectory=mptcp-lb",
         "NoNewPrivileges=yes",

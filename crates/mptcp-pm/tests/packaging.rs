@@ -27,7 +27,8 @@ fn unit_runs_the_daemon_as_a_notify_service() {
     let unit = std::fs::read_to_string(packaging("mptcp-pm.service")).unwrap();
     for line in [
         "Type=notify",
-        "ExecStart=/usr/local/bin/mptcp pm run --config /etc/mptcp/pm.toml",
+        "ExecStart=/usr/bin/mptcp pm run --config /etc/mptcp/pm.toml",
+        "RestartPreventExitStatus=2",
         "RuntimeDirectory=mptcp-pm",
         "Conflicts=mptcp.service",
     ] {

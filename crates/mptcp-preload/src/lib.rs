@@ -1,7 +1,8 @@
 //! `libmptcp_preload.so`: makes an unmodified, dynamically linked program's
 //! TCP sockets Multipath TCP, through `LD_PRELOAD`.
 //!
-//! `mptcp run` loads it (see the `mptcp-run` crate); by hand:
+//! `mptcp run` loads it (see the `mptcp-run` crate): the `mptcp` binary carries a
+//! copy, built by the CLI's `build.rs`, for when none is on disk. By hand:
 //!
 //! ```text
 //! cargo build                       # builds target/debug/libmptcp_preload.so

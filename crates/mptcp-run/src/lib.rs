@@ -26,7 +26,8 @@
 //! use std::ffi::OsString;
 //! use mptcp_run::{Outcome, Requested, Roles};
 //!
-//! let plan = mptcp_run::plan("curl".as_ref(), Requested::Auto)?;
+//! // `None`: no embedded preload library, look for it on disk only.
+//! let plan = mptcp_run::plan("curl".as_ref(), Requested::Auto, None)?;
 //! println!("{}: {} ({})", plan.program.path.display(), plan.choice.mode, plan.choice.reason);
 //! let args = [OsString::from("http://198.18.0.2/")];
 //! // In preload mode this replaces the current process and only returns on error.
@@ -42,8 +43,10 @@
 //!
 //! # Decisions
 //!
-//! - The library is found next to the running binary (see [`preload`]), where
-//!   a workspace `cargo build` puts it; `MPTCP_PRELOAD_LIB` overrides.
+//! - The library is named by `MPTCP_PRELOAD_LIB`, or found next to the running
+//!   binary (where a workspace `cargo build` puts it), in the system's
+//!   `/usr/lib/<triplet>/mptcp/`, or else is the copy the caller embeds (the
+//!   `mptcp` CLI does), written to a private runtime file (see [`preload`]).
 //! - `--dial-only`/`--listen-only` ([`Roles`]) are a swap to TCP at
 //!   `connect()`/`listen()` (the preload library's, told by `MPTCP_RUN_ONLY`;
 //!   in trace mode the supervisor's, stopping at those calls) plus Go's
@@ -61,7 +64,6 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::Command;
 
 pub mod env;
@@ -180,21 +182,27 @@ pub struct Plan {
     pub program: Program,
     /// The mode and why.
     pub choice: Choice,
-    /// The preload library (preload mode only).
-    pub library: Option<PathBuf>,
+    /// The preload library and where it came from (preload mode only).
+    pub library: Option<preload::Library>,
 }
 
-/// Inspects `program` and chooses the mode (what `--check` prints).
+/// Inspects `program` and chooses the mode (what `--check` prints); in preload
+/// mode finds the library ([`preload::find_library`], which may write
+/// `embedded` to a private runtime file).
 ///
 /// # Errors
 /// [`Error::NotFound`]; [`Error::Library`] when preload is chosen and the
 /// library cannot be found.
-pub fn plan(program: &OsStr, requested: Requested) -> Result<Plan, Error> {
+pub fn plan(
+    program: &OsStr,
+    requested: Requested,
+    embedded: Option<&preload::Embedded>,
+) -> Result<Plan, Error> {
     let inspected = exe::inspect(program)?;
     let root = rustix::process::geteuid().is_root();
     let choice = choose(requested, &inspected, root);
     let library = match choice.mode {
-        Mode::Preload => Some(preload::find_library()?),
+        Mode::Preload => Some(preload::find_library(embedded)?),
         Mode::Trace => None,
     };
     Ok(Plan {
@@ -220,7 +228,11 @@ pub fn run(
 ) -> Result<Outcome, Error> {
     let mut command = Command::new(program);
     command.args(args);
-    let changes = env::changes(roles, plan.library.as_deref(), |k| std::env::var_os(k));
+    let changes = env::changes(
+        roles,
+        plan.library.as_ref().map(|l| l.path.as_path()),
+        |k| std::env::var_os(k),
+    );
     env::apply(&mut command, &changes);
     match plan.choice.mode {
         Mode::Preload => {

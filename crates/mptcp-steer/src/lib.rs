@@ -174,6 +174,7 @@
 //! SYN timeout, and that copy is steered: 1.03 s after the first data in the
 //! test `join_dropped_before_the_token_is_known_is_steered_on_retransmit`.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "bpf")]
 pub mod bpf;

@@ -164,6 +164,7 @@
 //! A fleet needs `nft` (Debian package `nftables`) besides iproute2;
 //! [`Fleet::preflight`] says what is missing.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cmd;
 mod counters;

@@ -28,9 +28,9 @@ the link rates, the failover stall, and whether every byte arrived intact.
 Needs root and iproute2 (ip, tc).
 
 Examples:
-  sudo mptcp demo
-  sudo mptcp demo --paths 3 --rate 20 --seconds 3
-  sudo mptcp --json demo --seconds 2 | jq '{mptcp_over_tcp, failover_stall_ms}'
+  mptcp demo
+  mptcp demo --paths 3 --rate 20 --seconds 3
+  mptcp --json demo --seconds 2 | jq '{mptcp_over_tcp, failover_stall_ms}'
 
 Exit status: 0 MPTCP used every path and no data was lost, 1 it did not, 2 the demo
 could not run.";
@@ -53,7 +53,7 @@ pub struct DemoArgs {
 pub fn run(args: &DemoArgs, out: &Output) -> Result<u8, Error> {
     if !rustix::process::geteuid().is_root() {
         return Err(Error::msg(
-            "mptcp demo needs root: it creates network namespaces (run it with sudo)",
+            "mptcp demo needs root: it creates network namespaces (run it as root)",
         ));
     }
     let opts = DemoOptions {

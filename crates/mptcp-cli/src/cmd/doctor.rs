@@ -29,9 +29,11 @@ Examples:
   mptcp doctor --target 198.18.0.2:5201
   mptcp --netns blue doctor --json | jq '.checks[] | select(.status != \"ok\")'
 
-The first line names the binary (version, git commit, compiler, target), for bug reports.
+The first line names the binary (version, git commit, compiler, target, features), for
+bug reports; the second the preload library `mptcp run` would load, and from where.
 
-JSON: {\"version\", \"verdict\": \"healthy\"|\"problems\"|\"incomplete\", \"exit_code\": 0|1|2,
+JSON: {\"version\", \"preload\": {\"origin\": \"variable\"|\"beside\"|\"system\"|\"embedded\",
+       \"path\", \"error\"}, \"verdict\": \"healthy\"|\"problems\"|\"incomplete\", \"exit_code\": 0|1|2,
        \"checks\": [{\"id\", \"status\": \"ok\"|\"warn\"|\"fail\"|\"unknown\", \"what\", \"detail\", \"fix\"}],
        \"target\": {\"target\", \"address\", \"status\": \"active\"|\"fell_back\"|\"plain_tcp\",
                    \"token\", \"subflows\", \"add_addr_accepted\", \"announced\": [{\"id\", \"address\"}],
@@ -87,17 +89,20 @@ pub fn run(args: &DoctorArgs, out: &Output) -> Result<u8, Error> {
         #[derive(serde::Serialize)]
         struct WithVersion<'a> {
             version: String,
+            preload: crate::preload::Which,
             #[serde(flatten)]
             report: &'a Report,
         }
         out.json(&WithVersion {
             version: format!("mptcp {}", crate::VERSION_LINE),
+            preload: crate::preload::Which::find(),
             report: &report,
         })?;
     } else {
         out.print(&format!(
-            "mptcp {}\n\n{}",
+            "mptcp {}\npreload library: {}\n\n{}",
             crate::VERSION_LINE,
+            crate::preload::Which::find().line(),
             render(&report, out)
         ))?;
     }

@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod exporter;
 pub mod lb;
 pub mod limits;
+pub mod man;
 pub mod monitor;
 pub mod pm;
 pub mod proxy;
@@ -42,6 +43,7 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
         Command::Proxy(args) => proxy::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
         Command::Run(args) => run::run(&args, out),
+        Command::Man(args) => man::run(&args, out),
     }
 }
 

@@ -2,8 +2,9 @@
 //! ([`mptcp_run`]), or write a systemd drop-in for a service.
 //!
 //! JSON (`--check`): `{"program", "mode", "reason", "warnings", "library",
-//! "linkage", "interpreter", "go", "secure"}`; (`--unit`): `{"unit", "path",
-//! "action": "written"|"removed"|"absent", "content"}`. A program's own run
+//! "library_origin", "linkage", "interpreter", "go", "secure"}`; (`--unit`):
+//! `{"unit", "path", "action": "written"|"removed"|"absent", "content", "library",
+//! "library_origin"}`. A program's own run
 //! prints nothing of ours on stdout.
 
 use std::ffi::OsString;
@@ -19,8 +20,7 @@ use crate::output::Output;
 
 pub const RUN_HELP: &str = "\
 Ways (--mode):
-  preload  LD_PRELOAD of libmptcp_preload.so (found next to the mptcp binary, or named
-           by MPTCP_PRELOAD_LIB): wraps libc's socket() and setsockopt(); an option MPTCP
+  preload  LD_PRELOAD of libmptcp_preload.so: wraps libc's socket() and setsockopt(); an option MPTCP
            refuses (TCP_USER_TIMEOUT, ...) turns the socket into TCP instead of failing.
            mptcp run execs the program. Cannot reach static binaries, Go (raw system
            calls: only GODEBUG=multipathtcp=1 helps), set-ID programs.
@@ -35,12 +35,19 @@ Both set GODEBUG=multipathtcp=1 (2 with --listen-only, 3 with --dial-only) unles
 GODEBUG already mentions multipathtcp. MPTCP_RUN_DEBUG=1 makes the library say what it
 does on stderr.
 
+The preload library, first found: MPTCP_PRELOAD_LIB=PATH; next to the mptcp binary (or
+in ../lib/mptcp/ beside it); /usr/lib/<triplet>/mptcp/ (the Debian package's); else the
+copy embedded in this binary, written once to a private directory ($XDG_RUNTIME_DIR/mptcp,
+/run/mptcp for root, or $TMPDIR/mptcp-UID). --check and -v say which; `mptcp doctor` too.
+--unit with only the embedded copy installs it as /usr/local/lib/mptcp/libmptcp_preload.so.
+
 Exit status: the program's; killed by a signal, mptcp run ends by the same signal (a
 shell shows 128+N). 127 PROGRAM not found, 126 not executable, 2 mptcp run's own error.
 
 JSON (--json): with --check {\"program\", \"mode\", \"reason\", \"warnings\", \"library\",
-\"linkage\": \"dynamic\"|\"static\"|\"unknown\", \"interpreter\", \"go\", \"secure\"}; with --unit
-{\"unit\", \"path\", \"action\": \"written\"|\"removed\"|\"absent\", \"content\"}. Fields without a
+\"library_origin\": \"variable\"|\"beside\"|\"system\"|\"embedded\", \"linkage\": \"dynamic\"|\"static\"|\"unknown\", \"interpreter\", \"go\", \"secure\"}; with --unit
+{\"unit\", \"path\", \"action\": \"written\"|\"removed\"|\"absent\", \"content\", \"library\",
+\"library_origin\"}. Fields without a
 value are left out. A program's run prints nothing of mptcp's on stdout.
 
 Examples:
@@ -48,8 +55,8 @@ Examples:
   mptcp run --check -- ./server
   mptcp run --mode trace -- ./static-client 198.18.0.2 80
   mptcp run --dial-only -- python3 app.py
-  sudo mptcp run --unit nginx          then: systemctl daemon-reload; systemctl restart nginx
-  sudo mptcp run --unit nginx --remove";
+  mptcp run --unit nginx               as root; then: systemctl daemon-reload; systemctl restart nginx
+  mptcp run --unit nginx --remove";
 
 /// `mptcp run`.
 #[derive(Debug, Args)]
@@ -130,6 +137,8 @@ struct CheckJson {
     warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     library: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    library_origin: Option<&'static str>,
     linkage: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     interpreter: Option<String>,
@@ -145,6 +154,10 @@ struct UnitJson {
     action: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    library: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    library_origin: Option<&'static str>,
 }
 
 /// Runs `mptcp run`.
@@ -157,7 +170,11 @@ pub fn run(args: &RunArgs, out: &Output) -> Result<u8, Error> {
             "name the program to run: mptcp run -- PROGRAM [ARGS...]",
         ));
     };
-    let plan = match mptcp_run::plan(program, args.requested()) {
+    let plan = match mptcp_run::plan(
+        program,
+        args.requested(),
+        crate::preload::embedded().as_ref(),
+    ) {
         Ok(plan) => plan,
         Err(e) => return run_error(e),
     };
@@ -168,6 +185,9 @@ pub fn run(args: &RunArgs, out: &Output) -> Result<u8, Error> {
         eprintln!("mptcp run: warning: {warning}");
     }
     tracing::info!(mode = %plan.choice.mode, reason = %plan.choice.reason, "mptcp run");
+    if let Some(lib) = &plan.library {
+        tracing::info!(library = %lib.path.display(), origin = %lib.origin, "preload library");
+    }
     match mptcp_run::run(&plan, program, rest, args.roles()) {
         Ok(Outcome::Exited(code)) => Ok(u8::try_from(code).unwrap_or(u8::MAX)),
         Ok(outcome @ Outcome::Signaled(signal)) => {
@@ -202,7 +222,8 @@ fn check(plan: &mptcp_run::Plan, out: &Output) -> Result<u8, Error> {
         mode: plan.choice.mode.to_string(),
         reason: plan.choice.reason.clone(),
         warnings: plan.choice.warnings.clone(),
-        library: plan.library.as_ref().map(|l| l.display().to_string()),
+        library: plan.library.as_ref().map(|l| l.path.display().to_string()),
+        library_origin: plan.library.as_ref().map(|l| l.origin.name()),
         linkage,
         interpreter,
         go: p.go,
@@ -219,8 +240,12 @@ fn check(plan: &mptcp_run::Plan, out: &Output) -> Result<u8, Error> {
     for interp in &p.interpreters {
         text.push_str(&format!("script:  runs {}\n", interp.display()));
     }
-    if let Some(lib) = &json.library {
-        text.push_str(&format!("library: {lib}\n"));
+    if let Some(lib) = &plan.library {
+        text.push_str(&format!(
+            "library: {} ({})\n",
+            lib.path.display(),
+            lib.origin
+        ));
     }
     for w in &json.warnings {
         text.push_str(&format!("warning: {w}\n"));
@@ -246,16 +271,23 @@ fn write_unit(args: &RunArgs, name: &str, out: &Output) -> Result<u8, Error> {
                 "absent"
             },
             content: None,
+            library: None,
+            library_origin: None,
         }
     } else {
-        let library = mptcp_run::preload::find_library().map_err(Error::msg)?;
-        let drop_in = unit::drop_in(name, &root, &library, args.roles()).map_err(Error::msg)?;
+        let library =
+            mptcp_run::preload::library_for_unit(crate::preload::embedded().as_ref(), &root)
+                .map_err(Error::msg)?;
+        let drop_in =
+            unit::drop_in(name, &root, &library.path, args.roles()).map_err(Error::msg)?;
         unit::write(&drop_in).map_err(Error::msg)?;
         UnitJson {
             unit: drop_in.unit,
             path: drop_in.path.display().to_string(),
             action: "written",
             content: Some(drop_in.content),
+            library: Some(library.path.display().to_string()),
+            library_origin: Some(library.origin.name()),
         }
     };
     if out.json {
