@@ -157,9 +157,10 @@
 //! the RFC 8803 Transport Converter (`mptcp proxy --convert`), and its client
 //! behind SOCKS5, HTTP CONNECT or a firewall redirect (`--socks5`,
 //! `--http-connect`, `--transparent`, `--converter`). The wire formats are
-//! sans-I/O modules tested on byte fixtures and by a fixed-seed fuzz run
-//! (`tests/fuzz_parsers.rs`): [`convert`] (RFC 8803), [`socks5`] (RFC 1928 and
-//! 1929), [`http_connect`]. They are hand-written: each is a few dozen lines
+//! sans-I/O modules tested on byte fixtures, by a fixed-seed fuzz run
+//! (`tests/fuzz_parsers.rs`) and by libFuzzer (`fuzz/` at the repository
+//! root): [`convert`] (RFC 8803), [`socks5`] (RFC 1928 and 1929),
+//! [`http_connect`]. They are hand-written: each is a few dozen lines
 //! over a bounded buffer, and the RFC 8803 one exists in no crate.
 #![warn(missing_docs)]
 

@@ -8,7 +8,8 @@
 //!
 //! The parsers accept any byte string: malformed input is a [`DecodeError`], never a
 //! panic. This is checked by unit tests on byte fixtures, by a fixed-seed pseudo-random
-//! test over every parser and by a cargo-fuzz target (`fuzz/` in this crate).
+//! test over every parser and by the libFuzzer targets `netlink_codec` and `sock_diag`
+//! (`fuzz/` at the repository root, entries in the `mptcp-fuzz` crate).
 //!
 //! Byte order: integers are native-endian (the kernel's and the caller's are the same
 //! host), except IPv4 addresses and the event ports, which are network order. The
