@@ -83,6 +83,8 @@ for t in "${targets[@]}"; do
     extra=()
     # HTTP CONNECT heads go up to 8 KiB: let inputs pass the bound.
     [ "$t" = http_connect ] && extra+=(-max_len=9000)
+    # The configuration files: their keys and edge values as a dictionary.
+    case "$t" in pm_toml | proxy_toml) extra+=(-dict="$here/toml.dict") ;; esac
     echo "== $t: ${seconds}s" >&2
     set +e
     locked cargo +nightly fuzz run "${flags[@]}" "$t" "$work" "corpus/$t" -- \

@@ -23,7 +23,9 @@ pub fn pm_toml(data: &[u8]) {
 }
 
 /// `proxy.toml`: a configuration that loads has routes that pass their own check, with
-/// unique names; a TOML error is one line.
+/// unique names, and values that what the proxy hands them to takes without a panic:
+/// tokio's runtime builder (worker threads), its semaphore (connection slots), the
+/// monotonic clock (a deadline is now plus a timeout). A TOML error is one line.
 pub fn proxy_toml(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     match mptcp_proxy::Config::from_toml(&text) {
@@ -36,6 +38,22 @@ pub fn proxy_toml(data: &[u8]) {
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), config.routes.len(), "two routes share a name");
+            if let Some(n) = config.threads {
+                // `mptcp proxy` builds its runtime with this many workers.
+                let _ = tokio::runtime::Builder::new_multi_thread().worker_threads(n);
+            }
+            let now = std::time::Instant::now();
+            let deadline = |d: std::time::Duration| {
+                assert!(now.checked_add(d).is_some(), "{d:?} past the clock's end");
+            };
+            deadline(config.drain_timeout);
+            for r in &config.routes {
+                let _ = tokio::sync::Semaphore::new(r.max_conns);
+                deadline(r.connect_timeout);
+                if let Some(idle) = r.idle_timeout {
+                    deadline(idle);
+                }
+            }
         }
         Err(mptcp_proxy::ConfigError::Toml(message)) => {
             assert!(
