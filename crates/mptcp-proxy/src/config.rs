@@ -248,11 +248,14 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Where to serve Prometheus `/metrics`, if anywhere.
     pub metrics: Option<SocketAddr>,
-    /// Worker threads (`None`: one per CPU).
+    /// Worker threads (`None`: one per CPU), 1 to [`MAX_THREADS`].
     pub threads: Option<usize>,
     /// How long to let connections finish after a stop is asked.
     pub drain_timeout: Duration,
 }
+
+/// The most worker threads a configuration may ask for (as `mptcp proxy --threads`).
+pub const MAX_THREADS: usize = 1024;
 
 /// Default for [`Config::drain_timeout`].
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -276,6 +279,14 @@ pub enum ConfigError {
     /// No `[[route]]` at all.
     #[error("no [[route]] in the configuration: nothing to relay")]
     NoRoutes,
+    /// A setting of the whole proxy is out of range.
+    #[error("{key}: {reason}")]
+    Setting {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -361,6 +372,15 @@ impl Config {
             toml::from_str(text).map_err(|e| ConfigError::Toml(one_line(&e.to_string())))?;
         if file.route.is_empty() {
             return Err(ConfigError::NoRoutes);
+        }
+        if let Some(n) = file.threads {
+            // tokio's runtime builder panics on 0 workers.
+            if !(1..=MAX_THREADS).contains(&n) {
+                return Err(ConfigError::Setting {
+                    key: "threads",
+                    reason: format!("{n} is not 1 to {MAX_THREADS}"),
+                });
+            }
         }
         let mut routes = Vec::with_capacity(file.route.len());
         for r in file.route {
@@ -510,6 +530,23 @@ proxy_protocol = "v1"
         ] {
             let e = Config::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    /// Found by the `proxy_toml` fuzz target: `threads = 0` loaded, then
+    /// `mptcp proxy` panicked building its runtime ("Worker threads cannot be set to 0").
+    #[test]
+    fn threads_outside_1_to_1024_refused() {
+        let route = "\n[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\n";
+        for n in [0u64, 1025, 1 << 40] {
+            let e = Config::from_toml(&format!("threads = {n}{route}"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("threads: {n} is not 1 to 1024"));
+        }
+        for n in [1, 1024] {
+            let c = Config::from_toml(&format!("threads = {n}{route}")).unwrap();
+            assert_eq!(c.threads, Some(n));
         }
     }
 
