@@ -55,6 +55,8 @@ impl<'de> Deserialize<'de> for ProxyProtocol {
 
 /// Default for [`Route::max_conns`].
 pub const DEFAULT_MAX_CONNS: usize = 10_000;
+/// The most a route's [`Route::max_conns`] may be (as `mptcp proxy --max-conns`).
+pub const MAX_CONNS_LIMIT: usize = 1_000_000_000;
 /// Default for [`Route::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default for [`Route::idle_timeout`]: 5 minutes.
@@ -148,9 +150,9 @@ impl Route {
         self.proxy_protocol = version;
         self
     }
-    /// Sets [`Route::max_conns`] (at least 1).
+    /// Sets [`Route::max_conns`] (1 to [`MAX_CONNS_LIMIT`]).
     pub fn max_conns(mut self, n: usize) -> Self {
-        self.max_conns = n.max(1);
+        self.max_conns = n.clamp(1, MAX_CONNS_LIMIT);
         self
     }
     /// Sets [`Route::connect_timeout`].
@@ -393,10 +395,11 @@ impl Config {
                 route = route.name(name);
             }
             if let Some(n) = r.max_conns {
-                if n == 0 {
+                // The slots are a tokio semaphore, which panics past 2^61 permits.
+                if !(1..=MAX_CONNS_LIMIT).contains(&n) {
                     return Err(ConfigError::Invalid {
                         route: route.name,
-                        reason: "max_conns must be at least 1".into(),
+                        reason: format!("max_conns must be 1 to {MAX_CONNS_LIMIT}"),
                     });
                 }
                 route = route.max_conns(n);
@@ -548,6 +551,31 @@ proxy_protocol = "v1"
             let c = Config::from_toml(&format!("threads = {n}{route}")).unwrap();
             assert_eq!(c.threads, Some(n));
         }
+    }
+
+    /// Found with the `proxy_toml` fuzz target: `max_conns = 4611686018427387904`
+    /// loaded, then the accept loop panicked making its semaphore of connection slots
+    /// ("a semaphore may not have more than MAX_PERMITS permits").
+    #[test]
+    fn max_conns_above_the_limit_refused() {
+        for n in [1_000_000_001u64, 1 << 62, i64::MAX as u64] {
+            let e = Config::from_toml(&format!(
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nmax_conns = {n}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert_eq!(
+                e, "route 127.0.0.1:1: max_conns must be 1 to 1000000000",
+                "{n}"
+            );
+        }
+        let c = Config::from_toml(
+            "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nmax_conns = 1000000000\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].max_conns, MAX_CONNS_LIMIT);
+        let r = Route::new("127.0.0.1:1".parse().unwrap(), "a:1").max_conns(usize::MAX);
+        assert_eq!(r.max_conns, MAX_CONNS_LIMIT);
     }
 
     #[test]
