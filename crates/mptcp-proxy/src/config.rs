@@ -209,16 +209,33 @@ pub fn check_upstream(s: &str) -> Result<(), String> {
     }
 }
 
-/// Parses a duration: `250ms`, `5s`, `2m`, `1h 30m` (humantime), or a bare
-/// number of seconds (`5`, `0.5`).
+/// The longest timeout accepted: a year. A deadline is the clock plus the
+/// timeout, and past the clock's range that addition panics.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses a duration of at most [`MAX_TIMEOUT`]: `250ms`, `5s`, `2m`, `1h 30m`
+/// (humantime), or a bare number of seconds (`5`, `0.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("`{s}` is not a duration of 0 seconds or more"));
+        return secs_duration(secs);
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 5s, 2m"))
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 5s, 2m"))?;
+    at_most_a_year(d, s)
+}
+
+fn secs_duration(secs: f64) -> Result<Duration, String> {
+    let d = Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{secs}` is not a duration of 0 seconds or more"))?;
+    at_most_a_year(d, &secs.to_string())
+}
+
+fn at_most_a_year(d: Duration, shown: &str) -> Result<Duration, String> {
+    if d > MAX_TIMEOUT {
+        return Err(format!("`{shown}` is longer than a year"));
+    }
+    Ok(d)
 }
 
 /// The TOML file of `mptcp proxy --config`: settings for the whole proxy and
@@ -335,8 +352,7 @@ enum DurationValue {
 
 fn duration_value(v: DurationValue) -> Result<Duration, String> {
     match v {
-        DurationValue::Secs(s) => Duration::try_from_secs_f64(s)
-            .map_err(|_| format!("{s} is not a duration of 0 seconds or more")),
+        DurationValue::Secs(s) => secs_duration(s),
         DurationValue::Text(t) => parse_duration(&t),
     }
 }
@@ -576,6 +592,41 @@ proxy_protocol = "v1"
         assert_eq!(c.routes[0].max_conns, MAX_CONNS_LIMIT);
         let r = Route::new("127.0.0.1:1".parse().unwrap(), "a:1").max_conns(usize::MAX);
         assert_eq!(r.max_conns, MAX_CONNS_LIMIT);
+    }
+
+    /// Found with the `proxy_toml` fuzz target: `connect_timeout = 1e19` loaded, then
+    /// every dial panicked computing its deadline ("overflow when adding duration to
+    /// instant"); the same for the idle timeout and for `--connect-timeout`.
+    #[test]
+    fn timeouts_longer_than_a_year_refused() {
+        let route = "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\n";
+        for (line, shown) in [
+            (
+                "connect_timeout = 1e19",
+                "`10000000000000000000` is longer than a year",
+            ),
+            (
+                "idle_timeout = \"300000000000y\"",
+                "`300000000000y` is longer than a year",
+            ),
+            (
+                "connect_timeout = 31536001",
+                "`31536001` is longer than a year",
+            ),
+        ] {
+            let e = Config::from_toml(&format!("{route}{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(shown), "{line}: {e}");
+        }
+        let e = Config::from_toml(&format!("drain_timeout = \"400 days\"\n{route}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`400 days` is longer than a year"), "{e}");
+        assert!(parse_duration("1e19").is_err());
+        assert_eq!(parse_duration("8760h"), Ok(MAX_TIMEOUT));
+        let c = Config::from_toml(&format!("{route}idle_timeout = 31536000\n")).unwrap();
+        assert_eq!(c.routes[0].idle_timeout, Some(MAX_TIMEOUT));
     }
 
     #[test]

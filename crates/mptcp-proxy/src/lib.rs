@@ -181,7 +181,7 @@ mod sys;
 pub use config::{
     check_upstream, parse_duration, Config, ConfigError, ProxyProtocol, Route, DEFAULT_BACKLOG,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_COPY_BUFFER, DEFAULT_DRAIN_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNS, MAX_CONNS_LIMIT, MAX_THREADS,
+    DEFAULT_MAX_CONNS, MAX_CONNS_LIMIT, MAX_THREADS, MAX_TIMEOUT,
 };
 pub use conn::{ConnRecord, EndReason};
 pub use metrics::Metrics;
