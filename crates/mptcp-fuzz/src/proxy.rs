@@ -160,10 +160,10 @@ fn read_v2(b: &[u8]) -> Result<V2, String> {
 }
 
 /// PROXY protocol versions 1 and 2. The library only writes these headers (the relay
-/// sends one upstream), so the input is what the writer is given: two addresses (see
-/// [`socket_addr`]) and the client's MPTCP status. Each header must read back, with a
-/// strict reader written here from the specification, to the addresses in one family
-/// and to the status.
+/// sends one upstream), so the input is what the writer is given: two addresses (each a
+/// flag byte, bit 0 IPv6 and bit 1 IPv4-mapped IPv6, then the address and the port) and
+/// the client's MPTCP status. Each header must read back, with a strict reader written
+/// here from the specification, to the addresses in one family and to the status.
 pub fn proxy_protocol(data: &[u8]) {
     let mut input = Input(data);
     let src = socket_addr(&mut input);
