@@ -55,6 +55,11 @@ impl<'de> Deserialize<'de> for ProxyProtocol {
 
 /// Default for [`Route::max_conns`].
 pub const DEFAULT_MAX_CONNS: usize = 10_000;
+/// The most a route's [`Route::max_conns`] may be (as `mptcp proxy --max-conns`).
+pub const MAX_CONNS_LIMIT: usize = 1_000_000_000;
+/// Largest [`Route::copy_buffer`] and [`Route::bulk_buffer`]: 64 MiB, the
+/// process-wide budget of bulk buffers.
+pub const MAX_BUFFER: usize = 64 << 20;
 /// Default for [`Route::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default for [`Route::idle_timeout`]: 5 minutes.
@@ -158,9 +163,9 @@ impl Route {
         self.proxy_protocol = version;
         self
     }
-    /// Sets [`Route::max_conns`] (at least 1).
+    /// Sets [`Route::max_conns`] (1 to [`MAX_CONNS_LIMIT`]).
     pub fn max_conns(mut self, n: usize) -> Self {
-        self.max_conns = n.max(1);
+        self.max_conns = n.clamp(1, MAX_CONNS_LIMIT);
         self
     }
     /// Sets [`Route::connect_timeout`].
@@ -175,12 +180,12 @@ impl Route {
     }
     /// Sets [`Route::copy_buffer`] (at least 1 KiB).
     pub fn copy_buffer(mut self, bytes: usize) -> Self {
-        self.copy_buffer = bytes.max(1024);
+        self.copy_buffer = bytes.clamp(1024, MAX_BUFFER);
         self
     }
-    /// Sets [`Route::bulk_buffer`].
+    /// Sets [`Route::bulk_buffer`] (at most [`MAX_BUFFER`]).
     pub fn bulk_buffer(mut self, bytes: usize) -> Self {
-        self.bulk_buffer = bytes;
+        self.bulk_buffer = bytes.min(MAX_BUFFER);
         self
     }
     /// Sets [`Route::splice`].
@@ -222,16 +227,33 @@ pub fn check_upstream(s: &str) -> Result<(), String> {
     }
 }
 
-/// Parses a duration: `250ms`, `5s`, `2m`, `1h 30m` (humantime), or a bare
-/// number of seconds (`5`, `0.5`).
+/// The longest timeout accepted: a year. A deadline is the clock plus the
+/// timeout, and past the clock's range that addition panics.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses a duration of at most [`MAX_TIMEOUT`]: `250ms`, `5s`, `2m`, `1h 30m`
+/// (humantime), or a bare number of seconds (`5`, `0.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("`{s}` is not a duration of 0 seconds or more"));
+        return secs_duration(secs);
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 5s, 2m"))
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 5s, 2m"))?;
+    at_most_a_year(d, s)
+}
+
+fn secs_duration(secs: f64) -> Result<Duration, String> {
+    let d = Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{secs}` is not a duration of 0 seconds or more"))?;
+    at_most_a_year(d, &secs.to_string())
+}
+
+fn at_most_a_year(d: Duration, shown: &str) -> Result<Duration, String> {
+    if d > MAX_TIMEOUT {
+        return Err(format!("`{shown}` is longer than a year"));
+    }
+    Ok(d)
 }
 
 /// The TOML file of `mptcp proxy --config`: settings for the whole proxy and
@@ -263,11 +285,14 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Where to serve Prometheus `/metrics`, if anywhere.
     pub metrics: Option<SocketAddr>,
-    /// Worker threads (`None`: one per CPU).
+    /// Worker threads (`None`: one per CPU), 1 to [`MAX_THREADS`].
     pub threads: Option<usize>,
     /// How long to let connections finish after a stop is asked.
     pub drain_timeout: Duration,
 }
+
+/// The most worker threads a configuration may ask for (as `mptcp proxy --threads`).
+pub const MAX_THREADS: usize = 1024;
 
 /// Default for [`Config::drain_timeout`].
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -291,6 +316,14 @@ pub enum ConfigError {
     /// No `[[route]]` at all.
     #[error("no [[route]] in the configuration: nothing to relay")]
     NoRoutes,
+    /// A setting of the whole proxy is out of range.
+    #[error("{key}: {reason}")]
+    Setting {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -342,8 +375,7 @@ enum DurationValue {
 
 fn duration_value(v: DurationValue) -> Result<Duration, String> {
     match v {
-        DurationValue::Secs(s) => Duration::try_from_secs_f64(s)
-            .map_err(|_| format!("{s} is not a duration of 0 seconds or more")),
+        DurationValue::Secs(s) => secs_duration(s),
         DurationValue::Text(t) => parse_duration(&t),
     }
 }
@@ -382,6 +414,15 @@ impl Config {
         if file.route.is_empty() {
             return Err(ConfigError::NoRoutes);
         }
+        if let Some(n) = file.threads {
+            // tokio's runtime builder panics on 0 workers.
+            if !(1..=MAX_THREADS).contains(&n) {
+                return Err(ConfigError::Setting {
+                    key: "threads",
+                    reason: format!("{n} is not 1 to {MAX_THREADS}"),
+                });
+            }
+        }
         let mut routes = Vec::with_capacity(file.route.len());
         for r in file.route {
             let mut route = Route::new(r.listen, r.to)
@@ -393,10 +434,11 @@ impl Config {
                 route = route.name(name);
             }
             if let Some(n) = r.max_conns {
-                if n == 0 {
+                // The slots are a tokio semaphore, which panics past 2^61 permits.
+                if !(1..=MAX_CONNS_LIMIT).contains(&n) {
                     return Err(ConfigError::Invalid {
                         route: route.name,
-                        reason: "max_conns must be at least 1".into(),
+                        reason: format!("max_conns must be 1 to {MAX_CONNS_LIMIT}"),
                     });
                 }
                 route = route.max_conns(n);
@@ -406,6 +448,18 @@ impl Config {
             }
             if let Some(t) = r.idle_timeout {
                 route = route.idle_timeout(t);
+            }
+            for (key, value) in [
+                ("copy_buffer", r.copy_buffer),
+                ("bulk_buffer", r.bulk_buffer),
+            ] {
+                // A buffer is allocated whole at a connection's first burst.
+                if value.is_some_and(|b| b > MAX_BUFFER) {
+                    return Err(ConfigError::Invalid {
+                        route: route.name,
+                        reason: format!("{key} must be at most {MAX_BUFFER} bytes"),
+                    });
+                }
             }
             if let Some(b) = r.copy_buffer {
                 route = route.copy_buffer(b);
@@ -534,6 +588,100 @@ proxy_protocol = "v1"
             let e = Config::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    /// Found by the `proxy_toml` fuzz target: `threads = 0` loaded, then
+    /// `mptcp proxy` panicked building its runtime ("Worker threads cannot be set to 0").
+    #[test]
+    fn buffers_past_64_mib_refused() {
+        for key in ["copy_buffer", "bulk_buffer"] {
+            let text = format!(
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\n{key} = {}\n",
+                (64u64 << 20) + 1
+            );
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{key} must be at most 67108864 bytes")),
+                "{e}"
+            );
+            let ok = text.replace("67108865", "67108864");
+            assert!(Config::from_toml(&ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn threads_outside_1_to_1024_refused() {
+        let route = "\n[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\n";
+        for n in [0u64, 1025, 1 << 40] {
+            let e = Config::from_toml(&format!("threads = {n}{route}"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("threads: {n} is not 1 to 1024"));
+        }
+        for n in [1, 1024] {
+            let c = Config::from_toml(&format!("threads = {n}{route}")).unwrap();
+            assert_eq!(c.threads, Some(n));
+        }
+    }
+
+    /// Found with the `proxy_toml` fuzz target: `max_conns = 4611686018427387904`
+    /// loaded, then the accept loop panicked making its semaphore of connection slots
+    /// ("a semaphore may not have more than MAX_PERMITS permits").
+    #[test]
+    fn max_conns_above_the_limit_refused() {
+        for n in [1_000_000_001u64, 1 << 62, i64::MAX as u64] {
+            let e = Config::from_toml(&format!(
+                "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nmax_conns = {n}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert_eq!(
+                e, "route 127.0.0.1:1: max_conns must be 1 to 1000000000",
+                "{n}"
+            );
+        }
+        let c = Config::from_toml(
+            "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\nmax_conns = 1000000000\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].max_conns, MAX_CONNS_LIMIT);
+        let r = Route::new("127.0.0.1:1".parse().unwrap(), "a:1").max_conns(usize::MAX);
+        assert_eq!(r.max_conns, MAX_CONNS_LIMIT);
+    }
+
+    /// Found with the `proxy_toml` fuzz target: `connect_timeout = 1e19` loaded, then
+    /// every dial panicked computing its deadline ("overflow when adding duration to
+    /// instant"); the same for the idle timeout and for `--connect-timeout`.
+    #[test]
+    fn timeouts_longer_than_a_year_refused() {
+        let route = "[[route]]\nlisten = \"127.0.0.1:1\"\nto = \"a:1\"\n";
+        for (line, shown) in [
+            (
+                "connect_timeout = 1e19",
+                "`10000000000000000000` is longer than a year",
+            ),
+            (
+                "idle_timeout = \"300000000000y\"",
+                "`300000000000y` is longer than a year",
+            ),
+            (
+                "connect_timeout = 31536001",
+                "`31536001` is longer than a year",
+            ),
+        ] {
+            let e = Config::from_toml(&format!("{route}{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(shown), "{line}: {e}");
+        }
+        let e = Config::from_toml(&format!("drain_timeout = \"400 days\"\n{route}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`400 days` is longer than a year"), "{e}");
+        assert!(parse_duration("1e19").is_err());
+        assert_eq!(parse_duration("8760h"), Ok(MAX_TIMEOUT));
+        let c = Config::from_toml(&format!("{route}idle_timeout = 31536000\n")).unwrap();
+        assert_eq!(c.routes[0].idle_timeout, Some(MAX_TIMEOUT));
     }
 
     #[test]

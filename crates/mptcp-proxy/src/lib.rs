@@ -158,9 +158,10 @@
 //! the RFC 8803 Transport Converter (`mptcp proxy --convert`), and its client
 //! behind SOCKS5, HTTP CONNECT or a firewall redirect (`--socks5`,
 //! `--http-connect`, `--transparent`, `--converter`). The wire formats are
-//! sans-I/O modules tested on byte fixtures and by a fixed-seed fuzz run
-//! (`tests/fuzz_parsers.rs`): [`convert`] (RFC 8803), [`socks5`] (RFC 1928 and
-//! 1929), [`http_connect`]. They are hand-written: each is a few dozen lines
+//! sans-I/O modules tested on byte fixtures, by a fixed-seed fuzz run
+//! (`tests/fuzz_parsers.rs`) and by libFuzzer (`fuzz/` at the repository
+//! root): [`convert`] (RFC 8803), [`socks5`] (RFC 1928 and 1929),
+//! [`http_connect`]. They are hand-written: each is a few dozen lines
 //! over a bounded buffer, and the RFC 8803 one exists in no crate.
 #![warn(missing_docs)]
 
@@ -181,7 +182,7 @@ mod sys;
 pub use config::{
     check_upstream, parse_duration, Config, ConfigError, ProxyProtocol, Route, DEFAULT_BACKLOG,
     DEFAULT_BULK_BUFFER, DEFAULT_CONNECT_TIMEOUT, DEFAULT_COPY_BUFFER, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNS,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNS, MAX_BUFFER, MAX_CONNS_LIMIT, MAX_THREADS, MAX_TIMEOUT,
 };
 pub use conn::{ConnRecord, EndReason};
 pub use metrics::Metrics;

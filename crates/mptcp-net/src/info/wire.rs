@@ -684,7 +684,8 @@ pub fn parse_full_info(
 }
 
 /// Feeds `data` to every parser and checks their invariants; panics only on a broken
-/// invariant. Shared by the `cargo fuzz` target and the stable unit test.
+/// invariant. Shared by the libFuzzer target `mptcp_info` (`fuzz/` at the repository
+/// root, through the `mptcp-fuzz` crate) and the stable unit test.
 #[doc(hidden)]
 pub fn fuzz_parsers(data: &[u8]) {
     if let Ok(info) = parse_mptcp_info(data) {

@@ -8,7 +8,8 @@
 //!
 //! The parsers accept any byte string: malformed input is a [`DecodeError`], never a
 //! panic. This is checked by unit tests on byte fixtures, by a fixed-seed pseudo-random
-//! test over every parser and by a cargo-fuzz target (`fuzz/` in this crate).
+//! test over every parser and by the libFuzzer targets `netlink_codec` and `sock_diag`
+//! (`fuzz/` at the repository root, entries in the `mptcp-fuzz` crate).
 //!
 //! Byte order: integers are native-endian (the kernel's and the caller's are the same
 //! host), except IPv4 addresses and the event ports, which are network order. The
@@ -174,22 +175,71 @@ pub(crate) fn fmt_hex(f: &mut fmt::Formatter<'_>, v: u32) -> fmt::Result {
     write!(f, "{v:#x}")
 }
 
-/// Feeds `data` to every parser of this crate and discards the results; for fuzzing.
+/// Feeds `data` to every parser of this crate; for fuzzing. The first byte picks the
+/// command or event number for the generic netlink parsers, the rest is their attribute
+/// bytes and the `sock_diag` input; the whole goes through the framing.
 ///
 /// Any panic here is a bug. Not part of the stable API.
 #[doc(hidden)]
 pub fn fuzz_all_parsers(data: &[u8]) {
+    fuzz_genl(data);
+    fuzz_sock_diag(data.get(1..).unwrap_or(&[]));
+}
+
+/// The generic netlink side, for the `netlink_codec` fuzz target: the first byte of
+/// `data` is the command or event number, the rest the attribute bytes given to
+/// [`PmMessage::parse`], [`Event::parse`] and [`AddressAttrs::parse`]; the whole goes
+/// through the netlink framing, the status (`NLMSG_ERROR`, extended ack) and the reply
+/// parsers. What parses must encode (`to_bytes`) into bytes that parse to the same value.
+///
+/// Panics only on a broken invariant. Not part of the stable API.
+#[doc(hidden)]
+pub fn fuzz_genl(data: &[u8]) {
     let (selector, rest) = match data.split_first() {
         Some((s, rest)) => (*s, rest),
         None => (0, data),
     };
-    let _ = PmMessage::parse(selector, rest);
-    let _ = Event::parse(selector, rest);
-    let _ = AddressAttrs::parse(rest);
-    let _ = diag::parse_mptcp_info(rest);
-    let _ = diag::parse_inet_diag_msg(rest);
-    let _ = diag::parse_subflow_ulp_info(rest);
+    if let Ok(m) = PmMessage::parse(selector, rest) {
+        let again = PmMessage::parse(selector, &m.to_bytes());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&m),
+            "a PmMessage does not survive to_bytes"
+        );
+    }
+    if let Ok(e) = Event::parse(selector, rest) {
+        let again = Event::parse(selector, &e.to_bytes());
+        assert_eq!(again.as_ref(), Ok(&e), "an Event does not survive to_bytes");
+        let _ = e.to_string();
+    }
+    if let Ok(a) = AddressAttrs::parse(rest) {
+        let again = AddressAttrs::parse(&a.to_bytes());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&a),
+            "AddressAttrs do not survive to_bytes"
+        );
+    }
     framing::fuzz_framing(data);
+}
+
+/// The `sock_diag` side, for the `sock_diag` fuzz target: `data` goes whole to
+/// [`diag::parse_inet_diag_msg`], [`diag::parse_subflow_ulp_info`] and
+/// [`diag::parse_mptcp_info`]. A parsed message keeps no more bytes than it was given.
+///
+/// Panics only on a broken invariant. Not part of the stable API.
+#[doc(hidden)]
+pub fn fuzz_sock_diag(data: &[u8]) {
+    if let Ok(msg) = diag::parse_inet_diag_msg(data) {
+        let kept = msg.info.as_ref().map_or(0, Vec::len);
+        assert!(kept <= data.len(), "INET_DIAG_INFO of {kept} bytes");
+        assert_eq!(msg.local.is_ipv4(), u16::from(msg.family) == AF_INET);
+        assert_eq!(msg.remote.is_ipv4(), u16::from(msg.family) == AF_INET);
+    }
+    let _ = diag::parse_subflow_ulp_info(data);
+    if let Ok(info) = diag::parse_mptcp_info(data) {
+        assert_eq!(info.kernel_len, data.len());
+    }
 }
 
 #[cfg(test)]
