@@ -13,6 +13,7 @@ mod error;
 mod netns;
 mod output;
 mod preload;
+mod privilege;
 
 use std::process::ExitCode;
 

@@ -524,3 +524,75 @@ fn proxy_bad_input_is_one_line_and_status_2() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--user`: once listening, the proxy started as root runs as nobody with no
+/// capability left, and still relays; a user that does not
+/// exist, or root, is refused at start with one line and status 2.
+#[test]
+fn proxy_user_drops_root_after_binding_and_still_relays() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: it starts the proxy as root and checks it becomes nobody"
+    );
+    let (backend, _rt) = tokio_echo();
+    let proxy = ProxyProc::start(
+        &[],
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--to",
+            &backend.to_string(),
+            "--user",
+            "nobody",
+        ],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a nobody user");
+    let uid = nobody.uid.to_string();
+    assert_eq!(field("Uid:"), vec![uid.as_str(); 4], "{status}");
+    assert_eq!(field("Groups:"), vec![nobody.gid.to_string()], "{status}");
+    for caps in ["CapPrm:", "CapEff:", "CapAmb:"] {
+        assert_eq!(field(caps), vec!["0000000000000000"], "{caps} {status}");
+    }
+    let client = TcpStream::connect(proxy.listen).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    assert!(round_trip(&client, &data).unwrap() == data);
+    let (exit, _) = proxy.stop();
+    assert!(exit.success(), "{exit}");
+
+    for (user, says) in [
+        ("no-such-user-here", "no such user"),
+        ("root", "that is root"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mptcp"))
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--to",
+                "127.0.0.1:9",
+                "--user",
+                user,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{user}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{user}: {err}");
+        assert!(err.contains(says), "{user}: {err}");
+    }
+}

@@ -129,6 +129,10 @@ pub struct ProxyArgs {
     /// Serve Prometheus metrics on http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Once listening, run as this user (a name or a uid) with no capabilities:
+    /// root is needed only to bind, enter a namespace or listen transparently.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     /// Worker threads (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -306,6 +310,9 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
         let mut proxy = Proxy::bind(&config)
             .await
             .map_err(|e| Error::io("cannot start the proxy", e))?;
+        if let Some(user) = &args.user {
+            crate::privilege::become_user(user)?;
+        }
         let upstreams: Vec<&str> = config.routes.iter().map(|r| r.upstream.as_str()).collect();
         for ((name, addr), to) in proxy.local_addrs().iter().zip(upstreams) {
             let line = Listening {

@@ -213,6 +213,9 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
                 .map_err(|e| Error::io(format!("metrics on {addr}"), e))?;
             tokio::spawn(mptcp_metrics::serve(l, metrics.registry().clone()));
         }
+        if let Some(user) = &args.user {
+            crate::privilege::become_user(user)?;
+        }
         let stops: Vec<_> = gateways.iter().map(|g| g.shutdown_handle()).collect();
         let runs: Vec<_> = gateways
             .into_iter()
