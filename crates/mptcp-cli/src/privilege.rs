@@ -8,7 +8,7 @@
 //! relay cannot be turned into root on the host. HAProxy's `user`/`group`
 //! settings are the same idea.
 
-use nix::unistd::{getgid, getuid, setgid, setgroups, setuid, Gid, Uid, User};
+use nix::unistd::{getgid, getuid, setgid, setgroups, setuid, Uid, User};
 
 use crate::error::Error;
 
@@ -35,7 +35,7 @@ pub fn become_user(name: &str) -> Result<(), Error> {
     setgroups(&[user.gid]).map_err(|e| denied("setgroups", e))?;
     setgid(user.gid).map_err(|e| denied("setgid", e))?;
     setuid(user.uid).map_err(|e| denied("setuid", e))?;
-    if getuid() != user.uid || getgid() != Gid::from(user.gid) || setuid(Uid::from_raw(0)).is_ok() {
+    if getuid() != user.uid || getgid() != user.gid || setuid(Uid::from_raw(0)).is_ok() {
         return Err(Error::msg(format!(
             "--user {name}: the switch did not hold; stopping rather than running privileged"
         )));
