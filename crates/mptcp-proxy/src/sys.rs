@@ -68,21 +68,11 @@ pub(crate) fn take_buffer(len: usize) -> PooledBuffer {
 /// A bulk buffer of `len` bytes if the process-wide [`BULK_BUDGET`] has room for
 /// it, else `None`.
 pub(crate) fn take_bulk_buffer(len: usize) -> Option<PooledBuffer> {
-    let mut used = BULK_IN_USE.load(Ordering::Relaxed);
-    loop {
-        if used + len > BULK_BUDGET {
-            return None;
-        }
-        match BULK_IN_USE.compare_exchange_weak(
-            used,
-            used + len,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => break,
-            Err(now) => used = now,
-        }
-    }
+    BULK_IN_USE
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+            (used + len <= BULK_BUDGET).then_some(used + len)
+        })
+        .ok()?;
     let mut b = take_buffer(len);
     b.bulk = true;
     Some(b)

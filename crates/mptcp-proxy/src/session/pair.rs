@@ -120,8 +120,7 @@ pub(crate) async fn relay_pair(
     };
     let splice =
         settings.try_splice && !mptcp(record.client_mptcp) && !mptcp(record.upstream_mptcp);
-    let (splice_client, splice_upstream) = (splice, splice);
-    let way = |src, dst, src_side, dst_side, stats, other, counter, try_splice| Way {
+    let way = |src, dst, src_side, dst_side, stats, other, counter| Way {
         src,
         dst,
         src_side,
@@ -132,7 +131,7 @@ pub(crate) async fn relay_pair(
         activity: &activity,
         copy_buffer: settings.copy_buffer,
         bulk_buffer: settings.bulk_buffer,
-        try_splice,
+        try_splice: splice,
     };
     let a = way(
         client,
@@ -142,7 +141,6 @@ pub(crate) async fn relay_pair(
         &up,
         &down,
         &metrics.to_upstream,
-        splice_client,
     );
     let b = way(
         upstream,
@@ -152,7 +150,6 @@ pub(crate) async fn relay_pair(
         &down,
         &up,
         &metrics.to_client,
-        splice_upstream,
     );
     let end = {
         let both = async { tokio::try_join!(a.run(), b.run()) };
