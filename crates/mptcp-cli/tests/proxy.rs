@@ -290,10 +290,15 @@ fn proxy_serves_5000_concurrent_connections() {
         assert!(all.is_ok(), "not every client got its echo within 60 s");
         let rss = rss_kib(pid);
         let mut served = 0;
-        for t in tasks {
-            if t.await.unwrap().is_ok() {
-                served += 1;
+        let mut failures = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(()) => served += 1,
+                Err(e) => failures.push(format!("client {i}: {e}")),
             }
+        }
+        if !failures.is_empty() {
+            println!("failed: {failures:?}");
         }
         (rss, served)
     });
