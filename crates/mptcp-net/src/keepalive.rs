@@ -8,7 +8,9 @@ use socket2::{Socket, TcpKeepalive};
 /// Go's default keep-alive idle time and probe interval (`net.defaultTCPKeepAliveIdle`,
 /// `net.defaultTCPKeepAliveInterval`).
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Go's default number of unanswered probes (`net.defaultTCPKeepAliveCount`).
+/// Go's default number of unanswered probes (`net.defaultTCPKeepAliveCount`), which
+/// is also the kernel's (`net.ipv4.tcp_keepalive_probes` starts at 9 in every network
+/// namespace).
 pub const DEFAULT_KEEP_ALIVE_COUNT: u32 = 9;
 
 /// TCP keep-alive settings for a [`Dialer`](crate::Dialer) or a
@@ -18,6 +20,13 @@ pub const DEFAULT_KEEP_ALIVE_COUNT: u32 = 9;
 /// the connection dropped after 9 unanswered probes (so a silent peer is found
 /// after 15 + 15 x 9 = 150 s). A `None` field leaves that setting at the system's
 /// default (`net.ipv4.tcp_keepalive_*`).
+///
+/// The count is where the default differs from Go in how, not in what: Go sets
+/// `TCP_KEEPCNT` to 9 on every socket, while the default here leaves `count` at
+/// `None`, the kernel's `net.ipv4.tcp_keepalive_probes`, which is 9
+/// ([`DEFAULT_KEEP_ALIVE_COUNT`]) unless an operator changed it (then their
+/// value holds). That saves one system call per socket; set
+/// `count: Some(9)` to pin it whatever the host says.
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,7 +59,8 @@ impl Default for KeepAliveConfig {
             enable: true,
             idle: Some(DEFAULT_KEEP_ALIVE),
             interval: Some(DEFAULT_KEEP_ALIVE),
-            count: Some(DEFAULT_KEEP_ALIVE_COUNT),
+            // The kernel's default, 9: see the type's docs.
+            count: None,
         }
     }
 }
@@ -67,14 +77,15 @@ impl KeepAliveConfig {
     }
 
     /// Go's `Dialer.KeepAlive`: `Some(d)` turns keep-alive on with `d` as both the
-    /// idle time and the probe interval (9 probes); `None` turns it off.
+    /// idle time and the probe interval (the kernel's count of probes, 9 unless
+    /// changed); `None` turns it off.
     pub fn from_period(period: Option<Duration>) -> Self {
         match period {
             Some(d) => KeepAliveConfig {
                 enable: true,
                 idle: Some(d),
                 interval: Some(d),
-                count: Some(DEFAULT_KEEP_ALIVE_COUNT),
+                count: None,
             },
             None => KeepAliveConfig::disabled(),
         }

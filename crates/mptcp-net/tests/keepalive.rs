@@ -58,7 +58,7 @@ fn options_read_back_on_mptcp_and_tcp_sockets_and_accepted_ones_inherit() {
             "accepted, mptcp {mptcp}"
         );
 
-        // Defaults: Go's 15 s, 15 s, 9 probes.
+        // Defaults: Go's 15 s, 15 s; 9 probes, the kernel's count (not set).
         let mut d = Dialer::new();
         d.set_multipath_tcp(mptcp);
         let c = d.dial(addr).unwrap();
