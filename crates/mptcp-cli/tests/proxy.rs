@@ -601,3 +601,59 @@ fn proxy_user_drops_root_after_binding_and_still_relays() {
         assert!(err.contains(says), "{user}: {err}");
     }
 }
+
+/// `--no-connection-log`: no line per connection, while the metrics still count
+/// every one and the stop line still comes.
+#[test]
+fn proxy_no_connection_log_prints_none_and_still_counts() {
+    let (backend, _rt) = tokio_echo();
+    let to = backend.to_string();
+    let proxy = ProxyProc::start(
+        &[],
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--to",
+            &to,
+            "--metrics",
+            "127.0.0.1:0",
+            "--no-connection-log",
+        ],
+    );
+    let (metrics, route): (SocketAddr, String) = {
+        let lines = proxy.lines.lock().unwrap();
+        let l = lines.iter().find(|v| v["type"] == "listening").unwrap();
+        (
+            l["metrics"].as_str().unwrap().parse().unwrap(),
+            l["route"].as_str().unwrap().to_string(),
+        )
+    };
+    for i in 0..3u8 {
+        let s = mptcp_net::Dialer::new().dial(proxy.listen).unwrap();
+        assert_eq!(round_trip(&s, &[i; 100]).unwrap(), vec![i; 100]);
+    }
+    // The counters move once the sessions end; give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want =
+        format!("mptcp_proxy_bytes_total{{direction=\"to_upstream\",route=\"{route}\"}} 300");
+    let page = loop {
+        let mut http = TcpStream::connect(metrics).unwrap();
+        http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut page = String::new();
+        http.read_to_string(&mut page).unwrap();
+        if page.contains(&want) || Instant::now() > deadline {
+            break page;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(page.contains(&want), "{want} missing from\n{page}");
+    let (status, lines) = proxy.stop();
+    assert!(status.success(), "{status}");
+    assert!(
+        !lines.iter().any(|v| v["type"] == "connection"),
+        "a connection line was printed: {lines:?}"
+    );
+}

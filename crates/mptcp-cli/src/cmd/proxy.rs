@@ -136,6 +136,10 @@ pub struct ProxyArgs {
     /// Worker threads (default: one per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
+    /// Print no line per connection (the metrics still count every one): for
+    /// busy relays whose connections are watched through /metrics.
+    #[arg(long)]
+    pub no_connection_log: bool,
     /// How long connections may finish after SIGTERM/Ctrl-C (default 10s).
     #[arg(long, value_name = "DUR", value_parser = duration)]
     pub drain_timeout: Option<Duration>,
@@ -338,11 +342,15 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
         let (tx, rx) = mpsc::sync_channel::<(SystemTime, ConnRecord)>(PRINT_QUEUE);
         let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let d = std::sync::Arc::clone(&dropped);
-        proxy.on_connection_end(move |record| {
-            if tx.try_send((SystemTime::now(), record.clone())).is_err() {
-                d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
+        if !args.no_connection_log {
+            proxy.on_connection_end(move |record| {
+                if tx.try_send((SystemTime::now(), record.clone())).is_err() {
+                    d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        } else {
+            drop(tx);
+        }
         // The printer wakes on its own every PRINT_EVERY and prints what came
         // meanwhile in one write, so a finished connection costs the relay
         // neither a thread wake-up nor a system call.

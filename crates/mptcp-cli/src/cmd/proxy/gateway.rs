@@ -198,13 +198,15 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
                     line.listen
                 ))?;
             }
-            g.on_connection_end(move |r| {
-                // Gateway connections are fewer than relay routes see: one
-                // write per line is fine here.
-                if let Ok(text) = format_record(&out, SystemTime::now(), r) {
-                    let _ = out.print(&text);
-                }
-            });
+            if !args.no_connection_log {
+                g.on_connection_end(move |r| {
+                    // Gateway connections are fewer than relay routes see: one
+                    // write per line is fine here.
+                    if let Ok(text) = format_record(&out, SystemTime::now(), r) {
+                        let _ = out.print(&text);
+                    }
+                });
+            }
             gateways.push(g);
         }
         if let Some(addr) = args.metrics {
