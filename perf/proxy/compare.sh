@@ -3,14 +3,18 @@
 # namespace, MPTCP on both legs (LEGS=tcp: plain TCP on both legs):
 #
 #   direct        no relay (the ceiling)
-#   mptcp-splice  mptcp proxy as it runs by default (splice between TCP sockets;
-#                 it copies when a leg is MPTCP)
-#   mptcp-copy    mptcp proxy --no-splice
+#   mptcp         mptcp proxy as it runs by default (copy through a 1 MiB bulk buffer)
+#   mptcp-splice  mptcp proxy --splice (splice(2) between plain TCP sockets only: on
+#                 MPTCP legs it copies as the default does)
 #   haproxy       Debian's HAProxy 2.6, TCP mode, under `mptcpize run` (MPTCP legs)
 #   socat         socat TCP-LISTEN,fork under `mptcpize run` (MPTCP legs)
 #   shadowsocks   sslocal (tunnel) + ssserver, --tcp-multipath (MPTCP), method "none"
 #
-# RELAYS="direct mptcp-splice haproxy" picks the rows; THREADS=N runs the proxy
+# Like with like: with LOGS=off (the default) neither relay writes a line per
+# connection (the proxy runs with --no-connection-log; HAProxy has no log
+# directive); with LOGS=on both do (the proxy's default lines; HAProxy `option
+# tcplog` to stdout), both to /dev/null.
+# RELAYS="direct mptcp haproxy" picks the rows; THREADS=N runs the proxy
 # with --threads N and HAProxy with nbthread N (socat and shadowsocks as they are).
 #
 # Per relay and round: one bulk connection for SECS seconds (`mptcp bench`), and the
@@ -22,7 +26,9 @@
 #
 #   perf/proxy/compare.sh                 # 3 rounds of 3 s
 #   ROUNDS=5 SECS=5 perf/proxy/compare.sh > perf/proxy/RESULTS.md
-#   LEGS=tcp THREADS=2 RELAYS="direct mptcp-splice haproxy" perf/proxy/compare.sh
+#   LEGS=tcp THREADS=2 RELAYS="direct mptcp haproxy" perf/proxy/compare.sh
+#   JSON_OUT=FILE ...                    # also writes every round's figures as JSON
+#                                        # (perf/run.sh reads them)
 #
 # Needs root, python3, mptcpize (Debian package mptcpd), haproxy and socat
 # (installed when missing), and shadowsocks-rust's sslocal/ssserver on PATH or
@@ -35,6 +41,12 @@ SECS=${SECS:-3}
 WORKERS=${WORKERS:-16}
 LEGS=${LEGS:-mptcp}
 THREADS=${THREADS:-1}
+LOGS=${LOGS:-off}
+case $LOGS in
+off) PROXY_LOG=(--no-connection-log); HAPROXY_LOG="" ;;
+on) PROXY_LOG=(); HAPROXY_LOG="    log stdout format raw local0 info" ;;
+*) echo "LOGS must be on or off" >&2; exit 2 ;;
+esac
 case $LEGS in
 mptcp) MPTCPIZE=(mptcpize run); SS_MPTCP=(--tcp-multipath) ;;
 # mptcp-net's process-wide switch: the proxy, bench and loadgen use plain TCP.
@@ -56,7 +68,7 @@ cargo build --release -q -p mptcp-cli
 cargo build --release -q -p mptcp-proxy --example loadgen
 M=target/release/mptcp
 L=target/release/examples/loadgen
-relays=(direct mptcp-splice mptcp-copy haproxy socat)
+relays=(direct mptcp mptcp-splice haproxy socat)
 if [ -n "${RELAYS:-}" ]; then
     read -ra relays <<<"$RELAYS"
     SKIP_SS=1
@@ -86,8 +98,10 @@ cat >"$TMP/haproxy.cfg" <<CFG
 global
     maxconn 8000
     nbthread $THREADS
+$HAPROXY_LOG
 defaults
     mode tcp
+$( [ "$LOGS" = on ] && printf '    log global\n    option tcplog\n' )
     timeout connect 5s
     timeout client 60s
     timeout server 60s
@@ -103,10 +117,10 @@ start_relay() {
     PIDS=()
     case $1 in
     direct) return ;;
+    mptcp) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads "$THREADS" \
+        --idle-timeout off "${PROXY_LOG[@]}" >/dev/null 2>&1 & PIDS=($!) ;;
     mptcp-splice) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads "$THREADS" \
-        --idle-timeout off >/dev/null 2>&1 & PIDS=($!) ;;
-    mptcp-copy) ip netns exec "$NS" "$M" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads "$THREADS" \
-        --idle-timeout off --no-splice >/dev/null 2>&1 & PIDS=($!) ;;
+        --idle-timeout off --splice "${PROXY_LOG[@]}" >/dev/null 2>&1 & PIDS=($!) ;;
     haproxy) ip netns exec "$NS" "${MPTCPIZE[@]}" haproxy -db -f "$TMP/haproxy.cfg" >/dev/null 2>&1 & PIDS=($!) ;;
     socat) ip netns exec "$NS" "${MPTCPIZE[@]}" socat TCP-LISTEN:5301,bind=127.0.0.1,fork,reuseaddr,backlog=4096 \
         TCP:127.0.0.1:5201 >/dev/null 2>&1 & PIDS=($!) ;;
@@ -195,11 +209,19 @@ PY
 done
 
 python3 - "$TMP/rows" "$ROUNDS" "$SECS" "$WORKERS" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    "${relays[*]}" "$LEGS" "$THREADS" <<'PY'
-import statistics as st, sys
-path, rounds, secs, workers, kernel, load, relays, legs, threads = sys.argv[1:]
+    "${relays[*]}" "$LEGS" "$THREADS" "${JSON_OUT:-}" "$LOGS" <<'PY'
+import json, statistics as st, sys
+path, rounds, secs, workers, kernel, load, relays, legs, threads, json_out, logs = sys.argv[1:]
 relays = relays.split()
 rows = [l.split() for l in open(path)]
+if json_out:
+    # Every round's figures, by relay: perf/run.sh takes medians and ratios from them.
+    keys = ["mbit_per_s", "cpu_s_per_gb", "conns_per_s", "errors", "cpu_s_per_10k_conns"]
+    by_relay = {r: {k: [float(x[i + 1]) for x in rows if x[0] == r] for i, k in enumerate(keys)}
+                for r in relays}
+    json.dump({"legs": legs, "threads": int(threads), "rounds": int(rounds), "secs": float(secs),
+               "workers": int(workers), "logs": logs, "load_at_end": load, "relays": by_relay},
+              open(json_out, "w"), indent=1)
 def col(relay, i):
     return [float(x[i]) for x in rows if x[0] == relay]
 def med(relay, i):
@@ -207,7 +229,7 @@ def med(relay, i):
 def fmt(v, d=0):
     return f"{st.median(v):.{d}f} [{min(v):.{d}f}-{max(v):.{d}f}]"
 print(f"Loopback, {legs.upper() if legs == 'tcp' else 'MPTCP'} on both legs, {threads} relay "
-      f"thread(s), Linux {kernel}, load average {load} at the end; "
+      f"thread(s), a line per connection: {logs}; Linux {kernel}, load average {load} at the end; "
       f"{rounds} rounds, {secs} s per measurement, {workers} connection loops; median [min-max].\n")
 print("| relay | throughput Mbit/s | relay CPU-s per GB | connections/s | errors | relay CPU-s per 10k conns |")
 print("|---|---|---|---|---|---|")
@@ -220,7 +242,7 @@ for relay in relays:
           f"{int(sum(col(relay, 4)))} | {cpu_c} |")
 print()
 # Ratios of medians; CPU ratios below 1 mean less CPU than the other relay.
-for mine in ("mptcp-splice", "mptcp-copy"):
+for mine in ("mptcp", "mptcp-splice"):
     if mine not in relays:
         continue
     if "direct" in relays:

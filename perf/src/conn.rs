@@ -35,14 +35,23 @@ pub const BACKLOG: i32 = 4096;
 pub enum ConnImpl {
     /// `mptcp_net::Dialer::dial` / `ListenConfig::listen`, default policy.
     NetStd,
+    /// mptcp-net std with keep-alive off on both sides (`set_keep_alive(None)`):
+    /// the same calls as [`ConnImpl::Raw`] and the `mptcp` crate, which set none.
+    NetStdNoKeepAlive,
     /// `Dialer::dial_async` / `ListenConfig::listen_async` on tokio.
     NetTokio,
     /// mptcp-net with `set_multipath_tcp(false)` on both sides.
     NetPlain,
     /// `socket(IPPROTO_MPTCP)` + `connect` + `getsockopt(TCP_IS_MPTCP)`.
     Raw,
-    /// The same sockets made by hand (`SOCK_NONBLOCK`), driven by tokio: the
-    /// limit of any async MPTCP dial on tokio.
+    /// [`ConnImpl::Raw`] plus the keep-alive options mptcp-net sets by default
+    /// (`SO_KEEPALIVE`, `TCP_KEEPIDLE` 15 s, `TCP_KEEPINTVL` 15 s), on the dialed
+    /// socket and the listener (accepted sockets inherit them): the same calls as
+    /// mptcp-net's default dial.
+    RawKeepAlive,
+    /// The same sockets made by hand (`SOCK_NONBLOCK`), with the keep-alive
+    /// options mptcp-net sets by default, driven by tokio: the limit of any
+    /// async MPTCP dial on tokio.
     RawTokio,
     /// The `mptcp` crate 0.1.5: `connect_mptcp`, `bind_mptcp`, `mptcp_status`,
     /// with its listener's backlog raised from 0 to [`BACKLOG`] (a second
@@ -58,11 +67,13 @@ pub enum ConnImpl {
 
 impl ConnImpl {
     /// Every implementation, by command-line name.
-    pub const ALL: [(&'static str, ConnImpl); 8] = [
+    pub const ALL: [(&'static str, ConnImpl); 10] = [
         ("net-std", ConnImpl::NetStd),
+        ("net-std-nokeepalive", ConnImpl::NetStdNoKeepAlive),
         ("net-tokio", ConnImpl::NetTokio),
         ("net-plain", ConnImpl::NetPlain),
         ("raw", ConnImpl::Raw),
+        ("raw-keepalive", ConnImpl::RawKeepAlive),
         ("raw-tokio", ConnImpl::RawTokio),
         ("mptcp-crate", ConnImpl::MptcpCrate),
         ("mptcp-crate-as-shipped", ConnImpl::MptcpCrateAsShipped),
@@ -107,10 +118,12 @@ impl LoopResult {
 pub fn run(imp: ConnImpl, n: u64, shape: Shape) -> io::Result<LoopResult> {
     let l = Loop { n, shape };
     match imp {
-        ConnImpl::NetStd => net_std(l, true),
-        ConnImpl::NetPlain => net_std(l, false),
+        ConnImpl::NetStd => net_std(l, true, true),
+        ConnImpl::NetStdNoKeepAlive => net_std(l, true, false),
+        ConnImpl::NetPlain => net_std(l, false, true),
         ConnImpl::NetTokio => net_tokio(l),
-        ConnImpl::Raw => raw(l),
+        ConnImpl::Raw => raw(l, false),
+        ConnImpl::RawKeepAlive => raw(l, true),
         ConnImpl::RawTokio => raw_tokio(l),
         ConnImpl::MptcpCrate => mptcp_crate(l, true),
         ConnImpl::MptcpCrateAsShipped => mptcp_crate(l, false),
@@ -157,12 +170,16 @@ fn timed(
     })
 }
 
-fn net_std(l: Loop, mptcp: bool) -> io::Result<LoopResult> {
+fn net_std(l: Loop, mptcp: bool, keep_alive: bool) -> io::Result<LoopResult> {
     let mut config = ListenConfig::new();
     let mut dialer = Dialer::new();
     if !mptcp {
         config.set_multipath_tcp(false);
         dialer.set_multipath_tcp(false);
+    }
+    if !keep_alive {
+        config.set_keep_alive(None);
+        dialer.set_keep_alive(None);
     }
     let listener = config.set_backlog(BACKLOG).listen("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -194,10 +211,13 @@ fn raw_tokio(l: Loop) -> io::Result<LoopResult> {
         l,
         || async {
             let (fd, _) = sys::listen_loopback(sys::IPPROTO_MPTCP, BACKLOG, true)?;
+            sys::set_keep_alive(fd.as_fd(), 15)?;
             tokio::net::TcpListener::from_std(TcpListener::from(fd))
         },
         |addr| async move {
             let fd = sys::socket_nonblocking(sys::IPPROTO_MPTCP)?;
+            // The calls mptcp-net's default dial makes: like with like.
+            sys::set_keep_alive(fd.as_fd(), 15)?;
             let socket = tokio::net::TcpSocket::from_std_stream(TcpStream::from(fd));
             let stream = socket.connect(addr).await?;
             sys::is_mptcp(stream.as_fd())
@@ -262,13 +282,19 @@ where
     })
 }
 
-fn raw(l: Loop) -> io::Result<LoopResult> {
+fn raw(l: Loop, keep_alive: bool) -> io::Result<LoopResult> {
     let (listener, addr) = sys::listen_loopback(sys::IPPROTO_MPTCP, BACKLOG, false)?;
+    if keep_alive {
+        sys::set_keep_alive(listener.as_fd(), 15)?;
+    }
     timed(
         l,
         || sys::accept(listener.as_fd()).map(drop),
         || {
             let fd = sys::socket(sys::IPPROTO_MPTCP)?;
+            if keep_alive {
+                sys::set_keep_alive(fd.as_fd(), 15)?;
+            }
             sys::connect(fd.as_fd(), addr)?;
             sys::is_mptcp(fd.as_fd())
         },

@@ -23,10 +23,10 @@ const CHILD_TIMEOUT: Duration = Duration::from_secs(150);
 pub struct Options {
     /// Counts and durations.
     pub settings: Settings,
-    /// The Go peer (`perf/go`, built by `perf/run.sh`).
+    /// The Go peer (`perf/go`, built by `perf/core/run.sh`).
     pub go: PathBuf,
     /// The criterion bench binary (`benches/introspection.rs`, built by
-    /// `perf/run.sh`); item 5's criterion part is skipped without it.
+    /// `perf/core/run.sh`); item 5's criterion part is skipped without it.
     pub bench_exe: Option<PathBuf>,
     /// Where `results.json` and `RESULTS.md` go.
     pub out_dir: PathBuf,
@@ -130,10 +130,12 @@ const GO_PLAIN: Contender = Contender {
 
 /// The implementations also measured in one thread ([`Shape::Sequential`]):
 /// those the tight (3%, 5%, 1.0x) targets compare.
-const SEQUENTIAL: [&str; 6] = [
+const SEQUENTIAL: [&str; 8] = [
     "net-std",
+    "net-std-nokeepalive",
     "net-tokio",
     "raw",
+    "raw-keepalive",
     "raw-tokio",
     "go",
     "mptcp-crate",
@@ -153,10 +155,21 @@ pub fn run(opts: &Options) -> io::Result<Results> {
         let item = Instant::now();
         eprintln!("== 1. connection rate on loopback");
         let contenders = [
-            rust("net-std", "mptcp-net std"),
+            rust("net-std", "mptcp-net std (keep-alive on, the default)"),
+            rust(
+                "net-std-nokeepalive",
+                "mptcp-net std, keep-alive off (the calls of raw and the crate)",
+            ),
             rust("net-tokio", "mptcp-net tokio"),
             rust("raw", "raw MPTCP (libc, blocking)"),
-            rust("raw-tokio", "raw MPTCP on tokio (libc sockets, tokio I/O)"),
+            rust(
+                "raw-keepalive",
+                "raw MPTCP + the keep-alive options mptcp-net sets (3 setsockopt)",
+            ),
+            rust(
+                "raw-tokio",
+                "raw MPTCP on tokio (libc sockets + the keep-alive calls, tokio I/O)",
+            ),
             GO_MPTCP,
             rust(
                 "mptcp-crate",
@@ -171,7 +184,14 @@ pub fn run(opts: &Options) -> io::Result<Results> {
             },
             rust("tcp", "plain TCP (std)"),
         ];
-        let refs = ["raw", "raw-tokio", "go", "mptcp-crate", "tcp"];
+        let refs = [
+            "raw",
+            "raw-keepalive",
+            "raw-tokio",
+            "go",
+            "mptcp-crate",
+            "tcp",
+        ];
         results.connection_rate =
             conn_figures(opts, &contenders, true, Shape::Threads, &mut results.errors);
         add_ratios(&mut results.connection_rate, &refs);
@@ -491,7 +511,10 @@ fn bulk_figures(opts: &Options, errors: &mut Vec<String>) -> Vec<Figure> {
         rust("net-std", "mptcp-net std"),
         rust("net-tokio", "mptcp-net tokio"),
         rust("raw", "raw MPTCP (libc read/write, blocking)"),
-        rust("raw-tokio", "raw MPTCP on tokio (libc sockets, tokio I/O)"),
+        rust(
+            "raw-tokio",
+            "raw MPTCP on tokio (libc sockets + the keep-alive calls, tokio I/O)",
+        ),
         rust("tcp", "plain TCP (std)"),
     ];
     let secs = opts.settings.bulk_seconds;
@@ -628,10 +651,9 @@ fn testnet_figures(opts: &Options, errors: &mut Vec<String>) -> Vec<Figure> {
 
 /// Runs the criterion benches in a fresh namespace and reads their samples.
 fn criterion(opts: &Options) -> io::Result<Vec<Figure>> {
-    let exe = opts
-        .bench_exe
-        .as_ref()
-        .ok_or_else(|| io::Error::other("no bench binary: run perf/run.sh, or pass --bench-exe"))?;
+    let exe = opts.bench_exe.as_ref().ok_or_else(|| {
+        io::Error::other("no bench binary: run perf/core/run.sh, or pass --bench-exe")
+    })?;
     let home = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join("criterion");

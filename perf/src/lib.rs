@@ -1,6 +1,6 @@
 //! The performance harness of the MPTCP toolkit.
 //!
-//! `perf/run.sh` builds this crate and the Go peer (`perf/go`), then runs the
+//! `perf/core/run.sh` builds this crate and the Go peer (`perf/go`), then runs the
 //! `perf` binary, which measures mptcp-net side by side with raw system calls,
 //! Go's `net`, the `mptcp` crate 0.1.5 and plain TCP, and writes
 //! `perf/RESULTS.md` and `perf/results.json`. See perf/README.md.

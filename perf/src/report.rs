@@ -287,7 +287,7 @@ impl Results {
             "# Performance: mptcp-net side by side with raw syscalls, Go, the `mptcp` crate and plain TCP\n"
         );
         out.push_str(
-            "Written by `perf/run.sh` (root; see perf/README.md). Benchmarks, not tests: nothing here \
+            "Written by `perf/core/run.sh` (root; see perf/README.md). Benchmarks, not tests: nothing here \
              gates CI. Every figure is a median [min-max] of runs taken side by side in this one \
              run; the implementations are interleaved round by round (odd rounds in reverse order) \
              so drift hits all alike, and every loopback run is its own process in a fresh network \
