@@ -108,10 +108,13 @@ def proxy(d, mode):
             shown = f"{ratio:.2f}x" + (f" [{min(rounds):.2f}-{max(rounds):.2f}]" if len(rounds) > 1 else "")
             why = None
             if not met and key in ("conns_per_s", "cpu_s_per_10k_conns"):
-                why = ("per connection the relay's CPU is mostly the kernel's (accept, connect, "
-                       "the MPTCP handshakes, close) and the two relays make the same calls but "
-                       "the proxy's records (MPTCP status and subflows of each side); see "
-                       "perf/proxy/README.md for the count, call by call")
+                why = ("per connection both relays make nearly the same system calls and about "
+                       "88% of the proxy's CPU is the kernel's (accept, connect, the handshakes "
+                       "and teardown, preemption by the load generator sharing the two cores); "
+                       "its user-space share is spread over tokio with no item above 0.5% "
+                       "(perf record, perf/proxy/README.md). What is left to try is fewer or "
+                       "batched system calls per connection (the records' two status queries, "
+                       "io_uring)")
             elif not met:
                 why = "see perf/proxy/README.md (where the time goes)"
             targets.append(target("proxy", f"{label}: {name} {'>=' if higher else '<='} "
