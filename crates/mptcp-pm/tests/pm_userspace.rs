@@ -1,0 +1,586 @@
+//! The userspace daemon ([`mptcp_pm::userspace::UserspaceDaemon`]) on mptcp-testnet:
+//! the namespace switched to the userspace path manager, connections driven by policy,
+//! the status it writes. (`mptcp pm run --userspace` and `mptcp pm status` on the
+//! command line: `crates/mptcp-cli/tests/pm.rs`.)
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{ipaddr, options, state_dir, Kind, PmDaemon, Upload};
+use mptcp_net::MptcpExt;
+use mptcp_testnet::{Endpoints, TestNet};
+use serde_json::Value;
+
+fn testnet(rate: Option<u32>, endpoints: Endpoints) -> TestNet {
+    let mut b = TestNet::builder().paths(2).ipv6(false).endpoints(endpoints);
+    if let Some(r) = rate {
+        b = b.rate_mbit(r);
+    }
+    b.build()
+        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"))
+}
+
+fn write_config(state: &Path, text: &str) -> String {
+    let path = state.with_extension("toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn userspace(net: &TestNet, state: &Path, config: &str) -> PmDaemon {
+    let cfg = write_config(state, config);
+    let mut d = PmDaemon::start(
+        net.client().name(),
+        Kind::Userspace,
+        options(state, Some(&cfg)),
+    );
+    d.ready();
+    d
+}
+
+fn status(net: &TestNet, state: &Path) -> Value {
+    common::status(net.client(), state).unwrap_or_else(|e| panic!("no status: {e}"))
+}
+
+/// Dials `port` on the server's path-0 address and exchanges a few bytes (the
+/// client's path manager acts once the connection is fully established).
+fn dial(net: &TestNet, listener: &std::net::TcpListener, port: u16) -> (TcpStream, TcpStream) {
+    let target = SocketAddr::new(net.server().addr(0).unwrap(), port);
+    let client = net
+        .client()
+        .run(|| mptcp_net::Dialer::new().dial(target).unwrap())
+        .unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    (&client).write_all(b"hi").unwrap();
+    let mut buf = [0u8; 2];
+    server.read_exact(&mut buf).unwrap();
+    server.write_all(b"ok").unwrap();
+    (&client).read_exact(&mut buf).unwrap();
+    (client, server)
+}
+
+fn subflow_count(s: &TcpStream) -> usize {
+    s.subflows().unwrap().len()
+}
+
+fn listen(net: &TestNet, port: u16) -> std::net::TcpListener {
+    net.server()
+        .run(|| {
+            mptcp_net::ListenConfig::new()
+                .listen(("0.0.0.0", port))
+                .unwrap()
+        })
+        .unwrap()
+}
+
+#[test]
+fn pm_userspace_rules_status_and_path_manager_restored() {
+    let net = testnet(None, Endpoints::None);
+    let state = state_dir("us-rules");
+    let pm_sysctl = "net.mptcp.path_manager";
+    assert_eq!(net.client().sysctl(pm_sysctl).unwrap().trim(), "kernel");
+    let d = userspace(
+        &net,
+        &state,
+        "[userspace]\n[[userspace.rule]]\npolicy = \"single\"\nremote_port = 7001\n",
+    );
+    assert_eq!(net.client().sysctl(pm_sysctl).unwrap().trim(), "userspace");
+
+    let (l0, l1) = (listen(&net, 7000), listen(&net, 7001));
+    let (agg, _agg_server) = dial(&net, &l0, 7000);
+    let (single, _single_server) = dial(&net, &l1, 7001);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while subflow_count(&agg) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "aggregate: no second subflow; {:#?}",
+            d.lines()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let locals: Vec<_> = agg
+        .subflows()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.local)
+        .map(|a| a.ip())
+        .collect();
+    assert!(locals.contains(&ipaddr("198.18.1.1")), "{locals:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(subflow_count(&single), 1, "single never adds a subflow");
+
+    // Status: both connections with their policies, and why the engine acted.
+    std::thread::sleep(Duration::from_millis(1200));
+    let s = status(&net, &state);
+    let conns = s["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{s:#}");
+    let by_port = |port: u16| {
+        conns
+            .iter()
+            .find(|c| c["remote"].as_str().unwrap().ends_with(&format!(":{port}")))
+            .unwrap_or_else(|| panic!("no connection to port {port}: {s:#}"))
+    };
+    assert_eq!(by_port(7000)["policy"], "aggregate");
+    assert_eq!(by_port(7001)["policy"], "single");
+    assert_eq!(by_port(7000)["subflows"].as_array().unwrap().len(), 2);
+    assert!(
+        by_port(7000)["last"]
+            .as_str()
+            .unwrap()
+            .contains("aggregate: a subflow on p1"),
+        "{s:#}"
+    );
+    // (`mptcp pm status`'s text: crates/mptcp-cli/tests/pm.rs.)
+
+    // A second userspace daemon is refused (the lock), then the exit restores the
+    // path manager and the status is gone.
+    let err = PmDaemon::try_start(net.client().name(), Kind::Userspace, options(&state, None))
+        .expect_err("a second userspace daemon is refused");
+    assert!(err.contains("manages this network namespace"), "{err}");
+    let (status_code, lines) = d.stop();
+    assert!(status_code.is_ok(), "{status_code:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l["event"] == "path_manager" && l["value"] == "kernel"));
+    assert_eq!(net.client().sysctl(pm_sysctl).unwrap().trim(), "kernel");
+    let err = common::status(net.client(), &state).expect_err("no status once stopped");
+    assert!(err.contains("no `mptcp pm run --userspace` runs"), "{err}");
+
+    // Another userspace path manager already holds the namespace: refused.
+    net.client().set_sysctl(pm_sysctl, "userspace").unwrap();
+    let err = PmDaemon::try_start(net.client().name(), Kind::Userspace, options(&state, None))
+        .expect_err("refused beside another userspace path manager");
+    assert!(
+        err.contains("net.mptcp.path_manager is already userspace"),
+        "{err}"
+    );
+    net.client().set_sysctl(pm_sysctl, "kernel").unwrap();
+}
+
+/// How path 1 fails in [`path_return`].
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// The client's interface goes down for 1.5 s, then up.
+    LinkDown,
+    /// The subflow's socket is reset (`ss -K`) while its path stays usable.
+    Reset,
+}
+
+/// What happened to path 1 after the cut.
+#[derive(Debug)]
+struct Return {
+    /// From the path's return (or the reset) to bytes on path 1 again, within 4 s.
+    back: Option<Duration>,
+    /// Those bytes went over a new subflow (another local port).
+    new_subflow: bool,
+    summary: mptcp_bench::Summary,
+}
+
+fn path_return(userspace_pm: bool, cut: Cut) -> Return {
+    let endpoints = if userspace_pm {
+        Endpoints::None
+    } else {
+        Endpoints::ClientSubflow
+    };
+    let net = testnet(Some(20), endpoints);
+    let state = state_dir("us-return");
+    let daemon = userspace_pm.then(|| userspace(&net, &state, ""));
+    let upload = Upload::start(&net, 6);
+    let path1 = ipaddr("198.18.1.1");
+    assert!(
+        upload
+            .wait_until(Duration::from_secs(2), |u| u.bytes_on(
+                path1,
+                u.started,
+                Instant::now()
+            ) > 0)
+            .is_some(),
+        "path 1 carried nothing before the cut"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ports_before = upload.ports_on(path1);
+    match cut {
+        Cut::LinkDown => {
+            net.path_down(1).unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            net.path_up(1).unwrap();
+        }
+        Cut::Reset => {
+            let out = net
+                .client()
+                .command("ss")
+                .args(["-K", "src", "198.18.1.1"])
+                .output()
+                .expect("ss (iproute2)");
+            assert!(
+                out.status.success(),
+                "ss -K: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let at = Instant::now();
+    let back = upload
+        .wait_until(Duration::from_secs(4), |u| {
+            u.bytes_on(path1, at, Instant::now()) > 0
+        })
+        .map(|t| t - at);
+    let ports_after = upload.ports_on_since(path1, at);
+    let summary = upload.finish();
+    if let Some(d) = daemon {
+        d.stop().0.expect("the daemon stops cleanly");
+    }
+    Return {
+        back,
+        new_subflow: ports_after.iter().any(|p| !ports_before.contains(p)),
+        summary,
+    }
+}
+
+/// aggregate gives a path that comes back a new subflow at once; the in-kernel path
+/// manager with static endpoints only gets the old subflow back once its
+/// retransmissions reach the restored link. Both recorded.
+#[test]
+fn pm_userspace_aggregate_failover_path_comes_back() {
+    let us = path_return(true, Cut::LinkDown);
+    let kernel = path_return(false, Cut::LinkDown);
+    eprintln!(
+        "link down 1.5 s then up: userspace aggregate: bytes on path 1 again after {:?} (new subflow: {}), \
+         stall {:.0} ms; in-kernel PM: after {:?} (new subflow: {}), stall {:.0} ms",
+        us.back, us.new_subflow, us.summary.max_stall_ms, kernel.back, kernel.new_subflow, kernel.summary.max_stall_ms
+    );
+    assert_eq!(us.summary.verified, Some(true));
+    assert_eq!(kernel.summary.verified, Some(true));
+    assert!(
+        us.back.is_some_and(|d| d < Duration::from_secs(2)) && us.new_subflow,
+        "{us:?}"
+    );
+    assert!(
+        !kernel.new_subflow,
+        "the in-kernel PM opened a new subflow: {kernel:?}"
+    );
+}
+
+/// A subflow reset while its path is fine: aggregate re-creates it after its backoff;
+/// the in-kernel path manager never does (mptcp_net-next #440). Both recorded.
+#[test]
+fn pm_userspace_aggregate_failover_after_a_reset() {
+    let us = path_return(true, Cut::Reset);
+    let kernel = path_return(false, Cut::Reset);
+    eprintln!(
+        "subflow reset: userspace aggregate: path 1 again after {:?}; in-kernel PM: {:?}",
+        us.back, kernel.back
+    );
+    assert_eq!(us.summary.verified, Some(true));
+    assert_eq!(kernel.summary.verified, Some(true));
+    assert!(
+        us.back.is_some_and(|d| d < Duration::from_secs(2)) && us.new_subflow,
+        "{us:?}"
+    );
+    assert_eq!(
+        kernel.back, None,
+        "the in-kernel PM re-created a closed subflow: {kernel:?}"
+    );
+}
+
+/// handover: the backup path idles while the primary works; the primary is cut and the
+/// transfer goes on over the backup; the primary comes back and takes the traffic
+/// again after the hold time.
+#[test]
+fn pm_userspace_handover_failover_and_back() {
+    let net = testnet(Some(20), Endpoints::None);
+    let state = state_dir("us-handover");
+    let d = userspace(&net, &state, "[userspace]\ndefault_policy = \"handover\"\n");
+    let upload = Upload::start(&net, 10);
+    let (p0, p1) = (ipaddr("198.18.0.1"), ipaddr("198.18.1.1"));
+    std::thread::sleep(Duration::from_millis(2000));
+    let t = Instant::now();
+    let (on_backup, all) = (
+        upload.bytes_on(p1, upload.started, t),
+        upload.bytes(upload.started, t),
+    );
+    assert!(all > 0);
+    let share = on_backup as f64 / all as f64;
+    assert!(
+        share < 0.01,
+        "the backup path carried {:.2}% while the primary was up",
+        share * 100.0
+    );
+
+    net.path_down(0).unwrap();
+    let cut = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = upload.bytes_on(p1, cut, Instant::now());
+    assert!(during > 0, "nothing over the secondary after the cut");
+    net.path_up(0).unwrap();
+    let up = Instant::now();
+    // Most bytes on the primary again within 5 s: a 500 ms window where it carries
+    // more than half.
+    let back = upload.wait_until(Duration::from_secs(5), |u| {
+        let now = Instant::now();
+        let from = now - Duration::from_millis(500);
+        from > up && u.bytes_on(p0, from, now) * 2 > u.bytes(from, now)
+    });
+    let summary = upload.finish();
+    let (_, lines) = d.stop();
+    let reasons: Vec<&str> = lines.iter().filter_map(|l| l["reason"].as_str()).collect();
+    if std::env::var_os("PM_DEBUG").is_some() {
+        for l in &lines {
+            eprintln!("{l}");
+        }
+    }
+    eprintln!(
+        "handover: backup share before the cut {:.2}%, longest stall {:.0} ms, primary back after {:?}; {:.1} Mbit/s",
+        share * 100.0,
+        summary.max_stall_ms,
+        back.map(|b| b - up),
+        summary.mbit_per_s
+    );
+    assert_eq!(summary.verified, Some(true));
+    assert!(
+        summary.max_stall_ms < 1000.0,
+        "stall {} ms",
+        summary.max_stall_ms
+    );
+    assert!(
+        back.is_some(),
+        "the primary did not take the traffic back; {reasons:#?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("back to the primary")),
+        "{reasons:#?}"
+    );
+}
+
+/// interactive: a request/response exchange over two paths; the path carrying it is
+/// made slower (its tbf rate cut to 1 Mbit/s) and the choice moves to the other one.
+#[test]
+fn pm_userspace_interactive_follows_rtt_on_two_paths() {
+    let net = testnet(Some(20), Endpoints::None);
+    let state = state_dir("us-interactive");
+    let mut d = userspace(
+        &net,
+        &state,
+        "[userspace]\ndefault_policy = \"interactive\"\n",
+    );
+    let listener = listen(&net, 7100);
+    let (client, mut server) = dial(&net, &listener, 7100);
+    const MSG: usize = 8 * 1024;
+    let echo = std::thread::spawn(move || {
+        let mut buf = vec![0u8; MSG];
+        while server.read_exact(&mut buf).is_ok() {
+            if server.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let pingpong = |for_how_long: Duration| {
+        let end = Instant::now() + for_how_long;
+        let mut buf = vec![7u8; MSG];
+        while Instant::now() < end {
+            (&client).write_all(&buf).unwrap();
+            (&client).read_exact(&mut buf).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    pingpong(Duration::from_secs(3));
+    // The path carrying the exchange: the last one the engine made non-backup, else
+    // the first subflow's (the status file is only rewritten every second).
+    let active = d
+        .lines()
+        .iter()
+        .rev()
+        .find(|(_, v)| v["command"] == "set_backup" && v["backup"] == false)
+        .map(|(_, v)| {
+            if v["local"].as_str().unwrap().starts_with("198.18.1.") {
+                "p1"
+            } else {
+                "p0"
+            }
+        })
+        .unwrap_or("p0")
+        .to_string();
+    let other = if active == "p0" { "p1" } else { "p0" };
+    // Slow the active path both ways.
+    let n = d.lines().len();
+    for host in [net.client(), net.server()] {
+        let out = host
+            .command("tc")
+            .args([
+                "qdisc", "change", "dev", &active, "root", "tbf", "rate", "1mbit", "burst", "96kb",
+                "latency", "50ms",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let slowed = Instant::now();
+    let t = std::thread::scope(|s| {
+        s.spawn(|| pingpong(Duration::from_secs(5)));
+        d.wait_for(
+            "the switch away from the slowed path",
+            n,
+            Duration::from_secs(5),
+            |v| {
+                v["event"] == "policy"
+                    && v["command"] == "set_backup"
+                    && v["backup"] == false
+                    && v["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("lowest RTT"))
+            },
+        )
+        .0
+    });
+    let now_active = status(&net, &state)["connections"][0]["active"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eprintln!(
+        "interactive: moved from {active} to {now_active} {:?} after {active} was slowed",
+        t - slowed
+    );
+    assert_eq!(now_active, other);
+    drop(client);
+    echo.join().unwrap();
+    d.stop().0.expect("the daemon stops cleanly");
+}
+
+/// 10,000 short connections through the userspace daemon: every one forgotten when it
+/// ends, the daemon's memory flat.
+#[test]
+fn pm_userspace_forgets_10000_short_connections() {
+    let net = testnet(None, Endpoints::None);
+    let state = state_dir("us-many");
+    // The daemon runs in this process, whose memory is measured: keep 100 reports,
+    // count the rest.
+    let cfg = write_config(&state, "");
+    let mut d = PmDaemon::start_capped(
+        net.client().name(),
+        Kind::Userspace,
+        options(&state, Some(&cfg)),
+        100,
+    );
+    d.ready();
+    let listener = listen(&net, 7200);
+    let server = std::thread::spawn(move || {
+        for _ in 0..10_000 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut b = [0u8; 1];
+            if s.read_exact(&mut b).is_ok() {
+                let _ = s.write_all(&b);
+            }
+        }
+    });
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    // The daemon runs in this process: its memory is this process's.
+    let pid = std::process::id();
+    let target = SocketAddr::new(net.server().addr(0).unwrap(), 7200);
+    let start = Instant::now();
+    let mut rss_after_1000 = 0;
+    net.client()
+        .run(|| {
+            for i in 0..10_000 {
+                let mut c = mptcp_net::Dialer::new().dial(target).unwrap();
+                c.write_all(b"x").unwrap();
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).unwrap();
+                if i == 1000 {
+                    rss_after_1000 = rss(pid);
+                }
+            }
+        })
+        .unwrap();
+    server.join().unwrap();
+    let elapsed = start.elapsed();
+    // Every connection forgotten (closed events, or the 2 s sweep).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let s = status(&net, &state);
+        let n = s["connections"].as_array().unwrap().len();
+        if n == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{n} connections still tracked");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rss_end = rss(pid);
+    eprintln!(
+        "10,000 connections in {elapsed:?}; daemon RSS {rss_after_1000} kB after 1,000, {rss_end} kB after 10,000"
+    );
+    assert!(
+        rss_end < rss_after_1000 + 4096,
+        "RSS grew from {rss_after_1000} to {rss_end} kB"
+    );
+    let creates = d.count("policy/create");
+    assert!(creates > 0, "the daemon drove the connections");
+    d.wait_for("nothing", 0, Duration::from_secs(1), |v| {
+        v["event"] == "ready"
+    });
+    d.stop().0.expect("the daemon stops cleanly");
+}
+
+/// Server side: the daemon on the server announces its other address to each
+/// client (ADD_ADDR), and the client's in-kernel path manager opens a subflow to it.
+#[test]
+fn pm_userspace_server_announces_its_other_addresses() {
+    let net = testnet(None, Endpoints::None);
+    let state = state_dir("us-server");
+    let cfg = write_config(&state, "require_default_route = false\n");
+    let mut d = PmDaemon::start(
+        net.server().name(),
+        Kind::Userspace,
+        options(&state, Some(&cfg)),
+    );
+    d.ready();
+    let listener = listen(&net, 7500);
+    let (client, _server) = dial(&net, &listener, 7500);
+    let (_, announce) = d.wait_for("an announcement", 0, Duration::from_secs(3), |v| {
+        v["event"] == "policy" && v["command"] == "announce"
+    });
+    assert_eq!(announce["address"], "198.18.1.2", "{announce}");
+    assert_eq!(announce["applied"], true, "{announce}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let remotes: Vec<_> = client
+            .subflows()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.remote)
+            .map(|a| a.ip())
+            .collect();
+        if remotes.contains(&ipaddr("198.18.1.2")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no subflow to the announced address: {remotes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The status file is rewritten every second.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let s = common::status(net.server(), &state).unwrap_or_else(|e| panic!("{e}"));
+        if s["connections"][0]["server_side"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.stop().0.expect("the daemon stops cleanly");
+}
