@@ -11,11 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    addresses, endpoints, ip, ipaddr, is_change, netns, once, options, plan, state_dir, Kind,
-    PmDaemon, Upload,
+    addresses, endpoints, ipaddr, is_change, netns, once, options, plan, state_dir, Kind, PmDaemon,
+    Upload,
 };
 use mptcp_netlink::{EndpointFlags, NewEndpoint, PathManager};
 use mptcp_pm::Config;
+use mptcp_testnet::support::{ip, two_interfaces};
 use mptcp_testnet::{Endpoints, Netns, TestNet};
 use serde_json::Value;
 
@@ -48,7 +49,7 @@ fn plan_addresses(plan: &Value) -> Vec<String> {
 /// default route of its own (tables 100 and 101: the multi-homed host's usual setup).
 fn host_with_two_links(label: &str) -> Netns {
     let ns = netns(label);
-    common::two_interfaces(ns.name(), 10, 11);
+    two_interfaces(ns.name(), 10, 11);
     for (dev, net, table) in [("x0", 10, "100"), ("x1", 11, "101")] {
         ip(
             ns.name(),

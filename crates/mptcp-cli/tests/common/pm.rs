@@ -2,12 +2,12 @@
 //! daemon's behaviour is tested in crates/mptcp-pm/tests).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use mptcp_netlink::{Endpoint, PathManager};
-use mptcp_testnet::support::JsonChild;
+use mptcp_testnet::support::{JsonChild, TestDir};
 use mptcp_testnet::Netns;
 use serde_json::Value;
 
@@ -60,46 +60,15 @@ impl PmDaemon {
             rustix::process::Signal::TERM,
         )
         .expect("signal the daemon");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = self.0.child().try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // Let the reader take the last lines.
-        std::thread::sleep(Duration::from_millis(100));
+        let status = self.0.wait_exit(Duration::from_secs(10));
         (status, self.lines().into_iter().map(|(_, v)| v).collect())
     }
 }
 
 /// A fresh state directory for one test's daemons, removed (with the files the test
 /// put beside it) on drop.
-pub struct StateDir(PathBuf);
-
-impl std::ops::Deref for StateDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-        for ext in ["toml", "bin", "notify"] {
-            let aside = self.0.with_extension(ext);
-            let _ = std::fs::remove_file(&aside);
-            let _ = std::fs::remove_dir_all(&aside);
-        }
-    }
-}
-
-pub fn state_dir(label: &str) -> StateDir {
-    let dir = std::env::temp_dir().join(format!("mptcp-pm-test-{}-{label}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    StateDir(dir)
+pub fn state_dir(label: &str) -> TestDir {
+    TestDir::new(&format!("pm-cli-test-{label}"))
 }
 
 pub fn endpoints(ns: &Netns) -> Vec<Endpoint> {

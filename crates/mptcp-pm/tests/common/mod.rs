@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,29 +22,13 @@ use mptcp_testnet::Netns;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use mptcp_testnet::support::ip;
+use mptcp_testnet::support::TestDir;
 
 /// A fresh network namespace; panics, naming the cause, when one cannot be made.
 pub fn netns(label: &str) -> Netns {
     Netns::new(label).unwrap_or_else(|e| {
         panic!("this test needs a fresh network namespace (root, iproute2, MPTCP): {e}")
     })
-}
-
-/// Two usable interfaces in `ns`: a veth pair `x0`/`x1`, up, with 198.18.<a>.1/24 and
-/// 198.18.<b>.1/24.
-pub fn two_interfaces(ns: &str, a: u8, b: u8) {
-    ip(
-        ns,
-        &["link", "add", "x0", "type", "veth", "peer", "name", "x1"],
-    );
-    for (dev, net) in [("x0", a), ("x1", b)] {
-        ip(
-            ns,
-            &["addr", "add", &format!("198.18.{net}.1/24"), "dev", dev],
-        );
-        ip(ns, &["link", "set", dev, "up"]);
-    }
 }
 
 /// Which daemon a [`PmDaemon`] runs.
@@ -337,30 +321,8 @@ pub fn status(ns: &Netns, state: &Path) -> Result<Value, String> {
 
 /// A fresh state directory for one test's daemons, removed (with the files the test
 /// put beside it) on drop.
-pub struct StateDir(PathBuf);
-
-impl std::ops::Deref for StateDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-        for ext in ["toml", "bin", "notify"] {
-            let aside = self.0.with_extension(ext);
-            let _ = std::fs::remove_file(&aside);
-            let _ = std::fs::remove_dir_all(&aside);
-        }
-    }
-}
-
-pub fn state_dir(label: &str) -> StateDir {
-    let dir = std::env::temp_dir().join(format!("mptcp-pm-test-{}-{label}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    StateDir(dir)
+pub fn state_dir(label: &str) -> TestDir {
+    TestDir::new(&format!("pm-test-{label}"))
 }
 
 pub fn endpoints(ns: &Netns) -> Vec<Endpoint> {
