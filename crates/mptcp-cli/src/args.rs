@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
+use mptcp_net::duration;
+
 /// The longest duration a `SECONDS` argument takes, unless its command has a shorter
 /// limit: a day.
 pub const MAX_SECONDS: Duration = Duration::from_secs(86_400);
 
-/// Seconds as a decimal number (`2`, `0.5`), more than 0 and at most [`MAX_SECONDS`]
-/// (a clap value parser; the one parser of the command's `SECONDS` arguments).
+/// A duration more than 0 and at most [`MAX_SECONDS`]: seconds as a decimal number
+/// (`2`, `0.5`) or with units (`500ms`, `2m`), read by the workspace's one duration
+/// parser ([`mptcp_net::duration`]); a clap value parser.
 pub fn seconds(s: &str) -> Result<Duration, String> {
     seconds_up_to(MAX_SECONDS)(s)
 }
@@ -16,18 +19,7 @@ pub fn seconds(s: &str) -> Result<Duration, String> {
 /// [`seconds`] with a shorter limit, for a command whose peer refuses longer ones
 /// (`bench`: the protocol's hour).
 pub fn seconds_up_to(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
-    move |s: &str| {
-        let v: f64 = s
-            .parse()
-            .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-        if !(v > 0.0 && v <= max.as_secs_f64()) {
-            return Err(format!(
-                "{s} is not between 0 and {} seconds",
-                max.as_secs()
-            ));
-        }
-        Ok(Duration::from_secs_f64(v))
-    }
+    move |s: &str| duration::parse_within(s, duration::POSITIVE, max)
 }
 
 #[cfg(test)]
@@ -43,5 +35,12 @@ mod tests {
         assert!(seconds("1e9").is_err());
         assert!(seconds("86400").is_ok());
         assert!(seconds("86401").is_err());
+        assert_eq!(seconds("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(seconds("1d").unwrap(), MAX_SECONDS);
+        assert_eq!(seconds("0s"), Err("`0s` is not more than 0 seconds".into()));
+        assert!(seconds("").is_err());
+        assert!(seconds("2 fortnights").is_err());
+        let bench = seconds_up_to(Duration::from_secs(3600));
+        assert_eq!(bench("3601"), Err("`3601` is longer than 1h".into()));
     }
 }

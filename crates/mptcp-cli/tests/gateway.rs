@@ -17,10 +17,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use mptcp_testnet::support::{pattern, JsonChild};
 use mptcp_testnet::TestNet;
 use serde_json::Value;
 
@@ -28,25 +28,11 @@ const CONVERTER_PORT: u16 = 5124;
 const WEB_PORT: u16 = 8000;
 const REDIRECT_PORT: u16 = 12345;
 
-/// Deterministic bytes (xorshift).
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// A running `mptcp --json proxy ...` and its JSON lines.
+/// A running `mptcp --json proxy ...` and its JSON lines ([`JsonChild`]). Killed on
+/// drop.
 struct Gw {
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
+    child: JsonChild,
     listen: Vec<(String, SocketAddr)>,
-    reader: Option<JoinHandle<()>>,
 }
 
 impl Gw {
@@ -55,50 +41,44 @@ impl Gw {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mptcp"));
         cmd.args(["--netns", ns, "--json", "proxy"]).args(args);
         cmd.env_remove("MPTCP_NET").env("MPTCP_LOG", "info");
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&lines);
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                if v["type"] == "gateway_listening" {
+        let mut child = JsonChild::spawn(&mut cmd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listen = loop {
+            let listen: Vec<(String, SocketAddr)> = child
+                .lines()
+                .iter()
+                .filter(|(_, v)| v["type"] == "gateway_listening")
+                .map(|(_, v)| {
                     let a: SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
-                    let _ = tx.send((v["mode"].as_str().unwrap().to_string(), a));
-                }
-                sink.lock().unwrap().push(v);
+                    (v["mode"].as_str().unwrap().to_string(), a)
+                })
+                .collect();
+            if listen.len() >= n {
+                break listen;
             }
-        });
-        let mut listen = Vec::new();
-        while listen.len() < n {
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(l) => listen.push(l),
-                Err(_) => {
-                    let _ = child.kill();
-                    let status = child.wait().unwrap();
-                    panic!("the gateway did not start ({status}): {cmd:?}");
-                }
+            if let Ok(Some(status)) = child.child().try_wait() {
+                panic!(
+                    "the gateway did not start ({status}): {cmd:?}\n{}",
+                    child.stderr()
+                );
             }
-        }
-        Gw {
-            child,
-            lines,
-            listen,
-            reader: Some(reader),
-        }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start: {cmd:?}\n{}",
+                child.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        Gw { child, listen }
     }
 
     /// Every line so far, for failure messages.
     fn dump(&self) -> String {
-        let lines = self.lines.lock().unwrap();
-        lines.iter().map(|v| format!("{v}\n")).collect()
+        self.child
+            .lines()
+            .iter()
+            .map(|(_, v)| format!("{v}\n"))
+            .collect()
     }
 
     fn addr(&self, mode: &str) -> SocketAddr {
@@ -114,28 +94,17 @@ impl Gw {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let c: Vec<Value> = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
+                .child
+                .lines()
+                .into_iter()
+                .map(|(_, v)| v)
                 .filter(|v| v["type"] == "gateway_connection")
-                .cloned()
                 .collect();
             if c.len() >= n || Instant::now() > deadline {
                 assert!(c.len() >= n, "{} of {n} connection lines: {c:?}", c.len());
                 return c;
             }
             thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
         }
     }
 }

@@ -1,70 +1,28 @@
-//! `mptcp pm run` and `mptcp pm plan` on real namespaces: the daemon as users run it
-//! (the built binary, `--json` lines), the kernel's endpoint table read back over
-//! netlink, links and addresses changed with iproute2.
+//! `mptcp pm` on the command line: flags, exit codes, the JSON shapes, and one run of
+//! each subcommand through the binary (NOTIFY_SOCKET, SIGTERM, `--once`, the status
+//! text). What the daemon does is tested on its library in crates/mptcp-pm/tests.
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pm::{addresses, endpoints, ipaddr, is_change, state_dir, PmDaemon, Upload};
-use common::{ip, netns};
-use mptcp_netlink::{EndpointFlags, NewEndpoint, PathManager};
+use common::pm::{addresses, endpoints, state_dir, PmDaemon};
+use common::{ip, netns, shape};
 use mptcp_testnet::{Endpoints, Netns, TestNet};
 use serde_json::Value;
 
-/// `plan --json` in `ns` with extra arguments.
-fn plan(ns: &str, args: &[&str]) -> Value {
-    let mut all = vec!["pm", "plan"];
-    all.extend_from_slice(args);
-    common::json(ns, &all, 0)
-}
-
-fn plan_reason(plan: &Value, address: &str) -> String {
-    for list in ["skipped", "over_capacity"] {
-        if let Some(s) = plan[list]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["address"] == address)
-        {
-            return s["reason"].as_str().unwrap().to_string();
-        }
-    }
-    panic!("{address} not skipped in {plan:#}");
-}
-
-fn plan_addresses(plan: &Value) -> Vec<String> {
-    let mut v: Vec<String> = plan["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["address"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-/// One namespace with `x0` (198.18.<a>.1) and `x1` (198.18.<b>.1), up, each with a
-/// default route of its own (tables 100 and 101: the multi-homed host's usual setup).
+/// One namespace with `x0` (198.18.10.1) and `x1` (198.18.11.1), up, each with a
+/// default route of its own (tables 100 and 101).
 fn host_with_two_links(label: &str) -> Netns {
     let ns = netns(label);
     common::two_interfaces(ns.name(), 10, 11);
     for (dev, net, table) in [("x0", 10, "100"), ("x1", 11, "101")] {
+        let via = format!("198.18.{net}.2");
         ip(
             ns.name(),
             &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &format!("198.18.{net}.2"),
-                "dev",
-                dev,
-                "table",
-                table,
+                "route", "add", "default", "via", &via, "dev", dev, "table", table,
             ],
         );
     }
@@ -72,281 +30,86 @@ fn host_with_two_links(label: &str) -> Netns {
 }
 
 #[test]
-fn pm_client_follows_addresses_links_and_dad() {
-    let ns = host_with_two_links("pm-addr");
-    let state = state_dir("addr");
+fn pm_plan_json_shape_and_bad_configuration_exit_2() {
+    let ns = host_with_two_links("pm-cli-plan");
     let name = ns.name().to_string();
-    // Before: the plan, with the reasons.
-    let p = plan(&name, &[]);
-    assert_eq!(plan_addresses(&p), ["198.18.10.1", "198.18.11.1"]);
-    assert_eq!(plan_reason(&p, "127.0.0.1"), "loopback");
-    assert_eq!(p["limits"]["subflows"], 2);
+    let state = state_dir("cli-plan");
+    let p = common::json(
+        &name,
+        &["pm", "plan", "--state-dir", state.to_str().unwrap()],
+        0,
+    );
+    shape(
+        &p,
+        &[
+            "role",
+            "endpoints",
+            "skipped",
+            "over_capacity",
+            "foreign",
+            "strict_rp_filter",
+            "actions",
+        ],
+        &["limits", "balancer"],
+    );
+    assert_eq!(p["endpoints"].as_array().unwrap().len(), 2, "{p:#}");
+    shape(
+        &p["endpoints"][0],
+        &["id", "address", "flags", "ifindex", "interface", "reason"],
+        &["priority", "port"],
+    );
+    shape(
+        &p["limits"],
+        &["subflows", "add_addr_accepted", "reason"],
+        &[],
+    );
     assert_eq!(p["actions"].as_array().unwrap().len(), 3, "{p:#}");
 
+    // Bad input: status 2, one line `mptcp: error: FILE:LINE: ...`, nothing changed.
+    let config = state.with_extension("toml");
+    let cfg = config.to_str().unwrap().to_string();
+    std::fs::write(&config, "role = \"client\"\nbogus = 1\n").unwrap();
+    for sub in ["run", "plan"] {
+        let out = common::mptcp(&name, &["pm", sub, "--config", &cfg])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{sub}: {err}");
+        assert!(
+            err.starts_with(&format!("mptcp: error: {cfg}:2: unknown field `bogus`")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let out = common::mptcp(&name, &["pm", "run", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration"));
+    // [server] settings without --role server.
+    let out = common::mptcp(&name, &["pm", "plan", "--join-port", "7000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("need role \"server\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(endpoints(&ns).is_empty());
+}
+
+#[test]
+fn pm_run_json_lines_sigterm_second_daemon_and_once() {
+    let ns = host_with_two_links("pm-cli-run");
+    let name = ns.name().to_string();
+    let state = state_dir("cli-run");
     let mut d = PmDaemon::start(&name, &state, &[]);
     let ready = d.ready();
+    shape(&ready, &["time", "event", "endpoints"], &["limits"]);
     assert_eq!(ready["endpoints"], 2);
-    assert_eq!(
-        addresses(&ns),
-        [ipaddr("198.18.10.1"), ipaddr("198.18.11.1")]
-    );
-    for e in endpoints(&ns) {
-        assert_eq!(
-            e.flags,
-            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR,
-            "{e}"
-        );
-        assert!(e.ifindex.is_some(), "bound to its interface: {e}");
-    }
-    let old_id = endpoints(&ns)
-        .iter()
-        .find(|e| e.address == ipaddr("198.18.11.1"))
-        .unwrap()
-        .id;
 
-    // Address removed, then added back: same id.
-    let n = d.lines().len();
-    let t = Instant::now();
-    ip(&name, &["addr", "del", "198.18.11.1/24", "dev", "x1"]);
-    let (at, _) = d.wait_for("removal", n, Duration::from_secs(2), |v| {
-        is_change(v, "remove", "198.18.11.1")
-    });
-    assert!(
-        at - t < Duration::from_secs(1),
-        "removed after {:?}",
-        at - t
-    );
-    assert_eq!(addresses(&ns), [ipaddr("198.18.10.1")]);
-    let n = d.lines().len();
-    ip(&name, &["addr", "add", "198.18.11.1/24", "dev", "x1"]);
-    ip(
-        &name,
-        &[
-            "route",
-            "replace",
-            "default",
-            "via",
-            "198.18.11.2",
-            "dev",
-            "x1",
-            "table",
-            "101",
-        ],
-    );
-    let (_, add) = d.wait_for("re-add", n, Duration::from_secs(2), |v| {
-        is_change(v, "add", "198.18.11.1")
-    });
-    assert_eq!(
-        add["endpoint"]["id"], old_id,
-        "an address that comes back gets its id back"
-    );
-
-    // An IPv6 address waits for duplicate address detection (and a default route).
-    ip(
-        &name,
-        &[
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            "2001:db8:10::2",
-            "dev",
-            "x0",
-            "onlink",
-            "table",
-            "100",
-        ],
-    );
-    let n = d.lines().len();
-    let t = Instant::now();
-    ip(
-        &name,
-        &["-6", "addr", "add", "2001:db8:10::1/64", "dev", "x0"],
-    );
-    let p = plan(&name, &[]);
-    assert_eq!(
-        plan_reason(&p, "2001:db8:10::1"),
-        "tentative: waiting for duplicate address detection"
-    );
-    let (at, _) = d.wait_for(
-        "the IPv6 endpoint after DAD",
-        n,
-        Duration::from_secs(8),
-        |v| is_change(v, "add", "2001:db8:10::1"),
-    );
-    let dad = ip(&name, &["-6", "addr", "show", "dev", "x0"]);
-    let line = dad
-        .lines()
-        .find(|l| l.contains("2001:db8:10::1/64"))
-        .expect("the address");
-    assert!(!line.contains("tentative"), "added only after DAD: {dad}");
-    eprintln!(
-        "IPv6 endpoint {:?} after the address was added (DAD)",
-        at - t
-    );
-
-    // SIGTERM: our endpoints go, the limits found at start come back.
-    let (status, lines) = d.stop();
-    assert!(status.success(), "{status}");
-    let last = lines.last().unwrap();
-    assert_eq!(last["event"], "stopped");
-    assert_eq!(last["removed"], 3);
-    assert_eq!(last["limits_restored"], true);
-    assert!(endpoints(&ns).is_empty());
-    let limits = ns
-        .run(|| PathManager::open().unwrap().limits().unwrap())
-        .unwrap();
-    assert_eq!(
-        (limits.subflows, limits.add_addr_accepted),
-        (2, 0),
-        "kernel defaults back"
-    );
-}
-
-#[test]
-fn pm_no_carrier_removes_at_once_and_link_back_restores() {
-    // Without a transfer: the link state machine alone (the transfer is in the
-    // bandwidth test below).
-    let ns = host_with_two_links("pm-carrier");
-    let name = ns.name().to_string();
-    // x1's peer end lives in a second namespace, so taking it down leaves x1
-    // NO-CARRIER with its address in place (a pulled cable).
-    let peer = netns("pm-carrier-peer");
-    ip(&name, &["link", "del", "x0"]);
-    ip(
-        &name,
-        &[
-            "link",
-            "add",
-            "x1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "y1",
-            "netns",
-            peer.name(),
-        ],
-    );
-    ip(
-        &name,
-        &[
-            "link",
-            "add",
-            "x0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "y0",
-            "netns",
-            peer.name(),
-        ],
-    );
-    for (dev, net, table) in [("x0", 10, "100"), ("x1", 11, "101")] {
-        ip(
-            &name,
-            &["addr", "add", &format!("198.18.{net}.1/24"), "dev", dev],
-        );
-        ip(&name, &["link", "set", dev, "up"]);
-        ip(peer.name(), &["link", "set", &dev.replace('x', "y"), "up"]);
-        ip(
-            &name,
-            &[
-                "route",
-                "add",
-                "default",
-                "via",
-                &format!("198.18.{net}.2"),
-                "dev",
-                dev,
-                "table",
-                table,
-            ],
-        );
-    }
-    let state = state_dir("carrier");
-    let mut d = PmDaemon::start(&name, &state, &[]);
-    d.ready();
-    assert_eq!(addresses(&ns).len(), 2);
-    let n = d.lines().len();
-    let t = Instant::now();
-    ip(peer.name(), &["link", "set", "y1", "down"]);
-    let (at, v) = d.wait_for("removal on NO-CARRIER", n, Duration::from_secs(2), |v| {
-        is_change(v, "remove", "198.18.11.1")
-    });
-    assert!(
-        at - t < Duration::from_secs(1),
-        "removed after {:?}",
-        at - t
-    );
-    assert_eq!(v["reason"], "x1 has no carrier (NO-CARRIER)");
-    assert!(
-        ip(&name, &["addr", "show", "dev", "x1"]).contains("198.18.11.1"),
-        "the address stays"
-    );
-    assert_eq!(addresses(&ns), [ipaddr("198.18.10.1")]);
-    let p = plan(&name, &[]);
-    assert_eq!(
-        plan_reason(&p, "198.18.11.1"),
-        "x1 has no carrier (NO-CARRIER)"
-    );
-
-    let n = d.lines().len();
-    let t = Instant::now();
-    ip(peer.name(), &["link", "set", "y1", "up"]);
-    let (at, _) = d.wait_for("re-add on carrier", n, Duration::from_secs(3), |v| {
-        is_change(v, "add", "198.18.11.1")
-    });
-    eprintln!("endpoint back {:?} after the peer came up", at - t);
-    assert_eq!(addresses(&ns).len(), 2);
-    let (status, _) = d.stop();
-    assert!(status.success());
-}
-
-#[test]
-fn pm_ownership_keep_lock_and_hand_made_endpoints() {
-    let ns = host_with_two_links("pm-own");
-    let name = ns.name().to_string();
-    let state = state_dir("own");
-    // An endpoint made by hand before the daemon starts, on an address the daemon
-    // would use, and one elsewhere.
-    ns.run(|| {
-        let pm = PathManager::open().unwrap();
-        pm.add_endpoint(
-            &NewEndpoint::new(ipaddr("198.18.10.1"))
-                .id(50)
-                .flags(EndpointFlags::SIGNAL),
-        )
-        .unwrap();
-        pm.add_endpoint(
-            &NewEndpoint::new(ipaddr("198.18.99.1"))
-                .id(51)
-                .flags(EndpointFlags::SUBFLOW),
-        )
-        .unwrap();
-    })
-    .unwrap();
-    let p = plan(&name, &[]);
-    assert_eq!(
-        plan_reason(&p, "198.18.10.1"),
-        "endpoint id 50 made by someone else has this address: left alone"
-    );
-    assert_eq!(p["foreign"].as_array().unwrap().len(), 2);
-
-    let mut d = PmDaemon::start(&name, &state, &[]);
-    let started = d
-        .wait_for("started", 0, Duration::from_secs(5), |v| {
-            v["event"] == "started"
-        })
-        .1;
-    assert_eq!(started["foreign"], 2);
-    d.ready();
-    let ids: Vec<u8> = endpoints(&ns).iter().map(|e| e.id).collect();
-    assert_eq!(ids.len(), 3, "{ids:?}");
-
-    // A second daemon in the same namespace is refused, with the holder's pid.
+    // A second daemon in the same namespace: status 2, the holder's pid.
     let out = common::mptcp(
         &name,
         &["pm", "run", "--state-dir", state.to_str().unwrap()],
@@ -356,51 +119,21 @@ fn pm_ownership_keep_lock_and_hand_made_endpoints() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with("mptcp: error: another `mptcp pm run` (pid ")
-            && err.contains("manages this network namespace"),
+        err.starts_with(&format!(
+            "mptcp: error: another `mptcp pm run` (pid {}) ",
+            d.pid()
+        )) && err.contains("manages this network namespace"),
         "{err}"
     );
 
-    // Exit: hand-made endpoints survive, ours go.
-    let (status, _) = d.stop();
-    assert!(status.success());
-    let left: Vec<u8> = endpoints(&ns).iter().map(|e| e.id).collect();
-    assert_eq!(left, [50, 51]);
-
-    // --keep leaves ours in place; the next run adopts them instead of taking them
-    // for hand-made ones, and cleans up on its exit.
-    let mut d = PmDaemon::start(&name, &state, &["--keep"]);
-    d.ready();
+    // SIGTERM: status 0, the last line `stopped`, our endpoints gone.
     let (status, lines) = d.stop();
-    assert!(status.success());
-    assert_eq!(lines.last().unwrap()["removed"], 0);
-    assert_eq!(endpoints(&ns).len(), 3);
-    let mut d = PmDaemon::start(&name, &state, &[]);
-    let started = d
-        .wait_for("started", 0, Duration::from_secs(5), |v| {
-            v["event"] == "started"
-        })
-        .1;
-    assert_eq!(
-        (started["adopted"].clone(), started["foreign"].clone()),
-        (1.into(), 2.into())
-    );
-    let ready = d.ready();
-    assert_eq!(ready["endpoints"], 1);
-    assert!(
-        !d.lines()
-            .iter()
-            .any(|(_, v)| v["event"] == "change" && v["action"] != "set_limits"),
-        "nothing to change: {:#?}",
-        d.lines()
-    );
-    d.stop();
-    assert_eq!(
-        endpoints(&ns).iter().map(|e| e.id).collect::<Vec<_>>(),
-        [50, 51]
-    );
+    assert!(status.success(), "{status}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "stopped", "{lines:#?}");
+    assert!(endpoints(&ns).is_empty());
 
-    // --once sets and exits, leaving them.
+    // --once sets and exits 0, leaving them.
     let out = common::mptcp(
         &name,
         &[
@@ -419,198 +152,20 @@ fn pm_ownership_keep_lock_and_hand_made_endpoints() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(endpoints(&ns).len(), 3);
-}
-
-#[test]
-fn pm_eight_endpoint_cap_priorities_exclude_and_dry_run() {
-    let ns = host_with_two_links("pm-cap");
-    let name = ns.name().to_string();
-    let state = state_dir("cap");
-    for i in 2..=5 {
-        ip(
-            &name,
-            &["addr", "add", &format!("198.18.10.{i}/24"), "dev", "x0"],
-        );
-        ip(
-            &name,
-            &["addr", "add", &format!("198.18.11.{i}/24"), "dev", "x1"],
-        );
-    }
-    // 10 candidates, one hand-made endpoint: 7 slots. x1 has the higher priority.
-    ns.run(|| {
-        PathManager::open()
-            .unwrap()
-            .add_endpoint(
-                &NewEndpoint::new(ipaddr("198.18.99.1"))
-                    .id(99)
-                    .flags(EndpointFlags::SIGNAL),
-            )
-            .unwrap();
-    })
-    .unwrap();
-    let config = state.with_extension("toml");
-    std::fs::write(
-        &config,
-        "resync_interval = 1\n[[interface]]\nname = \"x1\"\npriority = 10\nflags = [\"subflow\", \"backup\"]\n",
-    )
-    .unwrap();
-    let cfg = config.to_str().unwrap();
-    let p = plan(&name, &["--config", cfg]);
-    let chosen = plan_addresses(&p);
-    let mut want: Vec<String> = (1..=5)
-        .map(|i| format!("198.18.11.{i}"))
-        .chain((1..=2).map(|i| format!("198.18.10.{i}")))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    want.sort();
-    assert_eq!(chosen, want);
-    assert!(plan_reason(&p, "198.18.10.5")
-        .starts_with("over the kernel's 8 endpoints (1 taken by others)"));
-
-    // A dry run logs what it would do and changes nothing.
-    let mut d = PmDaemon::start(&name, &state, &["--config", cfg, "--dry-run"]);
-    d.ready();
-    let (status, lines) = d.stop();
-    assert!(status.success());
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|v| v["event"] == "change" && v["applied"] == false)
-            .count(),
-        8
-    );
-    assert_eq!(endpoints(&ns).len(), 1);
-
-    let mut d = PmDaemon::start(&name, &state, &["--config", cfg]);
-    d.ready();
-    let eps = endpoints(&ns);
-    assert_eq!(eps.len(), 8);
-    for e in eps.iter().filter(|e| e.id != 99) {
-        let want = if e.address.to_string().starts_with("198.18.11.") {
-            EndpointFlags::SUBFLOW | EndpointFlags::BACKUP
-        } else {
-            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR
-        };
-        assert_eq!(e.flags, want, "{e}");
-    }
-    // Drift: one of ours deleted by hand comes back at the next resync (1 s here);
-    // three resyncs later the cap is still reported once.
-    let n = d.lines().len();
-    let victim = eps.iter().find(|e| e.id != 99).unwrap().clone();
-    ip(
-        &name,
-        &["mptcp", "endpoint", "delete", "id", &victim.id.to_string()],
-    );
-    let (_, v) = d.wait_for("drift repaired", n, Duration::from_millis(2500), |v| {
-        is_change(v, "add", &victim.address.to_string())
-    });
-    assert_eq!(v["endpoint"]["id"], victim.id);
-    std::thread::sleep(Duration::from_millis(3200));
-    let (_, lines) = d.stop();
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|v| v["event"] == "over_capacity")
-            .count(),
-        1,
-        "{lines:#?}"
-    );
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|v| v["event"] == "change" && v["action"] == "add")
-            .count(),
-        8,
-    );
-
-    // An excluded glob gets nothing.
-    std::fs::write(&config, "exclude = [\"x1*\"]\n").unwrap();
-    let p = plan(&name, &["--config", cfg]);
-    assert_eq!(plan_reason(&p, "198.18.11.1"), "x1 is excluded by \"x1*\"");
-    assert!(plan_addresses(&p)
-        .iter()
-        .all(|a| a.starts_with("198.18.10.")));
-}
-
-#[test]
-fn pm_bad_config_and_other_managers_are_refused_before_anything_changes() {
-    let ns = host_with_two_links("pm-bad");
-    let name = ns.name().to_string();
-    let state = state_dir("bad");
-    let config = state.with_extension("toml");
-    let cfg = config.to_str().unwrap().to_string();
-    for (text, message) in [
-        (
-            "role = \"client\"\nbogus = 1\n",
-            ":2: unknown field `bogus`",
-        ),
-        (
-            "include = [\"eth[\"]\n",
-            ":1: bad interface pattern \"eth[\"",
-        ),
-        (
-            "[[interface]]\nname = \"x*\"\nflags = [\"signal\", \"fullmesh\"]\n",
-            ":3: signal and fullmesh cannot go together",
-        ),
-        (
-            "[[interface]]\nname = \"x*\"\nflags = [\"subflow\", \"turbo\"]\n",
-            ":3: unknown endpoint flag \"turbo\"",
-        ),
-    ] {
-        std::fs::write(&config, text).unwrap();
-        for sub in ["run", "plan"] {
-            let out = common::mptcp(&name, &["pm", sub, "--config", &cfg])
-                .output()
-                .unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{text}: {err}");
-            assert!(
-                err.starts_with(&format!("mptcp: error: {cfg}{message}")),
-                "{err}"
-            );
-            assert_eq!(err.lines().count(), 1, "{err}");
-        }
-        assert!(endpoints(&ns).is_empty());
-    }
-    let out = common::mptcp(&name, &["pm", "run", "--config", "/nonexistent.toml"])
+    assert!(lines.iter().any(|v| v["event"] == "ready"), "{text}");
+    assert_eq!(lines.last().unwrap()["event"], "stopped", "{text}");
+    assert_eq!(lines.last().unwrap()["removed"], 0, "{text}");
+    assert_eq!(addresses(&ns).len(), 2);
+    // --userspace goes with none of the one-shot flags.
+    let out = common::mptcp(&name, &["pm", "run", "--userspace", "--once"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration"));
-
-    // NetworkManager running in the namespace: refused, unless --force.
-    let dir = state.with_extension("bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let nm = dir.join("NetworkManager");
-    std::fs::copy("/bin/sleep", &nm).unwrap();
-    let mut fake = Command::new("ip")
-        .args(["netns", "exec", &name])
-        .arg(&nm)
-        .arg("30")
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let out = common::mptcp(
-        &name,
-        &["pm", "run", "--state-dir", state.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("NetworkManager (pid ")
-            && err.contains("runs in this network namespace")
-            && err.contains("--force"),
-        "{err}"
-    );
-    assert!(endpoints(&ns).is_empty());
-    let mut d = PmDaemon::start(&name, &state, &["--force"]);
-    d.ready();
-    assert_eq!(endpoints(&ns).len(), 2);
-    d.stop();
-    fake.kill().unwrap();
-    fake.wait().unwrap();
 }
 
 #[test]
@@ -619,7 +174,7 @@ fn pm_rp_filter_warning_fix_and_sd_notify() {
     let name = ns.name().to_string();
     let state = state_dir("rp");
     ns.set_sysctl("net/ipv4/conf/x0/rp_filter", "1").unwrap();
-    let p = plan(&name, &[]);
+    let p = common::json(&name, &["pm", "plan"], 0);
     assert_eq!(p["strict_rp_filter"], serde_json::json!(["x0"]));
     // sd_notify: READY=1 reaches the socket systemd would pass.
     let sock_path = state.with_extension("notify");
@@ -672,11 +227,10 @@ fn mptcp_pm_state_file(state: &Path) -> PathBuf {
         .expect("the daemon's state file")
 }
 
-/// Two paths, the daemon as the client's only path manager: both endpoints appear; a
-/// third path plugged in at run time gets its endpoint and a live connection gains a
-/// subflow over it.
+/// `mptcp pm run --userspace` and `mptcp pm status` (text and JSON), and status 2
+/// once no daemon runs.
 #[test]
-fn pm_testnet_two_paths_then_a_third_at_run_time() {
+fn pm_userspace_run_and_status_on_the_command_line() {
     let net = TestNet::builder()
         .paths(2)
         .ipv6(false)
@@ -684,297 +238,72 @@ fn pm_testnet_two_paths_then_a_third_at_run_time() {
         .build()
         .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
     let client = net.client().name().to_string();
-    let server = net.server().name().to_string();
-    let state = state_dir("third");
-    let mut d = PmDaemon::start(&client, &state, &[]);
-    d.ready();
-    assert_eq!(
-        addresses(net.client()),
-        [ipaddr("198.18.0.1"), ipaddr("198.18.1.1")]
+    let state = state_dir("cli-us");
+    let config = state.with_extension("toml");
+    std::fs::write(
+        &config,
+        "[userspace]\n[[userspace.rule]]\npolicy = \"single\"\nremote_port = 7001\n",
+    )
+    .unwrap();
+    let mut d = PmDaemon::start(
+        &client,
+        &state,
+        &["--userspace", "--config", config.to_str().unwrap()],
     );
-
-    // A live, idle connection.
+    d.ready();
     let listener = net
         .server()
         .run(|| {
             mptcp_net::ListenConfig::new()
-                .listen("0.0.0.0:7000")
+                .listen("0.0.0.0:7001")
                 .unwrap()
         })
         .unwrap();
-    let target: SocketAddr = "198.18.0.2:7000".parse().unwrap();
+    let target = std::net::SocketAddr::new(net.server().addr(0).unwrap(), 7001);
     let stream = net
         .client()
         .run(|| mptcp_net::Dialer::new().dial(target).unwrap())
         .unwrap();
-    let (mut server_side, _) = listener.accept().unwrap();
-    // The client's path manager opens subflows once the connection is fully
-    // established, which takes data from the server.
-    {
-        use std::io::{Read, Write};
-        (&stream).write_all(b"hi").unwrap();
-        let mut buf = [0u8; 2];
-        server_side.read_exact(&mut buf).unwrap();
-        server_side.write_all(b"ok").unwrap();
-        (&stream).read_exact(&mut buf).unwrap();
-    }
-    let locals = |s: &std::net::TcpStream| -> Vec<IpAddr> {
-        use mptcp_net::MptcpExt;
-        s.subflows()
-            .unwrap()
-            .iter()
-            .filter_map(|sf| sf.local.map(|a| a.ip()))
-            .collect()
+    let (server_side, _) = listener.accept().unwrap();
+    let state_arg = state.to_str().unwrap().to_string();
+    let status_args = ["pm", "status", "--state-dir", state_arg.as_str()];
+    // The status file is rewritten every second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let s = loop {
+        let s = common::json(&client, &status_args, 0);
+        if s["connections"].as_array().is_some_and(|c| c.len() == 1) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s:#}");
+        std::thread::sleep(Duration::from_millis(200));
     };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while locals(&stream).len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no second subflow: {:?}",
-            locals(&stream)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-
-    // Plug in a third path.
-    let n = d.lines().len();
-    let t = Instant::now();
-    ip(
-        &client,
+    shape(&s, &["pid", "written", "paths", "connections"], &[]);
+    shape(
+        &s["connections"][0],
         &[
-            "link", "add", "p2", "type", "veth", "peer", "name", "p2", "netns", &server,
+            "token",
+            "policy",
+            "server_side",
+            "local",
+            "remote",
+            "subflows",
         ],
+        &["active", "last", "last_seconds_ago"],
     );
-    ip(&server, &["addr", "add", "198.18.2.2/24", "dev", "p2"]);
-    ip(&server, &["link", "set", "p2", "up"]);
-    ip(&client, &["addr", "add", "198.18.2.1/24", "dev", "p2"]);
-    ip(&client, &["link", "set", "p2", "up"]);
-    ip(
-        &client,
-        &[
-            "rule",
-            "add",
-            "from",
-            "198.18.2.1",
-            "table",
-            "102",
-            "priority",
-            "1002",
-        ],
-    );
-    ip(
-        &client,
-        &[
-            "route",
-            "add",
-            "default",
-            "via",
-            "198.18.2.2",
-            "dev",
-            "p2",
-            "table",
-            "102",
-        ],
-    );
-    let (at, _) = d.wait_for(
-        "the third path's endpoint",
-        n,
-        Duration::from_secs(3),
-        |v| is_change(v, "add", "198.18.2.1"),
-    );
+    let text = common::mptcp(&client, &status_args).output().unwrap();
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        at - t < Duration::from_secs(1),
-        "endpoint after {:?}",
-        at - t
+        text.contains("1 connection(s)") && text.contains(" single"),
+        "{text}"
     );
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !locals(&stream).contains(&ipaddr("198.18.2.1")) {
-        assert!(
-            Instant::now() < deadline,
-            "no subflow on the third path: {:?}",
-            locals(&stream)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "subflow on the new path {:?} after it was plugged in",
-        t.elapsed()
-    );
-    let (status, _) = d.stop();
-    assert!(status.success());
-}
-
-/// Who manages the client's endpoints in [`failover_scenario`].
-enum Manager {
-    /// `mptcp pm run`.
-    Ours,
-    /// mptcpd 0.12 (Debian), addr_adv plugin, `subflow` flags, as its docs suggest.
-    Mptcpd,
-}
-
-/// What happened in one [`failover_scenario`].
-#[derive(Debug)]
-struct Outcome {
-    /// From the cut to the endpoint's removal from the kernel, if it was removed.
-    removal: Option<Duration>,
-    /// From the link's return to bytes on path 1 again, if within 4 s.
-    path1_back: Option<Duration>,
-    /// The longest wait between two reads at the receiver.
-    stall_ms: f64,
-    /// Mbit/s over the whole run.
-    mbit_per_s: f64,
-    /// Byte-exact.
-    verified: bool,
-}
-
-fn has_endpoint(ns: &Netns, addr: &str) -> bool {
-    endpoints(ns).iter().any(|e| e.address == ipaddr(addr))
-}
-
-/// A 6 s upload over two 20 Mbit/s paths; at 1.5 s the peer end of path 1 goes down
-/// (the client's link is NO-CARRIER, its address stays); at 3.5 s it comes back. The
-/// kernel's endpoint table is watched every 10 ms, so both managers are judged by what
-/// the kernel did.
-fn failover_scenario(manager: Manager) -> Outcome {
-    let net = TestNet::builder()
-        .paths(2)
-        .rate_mbit(20)
-        .ipv6(false)
-        .endpoints(Endpoints::None)
-        .build()
-        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
-    let client_ns = net.client().name().to_string();
-    let server_ns = net.server().name().to_string();
-    let state = state_dir("failover");
-    let mut ours = None;
-    let mut theirs = None;
-    match manager {
-        Manager::Ours => {
-            let mut d = PmDaemon::start(&client_ns, &state, &[]);
-            d.ready();
-            ours = Some(d);
-        }
-        Manager::Mptcpd => {
-            let child = Command::new("ip")
-                .args(["netns", "exec", &client_ns, MPTCPD])
-                .args([
-                    "--path-manager=addr_adv",
-                    "--addr-flags=subflow",
-                    "--notify-flags=existing,skip_link_local,skip_loopback",
-                    "--log=stderr",
-                ])
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start {MPTCPD} (install the Debian package mptcpd): {e}")
-                });
-            theirs = Some(KillOnDrop(child));
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !(has_endpoint(net.client(), "198.18.0.1")
-                && has_endpoint(net.client(), "198.18.1.1"))
-            {
-                assert!(
-                    Instant::now() < deadline,
-                    "mptcpd made no endpoints: {:?}",
-                    endpoints(net.client())
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-
-    let upload = Upload::start(&net, 6);
-    let path1 = ipaddr("198.18.1.1");
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        upload.bytes_on(path1, upload.started, Instant::now()) > 0,
-        "path 1 carried nothing before the cut"
-    );
-
-    let down = Instant::now();
-    ip(&server_ns, &["link", "set", "p1", "down"]);
-    let mut removal = None;
-    while down.elapsed() < Duration::from_millis(2000) {
-        if removal.is_none() && !has_endpoint(net.client(), "198.18.1.1") {
-            removal = Some(down.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let up = Instant::now();
-    ip(&server_ns, &["link", "set", "p1", "up"]);
-    let path1_back = upload
-        .wait_until(Duration::from_secs(4), |u| {
-            u.bytes_on(path1, up, Instant::now()) > 0
-        })
-        .map(|at| at - up);
-    let summary = upload.finish();
-    if let Some(d) = ours {
-        let (status, _) = d.stop();
-        assert!(status.success());
-    }
-    drop(theirs);
-    Outcome {
-        removal,
-        path1_back,
-        stall_ms: summary.max_stall_ms,
-        mbit_per_s: summary.mbit_per_s,
-        verified: summary.verified == Some(true),
-    }
-}
-
-impl Outcome {
-    fn line(&self) -> String {
-        format!(
-            "endpoint removed after {}; longest stall {:.0} ms; {:.1} Mbit/s; path 1 back after {}; byte-exact {}",
-            self.removal.map_or("never (stale)".into(), |d| format!("{} ms", d.as_millis())),
-            self.stall_ms,
-            self.mbit_per_s,
-            self.path1_back.map_or("never".into(), |d| format!("{} ms", d.as_millis())),
-            self.verified
-        )
-    }
-}
-
-const MPTCPD: &str = "/usr/libexec/mptcpd";
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The issue's failover proof: the daemon removes the endpoint of a NO-CARRIER link
-/// within a second, the transfer goes on byte-exact with no stall of a second, and the
-/// same connection carries bytes on path 1 again within 2 s of the link's return.
-#[test]
-fn pm_failover_no_carrier_during_a_transfer() {
-    let o = failover_scenario(Manager::Ours);
-    eprintln!("mptcp pm run: {}", o.line());
-    assert!(o.verified, "byte-exact: {o:?}");
-    assert!(
-        o.removal.is_some_and(|d| d < Duration::from_secs(1)),
-        "{o:?}"
-    );
-    assert!(o.stall_ms < 1000.0, "{o:?}");
-    assert!(
-        o.path1_back.is_some_and(|d| d < Duration::from_secs(2)),
-        "{o:?}"
-    );
-}
-
-/// The same with mptcpd, recorded side by side (perf/RESULTS.md and the mptcp-pm
-/// crate docs): mptcpd forgets a link that loses carrier without removing its
-/// endpoint (its issues #263, #281, #282, #334), so the endpoint stays.
-#[test]
-fn pm_failover_side_by_side_with_mptcpd() {
-    let o = failover_scenario(Manager::Mptcpd);
-    eprintln!("mptcpd addr_adv: {}", o.line());
-    assert!(o.verified, "byte-exact: {o:?}");
-    assert_eq!(
-        o.removal, None,
-        "mptcpd left the endpoint of a NO-CARRIER link in place: {o:?}"
-    );
+    drop((stream, server_side));
+    let (status, lines) = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(lines
+        .iter()
+        .any(|l| l["event"] == "path_manager" && l["value"] == "kernel"));
+    let out = common::mptcp(&client, &status_args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no `mptcp pm run --userspace` runs"));
 }

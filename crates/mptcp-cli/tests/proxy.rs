@@ -7,21 +7,21 @@
 
 mod common;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::Command;
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
+use mptcp_testnet::support::{round_trip, JsonChild};
 use serde_json::Value;
 
-/// A running `mptcp --json proxy ...`, its JSON lines collected as they come.
+/// A running `mptcp --json proxy ...`, its JSON lines collected as they come
+/// ([`JsonChild`]). Killed on drop.
 struct ProxyProc {
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
+    child: JsonChild,
     listen: SocketAddr,
-    reader: Option<JoinHandle<()>>,
 }
 
 impl ProxyProc {
@@ -45,49 +45,24 @@ impl ProxyProc {
         if let Ok(log) = std::env::var("PROXY_TEST_LOG") {
             cmd.env("MPTCP_LOG", log);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&lines);
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                if v["type"] == "listening" {
-                    let _ = tx.send(v["listen"].as_str().unwrap().parse::<SocketAddr>().unwrap());
-                }
-                sink.lock().unwrap().push(v);
-            }
+        let mut child = JsonChild::spawn(&mut cmd);
+        let (_, v) = child.wait_for("the listening line", 0, Duration::from_secs(10), |v| {
+            v["type"] == "listening"
         });
-        let listen = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!("the proxy did not start ({status}): {cmd:?}");
-            }
-        };
-        ProxyProc {
-            child,
-            lines,
-            listen,
-            reader: Some(reader),
-        }
+        let listen = v["listen"].as_str().unwrap().parse().unwrap();
+        ProxyProc { child, listen }
+    }
+
+    /// Every line so far.
+    fn lines(&self) -> Vec<Value> {
+        self.child.lines().into_iter().map(|(_, v)| v).collect()
     }
 
     /// The `connection` lines so far.
     fn connections(&self) -> Vec<Value> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
+        self.lines()
+            .into_iter()
             .filter(|v| v["type"] == "connection")
-            .cloned()
             .collect()
     }
 
@@ -111,29 +86,8 @@ impl ProxyProc {
     /// SIGTERM, then the exit status (10 s at most) and every line.
     fn stop(mut self) -> (std::process::ExitStatus, Vec<Value>) {
         signal(self.pid(), nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the proxy did not stop on SIGTERM"
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
-        self.reader.take().unwrap().join().unwrap();
-        let lines = self.lines.lock().unwrap().clone();
-        (status, lines)
-    }
-}
-
-impl Drop for ProxyProc {
-    fn drop(&mut self) {
-        if self.reader.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let status = self.child.wait_exit(Duration::from_secs(10));
+        (status, self.lines())
     }
 }
 
@@ -159,19 +113,6 @@ fn rss_kib(pid: i32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-fn round_trip(stream: &TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
-    let mut writer = stream.try_clone()?;
-    let owned = data.to_vec();
-    let sender = thread::spawn(move || -> io::Result<()> {
-        writer.write_all(&owned)?;
-        writer.shutdown(Shutdown::Write)
-    });
-    let mut back = Vec::with_capacity(data.len());
-    (&*stream).read_to_end(&mut back)?;
-    sender.join().unwrap()?;
-    Ok(back)
 }
 
 /// Raises this process's descriptor limit to at least `need` (the proxy started
@@ -414,12 +355,9 @@ fn proxy_config_file_two_routes_and_sigterm_drain() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let listening: Vec<Value> = loop {
         let l: Vec<Value> = proxy
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
+            .lines()
+            .into_iter()
             .filter(|v| v["type"] == "listening")
-            .cloned()
             .collect();
         if l.len() == 2 || Instant::now() > deadline {
             break l;

@@ -162,6 +162,7 @@
 
 mod connect;
 mod dialer;
+pub mod duration;
 #[cfg(target_os = "linux")]
 mod errno;
 pub mod info;

@@ -9,7 +9,7 @@
 //! require_default_route = true    # an address needs a default route of its family on its link
 //! include = ["eth*", "wl*", "wwan*"]   # only these interfaces (empty or absent: all)
 //! exclude = ["docker*", "veth*"]  # never these (absent: the built-in list)
-//! resync_interval = 30            # seconds between full resyncs that repair drift
+//! resync_interval = 30            # seconds (or "30s", "2m") between full resyncs that repair drift
 //!
 //! [limits]                        # absent: sized to the endpoints
 //! subflows = 4
@@ -35,6 +35,8 @@
 
 use std::fmt;
 use std::time::Duration;
+
+use mptcp_net::duration::Written;
 
 use mptcp_netlink::{EndpointFlags, MAX_LIMIT};
 use serde::Deserialize;
@@ -445,7 +447,7 @@ struct RawConfig {
     require_default_route: Option<bool>,
     include: Option<Vec<Spanned<String>>>,
     exclude: Option<Vec<Spanned<String>>>,
-    resync_interval: Option<Spanned<f64>>,
+    resync_interval: Option<Spanned<Written>>,
     filters: Option<Filters>,
     limits: Option<RawLimits>,
     #[serde(default)]
@@ -469,7 +471,7 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawUserspace {
     default_policy: Option<Policy>,
-    hold_time: Option<Spanned<f64>>,
+    hold_time: Option<Spanned<Written>>,
     #[serde(default)]
     rule: Vec<RawPolicyRule>,
 }
@@ -552,15 +554,16 @@ impl Config {
         if let Some(filters) = raw.filters {
             config.filters = filters;
         }
-        if let Some(secs) = raw.resync_interval {
-            let v = *secs.get_ref();
-            if !(1.0..=86_400.0).contains(&v) {
-                return Err(err(
-                    Some(secs.span()),
-                    format!("resync_interval {v} is not between 1 and 86400 seconds"),
-                ));
-            }
-            config.resync_interval = Duration::from_secs_f64(v);
+        if let Some(v) = raw.resync_interval {
+            config.resync_interval = v
+                .get_ref()
+                .within(Duration::from_secs(1), Duration::from_secs(86_400))
+                .map_err(|e| {
+                    err(
+                        Some(v.span()),
+                        format!("resync_interval {e}: it is between 1 s and a day"),
+                    )
+                })?;
         }
         if let Some(limits) = raw.limits {
             config.limits.manage = limits.manage.unwrap_or(true);
@@ -608,14 +611,15 @@ impl Config {
                 config.userspace.default_policy = p;
             }
             if let Some(h) = us.hold_time {
-                let v = *h.get_ref();
-                if !(0.0..=3600.0).contains(&v) {
-                    return Err(err(
-                        Some(h.span()),
-                        format!("hold_time {v} is not between 0 and 3600 seconds"),
-                    ));
-                }
-                config.userspace.hold_time = Duration::from_secs_f64(v);
+                config.userspace.hold_time = h
+                    .get_ref()
+                    .within(Duration::ZERO, Duration::from_secs(3600))
+                    .map_err(|e| {
+                        err(
+                            Some(h.span()),
+                            format!("hold_time {e}: it is between 0 and an hour"),
+                        )
+                    })?;
             }
             for r in us.rule {
                 let remote = match r.remote {
@@ -841,7 +845,13 @@ name = "eth[01]"
         );
         assert!(refused("role = \"router\"").starts_with("f.toml:1: unknown variant `router`"));
         assert!(refused("[[interface]]\nflags = [\"subflow\"]").contains("missing field `name`"));
-        assert!(refused("resync_interval = 0").contains("between 1 and 86400"));
+        let c = Config::from_toml("resync_interval = \"1m 30s\"", "f").unwrap();
+        assert_eq!(c.resync_interval, Duration::from_secs(90));
+        assert!(refused("resync_interval = 0").contains("resync_interval `0` is shorter than 1s"));
+        assert!(refused("resync_interval = \"2d\"").contains("`2d` is longer than 1day"));
+        assert!(refused("resync_interval = \"soon\"").contains("`soon` is not a duration"));
+        assert!(refused("resync_interval = -1").contains("`-1` is not a duration"));
+        assert!(refused("[userspace]\nhold_time = 3601").contains("`3601` is longer than 1h"));
         assert!(refused("[filters]\nbogus = true").starts_with("f.toml:2: unknown field"));
         assert!(refused("ipv4 = \"yes\"").starts_with("f.toml:1:"));
         assert!(refused("[[interface]]\nname = \"\"").contains("empty"));

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use mptcp_net::duration::Written;
 use serde::{Deserialize, Deserializer};
 
 /// Which PROXY protocol header, if any, is sent to the upstream before the
@@ -227,34 +228,9 @@ pub fn check_upstream(s: &str) -> Result<(), String> {
     }
 }
 
-/// The longest timeout accepted: a year. A deadline is the clock plus the
-/// timeout, and past the clock's range that addition panics.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// Parses a duration of at most [`MAX_TIMEOUT`]: `250ms`, `5s`, `2m`, `1h 30m`
-/// (humantime), or a bare number of seconds (`5`, `0.5`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return secs_duration(secs);
-    }
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 5s, 2m"))?;
-    at_most_a_year(d, s)
-}
-
-fn secs_duration(secs: f64) -> Result<Duration, String> {
-    let d = Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("`{secs}` is not a duration of 0 seconds or more"))?;
-    at_most_a_year(d, &secs.to_string())
-}
-
-fn at_most_a_year(d: Duration, shown: &str) -> Result<Duration, String> {
-    if d > MAX_TIMEOUT {
-        return Err(format!("`{shown}` is longer than a year"));
-    }
-    Ok(d)
-}
+/// The longest timeout accepted: a year ([`mptcp_net::duration::MAX`]). A deadline is
+/// the clock plus the timeout, and past the clock's range that addition panics.
+pub const MAX_TIMEOUT: Duration = mptcp_net::duration::MAX;
 
 /// The TOML file of `mptcp proxy --config`: settings for the whole proxy and
 /// one `[[route]]` table per route. Unknown keys are refused.
@@ -366,33 +342,19 @@ struct FileRoute {
     backlog: Option<i32>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DurationValue {
-    Secs(f64),
-    Text(String),
-}
-
-fn duration_value(v: DurationValue) -> Result<Duration, String> {
-    match v {
-        DurationValue::Secs(s) => secs_duration(s),
-        DurationValue::Text(t) => parse_duration(&t),
-    }
-}
-
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let v = DurationValue::deserialize(d)?;
-    duration_value(v)
+    Written::deserialize(d)?
+        .duration()
         .map(Some)
         .map_err(serde::de::Error::custom)
 }
 
 fn opt_idle<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Duration>>, D::Error> {
-    let v = DurationValue::deserialize(d)?;
-    if matches!(&v, DurationValue::Text(t) if t == "off" || t == "none") {
+    let v = Written::deserialize(d)?;
+    if matches!(&v, Written::Text(t) if t == "off" || t == "none") {
         return Ok(Some(None));
     }
-    let t = duration_value(v).map_err(serde::de::Error::custom)?;
+    let t = v.duration().map_err(serde::de::Error::custom)?;
     Ok(Some((!t.is_zero()).then_some(t)))
 }
 
@@ -678,8 +640,8 @@ proxy_protocol = "v1"
             .unwrap_err()
             .to_string();
         assert!(e.contains("`400 days` is longer than a year"), "{e}");
-        assert!(parse_duration("1e19").is_err());
-        assert_eq!(parse_duration("8760h"), Ok(MAX_TIMEOUT));
+        assert!(mptcp_net::duration::parse("1e19").is_err());
+        assert_eq!(mptcp_net::duration::parse("8760h"), Ok(MAX_TIMEOUT));
         let c = Config::from_toml(&format!("{route}idle_timeout = 31536000\n")).unwrap();
         assert_eq!(c.routes[0].idle_timeout, Some(MAX_TIMEOUT));
     }
@@ -695,10 +657,19 @@ proxy_protocol = "v1"
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("abc").is_err());
+        assert_eq!(
+            mptcp_net::duration::parse("5").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            mptcp_net::duration::parse("0.5").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            mptcp_net::duration::parse("2m").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert!(mptcp_net::duration::parse("-1").is_err());
+        assert!(mptcp_net::duration::parse("abc").is_err());
     }
 }

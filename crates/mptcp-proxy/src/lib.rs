@@ -181,7 +181,7 @@ pub mod socks5;
 mod sys;
 
 pub use config::{
-    check_upstream, parse_duration, Config, ConfigError, ProxyProtocol, Route, DEFAULT_BACKLOG,
+    check_upstream, Config, ConfigError, ProxyProtocol, Route, DEFAULT_BACKLOG,
     DEFAULT_BULK_BUFFER, DEFAULT_CONNECT_TIMEOUT, DEFAULT_COPY_BUFFER, DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNS, MAX_BUFFER, MAX_CONNS_LIMIT, MAX_THREADS, MAX_TIMEOUT,
 };

@@ -171,6 +171,7 @@ mod counters;
 mod error;
 mod fleet;
 mod netns;
+mod paths;
 mod preflight;
 pub mod support;
 mod testnet;

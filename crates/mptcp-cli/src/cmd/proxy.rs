@@ -164,7 +164,7 @@ fn proxy_protocol(s: &str) -> Result<ProxyProtocol, String> {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    mptcp_proxy::parse_duration(s)
+    mptcp_net::duration::parse(s)
 }
 
 /// An idle timeout; zero (also written `off`) is none.
@@ -172,7 +172,7 @@ fn idle(s: &str) -> Result<Duration, String> {
     if s == "off" || s == "none" {
         return Ok(Duration::ZERO);
     }
-    mptcp_proxy::parse_duration(s)
+    mptcp_net::duration::parse(s)
 }
 
 impl ProxyArgs {

@@ -69,23 +69,9 @@ pub fn parse(out: &Output, status: i32, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("mptcp {args:?} printed no JSON document ({e}): {stdout:?}"))
 }
 
-pub use mptcp_testnet::support::ip;
-
-/// Two usable interfaces in `ns`: a veth pair `x0`/`x1`, up, with 198.18.<a>.1/24 and
-/// 198.18.<b>.1/24.
-pub fn two_interfaces(ns: &str, a: u8, b: u8) {
-    ip(
-        ns,
-        &["link", "add", "x0", "type", "veth", "peer", "name", "x1"],
-    );
-    for (dev, net) in [("x0", a), ("x1", b)] {
-        ip(
-            ns,
-            &["addr", "add", &format!("198.18.{net}.1/24"), "dev", dev],
-        );
-        ip(ns, &["link", "set", dev, "up"]);
-    }
-}
+// Not every test file uses them.
+#[allow(unused_imports)]
+pub use mptcp_testnet::support::{ip, two_interfaces};
 
 /// The keys of a JSON object, sorted.
 pub fn keys(v: &Value) -> Vec<String> {

@@ -1,29 +1,16 @@
 //! Helpers shared by the integration tests: a proxy on its own runtime thread,
-//! backends, byte patterns.
+//! backends; byte patterns, echo and round trips come from `mptcp_testnet::support`.
 #![allow(dead_code)]
 
 pub mod gateway;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use mptcp_proxy::{Config, ConnRecord, Metrics, Proxy, Route, RunSummary, ShutdownHandle};
-
-/// Deterministic bytes (xorshift), so a shifted or dropped chunk cannot compare equal.
-pub fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// A proxy running on a runtime of its own thread.
 pub struct Running {
@@ -177,28 +164,7 @@ pub fn echo_backend(n: usize) -> (SocketAddr, JoinHandle<io::Result<()>>) {
     (addr, echo(listener, n))
 }
 
-/// Echoes `n` connections of `listener` one after the other, each until EOF,
-/// then half-closed.
-pub fn echo(listener: TcpListener, n: usize) -> JoinHandle<io::Result<()>> {
-    thread::spawn(move || {
-        for _ in 0..n {
-            let (mut s, _) = listener.accept()?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let k = s.read(&mut buf)?;
-                if k == 0 {
-                    break;
-                }
-                s.write_all(&buf[..k])?;
-            }
-            s.shutdown(Shutdown::Write)?;
-        }
-        Ok(())
-    })
-}
-
-pub use mptcp_testnet::support::round_trip;
+pub use mptcp_testnet::support::{echo, pattern, round_trip};
 
 /// Fails loudly when MPTCP sockets cannot be made here.
 pub fn require_mptcp() {

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Deref;
 use std::time::Instant;
 
+use crate::paths::PathOptions;
 use crate::preflight::preflight_with;
 use crate::testnet::{link_is_up, tbf_burst, MPTCP_LIMIT, READY_POLL, READY_TIMEOUT, TBF_LATENCY};
 use crate::{Error, Netns};
@@ -76,13 +77,9 @@ impl ClientEndpoints {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct FleetBuilder {
-    paths: usize,
+    path: PathOptions,
     backends: usize,
     kind: Balancer,
-    rate_mbit: Option<u32>,
-    path_rates: Vec<(usize, u32)>,
-    ipv4: bool,
-    ipv6: bool,
     endpoints: ClientEndpoints,
     vip_on_backends: Option<bool>,
     stock_balancer: bool,
@@ -91,13 +88,9 @@ pub struct FleetBuilder {
 impl Default for FleetBuilder {
     fn default() -> Self {
         FleetBuilder {
-            paths: 2,
+            path: PathOptions::new(2),
             backends: 3,
             kind: Balancer::default(),
-            rate_mbit: None,
-            path_rates: Vec::new(),
-            ipv4: true,
-            ipv6: false,
             endpoints: ClientEndpoints::default(),
             vip_on_backends: None,
             stock_balancer: true,
@@ -108,7 +101,7 @@ impl Default for FleetBuilder {
 impl FleetBuilder {
     /// Client paths to the balancer, 1 to [`MAX_FLEET_PATHS`] (default 2).
     pub fn paths(mut self, n: usize) -> Self {
-        self.paths = n;
+        self.path.paths = n;
         self
     }
 
@@ -127,25 +120,25 @@ impl FleetBuilder {
     /// Shapes every client-balancer link to `mbit` Mbit/s in each direction
     /// (default: unshaped). Balancer-backend links are never shaped.
     pub fn rate_mbit(mut self, mbit: u32) -> Self {
-        self.rate_mbit = Some(mbit);
+        self.path.rate_mbit = Some(mbit);
         self
     }
 
     /// Shapes path `path` to `mbit` Mbit/s, overriding [`rate_mbit`](Self::rate_mbit).
     pub fn path_rate_mbit(mut self, path: usize, mbit: u32) -> Self {
-        self.path_rates.push((path, mbit));
+        self.path.path_rates.push((path, mbit));
         self
     }
 
     /// IPv4 everywhere (default on).
     pub fn ipv4(mut self, on: bool) -> Self {
-        self.ipv4 = on;
+        self.path.ipv4 = on;
         self
     }
 
     /// IPv6 everywhere (default off), added with `nodad`.
     pub fn ipv6(mut self, on: bool) -> Self {
-        self.ipv6 = on;
+        self.path.ipv6 = on;
         self
     }
 
@@ -173,20 +166,11 @@ impl FleetBuilder {
 
     fn validate(&self) -> Result<Vec<Option<u32>>, Error> {
         let invalid = |msg: String| Err(Error::InvalidConfig(msg));
-        if !(1..=MAX_FLEET_PATHS).contains(&self.paths) {
-            return invalid(format!(
-                "{} client paths requested; a fleet has 1 to {MAX_FLEET_PATHS}",
-                self.paths
-            ));
-        }
         if !(1..=MAX_BACKENDS).contains(&self.backends) {
             return invalid(format!(
                 "{} backends requested; a fleet has 1 to {MAX_BACKENDS}",
                 self.backends
             ));
-        }
-        if !self.ipv4 && !self.ipv6 {
-            return invalid("neither IPv4 nor IPv6 enabled".into());
         }
         if self.kind == Balancer::Route && self.vip_on_backends == Some(false) {
             return invalid(
@@ -194,20 +178,7 @@ impl FleetBuilder {
                     .into(),
             );
         }
-        let mut rates = vec![self.rate_mbit; self.paths];
-        for &(path, mbit) in &self.path_rates {
-            let Some(rate) = rates.get_mut(path) else {
-                return invalid(format!(
-                    "rate for path {path}, but the client has only {} paths",
-                    self.paths
-                ));
-            };
-            *rate = Some(mbit);
-        }
-        if rates.contains(&Some(0)) {
-            return invalid("a rate of 0 Mbit/s; leave the rate unset for an unshaped path".into());
-        }
-        Ok(rates)
+        self.path.check(MAX_FLEET_PATHS, "a fleet")
     }
 
     /// Checks the configuration and the machine ([`Fleet::preflight`]), then creates
@@ -220,7 +191,7 @@ impl FleetBuilder {
     pub fn build(self) -> Result<Fleet, Error> {
         let rates = self.validate()?;
         Fleet::preflight()?;
-        let families: Vec<Family> = [(self.ipv4, Family::V4), (self.ipv6, Family::V6)]
+        let families: Vec<Family> = [(self.path.ipv4, Family::V4), (self.path.ipv6, Family::V6)]
             .into_iter()
             .filter_map(|(on, family)| on.then_some(family))
             .collect();

@@ -3,8 +3,9 @@
 //! each with the instant it arrived; stderr is kept for failure messages.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,6 +16,7 @@ pub struct JsonChild {
     child: Child,
     lines: Arc<Mutex<Vec<(Instant, Value)>>>,
     stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
 }
 
 impl JsonChild {
@@ -35,7 +37,7 @@ impl JsonChild {
         let stderr = Arc::new(Mutex::new(String::new()));
         let (out, err) = (child.stdout.take(), child.stderr.take());
         let l = Arc::clone(&lines);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let Some(out) = out else { return };
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
@@ -57,6 +59,7 @@ impl JsonChild {
             child,
             lines,
             stderr,
+            reader: Some(reader),
         }
     }
 
@@ -112,6 +115,33 @@ impl JsonChild {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+impl JsonChild {
+    /// Waits for the child to exit (after a signal the test sent, say) and for its
+    /// last lines to be read; its exit status.
+    ///
+    /// # Panics
+    /// When it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the child") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the child still runs after {timeout:?}; stderr {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if let Some(reader) = self.reader.take() {
+            // The pipe is closed once the child and whatever inherited it are gone.
+            let _ = reader.join();
+        }
+        status
     }
 }
 

@@ -1,7 +1,7 @@
 //! Helpers every crate's integration tests share: a byte pattern that cannot compare
 //! equal when shifted, echo servers, a send-and-read-back round trip, fixed-seed
-//! fuzzing ([`fuzz`]) and (feature `json`) a child process whose JSON lines are read
-//! as they come.
+//! fuzzing ([`fuzz`]), two interfaces in a namespace, a test's temporary directory,
+//! and (feature `json`) a child process whose JSON lines are read as they come.
 //!
 //! They live here, once, rather than in each crate's `tests/common`, so a fix reaches
 //! every test. None of them needs a namespace; combine them with [`crate::Netns::run`]
@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -110,6 +111,66 @@ pub fn ip(ns: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Two usable interfaces in the namespace `ns`: a veth pair `x0`/`x1`, up, with
+/// `198.18.<a>.1/24` and `198.18.<b>.1/24` (a multi-homed host in one namespace).
+///
+/// # Panics
+/// As [`ip`].
+pub fn two_interfaces(ns: &str, a: u8, b: u8) {
+    ip(
+        ns,
+        &["link", "add", "x0", "type", "veth", "peer", "name", "x1"],
+    );
+    for (dev, net) in [("x0", a), ("x1", b)] {
+        ip(
+            ns,
+            &["addr", "add", &format!("198.18.{net}.1/24"), "dev", dev],
+        );
+        ip(ns, &["link", "set", dev, "up"]);
+    }
+}
+
+/// A fresh directory path under the system's temporary directory, for one test's
+/// files (a daemon's state directory, ...): nothing is there at first; on drop it is
+/// removed, with every file or directory the test put beside it as `<dir>.<ext>`.
+#[derive(Debug)]
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    /// `<tmp>/mptcp-<label>-<pid>`, emptied.
+    pub fn new(label: &str) -> TestDir {
+        let dir = std::env::temp_dir().join(format!("mptcp-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TestDir(dir)
+    }
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let (Some(parent), Some(name)) = (self.0.parent(), self.0.file_name()) else {
+            return;
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let path = entry.path();
+                let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +186,16 @@ mod tests {
         let back = round_trip(&TcpStream::connect(addr).unwrap(), &data).unwrap();
         assert_same(&back, &data, "echo");
         server.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_test_dir_goes_with_what_is_beside_it() {
+        let dir = TestDir::new("support-selftest");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let aside = dir.with_extension("toml");
+        std::fs::write(&aside, "x").unwrap();
+        let path = dir.to_path_buf();
+        drop(dir);
+        assert!(!path.exists() && !aside.exists());
     }
 }

@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::paths::PathOptions;
 use crate::{preflight, Error, Netns};
 
 mod plan;
@@ -31,11 +32,7 @@ pub(crate) const MPTCP_LIMIT: &str = "8";
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct TestNetBuilder {
-    paths: usize,
-    rate_mbit: Option<u32>,
-    path_rates: Vec<(usize, u32)>,
-    ipv4: bool,
-    ipv6: bool,
+    path: PathOptions,
     router: bool,
     endpoints: Endpoints,
     backup: Vec<usize>,
@@ -44,11 +41,7 @@ pub struct TestNetBuilder {
 impl Default for TestNetBuilder {
     fn default() -> Self {
         TestNetBuilder {
-            paths: 2,
-            rate_mbit: None,
-            path_rates: Vec::new(),
-            ipv4: true,
-            ipv6: false,
+            path: PathOptions::new(2),
             router: false,
             endpoints: Endpoints::default(),
             backup: Vec::new(),
@@ -59,32 +52,32 @@ impl Default for TestNetBuilder {
 impl TestNetBuilder {
     /// Number of paths, 1 to [`MAX_PATHS`] (default 2).
     pub fn paths(mut self, n: usize) -> Self {
-        self.paths = n;
+        self.path.paths = n;
         self
     }
 
     /// Shapes every path to `mbit` Mbit/s in each direction (default: unshaped).
     pub fn rate_mbit(mut self, mbit: u32) -> Self {
-        self.rate_mbit = Some(mbit);
+        self.path.rate_mbit = Some(mbit);
         self
     }
 
     /// Shapes path `path` to `mbit` Mbit/s, overriding [`rate_mbit`](Self::rate_mbit).
     pub fn path_rate_mbit(mut self, path: usize, mbit: u32) -> Self {
-        self.path_rates.push((path, mbit));
+        self.path.path_rates.push((path, mbit));
         self
     }
 
     /// IPv4 addresses on the paths (default on).
     pub fn ipv4(mut self, on: bool) -> Self {
-        self.ipv4 = on;
+        self.path.ipv4 = on;
         self
     }
 
     /// IPv6 addresses on the paths (default off). They are added with `nodad`, so they
     /// are usable at once.
     pub fn ipv6(mut self, on: bool) -> Self {
-        self.ipv6 = on;
+        self.path.ipv6 = on;
         self
     }
 
@@ -110,45 +103,22 @@ impl TestNetBuilder {
 
     fn validate(&self) -> Result<Vec<Option<u32>>, Error> {
         let invalid = |msg: String| Err(Error::InvalidConfig(msg));
-        if !(1..=MAX_PATHS).contains(&self.paths) {
-            return invalid(format!(
-                "{} paths requested; a test network has 1 to {MAX_PATHS}",
-                self.paths
-            ));
-        }
-        if !self.ipv4 && !self.ipv6 {
-            return invalid("neither IPv4 nor IPv6 enabled".into());
-        }
-        let mut rates = vec![self.rate_mbit; self.paths];
-        for &(path, mbit) in &self.path_rates {
-            match rates.get_mut(path) {
-                Some(rate) => *rate = Some(mbit),
-                None => {
-                    return invalid(format!(
-                        "rate for path {path}, but there are only {} paths",
-                        self.paths
-                    ))
-                }
-            }
-        }
-        if rates.contains(&Some(0)) {
-            return invalid("a rate of 0 Mbit/s; leave the rate unset for an unshaped path".into());
-        }
-        let families = usize::from(self.ipv4) + usize::from(self.ipv6);
-        let endpoints = (self.paths - 1) * families;
+        let rates = self.path.check(MAX_PATHS, "a test network")?;
+        let families = usize::from(self.path.ipv4) + usize::from(self.path.ipv6);
+        let endpoints = (self.path.paths - 1) * families;
         if self.endpoints != Endpoints::None && endpoints > MAX_ENDPOINTS {
             return invalid(format!(
                 "{} paths with {families} address families need {endpoints} MPTCP endpoints; \
                  the kernel allows {MAX_ENDPOINTS} per namespace (use fewer paths, one family, \
                  or Endpoints::None)",
-                self.paths
+                self.path.paths
             ));
         }
         for &path in &self.backup {
-            if path == 0 || path >= self.paths {
+            if path == 0 || path >= self.path.paths {
                 return invalid(format!(
                     "backup path {path}: only paths 1..{} have endpoints (path 0 carries the initial subflow)",
-                    self.paths
+                    self.path.paths
                 ));
             }
             if self.endpoints == Endpoints::None {
@@ -171,7 +141,7 @@ impl TestNetBuilder {
         let rates = self.validate()?;
         preflight()?;
         let host = |role: Role, label: &str| -> Result<Host, Error> {
-            let ends: Vec<End> = (0..self.paths)
+            let ends: Vec<End> = (0..self.path.paths)
                 .map(|i| {
                     let ends = path_ends(i, self.router);
                     match role {
@@ -183,12 +153,12 @@ impl TestNetBuilder {
                 .collect();
             Ok(Host {
                 netns: Netns::new(label)?,
-                v4: if self.ipv4 {
+                v4: if self.path.ipv4 {
                     ends.iter().map(|e| e.v4).collect()
                 } else {
                     Vec::new()
                 },
-                v6: if self.ipv6 {
+                v6: if self.path.ipv6 {
                     ends.iter().map(|e| e.v6).collect()
                 } else {
                     Vec::new()
@@ -204,8 +174,8 @@ impl TestNetBuilder {
                 None
             },
             rates,
-            ipv4: self.ipv4,
-            ipv6: self.ipv6,
+            ipv4: self.path.ipv4,
+            ipv6: self.path.ipv6,
             endpoints: self.endpoints,
             backup: self.backup,
             strip: AtomicBool::new(false),

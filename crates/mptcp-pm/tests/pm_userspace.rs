@@ -1,5 +1,7 @@
-//! `mptcp pm run --userspace` on mptcp-testnet: the namespace switched to the userspace
-//! path manager, connections driven by policy, `mptcp pm status`.
+//! The userspace daemon ([`mptcp_pm::userspace::UserspaceDaemon`]) on mptcp-testnet:
+//! the namespace switched to the userspace path manager, connections driven by policy,
+//! the status it writes. (`mptcp pm run --userspace` and `mptcp pm status` on the
+//! command line: `crates/mptcp-cli/tests/pm.rs`.)
 
 mod common;
 
@@ -8,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::pm::{ipaddr, state_dir, PmDaemon, Upload};
+use common::{ipaddr, options, state_dir, Kind, PmDaemon, Upload};
 use mptcp_net::MptcpExt;
 use mptcp_testnet::{Endpoints, TestNet};
 use serde_json::Value;
@@ -32,19 +34,15 @@ fn userspace(net: &TestNet, state: &Path, config: &str) -> PmDaemon {
     let cfg = write_config(state, config);
     let mut d = PmDaemon::start(
         net.client().name(),
-        state,
-        &["--userspace", "--config", &cfg],
+        Kind::Userspace,
+        options(state, Some(&cfg)),
     );
     d.ready();
     d
 }
 
 fn status(net: &TestNet, state: &Path) -> Value {
-    common::json(
-        net.client().name(),
-        &["pm", "status", "--state-dir", state.to_str().unwrap()],
-        0,
-    )
+    common::status(net.client(), state).unwrap_or_else(|e| panic!("no status: {e}"))
 }
 
 /// Dials `port` on the server's path-0 address and exchanges a few bytes (the
@@ -135,64 +133,26 @@ fn pm_userspace_rules_status_and_path_manager_restored() {
             .contains("aggregate: a subflow on p1"),
         "{s:#}"
     );
-    let text = common::mptcp(
-        net.client().name(),
-        &["pm", "status", "--state-dir", state.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
-    assert!(
-        text.contains("2 connection(s)") && text.contains(" single"),
-        "{text}"
-    );
+    // (`mptcp pm status`'s text: crates/mptcp-cli/tests/pm.rs.)
 
     // A second userspace daemon is refused (the lock), then the exit restores the
     // path manager and the status is gone.
-    let out = common::mptcp(
-        net.client().name(),
-        &[
-            "pm",
-            "run",
-            "--userspace",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let err = PmDaemon::try_start(net.client().name(), Kind::Userspace, options(&state, None))
+        .expect_err("a second userspace daemon is refused");
+    assert!(err.contains("manages this network namespace"), "{err}");
     let (status_code, lines) = d.stop();
-    assert!(status_code.success());
+    assert!(status_code.is_ok(), "{status_code:?}");
     assert!(lines
         .iter()
         .any(|l| l["event"] == "path_manager" && l["value"] == "kernel"));
     assert_eq!(net.client().sysctl(pm_sysctl).unwrap().trim(), "kernel");
-    let out = common::mptcp(
-        net.client().name(),
-        &["pm", "status", "--state-dir", state.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no `mptcp pm run --userspace` runs"));
+    let err = common::status(net.client(), &state).expect_err("no status once stopped");
+    assert!(err.contains("no `mptcp pm run --userspace` runs"), "{err}");
 
     // Another userspace path manager already holds the namespace: refused.
     net.client().set_sysctl(pm_sysctl, "userspace").unwrap();
-    let out = common::mptcp(
-        net.client().name(),
-        &[
-            "pm",
-            "run",
-            "--userspace",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = PmDaemon::try_start(net.client().name(), Kind::Userspace, options(&state, None))
+        .expect_err("refused beside another userspace path manager");
     assert!(
         err.contains("net.mptcp.path_manager is already userspace"),
         "{err}"
@@ -271,7 +231,7 @@ fn path_return(userspace_pm: bool, cut: Cut) -> Return {
     let ports_after = upload.ports_on_since(path1, at);
     let summary = upload.finish();
     if let Some(d) = daemon {
-        d.stop();
+        d.stop().0.expect("the daemon stops cleanly");
     }
     Return {
         back,
@@ -490,7 +450,7 @@ fn pm_userspace_interactive_follows_rtt_on_two_paths() {
     assert_eq!(now_active, other);
     drop(client);
     echo.join().unwrap();
-    d.stop();
+    d.stop().0.expect("the daemon stops cleanly");
 }
 
 /// 10,000 short connections through the userspace daemon: every one forgotten when it
@@ -499,7 +459,16 @@ fn pm_userspace_interactive_follows_rtt_on_two_paths() {
 fn pm_userspace_forgets_10000_short_connections() {
     let net = testnet(None, Endpoints::None);
     let state = state_dir("us-many");
-    let mut d = userspace(&net, &state, "");
+    // The daemon runs in this process, whose memory is measured: keep 100 reports,
+    // count the rest.
+    let cfg = write_config(&state, "");
+    let mut d = PmDaemon::start_capped(
+        net.client().name(),
+        Kind::Userspace,
+        options(&state, Some(&cfg)),
+        100,
+    );
+    d.ready();
     let listener = listen(&net, 7200);
     let server = std::thread::spawn(move || {
         for _ in 0..10_000 {
@@ -518,7 +487,8 @@ fn pm_userspace_forgets_10000_short_connections() {
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
             .unwrap()
     };
-    let pid = d.pid();
+    // The daemon runs in this process: its memory is this process's.
+    let pid = std::process::id();
     let target = SocketAddr::new(net.server().addr(0).unwrap(), 7200);
     let start = Instant::now();
     let mut rss_after_1000 = 0;
@@ -556,16 +526,12 @@ fn pm_userspace_forgets_10000_short_connections() {
         rss_end < rss_after_1000 + 4096,
         "RSS grew from {rss_after_1000} to {rss_end} kB"
     );
-    let creates = d
-        .lines()
-        .iter()
-        .filter(|(_, v)| v["event"] == "policy" && v["command"] == "create")
-        .count();
+    let creates = d.count("policy/create");
     assert!(creates > 0, "the daemon drove the connections");
     d.wait_for("nothing", 0, Duration::from_secs(1), |v| {
         v["event"] == "ready"
     });
-    d.stop();
+    d.stop().0.expect("the daemon stops cleanly");
 }
 
 /// Server side: the daemon on the server announces its other address to each
@@ -577,8 +543,8 @@ fn pm_userspace_server_announces_its_other_addresses() {
     let cfg = write_config(&state, "require_default_route = false\n");
     let mut d = PmDaemon::start(
         net.server().name(),
-        &state,
-        &["--userspace", "--config", &cfg],
+        Kind::Userspace,
+        options(&state, Some(&cfg)),
     );
     d.ready();
     let listener = listen(&net, 7500);
@@ -609,16 +575,12 @@ fn pm_userspace_server_announces_its_other_addresses() {
     // The status file is rewritten every second.
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let s = common::json(
-            net.server().name(),
-            &["pm", "status", "--state-dir", state.to_str().unwrap()],
-            0,
-        );
+        let s = common::status(net.server(), &state).unwrap_or_else(|e| panic!("{e}"));
         if s["connections"][0]["server_side"] == true {
             break;
         }
         assert!(Instant::now() < deadline, "{s:#}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    d.stop();
+    d.stop().0.expect("the daemon stops cleanly");
 }
