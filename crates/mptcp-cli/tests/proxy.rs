@@ -560,7 +560,7 @@ fn proxy_no_connection_log_prints_none_and_still_counts() {
         ],
     );
     let (metrics, route): (SocketAddr, String) = {
-        let lines = proxy.lines.lock().unwrap();
+        let lines = proxy.lines();
         let l = lines.iter().find(|v| v["type"] == "listening").unwrap();
         (
             l["metrics"].as_str().unwrap().parse().unwrap(),
