@@ -172,6 +172,7 @@ mod error;
 mod fleet;
 mod netns;
 mod preflight;
+pub mod soak;
 pub mod support;
 mod testnet;
 
