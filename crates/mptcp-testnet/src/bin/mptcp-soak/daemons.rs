@@ -47,6 +47,11 @@ pub struct Daemons {
     server_ns: String,
 }
 
+/// The proxies' idle timeout: a connection whose every path died and whose client
+/// gave up is closed by it (the far end never heard of the client's close).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+const IDLE: &str = "20s";
+
 const PM_CLIENT: &str = "role = \"client\"\nipv6 = false\n";
 // The server has no default route (it routes by destination): announce anyway; never
 // the uplink to the origin host.
@@ -95,7 +100,7 @@ impl Daemons {
             v(&[
                 "--json", "--netns", &c, "proxy", "--listen",
                 &format!("127.0.0.1:{}", net::CLIENT_PROXY), "--listen-tcp", "--to",
-                &svc(net::SERVER_PROXY),
+                &svc(net::SERVER_PROXY), "--idle-timeout", IDLE,
             ]),
         );
         add(
@@ -103,14 +108,14 @@ impl Daemons {
             v(&[
                 "--json", "--netns", &s, "proxy", "--listen",
                 &format!("0.0.0.0:{}", net::SERVER_PROXY), "--to",
-                &format!("127.0.0.1:{}", net::SINK), "--to-tcp",
+                &format!("127.0.0.1:{}", net::SINK), "--to-tcp", "--idle-timeout", IDLE,
             ]),
         );
         add(
             "gateway",
             v(&[
                 "--json", "--netns", &c, "proxy", "--socks5",
-                &format!("127.0.0.1:{}", net::SOCKS), "--converter", &svc(net::CONVERTER),
+                &format!("127.0.0.1:{}", net::SOCKS), "--converter", &svc(net::CONVERTER), "--idle-timeout", IDLE,
             ]),
         );
         add(
@@ -118,7 +123,7 @@ impl Daemons {
             v(&[
                 "--json", "--netns", &s, "proxy", "--convert",
                 &format!("0.0.0.0:{}", net::CONVERTER), "--allow", "198.18.0.0/16",
-                "--allow-private-destinations",
+                "--allow-private-destinations", "--idle-timeout", IDLE,
             ]),
         );
         add(
@@ -288,9 +293,11 @@ impl Daemons {
             let out = host
                 .exec("ip", ["mptcp", "endpoint", "show"])
                 .map_err(|e| e.to_string())?;
+            // Endpoints the kernel made itself (`implicit`, for a join to an announced
+            // address from an address without an endpoint) are not a daemon's.
             left += String::from_utf8_lossy(&out.stdout)
                 .lines()
-                .filter(|l| !l.trim().is_empty())
+                .filter(|l| !l.trim().is_empty() && !l.contains("implicit"))
                 .count() as u64;
         }
         Ok(left)

@@ -33,10 +33,13 @@ pub struct Args {
     pub rate_mbit: u32,
     pub json: bool,
     pub dir: PathBuf,
+    /// Violations reported but not failing the run (`--tolerate NAME`).
+    pub tolerate: Vec<String>,
 }
 
 const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] [--seed S] \
-[--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json]";
+[--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json] \
+[--tolerate OUTCOME]... (OUTCOME: a JSON key, e.g. failed_with_path_up: reported, not fatal)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         rate_mbit: 50,
         json: false,
         dir: PathBuf::new(),
+        tolerate: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--mptcp" => args.mptcp = value.into(),
             "--dir" => args.dir = value.into(),
+            "--tolerate" => args.tolerate.push(value),
             "--minutes" => {
                 let m: f64 = value
                     .parse()
@@ -237,9 +242,20 @@ fn run(args: &Args) -> Result<bool, String> {
     });
     let run_end = Instant::now();
     result?;
-    // Idle again: let the daemons settle, then the last samples and scrape.
-    std::thread::sleep(Duration::from_secs(3));
-    let idle_fds_after = daemons.fd_counts();
+    // Idle again: connections the clients gave up on during a blackout can stay
+    // open in the far daemons (no path told them) until the proxies' idle timeout;
+    // wait for it, at most, then take the last samples and scrape.
+    let settle = Instant::now() + daemons::IDLE_TIMEOUT + Duration::from_secs(5);
+    let mut idle_fds_after = daemons.fd_counts();
+    while Instant::now() < settle
+        && idle_fds_after
+            .iter()
+            .any(|(n, &a)| idle_fds_before.get(n).is_some_and(|&b| a > b))
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        idle_fds_after = daemons.fd_counts();
+    }
+    let _ = report::dump_ops(&stats, start, &args.dir);
     let scrape_after = daemons.scrape()?;
     stop_sampling.store(true, Ordering::SeqCst);
     let endpoints_left = daemons.stop_pm_and_count_endpoints(&net)?;
@@ -257,7 +273,7 @@ fn run(args: &Args) -> Result<bool, String> {
         start,
         run_end,
         deadline,
-        warmup: Duration::from_secs(args.seconds / 10).clamp(Duration::from_secs(3), Duration::from_secs(30)),
+        warmup: Duration::from_secs(args.seconds / 4),
         timeline: &timeline.lock().expect("timeline"),
         stats: &stats,
         sinks: &sinks,
