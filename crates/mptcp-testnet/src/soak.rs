@@ -9,7 +9,7 @@
 //! and ends it (a path cut and restored, an address removed and re-added, ...),
 //! except rate changes, which stay until the next one. The path manager switches
 //! between the in-kernel and the userspace mode at fixed phase boundaries
-//! ([`Schedule::pm_phases`]). Every kind of fault appears at least once when the
+//! (four phases per run, [`Action::PmMode`]). Every kind of fault appears at least once when the
 //! run is long enough (the first episodes are a seeded shuffle of all kinds).
 
 use std::time::Duration;

@@ -65,7 +65,10 @@ impl Daemons {
             std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
             Ok(p.display().to_string())
         };
-        let (cc, sc) = (write("pm-client.toml", PM_CLIENT)?, write("pm-server.toml", PM_SERVER)?);
+        let (cc, sc) = (
+            write("pm-client.toml", PM_CLIENT)?,
+            write("pm-server.toml", PM_SERVER)?,
+        );
         // A free port for the exporter, on the root namespace's loopback.
         let exporter = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -89,46 +92,104 @@ impl Daemons {
         let state = |side: &str| args.dir.join(format!("state-{side}")).display().to_string();
         add(
             "pm-client",
-            v(&["--netns", &c, "pm", "run", "--config", &cc, "--state-dir", &state("client")]),
+            v(&[
+                "--netns",
+                &c,
+                "pm",
+                "run",
+                "--config",
+                &cc,
+                "--state-dir",
+                &state("client"),
+            ]),
         );
         add(
             "pm-server",
-            v(&["--netns", &s, "pm", "run", "--config", &sc, "--state-dir", &state("server")]),
+            v(&[
+                "--netns",
+                &s,
+                "pm",
+                "run",
+                "--config",
+                &sc,
+                "--state-dir",
+                &state("server"),
+            ]),
         );
         add(
             "proxy-client",
             v(&[
-                "--json", "--netns", &c, "proxy", "--listen",
-                &format!("127.0.0.1:{}", net::CLIENT_PROXY), "--listen-tcp", "--to",
-                &svc(net::SERVER_PROXY), "--idle-timeout", IDLE,
+                "--json",
+                "--netns",
+                &c,
+                "proxy",
+                "--listen",
+                &format!("127.0.0.1:{}", net::CLIENT_PROXY),
+                "--listen-tcp",
+                "--to",
+                &svc(net::SERVER_PROXY),
+                "--idle-timeout",
+                IDLE,
             ]),
         );
         add(
             "proxy-server",
             v(&[
-                "--json", "--netns", &s, "proxy", "--listen",
-                &format!("0.0.0.0:{}", net::SERVER_PROXY), "--to",
-                &format!("127.0.0.1:{}", net::SINK), "--to-tcp", "--idle-timeout", IDLE,
+                "--json",
+                "--netns",
+                &s,
+                "proxy",
+                "--listen",
+                &format!("0.0.0.0:{}", net::SERVER_PROXY),
+                "--to",
+                &format!("127.0.0.1:{}", net::SINK),
+                "--to-tcp",
+                "--idle-timeout",
+                IDLE,
             ]),
         );
         add(
             "gateway",
             v(&[
-                "--json", "--netns", &c, "proxy", "--socks5",
-                &format!("127.0.0.1:{}", net::SOCKS), "--converter", &svc(net::CONVERTER), "--idle-timeout", IDLE,
+                "--json",
+                "--netns",
+                &c,
+                "proxy",
+                "--socks5",
+                &format!("127.0.0.1:{}", net::SOCKS),
+                "--converter",
+                &svc(net::CONVERTER),
+                "--idle-timeout",
+                IDLE,
             ]),
         );
         add(
             "converter",
             v(&[
-                "--json", "--netns", &s, "proxy", "--convert",
-                &format!("0.0.0.0:{}", net::CONVERTER), "--allow", "198.18.0.0/16",
-                "--allow-private-destinations", "--idle-timeout", IDLE,
+                "--json",
+                "--netns",
+                &s,
+                "proxy",
+                "--convert",
+                &format!("0.0.0.0:{}", net::CONVERTER),
+                "--allow",
+                "198.18.0.0/16",
+                "--allow-private-destinations",
+                "--idle-timeout",
+                IDLE,
             ]),
         );
         add(
             "exporter",
-            v(&["--netns", &c, "--netns", &s, "exporter", "--listen", &exporter.to_string()]),
+            v(&[
+                "--netns",
+                &c,
+                "--netns",
+                &s,
+                "exporter",
+                "--listen",
+                &exporter.to_string(),
+            ]),
         );
         let d = Daemons {
             mptcp: args.mptcp.clone(),
@@ -170,7 +231,13 @@ impl Daemons {
             .stdout(open("out")?)
             .stderr(open("err")?)
             .spawn()
-            .map_err(|e| format!("cannot start {} {}: {e}", self.mptcp.display(), argv.join(" ")))?;
+            .map_err(|e| {
+                format!(
+                    "cannot start {} {}: {e}",
+                    self.mptcp.display(),
+                    argv.join(" ")
+                )
+            })?;
         daemon.child = Some(child);
         Ok(())
     }
@@ -191,7 +258,9 @@ impl Daemons {
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 if sig == "TERM" && !status.success() {
-                    return Err(format!("{name} exited with {status} on SIGTERM (see {name}.err)"));
+                    return Err(format!(
+                        "{name} exited with {status} on SIGTERM (see {name}.err)"
+                    ));
                 }
                 return Ok(());
             }

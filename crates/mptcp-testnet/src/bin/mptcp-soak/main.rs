@@ -186,11 +186,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<bool, String> {
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
-    let schedule = Schedule::new(
-        args.seed,
-        Duration::from_secs(args.seconds),
-        args.rate_mbit,
-    );
+    let schedule = Schedule::new(args.seed, Duration::from_secs(args.seconds), args.rate_mbit);
     eprintln!(
         "mptcp-soak: seed {}, {} s, {} workers, sizes {}..{} B, 3 x {} Mbit/s, {} scheduled events, logs in {}",
         args.seed,
@@ -260,8 +256,14 @@ fn run(args: &Args) -> Result<bool, String> {
     stop_sampling.store(true, Ordering::SeqCst);
     let endpoints_left = daemons.stop_pm_and_count_endpoints(&net)?;
     let pm_types = (
-        net.tn.client().sysctl("net.mptcp.pm_type").unwrap_or_default(),
-        net.tn.server().sysctl("net.mptcp.pm_type").unwrap_or_default(),
+        net.tn
+            .client()
+            .sysctl("net.mptcp.pm_type")
+            .unwrap_or_default(),
+        net.tn
+            .server()
+            .sysctl("net.mptcp.pm_type")
+            .unwrap_or_default(),
     );
     let dials = capture.finish();
     daemons.stop_all();

@@ -42,18 +42,38 @@ impl SoakNet {
     pub fn new(tn: TestNet) -> Result<SoakNet, String> {
         let origin = Netns::new("origin").map_err(|e| format!("origin namespace: {e}"))?;
         let server = tn.server();
-        exec(server, "ip", &["addr", "add", &format!("{SERVICE}/32"), "dev", "lo"])?;
+        exec(
+            server,
+            "ip",
+            &["addr", "add", &format!("{SERVICE}/32"), "dev", "lo"],
+        )?;
         exec(
             server,
             "ip",
             &[
-                "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns",
+                "link",
+                "add",
+                "up0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
                 origin.name(),
             ],
         )?;
-        exec(server, "ip", &["addr", "add", &format!("{UPLINK_SERVER}/24"), "dev", "up0"])?;
+        exec(
+            server,
+            "ip",
+            &["addr", "add", &format!("{UPLINK_SERVER}/24"), "dev", "up0"],
+        )?;
         exec(server, "ip", &["link", "set", "up0", "up"])?;
-        exec(&origin, "ip", &["addr", "add", &format!("{ORIGIN}/24"), "dev", "eth0"])?;
+        exec(
+            &origin,
+            "ip",
+            &["addr", "add", &format!("{ORIGIN}/24"), "dev", "eth0"],
+        )?;
         exec(&origin, "ip", &["link", "set", "eth0", "up"])?;
         exec(&origin, "ip", &["link", "set", "lo", "up"])?;
         exec(

@@ -57,13 +57,19 @@ fn sum_metric(m: &BTreeMap<String, f64>, prefix: &str, must: &[&str]) -> f64 {
 
 /// Growth in % from the largest value in the first window after warm-up to the
 /// largest in the last window of the load, for an instance that lived through both.
-fn growth(inst: &[crate::daemons::Sample], from: Instant, to: Instant, f: fn(&crate::daemons::Sample) -> u64) -> Option<f64> {
+fn growth(
+    inst: &[crate::daemons::Sample],
+    from: Instant,
+    to: Instant,
+    f: fn(&crate::daemons::Sample) -> u64,
+) -> Option<f64> {
     let first = inst.first()?;
     if first.at > from + Duration::from_secs(1) {
         return None;
     }
     let mid = from + (to - from) / 3;
-    let max_in = |a: Instant, b: Instant| inst.iter().filter(|s| s.at >= a && s.at <= b).map(f).max();
+    let max_in =
+        |a: Instant, b: Instant| inst.iter().filter(|s| s.at >= a && s.at <= b).map(f).max();
     let base = max_in(from, mid)?;
     let last = max_in(mid, to)?;
     Some((last as f64 - base as f64) * 100.0 / (base.max(1) as f64))
@@ -163,8 +169,15 @@ pub fn report(c: &Context) -> bool {
     // The exporter against the clients: every op that got through made one MPTCP
     // connection from the client host (client proxy or gateway), so the client's
     // MP_CAPABLE SYNs sent grew by at least that; nothing established is left.
-    let syn_tx = metric(&c.scrape_after, "mptcp_mib_mp_capable_syntx_total", "client")
-        - metric(&c.scrape_before, "mptcp_mib_mp_capable_syntx_total", "client");
+    let syn_tx = metric(
+        &c.scrape_after,
+        "mptcp_mib_mp_capable_syntx_total",
+        "client",
+    ) - metric(
+        &c.scrape_before,
+        "mptcp_mib_mp_capable_syntx_total",
+        "client",
+    );
     let established_left = sum_metric(&c.scrape_after, "mptcp_connections{", &["established"]);
     let exporter_ok = syn_tx >= ok_ops as f64 && established_left == 0.0;
     // The converter: every SYN on its uplink goes to the origin's sink.
@@ -190,7 +203,10 @@ pub fn report(c: &Context) -> bool {
         }
     };
     check(sent == verified, "bytes_verified < bytes_sent");
-    check(corrupt == 0 && sink.corrupt.load(Ordering::Relaxed) == 0, "corrupted");
+    check(
+        corrupt == 0 && sink.corrupt.load(Ordering::Relaxed) == 0,
+        "corrupted",
+    );
     check(failed_up == 0, "failed_with_path_up > 0");
     check(rss_max < 5.0, "rss_growth_pct >= 5");
     check(fd_max < 5.0, "fd_growth_pct >= 5");
@@ -198,7 +214,10 @@ pub fn report(c: &Context) -> bool {
     check(pm_restored, "pm_type_restored false");
     check(exporter_ok, "exporter_consistent false");
     check(outside == 0, "converter_outside_allow > 0");
-    check(attempts > 0 && refused == attempts, "outsider_refused < outsider_attempts");
+    check(
+        attempts > 0 && refused == attempts,
+        "outsider_refused < outsider_attempts",
+    );
     check(ok_ops > 0, "ops_ok 0");
     check(!unfinished, "drain timed out");
 
@@ -210,25 +229,68 @@ pub fn report(c: &Context) -> bool {
         }
     };
     if table {
-        println!("mptcp-soak: seed {}, {:.0} s ({} s of load + drain)", c.args.seed, secs, c.args.seconds);
+        println!(
+            "mptcp-soak: seed {}, {:.0} s ({} s of load + drain)",
+            c.args.seed, secs, c.args.seconds
+        );
     }
-    row("operations ok (proxy / gateway)", format!("{} / {}", by_route.get("proxy").unwrap_or(&0), by_route.get("gateway").unwrap_or(&0)), "");
+    row(
+        "operations ok (proxy / gateway)",
+        format!(
+            "{} / {}",
+            by_route.get("proxy").unwrap_or(&0),
+            by_route.get("gateway").unwrap_or(&0)
+        ),
+        "",
+    );
     row("bytes sent", sent.to_string(), "");
     row("bytes verified", verified.to_string(), "= sent");
-    row("throughput (verified)", format!("{:.1} Mbit/s", verified as f64 * 8.0 / secs / 1e6), "");
+    row(
+        "throughput (verified)",
+        format!("{:.1} Mbit/s", verified as f64 * 8.0 / secs / 1e6),
+        "",
+    );
     row("largest transfer", largest.to_string(), "");
     row("failed with a path up", failed_up.to_string(), "0");
-    row("failed, every path down", failed_down.to_string(), "counted");
+    row(
+        "failed, every path down",
+        failed_down.to_string(),
+        "counted",
+    );
     row("failed, proxy killed", failed_proxy.to_string(), "counted");
     row("corrupted", corrupt.to_string(), "0");
-    row("longest stall", format!("{} ms", longest_stall.as_millis()), "");
-    row("rss growth after warm-up (max)", format!("{rss_max:.1} %"), "< 5 %");
-    row("fd growth, idle after vs before", format!("{fd_max:.1} %"), "< 5 %");
+    row(
+        "longest stall",
+        format!("{} ms", longest_stall.as_millis()),
+        "",
+    );
+    row(
+        "rss growth after warm-up (max)",
+        format!("{rss_max:.1} %"),
+        "< 5 %",
+    );
+    row(
+        "fd growth, idle after vs before",
+        format!("{fd_max:.1} %"),
+        "< 5 %",
+    );
     row("endpoints left", endpoints_left.to_string(), "0");
-    row("exporter: client SYN_TX delta", format!("{syn_tx:.0} >= {ok_ops}"), "consistent");
-    row("exporter: established left", format!("{established_left:.0}"), "0");
+    row(
+        "exporter: client SYN_TX delta",
+        format!("{syn_tx:.0} >= {ok_ops}"),
+        "consistent",
+    );
+    row(
+        "exporter: established left",
+        format!("{established_left:.0}"),
+        "0",
+    );
     row("converter dials outside --allow", outside.to_string(), "0");
-    row("outsider requests refused", format!("{refused}/{attempts}"), "all");
+    row(
+        "outsider requests refused",
+        format!("{refused}/{attempts}"),
+        "all",
+    );
     for f in &failures {
         eprintln!("  failure: {f}");
     }

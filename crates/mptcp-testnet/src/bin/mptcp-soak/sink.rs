@@ -49,7 +49,10 @@ impl Sinks {
     pub fn start(net: &SoakNet) -> Result<Sinks, String> {
         let stats = Arc::new(SinkStats::default());
         for (ns, addr) in [
-            (net.tn.server().netns(), SocketAddr::from(([127, 0, 0, 1], net::SINK))),
+            (
+                net.tn.server().netns(),
+                SocketAddr::from(([127, 0, 0, 1], net::SINK)),
+            ),
             (&net.origin, net.sink_origin()),
         ] {
             let listener = listen(ns, addr)?;

@@ -72,7 +72,10 @@ pub fn wait_port(ns: &mptcp_testnet::Netns, addr: SocketAddr) -> Result<(), Stri
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("nothing listens on {addr} in {} after 30 s", ns.name()));
+            return Err(format!(
+                "nothing listens on {addr} in {} after 30 s",
+                ns.name()
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -110,7 +113,12 @@ pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline
             (0, rng.range(2, 20))
         };
         let plan: Vec<(u32, u32)> = (0..rounds)
-            .map(|_| (rng.range(16, 16 << 10) as u32, rng.range(16, 64 << 10) as u32))
+            .map(|_| {
+                (
+                    rng.range(16, 16 << 10) as u32,
+                    rng.range(16, 64 << 10) as u32,
+                )
+            })
             .collect();
         let start = Instant::now();
         let mut progress = Progress {
@@ -135,8 +143,13 @@ pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline
         if let Err(e) = res {
             op.error = Some(e.to_string());
         }
+        let failed = op.error.is_some();
         stats.ops.lock().expect("ops").push(op);
-        if rounds > 0 {
+        if failed {
+            // A client backs off before it tries again (a blackout or a killed
+            // proxy would otherwise be counted once per refused connect).
+            std::thread::sleep(Duration::from_secs(1));
+        } else if rounds > 0 {
             // A request/response client thinks between loops.
             std::thread::sleep(Duration::from_millis(rng.range(10, 200)));
         }
