@@ -163,6 +163,41 @@
 //!
 //! A fleet needs `nft` (Debian package `nftables`) besides iproute2;
 //! [`Fleet::preflight`] says what is missing.
+//!
+//! # The chaos soak
+//!
+//! [`soak`] plans a run of the whole toolkit under faults, and the `mptcp-soak`
+//! binary (feature `soak`; `scripts/soak --minutes N --seed S` builds and starts it)
+//! carries it out against the real `mptcp` binary, whose path it is given, so this
+//! crate never depends on the CLI. The network: a [`TestNet`] of three paths (50
+//! Mbit/s each by default, no endpoints of its own), a service address on the
+//! server's `lo` that the client routes over path 0, else 1, else 2, and an origin
+//! host behind the server (a veth `up0`) as the converter's only destination. The
+//! daemons: `mptcp pm run` on both hosts (in-kernel, switched to `--userspace` and
+//! back at fixed phases), `mptcp proxy` on both hosts (TCP -> proxy -> MPTCP ->
+//! proxy -> TCP), a SOCKS5 gateway with `--converter` and a `--convert` converter
+//! with `--allow`, and `mptcp exporter` over both namespaces. The clients (200
+//! workers by default) run transfers of log-uniform sizes (1 KiB to 50 MiB, capped
+//! by the time left at the worker's share of the paths) and request/response loops,
+//! half through each pair, every byte checked against a seeded pattern by the far
+//! sink (uploads) or the client (responses). The schedule cuts and restores paths,
+//! removes and re-adds the client's addresses, blacks out every path at once,
+//! changes tbf rates, kills (SIGKILL) and restarts a path manager and the server
+//! proxy, and strips the MPTCP option on path 2 (TCPOPTSTRIP on both ends).
+//!
+//! Outcomes (a table, then one JSON line, on stdout): bytes sent and verified (equal),
+//! failures while a path was up (0), failures of connections that lived through a
+//! blackout or through the killed proxy (counted apart, expected), the longest
+//! stall, RSS growth of each daemon (the largest value in the last two thirds of the
+//! load against the first third after a warm-up of a quarter of the run, < 5%),
+//! descriptors when idle again against before the load (< 5%), endpoints left by
+//! the path managers once stopped (0), the exporter against the clients (the
+//! client's `MPCapableSYNTX` grew by at least the operations that got through, no
+//! established connection left), and the converter's dials seen by tcpdump on its
+//! uplink (only the origin's sink) while a host outside `--allow` asks it for a
+//! trap port every 2 s (always refused). A violated outcome exits 1 and prints the
+//! seed and the command that replays the run; the daemons' logs and every
+//! operation (`ops.jsonl`) stay in the run's directory.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -173,6 +208,7 @@ mod fleet;
 mod netns;
 mod paths;
 mod preflight;
+pub mod soak;
 pub mod support;
 mod testnet;
 

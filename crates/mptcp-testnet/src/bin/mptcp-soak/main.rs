@@ -1,0 +1,305 @@
+//! `mptcp-soak`: the chaos soak runner (see the `soak` module of mptcp-testnet and
+//! `scripts/soak`). It drives the real `mptcp` binary, given by `--mptcp PATH`, so
+//! that this crate never depends on mptcp-cli.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mptcp_testnet::soak::{Action, Rng, Schedule, Side};
+use mptcp_testnet::{Endpoints, TestNet};
+
+mod daemons;
+mod faults;
+mod net;
+mod report;
+mod sink;
+mod work;
+
+use daemons::Daemons;
+
+/// The command line.
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub mptcp: PathBuf,
+    pub seconds: u64,
+    pub seed: u64,
+    pub concurrency: usize,
+    pub min_size: u64,
+    pub max_size: u64,
+    pub rate_mbit: u32,
+    pub json: bool,
+    pub dir: PathBuf,
+    /// Violations reported but not failing the run (`--tolerate NAME`).
+    pub tolerate: Vec<String>,
+}
+
+const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] [--seed S] \
+[--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json] \
+[--tolerate OUTCOME]... (OUTCOME: a JSON key, e.g. failed_with_path_up: reported, not fatal)";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        mptcp: PathBuf::new(),
+        seconds: 60,
+        seed: 1,
+        concurrency: 200,
+        min_size: 1024,
+        max_size: 50 << 20,
+        rate_mbit: 50,
+        json: false,
+        dir: PathBuf::new(),
+        tolerate: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--json" {
+            args.json = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.into());
+        }
+        let value = it.next().ok_or(format!("{flag} needs a value\n{USAGE}"))?;
+        let num = |v: &str| -> Result<u64, String> {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag} {v}: not a whole number\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--mptcp" => args.mptcp = value.into(),
+            "--dir" => args.dir = value.into(),
+            "--tolerate" => args.tolerate.push(value),
+            "--minutes" => {
+                let m: f64 = value
+                    .parse()
+                    .map_err(|_| format!("--minutes {value}: not a number"))?;
+                if !(m > 0.0 && m <= 24.0 * 60.0) {
+                    return Err(format!("--minutes {value}: 0 to 1440"));
+                }
+                args.seconds = (m * 60.0).round().max(1.0) as u64;
+            }
+            "--seconds" => args.seconds = num(&value)?,
+            "--seed" => args.seed = num(&value)?,
+            "--concurrency" => args.concurrency = num(&value)? as usize,
+            "--min-size" => args.min_size = num(&value)?,
+            "--max-size" => args.max_size = num(&value)?,
+            "--rate-mbit" => args.rate_mbit = num(&value)? as u32,
+            _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
+        }
+    }
+    if args.mptcp.as_os_str().is_empty() {
+        return Err(format!("--mptcp PATH is required\n{USAGE}"));
+    }
+    if !args.mptcp.is_file() {
+        return Err(format!("--mptcp {}: no such file", args.mptcp.display()));
+    }
+    if args.seconds < 30 {
+        return Err("a soak lasts at least 30 s".into());
+    }
+    if !(1..=2000).contains(&args.concurrency) {
+        return Err("--concurrency: 1 to 2000".into());
+    }
+    if args.min_size == 0 || args.min_size > args.max_size || args.max_size > 1 << 34 {
+        return Err("sizes: 1 <= --min-size <= --max-size <= 16 GiB".into());
+    }
+    if !(1..=10_000).contains(&args.rate_mbit) {
+        return Err("--rate-mbit: 1 to 10000".into());
+    }
+    if args.dir.as_os_str().is_empty() {
+        args.dir = std::env::temp_dir().join(format!("mptcp-soak-{}", std::process::id()));
+    }
+    Ok(args)
+}
+
+/// What happened when, as the runner did it: the classifier reads it.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    pub events: Vec<(Instant, Action)>,
+}
+
+impl Timeline {
+    /// Intervals between a start action and its end (`end` + `grace`), or the end
+    /// of the run when never ended.
+    pub fn intervals(
+        &self,
+        start: fn(&Action) -> bool,
+        end: fn(&Action) -> bool,
+        grace: Duration,
+        run_end: Instant,
+    ) -> Vec<(Instant, Instant)> {
+        let mut out = Vec::new();
+        let mut open = None;
+        for (at, action) in &self.events {
+            if start(action) && open.is_none() {
+                open = Some(*at);
+            } else if end(action) {
+                if let Some(s) = open.take() {
+                    out.push((s, *at + grace));
+                }
+            }
+        }
+        if let Some(s) = open {
+            out.push((s, run_end));
+        }
+        out
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mptcp-soak: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!(
+                "mptcp-soak: FAILED (seed {}); replay with: scripts/soak --seconds {} --seed {} \
+                 --concurrency {} --min-size {} --max-size {} --rate-mbit {}; logs in {}",
+                args.seed,
+                args.seconds,
+                args.seed,
+                args.concurrency,
+                args.min_size,
+                args.max_size,
+                args.rate_mbit,
+                args.dir.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!(
+                "mptcp-soak: cannot run (seed {}): {e}; logs in {}",
+                args.seed,
+                args.dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<bool, String> {
+    std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
+    let schedule = Schedule::new(args.seed, Duration::from_secs(args.seconds), args.rate_mbit);
+    eprintln!(
+        "mptcp-soak: seed {}, {} s, {} workers, sizes {}..{} B, 3 x {} Mbit/s, {} scheduled events, logs in {}",
+        args.seed,
+        args.seconds,
+        args.concurrency,
+        args.min_size,
+        args.max_size,
+        args.rate_mbit,
+        schedule.events.len(),
+        args.dir.display()
+    );
+    let tn = TestNet::builder()
+        .paths(mptcp_testnet::soak::SOAK_PATHS)
+        .rate_mbit(args.rate_mbit)
+        .endpoints(Endpoints::None)
+        .build()
+        .map_err(|e| format!("cannot build the test network: {e}"))?;
+    let net = net::SoakNet::new(tn)?;
+    let sinks = sink::Sinks::start(&net)?;
+    let mut daemons = Daemons::start(args, &net)?;
+    let capture = net::Capture::start(&net, &args.dir)?;
+    work::wait_ready(&net, &daemons)?;
+
+    let stop_sampling = Arc::new(AtomicBool::new(false));
+    let samples = daemons.start_sampler(Arc::clone(&stop_sampling));
+    let scrape_before = daemons.scrape()?;
+    let idle_fds_before = daemons.fd_counts();
+
+    let start = Instant::now();
+    let deadline = start + schedule.duration;
+    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    let stats = work::Stats::default();
+    let outsider = work::Outsider::default();
+    let result = std::thread::scope(|s| -> Result<(), String> {
+        let workers: Vec<_> = (0..args.concurrency)
+            .map(|i| {
+                let (net, stats) = (&net, &stats);
+                let mut rng = Rng::new(args.seed ^ (0xA5A5_0000 + i as u64).wrapping_mul(31));
+                s.spawn(move || work::worker(args, net, stats, &mut rng, deadline))
+            })
+            .collect();
+        let out_handle = s.spawn(|| outsider.run(&net, deadline));
+        let fault_result = faults::run(&schedule, &net, &mut daemons, &timeline, start);
+        for w in workers {
+            let _ = w.join();
+        }
+        let _ = out_handle.join();
+        fault_result
+    });
+    let run_end = Instant::now();
+    result?;
+    // Idle again: connections the clients gave up on during a blackout can stay
+    // open in the far daemons (no path told them) until the proxies' idle timeout;
+    // wait for it, at most, then take the last samples and scrape.
+    let settle = Instant::now() + daemons::IDLE_TIMEOUT + Duration::from_secs(5);
+    let mut idle_fds_after = daemons.fd_counts();
+    while Instant::now() < settle
+        && idle_fds_after
+            .iter()
+            .any(|(n, &a)| idle_fds_before.get(n).is_some_and(|&b| a > b))
+    {
+        std::thread::sleep(Duration::from_secs(1));
+        idle_fds_after = daemons.fd_counts();
+    }
+    let _ = report::dump_ops(&stats, start, &args.dir);
+    let scrape_after = daemons.scrape()?;
+    stop_sampling.store(true, Ordering::SeqCst);
+    let endpoints_left = daemons.stop_pm_and_count_endpoints(&net)?;
+    let pm_types = (
+        net.tn
+            .client()
+            .sysctl("net.mptcp.pm_type")
+            .unwrap_or_default(),
+        net.tn
+            .server()
+            .sysctl("net.mptcp.pm_type")
+            .unwrap_or_default(),
+    );
+    let dials = capture.finish();
+    daemons.stop_all();
+    let trap = sinks.trap_accepts();
+    let samples = samples.join().unwrap_or_default();
+
+    let ctx = report::Context {
+        args,
+        start,
+        run_end,
+        deadline,
+        warmup: Duration::from_secs(args.seconds / 4),
+        timeline: &timeline.lock().expect("timeline"),
+        stats: &stats,
+        sinks: &sinks,
+        samples: &samples,
+        idle_fds_before,
+        idle_fds_after,
+        scrape_before,
+        scrape_after,
+        endpoints_left,
+        pm_types,
+        dials,
+        trap,
+        outsider: &outsider,
+    };
+    Ok(report::report(&ctx))
+}
+
+/// Per-daemon sample series keyed by daemon name, each a list of instances.
+pub type Samples = BTreeMap<String, Vec<Vec<daemons::Sample>>>;
+
+/// Which side a pm daemon name belongs to.
+pub fn pm_name(side: Side) -> &'static str {
+    match side {
+        Side::Client => "pm-client",
+        Side::Server => "pm-server",
+    }
+}

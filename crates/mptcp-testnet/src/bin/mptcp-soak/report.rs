@@ -1,0 +1,364 @@
+//! Outcomes: failures classified by what the network and the daemons were doing,
+//! growth of memory and descriptors, endpoints left, the exporter against the
+//! clients, the converter's dials; a table (unless `--json`), then the JSON line, on stdout.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mptcp_testnet::soak::Action;
+use serde_json::{json, Map, Value};
+
+use crate::sink::Sinks;
+use crate::work::{Outsider, Route, Stats};
+use crate::{net, Args, Samples, Timeline};
+
+pub struct Context<'a> {
+    pub args: &'a Args,
+    pub start: Instant,
+    pub run_end: Instant,
+    pub deadline: Instant,
+    pub warmup: Duration,
+    pub timeline: &'a Timeline,
+    pub stats: &'a Stats,
+    pub sinks: &'a Sinks,
+    pub samples: &'a Samples,
+    pub idle_fds_before: BTreeMap<String, u64>,
+    pub idle_fds_after: BTreeMap<String, u64>,
+    pub scrape_before: BTreeMap<String, f64>,
+    pub scrape_after: BTreeMap<String, f64>,
+    pub endpoints_left: u64,
+    pub pm_types: (String, String),
+    pub dials: Vec<String>,
+    pub trap: u64,
+    pub outsider: &'a Outsider,
+}
+
+/// A connection that failed within this long after every path came back still
+/// counts as failed by the blackout (its retransmission timer backed off meanwhile).
+const BLACKOUT_GRACE: Duration = Duration::from_secs(2);
+
+fn overlaps(a: (Instant, Instant), b: &[(Instant, Instant)]) -> bool {
+    b.iter().any(|&(s, e)| a.0 <= e && s <= a.1)
+}
+
+fn metric(m: &BTreeMap<String, f64>, name: &str, netns: &str) -> f64 {
+    m.get(&format!("{name}{{netns=\"{netns}\"}}"))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+fn sum_metric(m: &BTreeMap<String, f64>, prefix: &str, must: &[&str]) -> f64 {
+    m.iter()
+        .filter(|(k, _)| k.starts_with(prefix) && must.iter().all(|s| k.contains(s)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Growth in % from the largest value in the first window after warm-up to the
+/// largest in the last window of the load, for an instance that lived through both.
+fn growth(
+    inst: &[crate::daemons::Sample],
+    from: Instant,
+    to: Instant,
+    f: fn(&crate::daemons::Sample) -> u64,
+) -> Option<f64> {
+    let first = inst.first()?;
+    if first.at > from + Duration::from_secs(1) {
+        return None;
+    }
+    let mid = from + (to - from) / 3;
+    let max_in =
+        |a: Instant, b: Instant| inst.iter().filter(|s| s.at >= a && s.at <= b).map(f).max();
+    let base = max_in(from, mid)?;
+    let last = max_in(mid, to)?;
+    Some((last as f64 - base as f64) * 100.0 / (base.max(1) as f64))
+}
+
+pub fn report(c: &Context) -> bool {
+    let ops = c.stats.ops.lock().expect("ops");
+    let blackouts = c.timeline.intervals(
+        |a| matches!(a, Action::BlackoutStart),
+        |a| matches!(a, Action::BlackoutEnd),
+        BLACKOUT_GRACE,
+        c.run_end,
+    );
+    let proxy_down = c.timeline.intervals(
+        |a| matches!(a, Action::KillProxy),
+        |a| matches!(a, Action::RestartProxy),
+        Duration::ZERO,
+        c.run_end,
+    );
+    let (mut sent, mut verified, mut corrupt) = (0u64, 0u64, 0u64);
+    let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
+    let (mut ok_ops, mut longest_stall, mut largest) = (0u64, Duration::ZERO, 0u64);
+    let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    for op in ops.iter() {
+        largest = largest.max(op.size);
+        if op.corrupt {
+            corrupt += 1;
+        }
+        let life = (op.start, op.end);
+        match &op.error {
+            None => {
+                ok_ops += 1;
+                sent += op.sent;
+                verified += op.verified;
+                longest_stall = longest_stall.max(op.longest_stall);
+                *by_route
+                    .entry(match op.route {
+                        Route::Proxy => "proxy",
+                        Route::Gateway => "gateway",
+                    })
+                    .or_default() += 1;
+            }
+            Some(e) => {
+                if op.route == Route::Proxy && overlaps(life, &proxy_down) {
+                    failed_proxy += 1;
+                } else if overlaps(life, &blackouts) {
+                    failed_down += 1;
+                } else {
+                    failed_up += 1;
+                    if failures.len() < 10 {
+                        failures.push(format!(
+                            "{:?} {:.1}-{:.1} s, {} B: {e}",
+                            op.route,
+                            (op.start - c.start).as_secs_f64(),
+                            (op.end - c.start).as_secs_f64(),
+                            op.size
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Memory and descriptors: every daemon instance that lived through the load.
+    let from = c.start + c.warmup;
+    let to = c.deadline.min(c.run_end);
+    let mut per_daemon = Map::new();
+    let (mut rss_max, mut fd_max) = (0f64, 0f64);
+    for (name, instances) in c.samples {
+        let inst = instances.last().map(Vec::as_slice).unwrap_or(&[]);
+        let rss = growth(inst, from, to, |s| s.rss_kb);
+        let (before, after) = (c.idle_fds_before.get(name), c.idle_fds_after.get(name));
+        let fd_idle = match (before, after, instances.len()) {
+            (Some(&b), Some(&a), 1) => Some((a as f64 - b as f64) * 100.0 / b.max(1) as f64),
+            _ => None,
+        };
+        if let Some(g) = rss {
+            rss_max = rss_max.max(g);
+        }
+        if let Some(g) = fd_idle {
+            fd_max = fd_max.max(g);
+        }
+        let peak = |f: fn(&crate::daemons::Sample) -> u64| instances.iter().flatten().map(f).max();
+        per_daemon.insert(
+            name.clone(),
+            json!({
+                "instances": instances.len(),
+                "rss_peak_kb": peak(|s| s.rss_kb),
+                "fds_peak": peak(|s| s.fds),
+                "rss_growth_pct": rss.map(round1),
+                "fds_idle_before": before,
+                "fds_idle_after": after,
+                "fd_growth_pct": fd_idle.map(round1),
+            }),
+        );
+    }
+    // The exporter against the clients: every op that got through made one MPTCP
+    // connection from the client host (client proxy or gateway), so the client's
+    // MP_CAPABLE SYNs sent grew by at least that; nothing established is left.
+    let syn_tx = metric(
+        &c.scrape_after,
+        "mptcp_mib_mp_capable_syntx_total",
+        "client",
+    ) - metric(
+        &c.scrape_before,
+        "mptcp_mib_mp_capable_syntx_total",
+        "client",
+    );
+    let established_left = sum_metric(&c.scrape_after, "mptcp_connections{", &["established"]);
+    let exporter_ok = syn_tx >= ok_ops as f64 && established_left == 0.0;
+    // The converter: every SYN on its uplink goes to the origin's sink.
+    let allowed = format!("{}.{}", net::ORIGIN, net::SINK);
+    let outside = c.dials.iter().filter(|d| **d != allowed).count() as u64 + c.trap;
+    let sink = &c.sinks.stats;
+    let endpoints_left = c.endpoints_left;
+    let pm_restored = c.pm_types.0 == "0" && c.pm_types.1 == "0";
+    let attempts = c.outsider.attempts.load(Ordering::Relaxed);
+    let refused = c.outsider.refused.load(Ordering::Relaxed);
+    let unfinished = c.run_end > c.deadline + Duration::from_secs(c.args.seconds / 2 + 120);
+
+    let mut violations = Vec::new();
+    let mut tolerated = Vec::new();
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            let key = what.split(' ').next().unwrap_or(what);
+            if c.args.tolerate.iter().any(|t| t == key) {
+                tolerated.push(what.to_string());
+            } else {
+                violations.push(what.to_string());
+            }
+        }
+    };
+    check(sent == verified, "bytes_verified < bytes_sent");
+    check(
+        corrupt == 0 && sink.corrupt.load(Ordering::Relaxed) == 0,
+        "corrupted",
+    );
+    check(failed_up == 0, "failed_with_path_up > 0");
+    check(rss_max < 5.0, "rss_growth_pct >= 5");
+    check(fd_max < 5.0, "fd_growth_pct >= 5");
+    check(endpoints_left == 0, "endpoints_left > 0");
+    check(pm_restored, "pm_type_restored false");
+    check(exporter_ok, "exporter_consistent false");
+    check(outside == 0, "converter_outside_allow > 0");
+    check(
+        attempts > 0 && refused == attempts,
+        "outsider_refused < outsider_attempts",
+    );
+    check(ok_ops > 0, "ops_ok 0");
+    check(!unfinished, "drain timed out");
+
+    let secs = (c.run_end - c.start).as_secs_f64();
+    let table = !c.args.json;
+    let row = |k: &str, v: String, goal: &str| {
+        if table {
+            println!("  {k:<34} {v:>16}   {goal}");
+        }
+    };
+    if table {
+        println!(
+            "mptcp-soak: seed {}, {:.0} s ({} s of load + drain)",
+            c.args.seed, secs, c.args.seconds
+        );
+    }
+    row(
+        "operations ok (proxy / gateway)",
+        format!(
+            "{} / {}",
+            by_route.get("proxy").unwrap_or(&0),
+            by_route.get("gateway").unwrap_or(&0)
+        ),
+        "",
+    );
+    row("bytes sent", sent.to_string(), "");
+    row("bytes verified", verified.to_string(), "= sent");
+    row(
+        "throughput (verified)",
+        format!("{:.1} Mbit/s", verified as f64 * 8.0 / secs / 1e6),
+        "",
+    );
+    row("largest transfer", largest.to_string(), "");
+    row("failed with a path up", failed_up.to_string(), "0");
+    row(
+        "failed, every path down",
+        failed_down.to_string(),
+        "counted",
+    );
+    row("failed, proxy killed", failed_proxy.to_string(), "counted");
+    row("corrupted", corrupt.to_string(), "0");
+    row(
+        "longest stall",
+        format!("{} ms", longest_stall.as_millis()),
+        "",
+    );
+    row(
+        "rss growth after warm-up (max)",
+        format!("{rss_max:.1} %"),
+        "< 5 %",
+    );
+    row(
+        "fd growth, idle after vs before",
+        format!("{fd_max:.1} %"),
+        "< 5 %",
+    );
+    row("endpoints left", endpoints_left.to_string(), "0");
+    row(
+        "exporter: client SYN_TX delta",
+        format!("{syn_tx:.0} >= {ok_ops}"),
+        "consistent",
+    );
+    row(
+        "exporter: established left",
+        format!("{established_left:.0}"),
+        "0",
+    );
+    row("converter dials outside --allow", outside.to_string(), "0");
+    row(
+        "outsider requests refused",
+        format!("{refused}/{attempts}"),
+        "all",
+    );
+    for f in &failures {
+        eprintln!("  failure: {f}");
+    }
+    for v in &violations {
+        eprintln!("  VIOLATED: {v}");
+    }
+    for v in &tolerated {
+        eprintln!("  VIOLATED (tolerated by --tolerate): {v}");
+    }
+    let out = json!({
+        "seed": c.args.seed,
+        "seconds": c.args.seconds,
+        "concurrency": c.args.concurrency,
+        "rate_mbit": c.args.rate_mbit,
+        "ops_ok": ok_ops,
+        "ops_proxy": by_route.get("proxy").copied().unwrap_or(0),
+        "ops_gateway": by_route.get("gateway").copied().unwrap_or(0),
+        "bytes_sent": sent,
+        "bytes_verified": verified,
+        "sink_bytes_checked": sink.verified.load(Ordering::Relaxed),
+        "sink_empty_connections": sink.empty.load(Ordering::Relaxed),
+        "largest_transfer": largest,
+        "failed_with_path_up": failed_up,
+        "failed_all_paths_down": failed_down,
+        "failed_proxy_killed": failed_proxy,
+        "corrupted": corrupt + sink.corrupt.load(Ordering::Relaxed),
+        "longest_stall_ms": longest_stall.as_millis() as u64,
+        "rss_growth_pct": round1(rss_max),
+        "fd_growth_pct": round1(fd_max),
+        "endpoints_left": endpoints_left,
+        "pm_type_restored": pm_restored,
+        "exporter_client_syn_tx": syn_tx,
+        "exporter_established_left": established_left,
+        "exporter_consistent": exporter_ok,
+        "converter_dials": c.dials.len(),
+        "converter_outside_allow": outside,
+        "outsider_attempts": attempts,
+        "outsider_refused": refused,
+        "daemons": Value::Object(per_daemon),
+        "violations": violations,
+        "tolerated": tolerated,
+        "ok": violations.is_empty(),
+    });
+    println!("{out}");
+    violations.is_empty()
+}
+
+/// Every operation as a JSON line in `ops.jsonl` (times from the start), for the
+/// post-mortem of a failed run.
+pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("ops.jsonl"))?);
+    for op in stats.ops.lock().expect("ops").iter() {
+        let line = json!({
+            "route": format!("{:?}", op.route),
+            "start": (op.start - start).as_secs_f64(),
+            "end": (op.end - start).as_secs_f64(),
+            "size": op.size,
+            "sent": op.sent,
+            "verified": op.verified,
+            "longest_stall_ms": op.longest_stall.as_millis() as u64,
+            "error": op.error,
+        });
+        writeln!(f, "{line}")?;
+    }
+    f.flush()
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}

@@ -1,0 +1,209 @@
+//! The far ends: a sink in the server host (behind the server proxy) and one in the
+//! origin host (behind the converter) that check every byte against the pattern and
+//! answer request/response rounds; a trap on the origin that must never be reached.
+//!
+//! The protocol, client first: `kind` (1 byte), `stream` (8), `arg` (8, big endian).
+//! - `T` (transfer): `arg` bytes of pattern `stream` follow; the sink answers one byte
+//!   (1: every byte matched, 0: not) and the count it received (8).
+//! - `R` (rounds): `arg` rounds of `req` (4), `resp` (4), `req` bytes of pattern
+//!   `stream ^ round`; the sink checks them and answers `resp` bytes of pattern
+//!   `!(stream ^ round)` (a mismatch closes the connection).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mptcp_testnet::soak::pattern_at;
+
+use crate::net::{self, SoakNet};
+
+/// Liveness bound of every read and write (not a performance target).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Payload bytes received and checked.
+    pub verified: AtomicU64,
+    /// Connections whose bytes differed from the pattern.
+    pub corrupt: AtomicU64,
+    /// Connections that closed before a header (a stripped join accepted as TCP).
+    pub empty: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+pub struct Sinks {
+    pub stats: Arc<SinkStats>,
+    trap: Arc<AtomicU64>,
+}
+
+fn listen(ns: &mptcp_testnet::Netns, addr: SocketAddr) -> Result<TcpListener, String> {
+    ns.run(|| TcpListener::bind(addr))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("bind {addr} in {}: {e}", ns.name()))
+}
+
+impl Sinks {
+    pub fn start(net: &SoakNet) -> Result<Sinks, String> {
+        let stats = Arc::new(SinkStats::default());
+        for (ns, addr) in [
+            (
+                net.tn.server().netns(),
+                SocketAddr::from(([127, 0, 0, 1], net::SINK)),
+            ),
+            (&net.origin, net.sink_origin()),
+        ] {
+            let listener = listen(ns, addr)?;
+            let stats = Arc::clone(&stats);
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(conn) = conn else { continue };
+                    let stats = Arc::clone(&stats);
+                    std::thread::spawn(move || serve(conn, &stats));
+                }
+            });
+        }
+        let trap = Arc::new(AtomicU64::new(0));
+        let listener = listen(&net.origin, SocketAddr::from((net::ORIGIN, net::TRAP)))?;
+        let t = Arc::clone(&trap);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if conn.is_ok() {
+                    t.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        Ok(Sinks { stats, trap })
+    }
+
+    pub fn trap_accepts(&self) -> u64 {
+        self.trap.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads exactly `buf.len()` bytes; `Ok(false)` on EOF before the first byte.
+fn read_full(conn: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = conn.read(&mut buf[got..])?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(false);
+            }
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    Ok(true)
+}
+
+/// Reads `len` bytes and compares them with pattern `stream`; calls `progress` per
+/// chunk. `Ok(true)`: all matched.
+pub fn read_verify(
+    conn: &mut TcpStream,
+    stream: u64,
+    len: u64,
+    mut progress: impl FnMut(usize),
+) -> io::Result<bool> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut want = vec![0u8; CHUNK];
+    let mut off = 0u64;
+    let mut ok = true;
+    while off < len {
+        let n = (len - off).min(CHUNK as u64) as usize;
+        let got = conn.read(&mut buf[..n])?;
+        if got == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        pattern_at(stream, off, &mut want[..got]);
+        if buf[..got] != want[..got] {
+            ok = false;
+        }
+        off += got as u64;
+        progress(got);
+    }
+    Ok(ok)
+}
+
+/// Writes `len` bytes of pattern `stream`; calls `progress` per chunk.
+pub fn write_pattern(
+    conn: &mut TcpStream,
+    stream: u64,
+    len: u64,
+    mut progress: impl FnMut(usize),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut off = 0u64;
+    while off < len {
+        let n = (len - off).min(CHUNK as u64) as usize;
+        pattern_at(stream, off, &mut buf[..n]);
+        conn.write_all(&buf[..n])?;
+        off += n as u64;
+        progress(n);
+    }
+    Ok(())
+}
+
+fn serve(mut conn: TcpStream, stats: &SinkStats) {
+    stats.connections.fetch_add(1, Ordering::Relaxed);
+    let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+    let mut head = [0u8; 17];
+    match read_full(&mut conn, &mut head) {
+        Ok(true) => {}
+        Ok(false) => {
+            stats.empty.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Err(_) => return,
+    }
+    let stream = u64::from_be_bytes(head[1..9].try_into().expect("8 bytes"));
+    let arg = u64::from_be_bytes(head[9..17].try_into().expect("8 bytes"));
+    let verified = &stats.verified;
+    match head[0] {
+        b'T' => {
+            let mut count = 0u64;
+            let ok = read_verify(&mut conn, stream, arg, |n| {
+                count += n as u64;
+                verified.fetch_add(n as u64, Ordering::Relaxed);
+            });
+            let Ok(ok) = ok else { return };
+            if !ok {
+                stats.corrupt.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut answer = [0u8; 9];
+            answer[0] = u8::from(ok);
+            answer[1..].copy_from_slice(&count.to_be_bytes());
+            let _ = conn.write_all(&answer);
+        }
+        b'R' => {
+            for round in 0..arg {
+                let mut sizes = [0u8; 8];
+                if !matches!(read_full(&mut conn, &mut sizes), Ok(true)) {
+                    return;
+                }
+                let req = u64::from(u32::from_be_bytes(sizes[..4].try_into().expect("4")));
+                let resp = u64::from(u32::from_be_bytes(sizes[4..].try_into().expect("4")));
+                let ok = read_verify(&mut conn, stream ^ round, req, |n| {
+                    verified.fetch_add(n as u64, Ordering::Relaxed);
+                });
+                match ok {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(_) => return,
+                }
+                if write_pattern(&mut conn, !(stream ^ round), resp, |_| {}).is_err() {
+                    return;
+                }
+            }
+        }
+        _ => {
+            stats.corrupt.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

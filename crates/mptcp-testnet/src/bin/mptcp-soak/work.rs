@@ -1,0 +1,288 @@
+//! The clients: workers that run transfers and request/response loops through the
+//! proxy pair or the gateway + converter until the deadline, each op recorded; and an
+//! outsider on the origin host that asks the converter for a connection it must refuse.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mptcp_testnet::soak::{transfer_size, Rng};
+
+use crate::daemons::Daemons;
+use crate::net::{self, SoakNet};
+use crate::sink::{read_verify, write_pattern, IO_TIMEOUT};
+use crate::Args;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// TCP -> client proxy -> MPTCP -> server proxy -> TCP -> sink.
+    Proxy,
+    /// TCP -> SOCKS5 gateway -> MPTCP -> converter -> TCP -> origin sink.
+    Gateway,
+}
+
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub route: Route,
+    pub start: Instant,
+    pub end: Instant,
+    /// Payload bytes this op sent and the far end confirmed, and response bytes the
+    /// sink sent and this op checked.
+    pub sent: u64,
+    pub verified: u64,
+    pub longest_stall: Duration,
+    pub error: Option<String>,
+    pub corrupt: bool,
+    pub size: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub ops: Mutex<Vec<Op>>,
+}
+
+/// Waits until every listener accepts.
+pub fn wait_ready(net: &SoakNet, daemons: &Daemons) -> Result<(), String> {
+    let _ = daemons;
+    let checks = [
+        SocketAddr::from(([127, 0, 0, 1], net::CLIENT_PROXY)),
+        SocketAddr::from(([127, 0, 0, 1], net::SOCKS)),
+    ];
+    for addr in checks {
+        wait_port(net.tn.client().netns(), addr)?;
+    }
+    for addr in [
+        SocketAddr::from(([127, 0, 0, 1], net::SERVER_PROXY)),
+        SocketAddr::from(([127, 0, 0, 1], net::CONVERTER)),
+    ] {
+        wait_port(net.tn.server().netns(), addr)?;
+    }
+    Ok(())
+}
+
+pub fn wait_port(ns: &mptcp_testnet::Netns, addr: SocketAddr) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = ns
+            .run(|| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
+            .unwrap_or(false);
+        if ok {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "nothing listens on {addr} in {} after 30 s",
+                ns.name()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Progress {
+    last: Instant,
+    longest: Duration,
+}
+
+impl Progress {
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.longest = self.longest.max(now - self.last);
+        self.last = now;
+    }
+}
+
+pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline: Instant) {
+    // Bytes a worker may expect to move per second: its share of the paths.
+    let share = (3 * u64::from(args.rate_mbit) * 1_000_000 / 8) / args.concurrency as u64 / 2;
+    while Instant::now() < deadline {
+        let route = if rng.next() % 2 == 0 {
+            Route::Proxy
+        } else {
+            Route::Gateway
+        };
+        let stream = rng.next();
+        let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+        let cap = share.saturating_mul(left.max(1));
+        let transfer = rng.next() % 10 < 7;
+        let (size, rounds) = if transfer {
+            (transfer_size(rng, args.min_size, args.max_size, cap), 0)
+        } else {
+            (0, rng.range(2, 20))
+        };
+        let plan: Vec<(u32, u32)> = (0..rounds)
+            .map(|_| {
+                (
+                    rng.range(16, 16 << 10) as u32,
+                    rng.range(16, 64 << 10) as u32,
+                )
+            })
+            .collect();
+        let start = Instant::now();
+        let mut progress = Progress {
+            last: start,
+            longest: Duration::ZERO,
+        };
+        let mut op = Op {
+            route,
+            start,
+            end: start,
+            sent: 0,
+            verified: 0,
+            longest_stall: Duration::ZERO,
+            error: None,
+            corrupt: false,
+            size,
+        };
+        let res = one_op(net, route, stream, size, &plan, &mut op, &mut progress);
+        progress.tick();
+        op.end = Instant::now();
+        op.longest_stall = progress.longest;
+        if let Err(e) = res {
+            op.error = Some(e.to_string());
+        }
+        let failed = op.error.is_some();
+        stats.ops.lock().expect("ops").push(op);
+        if failed {
+            // A client backs off before it tries again (a blackout or a killed
+            // proxy would otherwise be counted once per refused connect).
+            std::thread::sleep(Duration::from_secs(1));
+        } else if rounds > 0 {
+            // A request/response client thinks between loops.
+            std::thread::sleep(Duration::from_millis(rng.range(10, 200)));
+        }
+    }
+}
+
+fn connect(net: &SoakNet, route: Route) -> io::Result<TcpStream> {
+    let port = match route {
+        Route::Proxy => net::CLIENT_PROXY,
+        Route::Gateway => net::SOCKS,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut conn = net
+        .tn
+        .client()
+        .run(|| TcpStream::connect_timeout(&addr, IO_TIMEOUT))
+        .map_err(io::Error::other)??;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    if route == Route::Gateway {
+        // SOCKS5, no authentication, CONNECT to the origin's sink.
+        conn.write_all(&[5, 1, 0])?;
+        let mut reply = [0u8; 2];
+        conn.read_exact(&mut reply)?;
+        if reply != [5, 0] {
+            return Err(io::Error::other(format!("SOCKS5 method reply {reply:?}")));
+        }
+        let mut req = vec![5, 1, 0, 1];
+        req.extend_from_slice(&net::ORIGIN.octets());
+        req.extend_from_slice(&net::SINK.to_be_bytes());
+        conn.write_all(&req)?;
+        let mut reply = [0u8; 10];
+        conn.read_exact(&mut reply)?;
+        if reply[1] != 0 {
+            return Err(io::Error::other(format!("SOCKS5 reply code {}", reply[1])));
+        }
+    }
+    Ok(conn)
+}
+
+fn one_op(
+    net: &SoakNet,
+    route: Route,
+    stream: u64,
+    size: u64,
+    plan: &[(u32, u32)],
+    op: &mut Op,
+    progress: &mut Progress,
+) -> io::Result<()> {
+    let mut conn = connect(net, route)?;
+    progress.tick();
+    let mut head = Vec::with_capacity(17);
+    if plan.is_empty() {
+        head.push(b'T');
+        head.extend_from_slice(&stream.to_be_bytes());
+        head.extend_from_slice(&size.to_be_bytes());
+        conn.write_all(&head)?;
+        let mut written = 0u64;
+        write_pattern(&mut conn, stream, size, |n| {
+            written += n as u64;
+            progress.tick();
+        })?;
+        let mut answer = [0u8; 9];
+        conn.read_exact(&mut answer)?;
+        let count = u64::from_be_bytes(answer[1..].try_into().expect("8 bytes"));
+        op.sent = written;
+        if answer[0] != 1 || count != size {
+            op.corrupt = true;
+            return Err(io::Error::other(format!(
+                "the sink saw {count} of {size} bytes, match {}",
+                answer[0]
+            )));
+        }
+        op.verified = count;
+    } else {
+        head.push(b'R');
+        head.extend_from_slice(&stream.to_be_bytes());
+        head.extend_from_slice(&(plan.len() as u64).to_be_bytes());
+        conn.write_all(&head)?;
+        for (round, &(req, resp)) in plan.iter().enumerate() {
+            let s = stream ^ round as u64;
+            let mut sizes = [0u8; 8];
+            sizes[..4].copy_from_slice(&req.to_be_bytes());
+            sizes[4..].copy_from_slice(&resp.to_be_bytes());
+            conn.write_all(&sizes)?;
+            write_pattern(&mut conn, s, u64::from(req), |_| progress.tick())?;
+            let ok = read_verify(&mut conn, !s, u64::from(resp), |_| progress.tick())?;
+            op.sent += u64::from(req) + u64::from(resp);
+            if !ok {
+                op.corrupt = true;
+                return Err(io::Error::other(format!("response {round} differs")));
+            }
+            // The request was checked by the sink before it answered.
+            op.verified += u64::from(req) + u64::from(resp);
+        }
+    }
+    let _ = conn.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// A client outside the converter's `--allow` (the origin host itself) asking it to
+/// connect to the trap: must be refused, and the trap never reached.
+#[derive(Debug, Default)]
+pub struct Outsider {
+    pub attempts: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+impl Outsider {
+    pub fn run(&self, net: &SoakNet, deadline: Instant) {
+        let converter = SocketAddr::from((net::UPLINK_SERVER, net::CONVERTER));
+        // RFC 8803: version 1, total length 6 words, then a Connect TLV (type 10,
+        // 5 words): port, IPv4-mapped address.
+        let mut msg = vec![1u8, 6, 0, 0, 10, 5];
+        msg.extend_from_slice(&net::TRAP.to_be_bytes());
+        msg.extend_from_slice(&net::ORIGIN.to_ipv6_mapped().octets());
+        while Instant::now() < deadline {
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            let res = net.origin.run(|| -> io::Result<Vec<u8>> {
+                let mut c = TcpStream::connect_timeout(&converter, Duration::from_secs(5))?;
+                c.set_read_timeout(Some(Duration::from_secs(10)))?;
+                c.write_all(&msg)?;
+                let mut back = Vec::new();
+                let _ = c.read_to_end(&mut back);
+                Ok(back)
+            });
+            // Refused: an Error TLV (type 30) or a close with nothing relayed.
+            if let Ok(Ok(back)) = res {
+                if back.len() < 8 || back.get(4) == Some(&30) {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+}
