@@ -117,27 +117,60 @@ impl Scrape for Slow {
 }
 
 #[tokio::test]
-async fn a_silent_client_holds_its_slot_only_for_the_timeout() {
+async fn silent_clients_do_not_hold_a_scrape_back_and_are_closed_in_time() {
     let limits = Limits::default()
         .max_concurrent(1)
         .io_timeout(Duration::from_millis(500));
     let addr = start(Slow(Duration::ZERO), limits).await;
-    // Takes the only slot and says nothing.
-    let mut silent = TcpStream::connect(addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = Instant::now();
-    let (status, _) = request(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
-    let waited = started.elapsed();
+    // More silent clients than scrape slots.
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let (status, _) = tokio::time::timeout(
+        Duration::from_millis(400),
+        request(addr, b"GET /metrics HTTP/1.1\r\n\r\n"),
+    )
+    .await
+    .expect("served before the silent clients' timeout");
     assert_eq!(status, 200);
-    assert!(
-        waited >= Duration::from_millis(350),
-        "served in {waited:?}: the slot was not held"
-    );
-    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
-    // The silent client was closed without an answer.
+    // Each silent client was closed without an answer.
+    for mut s in silent {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .expect("closed within the timeout")
+            .unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+}
+
+#[tokio::test]
+async fn past_max_waiting_the_oldest_silent_client_is_closed() {
+    let limits = Limits::default()
+        .max_waiting(8)
+        .io_timeout(Duration::from_secs(30));
+    let addr = start(Slow(Duration::ZERO), limits).await;
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // The good client is the newest: served at once.
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        request(addr, b"GET /metrics HTTP/1.1\r\n\r\n"),
+    )
+    .await
+    .expect("served while 100 clients are silent");
+    assert_eq!(status, 200);
+    // The oldest were closed long before their 30 s.
+    let mut first = silent.remove(0);
     let mut rest = Vec::new();
-    silent.read_to_end(&mut rest).await.unwrap();
-    assert!(rest.is_empty(), "{rest:?}");
+    tokio::time::timeout(Duration::from_secs(5), first.read_to_end(&mut rest))
+        .await
+        .expect("the oldest closed")
+        .unwrap();
+    assert!(rest.is_empty());
 }
 
 #[tokio::test]
