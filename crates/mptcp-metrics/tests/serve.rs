@@ -252,3 +252,41 @@ fn promtool_and_python_accept_the_text() {
         );
     }
 }
+
+/// Open descriptors of this process.
+fn descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_idle_and_garbage_clients_leave_the_scrapes_served() {
+    let limits = Limits::default().io_timeout(Duration::from_secs(2));
+    let addr = start(Slow(Duration::ZERO), limits).await;
+    let before = descriptors();
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Garbage and oversized heads: refused with a status, never a panic.
+    let big = vec![b'A'; 64 * 1024];
+    for (junk, want) in [
+        (&b"\x16\x03\x01\x02\x00\x01\r\n\r\n"[..], 400),
+        (&big[..], 431),
+        (&b"POST /metrics HTTP/1.1\r\n\r\n"[..], 405),
+    ] {
+        assert_eq!(request(addr, junk).await.0, want);
+    }
+    for _ in 0..20 {
+        let (status, _) = tokio::time::timeout(
+            Duration::from_secs(5),
+            request(addr, b"GET /metrics HTTP/1.1\r\n\r\n"),
+        )
+        .await
+        .expect("a scrape served beside 1,000 idle clients");
+        assert_eq!(status, 200);
+    }
+    // Our 1,000 ends, and at most max_waiting (256) of the server's.
+    let held = descriptors() - before;
+    println!("descriptors held with 1,000 idle clients: {held}");
+    assert!(held <= 1000 + 256 + 16, "{held} descriptors");
+}
