@@ -193,6 +193,11 @@ fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
     options.force = args.force;
     options.fix_rp_filter = args.fix_rp_filter;
     options.state_dir = args.opts.state_dir.clone();
+    // Other processes' namespaces can only be read with the capabilities they
+    // hold: look for another manager before dropping ours.
+    if !args.force {
+        mptcp_pm::daemon::refuse_other_managers().map_err(Error::msg)?;
+    }
     // Before any thread exists (capability sets are per thread): every path
     // manager command and the sysctls it writes need CAP_NET_ADMIN at the time
     // they are sent, so that one is kept for the daemon's life, and only it.
