@@ -43,7 +43,11 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-type Request = Sender<Snapshot>;
+/// What a namespace's thread is asked to do.
+enum Request {
+    Snapshot(Sender<Snapshot>),
+    Run(fn() -> io::Result<()>, Sender<io::Result<()>>),
+}
 
 struct Worker {
     name: String,
@@ -96,7 +100,10 @@ impl Collector {
             .iter()
             .map(|w| {
                 let (tx, rx) = mpsc::channel();
-                let sent = w.requests.as_ref().is_some_and(|r| r.send(tx).is_ok());
+                let sent = w
+                    .requests
+                    .as_ref()
+                    .is_some_and(|r| r.send(Request::Snapshot(tx)).is_ok());
                 (w.name.clone(), sent.then_some(rx))
             })
             .collect();
@@ -115,6 +122,35 @@ impl Collector {
                 (name, snap)
             })
             .collect()
+    }
+
+    /// Runs `f` on every namespace's thread, one after the other, and returns
+    /// the first error. Made for dropping privileges once the threads have
+    /// entered their namespaces and opened their path-manager sockets:
+    /// capability sets belong to a thread, so each must drop its own.
+    ///
+    /// # Errors
+    /// The first error `f` returned, or a thread that has stopped.
+    pub fn on_each_thread(&self, f: fn() -> io::Result<()>) -> io::Result<()> {
+        for w in &self.workers {
+            let (tx, rx) = mpsc::channel();
+            let asked = w
+                .requests
+                .as_ref()
+                .is_some_and(|r| r.send(Request::Run(f, tx)).is_ok());
+            let done = if asked {
+                rx.recv_timeout(SCRAPE_TIMEOUT).ok()
+            } else {
+                None
+            };
+            done.unwrap_or_else(|| {
+                Err(io::Error::other(format!(
+                    "the collector thread of {:?} did not answer",
+                    w.name
+                )))
+            })?;
+        }
+        Ok(())
     }
 
     /// A scrape: every namespace's snapshot, rendered.
@@ -165,10 +201,19 @@ impl Worker {
                         return;
                     }
                 }
+                // Opened at once, so that it exists before privileges are dropped
+                // (opened again at a scrape if it breaks).
+                let mut pm = mptcp_netlink::PathManager::open().ok();
                 let _ = ready_tx.send(Ok(()));
-                let mut pm = None;
-                for reply in inbox {
-                    let _ = reply.send(Snapshot::take(&mut pm));
+                for request in inbox {
+                    match request {
+                        Request::Snapshot(reply) => {
+                            let _ = reply.send(Snapshot::take(&mut pm));
+                        }
+                        Request::Run(f, reply) => {
+                            let _ = reply.send(f());
+                        }
+                    }
                 }
             })
             .map_err(StartError::Thread)?;

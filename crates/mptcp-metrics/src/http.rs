@@ -3,11 +3,12 @@
 //!
 //! One request per connection (`Connection: close`); the request body, if any, is
 //! never read. Every resource is bounded by [`Limits`]: at most
-//! [`Limits::max_concurrent`] clients are served at once (the next waits in the
-//! listen backlog, not accepted), a request head past [`Limits::max_request`]
-//! bytes gets 431, and a client has [`Limits::io_timeout`] to send its request and
-//! as long again to take the answer. So a slow or hostile client holds one slot
-//! for a few seconds at most.
+//! [`Limits::max_concurrent`] scrapes run at once (the next waits for a slot), at
+//! most [`Limits::max_waiting`] clients wait for their request (past it the
+//! oldest is closed), a request head past [`Limits::max_request`] bytes gets 431,
+//! and a client has [`Limits::io_timeout`] to send its request and as long again
+//! to take the answer. So clients that connect and say nothing, or send a byte a
+//! second, cost a descriptor each for a few seconds and never hold a scrape back.
 
 use std::io;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::registry::{Scrape, CONTENT_TYPE};
 
@@ -37,6 +38,9 @@ pub struct Limits {
     /// The longest wait for the client's request, and for it to take the answer
     /// (default 5 s).
     pub io_timeout: Duration,
+    /// Clients waiting for their request at once (default 256); past it the
+    /// one that has waited longest is closed.
+    pub max_waiting: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +49,7 @@ impl Default for Limits {
             max_concurrent: 4,
             max_request: 8 * 1024,
             io_timeout: Duration::from_secs(5),
+            max_waiting: 256,
         }
     }
 }
@@ -59,6 +64,12 @@ impl Limits {
     /// Sets [`Limits::max_request`].
     pub fn max_request(mut self, bytes: usize) -> Self {
         self.max_request = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_waiting`] (at least 1).
+    pub fn max_waiting(mut self, n: usize) -> Self {
+        self.max_waiting = n.max(1);
         self
     }
 
@@ -121,16 +132,19 @@ pub async fn serve(listener: TcpListener, source: impl Scrape) {
 
 /// Serves `source` on `listener` within `limits`, until the future is dropped.
 ///
-/// A client's error ends that client only; an accept error (out of descriptors)
-/// pauses the loop briefly.
+/// Every client is accepted at once and given [`Limits::io_timeout`] to send its
+/// request; only the scrapes wait for one of [`Limits::max_concurrent`] slots, so
+/// clients that connect and say nothing (slowloris) do not hold a scrape back.
+/// At most [`Limits::max_waiting`] clients may be waiting for their request at
+/// once: past it the one that has waited longest is closed (a well-behaved
+/// client sends its request at once, so it is never the oldest). A client's
+/// error ends that client only; an accept error (out of descriptors) pauses the
+/// loop briefly.
 pub async fn serve_with(listener: TcpListener, source: impl Scrape, limits: Limits) {
     let source = Arc::new(source);
     let slots = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
+    let waiting = Arc::new(Waiting::default());
     loop {
-        // Never closed: the loop owns the semaphore.
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -139,13 +153,51 @@ pub async fn serve_with(listener: TcpListener, source: impl Scrape, limits: Limi
                 continue;
             }
         };
+        let (id, evicted) = waiting.enter(limits.max_waiting.max(1));
         let source = Arc::clone(&source);
+        let slots = Arc::clone(&slots);
+        let waiting = Arc::clone(&waiting);
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, source, limits).await {
+            let served = answer(stream, source, limits, &slots, &waiting, id, &evicted).await;
+            waiting.leave(id);
+            if let Err(e) = served {
                 tracing::debug!("metrics client {peer}: {e}");
             }
-            drop(permit);
         });
+    }
+}
+
+/// The clients still waiting for their request, oldest first, each with the
+/// signal that closes it.
+#[derive(Default)]
+struct Waiting {
+    next: std::sync::atomic::AtomicU64,
+    clients: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<Notify>>>,
+}
+
+impl Waiting {
+    /// Registers a new client; closes the oldest one if `max` are waiting.
+    fn enter(&self, max: usize) -> (u64, Arc<Notify>) {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let signal = Arc::new(Notify::new());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        while clients.len() >= max {
+            match clients.pop_first() {
+                // notify_one keeps the signal if the client is not waiting on it yet.
+                Some((_, oldest)) => oldest.notify_one(),
+                None => break,
+            }
+        }
+        clients.insert(id, Arc::clone(&signal));
+        (id, signal)
+    }
+
+    /// The client's request is read (or it is gone): no longer evictable.
+    fn leave(&self, id: u64) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 }
 
@@ -180,21 +232,28 @@ async fn answer<S: Scrape>(
     mut stream: TcpStream,
     source: Arc<S>,
     limits: Limits,
+    slots: &Semaphore,
+    waiting: &Waiting,
+    id: u64,
+    evicted: &Notify,
 ) -> io::Result<()> {
-    let head = match tokio::time::timeout(
-        limits.io_timeout,
-        read_head(&mut stream, limits.max_request),
-    )
-    .await
-    {
-        Ok(head) => head?,
-        Err(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no request in time",
+    let head = tokio::select! {
+        r = tokio::time::timeout(limits.io_timeout, read_head(&mut stream, limits.max_request)) => match r {
+            Ok(head) => head?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no request in time",
+                ))
+            }
+        },
+        () = evicted.notified() => {
+            return Err(io::Error::other(
+                "closed: the oldest of too many clients waiting for their request",
             ))
         }
     };
+    waiting.leave(id);
     let response = match head {
         Head::Closed => return Ok(()),
         Head::TooLarge => response(
@@ -205,6 +264,8 @@ async fn answer<S: Scrape>(
         ),
         Head::Complete(head) => match route(&head) {
             Route::Metrics { head } => {
+                // Never closed: serve_with owns the semaphore.
+                let _slot = slots.acquire().await.map_err(io::Error::other)?;
                 let scraped = tokio::task::spawn_blocking(move || source.scrape())
                     .await
                     .unwrap_or_else(|e| Err(format!("the scrape panicked: {e}").into()));

@@ -47,9 +47,10 @@
 //! - The responder is a few dozen lines on tokio rather than an HTTP library: it
 //!   answers one request shape (`GET` or `HEAD /metrics`, one request per
 //!   connection), and every resource it spends is bounded by [`Limits`]: scrapes
-//!   served at once (the next client waits in the listen backlog), the request
-//!   head's size (431 past it), and the time a client gets to send its request
-//!   and to take the answer.
+//!   run at once, clients waiting for their request (past the bound the oldest is
+//!   closed, so idle connections never stop a scrape), the request head's size
+//!   (431 past it), and the time a client gets to send its request and to take
+//!   the answer.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -117,27 +117,60 @@ impl Scrape for Slow {
 }
 
 #[tokio::test]
-async fn a_silent_client_holds_its_slot_only_for_the_timeout() {
+async fn silent_clients_do_not_hold_a_scrape_back_and_are_closed_in_time() {
     let limits = Limits::default()
         .max_concurrent(1)
         .io_timeout(Duration::from_millis(500));
     let addr = start(Slow(Duration::ZERO), limits).await;
-    // Takes the only slot and says nothing.
-    let mut silent = TcpStream::connect(addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = Instant::now();
-    let (status, _) = request(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
-    let waited = started.elapsed();
+    // More silent clients than scrape slots.
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let (status, _) = tokio::time::timeout(
+        Duration::from_millis(400),
+        request(addr, b"GET /metrics HTTP/1.1\r\n\r\n"),
+    )
+    .await
+    .expect("served before the silent clients' timeout");
     assert_eq!(status, 200);
-    assert!(
-        waited >= Duration::from_millis(350),
-        "served in {waited:?}: the slot was not held"
-    );
-    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
-    // The silent client was closed without an answer.
+    // Each silent client was closed without an answer.
+    for mut s in silent {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .expect("closed within the timeout")
+            .unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+}
+
+#[tokio::test]
+async fn past_max_waiting_the_oldest_silent_client_is_closed() {
+    let limits = Limits::default()
+        .max_waiting(8)
+        .io_timeout(Duration::from_secs(30));
+    let addr = start(Slow(Duration::ZERO), limits).await;
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // The good client is the newest: served at once.
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        request(addr, b"GET /metrics HTTP/1.1\r\n\r\n"),
+    )
+    .await
+    .expect("served while 100 clients are silent");
+    assert_eq!(status, 200);
+    // The oldest were closed long before their 30 s.
+    let mut first = silent.remove(0);
     let mut rest = Vec::new();
-    silent.read_to_end(&mut rest).await.unwrap();
-    assert!(rest.is_empty(), "{rest:?}");
+    tokio::time::timeout(Duration::from_secs(5), first.read_to_end(&mut rest))
+        .await
+        .expect("the oldest closed")
+        .unwrap();
+    assert!(rest.is_empty());
 }
 
 #[tokio::test]
@@ -218,4 +251,42 @@ fn promtool_and_python_accept_the_text() {
             "{line:?} missing:\n{parsed}"
         );
     }
+}
+
+/// Open descriptors of this process.
+fn descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_idle_and_garbage_clients_leave_the_scrapes_served() {
+    let limits = Limits::default().io_timeout(Duration::from_secs(2));
+    let addr = start(Slow(Duration::ZERO), limits).await;
+    let before = descriptors();
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Garbage and oversized heads: refused with a status, never a panic.
+    let big = vec![b'A'; 64 * 1024];
+    for (junk, want) in [
+        (&b"\x16\x03\x01\x02\x00\x01\r\n\r\n"[..], 400),
+        (&big[..], 431),
+        (&b"POST /metrics HTTP/1.1\r\n\r\n"[..], 405),
+    ] {
+        assert_eq!(request(addr, junk).await.0, want);
+    }
+    for _ in 0..20 {
+        let (status, _) = tokio::time::timeout(
+            Duration::from_secs(5),
+            request(addr, b"GET /metrics HTTP/1.1\r\n\r\n"),
+        )
+        .await
+        .expect("a scrape served beside 1,000 idle clients");
+        assert_eq!(status, 200);
+    }
+    // Our 1,000 ends, and at most max_waiting (256) of the server's.
+    let held = descriptors() - before;
+    println!("descriptors held with 1,000 idle clients: {held}");
+    assert!(held <= 1000 + 256 + 16, "{held} descriptors");
 }

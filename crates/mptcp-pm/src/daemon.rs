@@ -395,9 +395,7 @@ impl Daemon {
         let netns =
             state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
         if !opts.force {
-            if let Some(other) = other_manager(netns) {
-                return Err(Error::Busy(other));
-            }
+            refuse_other_managers()?;
         }
         let (lock, memory) = if opts.dry_run {
             (
@@ -825,6 +823,19 @@ pub fn preview(config: &Config, state_dir: &std::path::Path) -> Result<(Plan, Ve
     let plan = plan(&host, config, &kernel);
     let actions = plan.actions(&kernel);
     Ok((plan, actions))
+}
+
+/// Fails with [`Error::Busy`] when NetworkManager or mptcpd runs in this
+/// network namespace ([`Daemon::start`] checks it unless `force`). Reading other
+/// processes' namespaces needs the capabilities they have: a caller that drops
+/// its own before starting the daemon checks first.
+pub fn refuse_other_managers() -> Result<(), Error> {
+    let netns =
+        state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
+    match other_manager(netns) {
+        Some(other) => Err(Error::Busy(other)),
+        None => Ok(()),
+    }
 }
 
 /// Another endpoint manager running in the namespace `netns`: NetworkManager (1.40+

@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use clap::Args;
 use mptcp_exporter::{Collector, DEFAULT_LISTEN};
+use rustix::thread::CapabilitySet;
 
 use crate::error::{Error, EXIT_OK};
 use crate::output::Output;
@@ -47,6 +48,12 @@ pub struct ExporterArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
+    /// Once its namespaces are entered and the port bound, run as this user (a
+    /// name or a uid). With or without it, every capability is dropped then: a
+    /// scrape needs none.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
     /// The namespaces of the global --netns options (set by `main`).
     #[arg(skip)]
     pub netns: Vec<String>,
@@ -54,6 +61,12 @@ pub struct ExporterArgs {
 
 /// Serves metrics until stopped.
 pub fn run(args: &ExporterArgs, _out: &Output) -> Result<u8, Error> {
+    if let Some(user) = &args.user {
+        crate::privilege::check_user(user)?;
+    }
+    // The bounding set first, before any thread exists (it is per thread); the
+    // namespace threads still need CAP_SYS_ADMIN to enter their namespaces.
+    crate::privilege::drop_bounding(CapabilitySet::empty())?;
     let collector = Collector::new(&args.netns).map_err(Error::msg)?;
     let listener = TcpListener::bind(args.listen).map_err(|e| {
         let hint = match e.kind() {
@@ -69,6 +82,19 @@ pub fn run(args: &ExporterArgs, _out: &Output) -> Result<u8, Error> {
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("cannot read the listen address", e))?;
+    // Set up: the namespaces entered, their path-manager sockets open, the port
+    // bound. A scrape reads /proc/net, sock_diag and the path manager's tables,
+    // none of which needs a capability: drop them all, in every thread (the user
+    // switch first: it is applied to all threads, and needs CAP_SETUID in each).
+    if let Some(user) = &args.user {
+        crate::privilege::become_user(user)?;
+    }
+    collector.on_each_thread(drop_capabilities).map_err(|e| {
+        Error::msg(format!(
+            "cannot drop the collector threads' capabilities: {e}"
+        ))
+    })?;
+    crate::privilege::keep_only(CapabilitySet::empty())?;
     // A scrape waits for the namespaces' threads on the blocking pool: one
     // runtime thread is enough for the responder.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -97,4 +123,10 @@ pub fn run(args: &ExporterArgs, _out: &Output) -> Result<u8, Error> {
         Ok::<(), Error>(())
     })?;
     Ok(EXIT_OK)
+}
+
+/// Drops every capability of the calling thread (a namespace's collector thread).
+fn drop_capabilities() -> std::io::Result<()> {
+    crate::privilege::keep_only(CapabilitySet::empty())
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }

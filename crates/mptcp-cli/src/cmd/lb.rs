@@ -46,7 +46,7 @@ JSON (status): the same status, and with token steering \"steering\": {\"registr
 #[derive(Debug, Subcommand)]
 pub enum LbCommand {
     /// Run the balancer: rules in step with the backends, removed on exit.
-    Run(LbRunArgs),
+    Run(Box<LbRunArgs>),
     /// What a running balancer applied.
     Status(LbStatusArgs),
 }
@@ -98,6 +98,12 @@ pub struct LbRunArgs {
     /// reloads, token-steering and registry counters.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Run as this user (a name or a uid) keeping only the capabilities the
+    /// balancer needs (CAP_NET_ADMIN; with token steering also CAP_BPF,
+    /// CAP_PERFMON and CAP_SYS_ADMIN); the state directory must be writable by it. Without it the
+    /// balancer keeps its user and drops every other capability.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 }
 
 /// `mptcp lb status`.
@@ -152,6 +158,24 @@ fn run_balancer(args: &LbRunArgs, out: &Output) -> Result<u8, Error> {
             Source::Fixed(config)
         }
     };
+    // Before any thread exists (capability sets are per thread). Rules are
+    // applied for the balancer's whole life (SIGHUP, backends coming and going),
+    // by `nft` and `ip` (CAP_NET_ADMIN, passed on through the ambient set) and,
+    // with token steering, a tc program and its map: CAP_BPF, CAP_PERFMON and
+    // CAP_SYS_ADMIN (the loader finds programs already attached by id), as the
+    // systemd unit allows. A reload that turns steering on needs a restart.
+    let steering = match &source {
+        Source::File(path) => Config::from_file(path)
+            .map(|c| c.steering.is_some())
+            .unwrap_or(false),
+        Source::Fixed(c) => c.steering.is_some(),
+    };
+    let mut keep = rustix::thread::CapabilitySet::NET_ADMIN;
+    if steering {
+        use rustix::thread::CapabilitySet as C;
+        keep |= C::BPF | C::PERFMON | C::SYS_ADMIN;
+    }
+    crate::privilege::restrict(keep, args.user.as_deref())?;
     let opts = Options {
         source,
         state_dir: args.state_dir.clone(),

@@ -131,6 +131,11 @@ pub struct PmRunArgs {
     /// drive every connection by policy (the configuration's `[userspace]` rules).
     #[arg(long, conflicts_with_all = ["dry_run", "once", "keep", "fix_rp_filter"])]
     pub userspace: bool,
+    /// Run as this user (a name or a uid) keeping only CAP_NET_ADMIN; the state
+    /// directory must be writable by it. Without it the daemon keeps its user and
+    /// drops every capability but CAP_NET_ADMIN.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 }
 
 /// A role on the command line.
@@ -188,6 +193,18 @@ fn run_daemon(args: &PmRunArgs, out: &Output) -> Result<u8, Error> {
     options.force = args.force;
     options.fix_rp_filter = args.fix_rp_filter;
     options.state_dir = args.opts.state_dir.clone();
+    // Other processes' namespaces can only be read with the capabilities they
+    // hold: look for another manager before dropping ours.
+    if !args.force {
+        mptcp_pm::daemon::refuse_other_managers().map_err(Error::msg)?;
+    }
+    // Before any thread exists (capability sets are per thread): every path
+    // manager command and the sysctls it writes need CAP_NET_ADMIN at the time
+    // they are sent, so that one is kept for the daemon's life, and only it.
+    crate::privilege::restrict(
+        rustix::thread::CapabilitySet::NET_ADMIN,
+        args.user.as_deref(),
+    )?;
     // Set before the daemon starts, so a signal during the first reconcile is seen.
     let stop = super::stop_flag()?;
     let mut failed_output = None;

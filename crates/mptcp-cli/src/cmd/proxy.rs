@@ -289,6 +289,13 @@ pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
         return gateway::run(args, out);
     }
     let config = args.config()?;
+    if let Some(user) = &args.user {
+        // Checked now, and the bounding set emptied before the runtime's threads
+        // exist (it is per thread): once --user takes the capabilities away,
+        // nothing the proxy runs can get one back.
+        crate::privilege::check_user(user)?;
+        crate::privilege::drop_bounding(rustix::thread::CapabilitySet::empty())?;
+    }
     // One thread: everything on it, without a scheduler that steals work.
     let mut rt = match config.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

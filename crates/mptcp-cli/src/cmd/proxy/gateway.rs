@@ -150,6 +150,13 @@ fn configs(args: &ProxyArgs) -> Result<Vec<GatewayConfig>, Error> {
 /// Runs the gateway listeners until SIGTERM or SIGINT.
 pub fn run(args: &ProxyArgs, out: &Output) -> Result<u8, Error> {
     let configs = configs(args)?;
+    if let Some(user) = &args.user {
+        // Checked now, and the bounding set emptied before the runtime's threads
+        // exist (it is per thread): once --user takes the capabilities away,
+        // nothing the proxy runs can get one back.
+        crate::privilege::check_user(user)?;
+        crate::privilege::drop_bounding(rustix::thread::CapabilitySet::empty())?;
+    }
     let mut rt = match args.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {

@@ -1,0 +1,91 @@
+//! Hostile clients at a gateway intake: a thousand connections that never send,
+//! garbage and oversized SOCKS5 messages, a connect-and-reset storm, and a
+//! well-behaved client served beside them. Bounds, not timings.
+
+#[allow(unused_imports)] // the shared helpers this file does not use
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::gateway::{socks5_connect, RunningGateway};
+use common::{echo_backend, require_mptcp, wait_records};
+use mptcp_proxy::gateway::{GatewayConfig, GatewayEnd, Mode};
+
+fn descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn socks5_intake_outlasts_idle_garbage_and_reset_clients() {
+    require_mptcp();
+    let (backend, _echo) = echo_backend(1);
+    let mut config = GatewayConfig::new("127.0.0.1:0".parse().unwrap(), Mode::Socks5);
+    config.handshake_timeout = Duration::from_secs(1);
+    let gw = RunningGateway::start(config);
+    let addr = gw.started.addr;
+    let before = descriptors();
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("idle client {i}: {e}")))
+        .collect();
+    // Garbage: SOCKS4, a greeting that offers 255 methods then junk, random
+    // bytes past the largest message. Each is answered or closed, never hung.
+    let junk: [&[u8]; 3] = [
+        b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00",
+        &[5u8; 600],
+        &[0xa5u8; 4096],
+    ];
+    for j in junk {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(j);
+        let mut rest = Vec::new();
+        let r = s.read_to_end(&mut rest);
+        assert!(
+            r.is_ok()
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{j:?}: {r:?}"
+        );
+    }
+    // Connect-and-reset.
+    for _ in 0..200 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_linger(Some(Duration::ZERO)).unwrap();
+        let _ = s.connect(&addr.into());
+    }
+    // The well-behaved client, beside the thousand idle ones.
+    let mut good = socks5_connect(addr, backend).expect("a SOCKS5 client served");
+    good.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    good.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ping");
+    drop(good);
+    let held = descriptors() - before;
+    println!("descriptors with 1,000 idle clients: {held}");
+    assert!(held <= 2 * 1000 + 64, "{held}");
+    // Every idle client is closed by the handshake timeout, not left open.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for mut s in idle {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        s.set_read_timeout(Some(left)).unwrap();
+        let mut rest = Vec::new();
+        match s.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("an idle client still open after the handshake timeout: {e}"),
+        }
+    }
+    let records = wait_records(&gw.started.records, 1000);
+    let bad = records
+        .iter()
+        .filter(|r| r.end == GatewayEnd::BadHandshake)
+        .count();
+    assert!(bad >= 1000, "{bad} bad handshakes counted");
+    let after = descriptors().saturating_sub(before);
+    assert!(after <= 64, "{after} descriptors left");
+    gw.stop();
+}

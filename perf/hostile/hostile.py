@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Hostile clients against a running daemon, and a well-behaved client beside them.
+
+Usage: hostile.py TARGET KIND PID [--idle N] [--seconds S] [--echo ADDR]
+  TARGET  host:port of the daemon's listener
+  KIND    relay | socks5 | http_connect | convert | exporter
+  PID     the daemon's pid (RSS and descriptors sampled from /proc every second)
+
+Phases: the good client alone (baseline), then the same while N idle connections
+(slowloris), byte-a-second senders, garbage and oversized messages, connect-and-
+reset storms (SO_LINGER 0) and, for the exporter, a scraper in a tight loop.
+Every loop is bounded in count and time. Prints one JSON object.
+"""
+import asyncio, json, os, socket, struct, sys, time
+
+def rss_fds(pid):
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else None
+
+def good_request(kind, echo):
+    eh, ep = echo
+    if kind == "relay":
+        return b"ping\n", 5
+    if kind == "socks5":
+        return (b"\x05\x01\x00" + b"\x05\x01\x00\x01" + socket.inet_aton(eh)
+                + struct.pack(">H", ep) + b"ping\n"), 2 + 10 + 5
+    if kind == "http_connect":
+        line = f"CONNECT {eh}:{ep} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        return line + b"ping\n", len(b"HTTP/1.1 200 Connection Established\r\n\r\n") + 5
+    if kind == "convert":
+        # An Info-only Convert message (RFC 8803): answered with the supported
+        # extensions, then closed.
+        return bytes([1, 2, 0x22, 0x63, 1, 1, 0, 0]), 8
+    if kind == "exporter":
+        return b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", None
+    raise SystemExit(f"unknown kind {kind}")
+
+def garbage(kind):
+    if kind == "socks5":
+        return [b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00", b"\x05\xff" + b"\x00" * 300, os.urandom(600)]
+    if kind == "http_connect":
+        return [b"GET / HTTP/1.1\r\n\r\n", b"CONNECT " + b"a" * 20000 + b"\r\n\r\n", os.urandom(600)]
+    if kind == "convert":
+        return [b"\x02\x01\x22\x63\x00\x00\x00\x00", b"\x01\xff\x22\x63" + os.urandom(1100), os.urandom(600)]
+    if kind == "exporter":
+        return [b"\x16\x03\x01" + os.urandom(200) + b"\r\n\r\n", b"GET /" + b"a" * 20000, b"POST /metrics HTTP/1.1\r\n\r\n"]
+    return [os.urandom(600), b"PROXY TCP4 " + b"9" * 200 + b"\r\n"]
+
+async def good_once(host, port, kind, echo, timeout=10):
+    req, want = good_request(kind, echo)
+    t0 = time.monotonic()
+    r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        w.write(req)
+        await w.drain()
+        got = b""
+        while True:
+            chunk = await asyncio.wait_for(r.read(65536), timeout)
+            if not chunk:
+                break
+            got += chunk
+            if want is not None and len(got) >= want:
+                break
+        ok = (b"200 OK" in got) if kind == "exporter" else (len(got) >= want and (kind == "convert" or got.endswith(b"ping\n")))
+        return time.monotonic() - t0, ok
+    finally:
+        w.close()
+
+async def good_series(host, port, kind, echo, n, pause=0.02):
+    lat, failed = [], 0
+    for _ in range(n):
+        try:
+            dt, ok = await good_once(host, port, kind, echo)
+            lat.append(dt)
+            failed += not ok
+        except Exception:
+            failed += 1
+        await asyncio.sleep(pause)
+    return lat, failed
+
+async def idle(host, port, n, hold, conns):
+    for i in range(n):
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect((host, port))
+            except BlockingIOError:
+                pass
+            conns.append(s)
+        except OSError:
+            await asyncio.sleep(0.01)
+        if i % 200 == 0:
+            await asyncio.sleep(0.05)
+
+async def slow_senders(host, port, kind, echo, n, seconds):
+    req, _ = good_request(kind, echo)
+    async def one():
+        try:
+            r, w = await asyncio.open_connection(host, port)
+            for b in req[: int(seconds)]:
+                w.write(bytes([b]))
+                await w.drain()
+                await asyncio.sleep(1)
+            w.close()
+        except Exception:
+            pass
+    await asyncio.gather(*(one() for _ in range(n)))
+
+async def junk_storm(host, port, kind, seconds):
+    end = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < end and sent < 20000:
+        for g in garbage(kind):
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+                w.write(g)
+                await w.drain()
+                await asyncio.wait_for(r.read(4096), 2)
+                w.close()
+            except Exception:
+                pass
+            sent += 1
+        # connect-and-reset: SO_LINGER 0
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.setblocking(False)
+        try:
+            s.connect((host, port))
+        except BlockingIOError:
+            pass
+        await asyncio.sleep(0.002)
+        s.close()
+        sent += 1
+    return sent
+
+async def junk_storms(host, port, kind, seconds, workers=8):
+    return sum(await asyncio.gather(*(junk_storm(host, port, kind, seconds) for _ in range(workers))))
+
+async def tight_scrapes(host, port, seconds):
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end and n < 100000:
+        try:
+            await good_once(host, port, "exporter", None)
+        except Exception:
+            pass
+        n += 1
+    return n
+
+async def sampler(pid, stop, out):
+    while not stop.is_set():
+        try:
+            out.append(rss_fds(pid))
+        except OSError:
+            pass
+        await asyncio.sleep(1)
+
+async def echo_server(host):
+    async def handle(r, w):
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except Exception:
+            pass
+        w.close()
+    srv = await asyncio.start_server(handle, host, 0, backlog=4096)
+    return srv, srv.sockets[0].getsockname()[1]
+
+async def main():
+    args = sys.argv[1:]
+    target, kind, pid = args[0], args[1], int(args[2])
+    opt = dict(zip(args[3::2], args[4::2]))
+    n_idle = int(opt.get("--idle", 5000))
+    seconds = float(opt.get("--seconds", 30))
+    host, port = target.rsplit(":", 1)
+    port = int(port)
+    echo = opt.get("--echo")
+    echo = (echo.rsplit(":", 1)[0], int(echo.rsplit(":", 1)[1])) if echo else ("127.0.0.1", 9)
+    samples, stop = [], asyncio.Event()
+    samp = asyncio.create_task(sampler(pid, stop, samples))
+    base_lat, base_failed = await good_series(host, port, kind, echo, 200)
+    start = rss_fds(pid)
+    conns = []
+    await idle(host, port, n_idle, seconds, conns)
+    tasks = [asyncio.create_task(slow_senders(host, port, kind, echo, 100, seconds)),
+             asyncio.create_task(junk_storms(host, port, kind, seconds))]
+    if kind == "exporter":
+        tasks.append(asyncio.create_task(tight_scrapes(host, port, seconds)))
+    await asyncio.sleep(1)
+    load_lat, load_failed = await good_series(host, port, kind, echo, 200, pause=max(0.0, seconds / 200 - 0.01))
+    done = await asyncio.gather(*tasks)
+    peak = max(samples) if samples else start
+    stop.set()
+    await samp
+    for s in conns:
+        s.close()
+    print(json.dumps({
+        "kind": kind, "idle_conns": len(conns), "slow_senders": 100,
+        "junk_and_reset_conns": done[1], "tight_scrapes": done[2] if kind == "exporter" else None,
+        "p99_idle_ms": round(p99(base_lat) * 1000, 2), "p99_attack_ms": round(p99(load_lat) * 1000, 2),
+        "p99_ratio": round(p99(load_lat) / p99(base_lat), 2),
+        "good_failed_idle": base_failed, "good_failed_attack": load_failed,
+        "rss_kib_start": start[0], "rss_kib_peak": max(s[0] for s in samples or [start]),
+        "fds_start": start[1], "fds_peak": max(s[1] for s in samples or [start]),
+    }))
+
+if __name__ == "__main__":
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if len(sys.argv) >= 2 and sys.argv[1] == "echo":
+        async def serve():
+            srv, port = await echo_server("127.0.0.1")
+            print(port, flush=True)
+            await asyncio.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 3600)
+        asyncio.run(serve())
+    else:
+        asyncio.run(main())
