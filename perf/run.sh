@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every performance figure of the project in one run, as root (no sudo needed: it
-# makes network namespaces, sets sysctls and starts daemons, so run it as root):
+# Every performance figure of the project in one run, as root (it makes network
+# namespaces, sets sysctls and starts daemons):
 #
 #   perf/run.sh                         # every area, about 25 minutes on 2 cores
 #   perf/run.sh --quick                 # every area, short: under 5 minutes once built
@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ "$(id -u)" -ne 0 ]; then
-    echo "perf/run.sh: run it as root (network namespaces, sysctls, daemons); no sudo needed" >&2
+    echo "perf/run.sh: run it as root (network namespaces, sysctls, daemons)" >&2
     exit 1
 fi
 for tool in ip tc python3; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hostile clients against `mptcp proxy` (relay), its gateway roles (SOCKS5, HTTP
 # CONNECT, the RFC 8803 converter) and `mptcp exporter`, on loopback only.
-# As root (no sudo). Writes perf/hostile/RESULTS.md and results.json.
+# As root. Writes perf/hostile/RESULTS.md and results.json.
 #   perf/hostile/run.sh [--idle N] [--seconds S]
 # MPTCP_BIN: the mptcp binary to test (default: build it in release mode).
 set -euo pipefail

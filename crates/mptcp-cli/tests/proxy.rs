@@ -174,6 +174,17 @@ fn tokio_echo() -> (SocketAddr, tokio::runtime::Runtime) {
     (addr, rt)
 }
 
+/// One `GET /metrics` on a new connection: the whole response.
+fn scrape(metrics: SocketAddr) -> String {
+    let mut http = TcpStream::connect(metrics).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    http.read_to_string(&mut page).unwrap();
+    page
+}
+
 #[test]
 fn proxy_serves_5000_concurrent_connections() {
     const N: usize = 5000;
@@ -375,12 +386,7 @@ fn proxy_config_file_two_routes_and_sigterm_drain() {
 
     // Prometheus metrics, scraped over HTTP.
     let metrics: SocketAddr = listening[0]["metrics"].as_str().unwrap().parse().unwrap();
-    let mut http = TcpStream::connect(metrics).unwrap();
-    http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut page = String::new();
-    http.read_to_string(&mut page).unwrap();
+    let page = scrape(metrics);
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     for want in [
         "mptcp_proxy_connections_total{mptcp=\"active\",route=\"b\",side=\"client\"} 1",
@@ -576,12 +582,7 @@ fn proxy_no_connection_log_prints_none_and_still_counts() {
     let want =
         format!("mptcp_proxy_bytes_total{{direction=\"to_upstream\",route=\"{route}\"}} 300");
     let page = loop {
-        let mut http = TcpStream::connect(metrics).unwrap();
-        http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut page = String::new();
-        http.read_to_string(&mut page).unwrap();
+        let page = scrape(metrics);
         if page.contains(&want) || Instant::now() > deadline {
             break page;
         }
