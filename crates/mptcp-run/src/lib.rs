@@ -212,6 +212,39 @@ pub fn plan(
     })
 }
 
+impl Plan {
+    /// The command [`run`] starts: `program args` with the environment of the
+    /// plan (`LD_PRELOAD` in preload mode, `GODEBUG`, `MPTCP_RUN_ONLY`, see
+    /// [`env::changes`]), read from this process's environment.
+    ///
+    /// For a caller that wants to keep its process (a supervisor, a test):
+    /// in preload mode, spawning this command is [`run`] without the exec;
+    /// in trace mode, pass it to [`supervise`].
+    ///
+    /// ```no_run
+    /// use mptcp_run::{Mode, Requested, Roles};
+    ///
+    /// let plan = mptcp_run::plan("curl".as_ref(), Requested::Preload, None)?;
+    /// assert_eq!(plan.choice.mode, Mode::Preload);
+    /// let status = plan
+    ///     .command("curl".as_ref(), &["-sS".into(), "http://198.18.0.2/".into()], Roles::Both)
+    ///     .status()?;
+    /// println!("curl ended with {status}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn command(&self, program: &OsStr, args: &[OsString], roles: Roles) -> Command {
+        let mut command = Command::new(program);
+        command.args(args);
+        let changes = env::changes(
+            roles,
+            self.library.as_ref().map(|l| l.path.as_path()),
+            |k| std::env::var_os(k),
+        );
+        env::apply(&mut command, &changes);
+        command
+    }
+}
+
 /// Runs `program` with `args` as `plan` says.
 ///
 /// Preload mode execs the program in place of this process: on success it
@@ -226,24 +259,36 @@ pub fn run(
     args: &[OsString],
     roles: Roles,
 ) -> Result<Outcome, Error> {
-    let mut command = Command::new(program);
-    command.args(args);
-    let changes = env::changes(
-        roles,
-        plan.library.as_ref().map(|l| l.path.as_path()),
-        |k| std::env::var_os(k),
-    );
-    env::apply(&mut command, &changes);
+    let mut command = plan.command(program, args, roles);
     match plan.choice.mode {
         Mode::Preload => {
             let e = command.exec();
             Err(exec_error(program, e))
         }
-        Mode::Trace => trace::run(command, roles).map_err(|e| match e {
-            Error::Io { source, .. } if is_exec_error(&source) => exec_error(program, source),
-            other => other,
-        }),
+        Mode::Trace => supervise(command, roles),
     }
+}
+
+/// Runs `command` in trace mode (see [`trace`]) and returns how the process it
+/// starts ended, once every process it traced has exited. The command keeps
+/// what the caller gave it (arguments, environment, standard streams, working
+/// directory); build it with [`Plan::command`] for the plan's environment.
+///
+/// The supervisor waits for any child of this process (`waitpid(-1)`) and
+/// passes the signals `kill(2)` sends to this process (TERM, INT, HUP, QUIT,
+/// USR1, USR2) to the program: call it from a process that starts no other
+/// children meanwhile.
+///
+/// # Errors
+/// [`Error::NotFound`]/[`Error::CannotExecute`] when exec fails,
+/// [`Error::Unsupported`] when ptrace or seccomp is refused or the
+/// architecture is not x86_64, [`Error::Io`] for the other failures.
+pub fn supervise(command: Command, roles: Roles) -> Result<Outcome, Error> {
+    let program = command.get_program().to_os_string();
+    trace::run(command, roles).map_err(|e| match e {
+        Error::Io { source, .. } if is_exec_error(&source) => exec_error(&program, source),
+        other => other,
+    })
 }
 
 /// Errors of exec itself (EPERM is not one: in trace mode it is ptrace or

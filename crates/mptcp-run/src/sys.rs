@@ -301,18 +301,39 @@ extern "C" fn forward(signal: c_int, info: *mut libc::siginfo_t, _context: *mut 
     }
 }
 
-/// Passes [`FORWARDED`] signals sent to this process on to `pid`.
-pub(crate) fn forward_signals(pid: pid_t) -> io::Result<()> {
+/// Passes [`FORWARDED`] signals sent to this process on to `pid`; returns the
+/// actions they had, for [`stop_forwarding`].
+pub(crate) fn forward_signals(pid: pid_t) -> io::Result<Vec<(c_int, libc::sigaction)>> {
     FORWARD_TO.store(pid, Ordering::Relaxed);
+    let mut saved = Vec::with_capacity(FORWARDED.len());
     for signal in FORWARDED {
         // SAFETY: sigaction is plain data; all zeroes is a valid value.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         action.sa_sigaction = forward as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        // SAFETY: a valid action whose handler only calls kill().
-        check(unsafe { libc::sigaction(signal, &raw const action, std::ptr::null_mut()) }.into())?;
+        // SAFETY: as above.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid action whose handler only calls kill(), and room for
+        // the old one.
+        let rc = unsafe { libc::sigaction(signal, &raw const action, &raw mut old) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            stop_forwarding(&saved);
+            return Err(e);
+        }
+        saved.push((signal, old));
     }
-    Ok(())
+    Ok(saved)
+}
+
+/// Puts back the actions [`forward_signals`] replaced (the program has ended:
+/// a later signal must not go to a pid that may be reused).
+pub(crate) fn stop_forwarding(saved: &[(c_int, libc::sigaction)]) {
+    for (signal, old) in saved {
+        // SAFETY: an action the kernel gave back.
+        unsafe { libc::sigaction(*signal, old, std::ptr::null_mut()) };
+    }
+    FORWARD_TO.store(0, Ordering::Relaxed);
 }
 
 /// Ends this process by `signal`, as the program it ran ended, so the

@@ -158,10 +158,13 @@ pub(crate) fn run(mut command: Command, roles: Roles) -> Result<Outcome, Error> 
     let child = sys::spawn_traced(&mut command, filter, !root).map_err(Error::spawn)?;
     let main = child.id() as pid_t;
     drop(child);
-    sys::forward_signals(main).map_err(|e| Error::io("cannot set up signal forwarding", e))?;
+    let saved =
+        sys::forward_signals(main).map_err(|e| Error::io("cannot set up signal forwarding", e))?;
     let mut supervisor = Supervisor::new(main);
     supervisor.role_call = role_call.map(u64::from);
-    supervisor.run()
+    let outcome = supervisor.run();
+    sys::stop_forwarding(&saved);
+    outcome
 }
 
 struct Supervisor {
