@@ -9,10 +9,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{echo, pattern, round_trip, start_config_in, Running};
+use common::{echo, pattern, round_trip, sink, start_config_in, upload, Running};
 use mptcp_net::MptcpStatus;
 use mptcp_proxy::{Config, EndReason, ProxyProtocol, Route};
 use mptcp_testnet::TestNet;
@@ -219,51 +219,6 @@ fn proxy_failover_path0_cut_mid_transfer() {
     }
     let c = &chain.client_proxy.wait_records(1)[0];
     assert_eq!(c.end, EndReason::Closed, "{c:?}");
-}
-
-/// Sends `bytes` through `stream`, half-closes, and returns the rate the sink
-/// measured (bytes per second) once warmed up.
-fn upload(stream: &TcpStream, bytes: usize) -> f64 {
-    let data = pattern(bytes);
-    (&*stream).write_all(&data).unwrap();
-    stream.shutdown(Shutdown::Write).unwrap();
-    let mut answer = [0u8; 24];
-    (&*stream).read_exact(&mut answer).unwrap();
-    let field = |i: usize| u64::from_be_bytes(answer[i * 8..i * 8 + 8].try_into().unwrap());
-    assert_eq!(field(0), bytes as u64);
-    field(1) as f64 / (field(2) as f64 * 1e-9)
-}
-
-/// Counts what `n` connections send and answers each with three big-endian u64:
-/// the total, and the bytes and nanoseconds after the first quarter (slow start
-/// and the second subflow's set-up are left out, the same way for every
-/// connection measured).
-fn sink(listener: TcpListener, n: usize, warm_up: u64) -> JoinHandle<()> {
-    thread::spawn(move || {
-        for _ in 0..n {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut total = 0u64;
-            let mut warm: Option<(Instant, u64)> = None;
-            loop {
-                let k = s.read(&mut buf).unwrap();
-                if k == 0 {
-                    break;
-                }
-                total += k as u64;
-                if warm.is_none() && total >= warm_up {
-                    warm = Some((Instant::now(), total));
-                }
-            }
-            let (at, base) = warm.unwrap();
-            let mut answer = Vec::with_capacity(24);
-            answer.extend_from_slice(&total.to_be_bytes());
-            answer.extend_from_slice(&(total - base).to_be_bytes());
-            answer.extend_from_slice(&(at.elapsed().as_nanos() as u64).to_be_bytes());
-            s.write_all(&answer).unwrap();
-        }
-    })
 }
 
 fn rate_mbit() -> u32 {

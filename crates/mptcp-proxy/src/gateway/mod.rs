@@ -46,8 +46,8 @@
 //!   with `--allow-private-destinations`.
 //! - TCP Fast Open is **opt-in** ([`GatewayConfig::tcp_fastopen`], `--fastopen`
 //!   on both ends), though RFC 8803 is built around it. Measured on Linux 6.18
-//!   (crates/mptcp-cli/tests/gateway.rs, 4 transfers of 3 MiB through the
-//!   converter on the 2-path test network): without TFO 0.8 s in all; with the
+//!   (the chain of crates/mptcp-proxy/tests/gateway_net.rs, 4 transfers of 3 MiB
+//!   through the converter on the 2-path test network): without TFO 0.8 s in all; with the
 //!   Convert message in the SYN and a second subflow joining, 38 s, and some
 //!   transfers stalled past curl's 20 s limit; with TFO and a single subflow,
 //!   0.7 s. The kernel, not this crate: `perf/gateway/tfo_join_stall.py`

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: a proxy on its own runtime thread,
-//! backends; byte patterns, echo and round trips come from `mptcp_testnet::support`.
+//! backends, an upload and the sink that measures its rate; byte patterns, echo
+//! and round trips come from `mptcp_testnet::support`.
 #![allow(dead_code)]
 
 pub mod gateway;
@@ -164,6 +165,55 @@ pub fn echo_backend(n: usize) -> (SocketAddr, JoinHandle<io::Result<()>>) {
     (addr, echo(listener, n))
 }
 
+/// Sends `bytes` of [`pattern`] through `stream`, half-closes, and reads the
+/// [`sink`]'s 24-byte answer (the total, and the bytes and nanoseconds after
+/// its warm-up); checks the total and returns the rate after the warm-up
+/// (bytes per second).
+pub fn upload(stream: &TcpStream, bytes: usize) -> f64 {
+    let data = pattern(bytes);
+    (&*stream).write_all(&data).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = [0u8; 24];
+    (&*stream).read_exact(&mut answer).unwrap();
+    let field = |i: usize| u64::from_be_bytes(answer[i * 8..i * 8 + 8].try_into().unwrap());
+    assert_eq!(field(0), bytes as u64, "the sink got a different count");
+    field(1) as f64 / (field(2) as f64 * 1e-9)
+}
+
+/// Counts what `n` connections send, one after the other, and answers each
+/// with three big-endian u64: the total, and the bytes and nanoseconds after
+/// the first `warm_up` bytes (slow start and the second subflow's set-up are
+/// left out, the same way for every connection measured).
+pub fn sink(listener: TcpListener, n: usize, warm_up: u64) -> JoinHandle<()> {
+    thread::spawn(move || {
+        for _ in 0..n {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total = 0u64;
+            let mut warm: Option<(Instant, u64)> = None;
+            loop {
+                let k = s.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                total += k as u64;
+                if warm.is_none() && total >= warm_up {
+                    warm = Some((Instant::now(), total));
+                }
+            }
+            let (at, base) = warm.expect("the warm-up was reached");
+            let mut answer = Vec::with_capacity(24);
+            answer.extend_from_slice(&total.to_be_bytes());
+            answer.extend_from_slice(&(total - base).to_be_bytes());
+            answer.extend_from_slice(&(at.elapsed().as_nanos() as u64).to_be_bytes());
+            s.write_all(&answer).unwrap();
+        }
+    })
+}
+
+// Not every test file uses them.
+#[allow(unused_imports)]
 pub use mptcp_testnet::support::{echo, pattern, round_trip};
 
 /// Fails loudly when MPTCP sockets cannot be made here.

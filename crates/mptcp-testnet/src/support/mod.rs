@@ -1,17 +1,21 @@
 //! Helpers every crate's integration tests share: a byte pattern that cannot compare
 //! equal when shifted, echo servers, a send-and-read-back round trip, fixed-seed
 //! fuzzing ([`fuzz`]), two interfaces in a namespace, a test's temporary directory,
-//! and (feature `json`) a child process whose JSON lines are read as they come.
+//! a web server and `curl` inside a namespace, and (feature `json`) a child process
+//! whose JSON lines are read as they come.
 //!
 //! They live here, once, rather than in each crate's `tests/common`, so a fix reaches
-//! every test. None of them needs a namespace; combine them with [`crate::Netns::run`]
+//! every test. Most of them need no namespace; combine them with [`crate::Netns::run`]
 //! to use them inside one.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::Netns;
 
 pub mod fuzz;
 #[cfg(feature = "json")]
@@ -169,6 +173,68 @@ impl Drop for TestDir {
             }
         }
     }
+}
+
+/// A child process, killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Python's `http.server` (python3) in `ns`, serving the files of `dir` on
+/// `bind`:`port` (`0.0.0.0`; `::` serves both families); returns once it answers,
+/// on `ns`'s loopback for a wildcard `bind` (10 s at most).
+///
+/// # Panics
+/// When python3 cannot start or the server does not answer in time.
+pub fn http_server(ns: &Netns, dir: &Path, bind: IpAddr, port: u16) -> KillOnDrop {
+    let child = ns
+        .command("python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind"])
+        .arg(bind.to_string())
+        .arg("--directory")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3 -m http.server (install python3): {e}"));
+    let server = KillOnDrop(child);
+    let probe = if bind.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        bind
+    };
+    let addr = SocketAddr::new(probe, port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ns.run(|| TcpStream::connect(addr).is_ok()).unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "python3 http.server did not answer on {addr} in {}",
+            ns.name()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// `curl -sS --max-time 20 -o OUT EXTRA... URL` in `ns`; its output (the body is in
+/// `out`).
+///
+/// # Panics
+/// When `ip netns exec` cannot run.
+pub fn curl(ns: &Netns, extra: &[&str], url: &str, out: &Path) -> Output {
+    ns.command("curl")
+        .args(["-sS", "--max-time", "20", "-o"])
+        .arg(out)
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run curl in {}: {e}", ns.name()))
 }
 
 #[cfg(test)]
