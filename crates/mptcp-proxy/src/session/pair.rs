@@ -1,6 +1,6 @@
 //! The relay of one connected pair, its watchdog, and the counting guard.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use mptcp_metrics::prometheus::IntGauge;
@@ -81,16 +81,55 @@ fn max_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
     }
 }
 
-/// Records the most subflows seen on each side.
-fn sample_subflows(client: &TcpStream, upstream: &TcpStream, record: &mut RecordCore) {
-    record.client_subflows = max_opt(
-        record.client_subflows,
-        subflows(client, record.client_mptcp),
-    );
-    record.upstream_subflows = max_opt(
-        record.upstream_subflows,
-        subflows(upstream, record.upstream_mptcp),
-    );
+/// The most subflows seen on each side while the pair is relayed (0: none
+/// seen yet), written by the watchdog and by the first direction to end.
+struct SubflowsSeen<'a> {
+    client: &'a TcpStream,
+    upstream: &'a TcpStream,
+    client_status: Option<MptcpStatus>,
+    upstream_status: Option<MptcpStatus>,
+    client_max: AtomicU32,
+    upstream_max: AtomicU32,
+    sampled: AtomicBool,
+}
+
+impl SubflowsSeen<'_> {
+    /// Samples both sides now.
+    fn sample(&self) {
+        self.sampled.store(true, Ordering::Relaxed);
+        if let Some(n) = subflows(self.client, self.client_status) {
+            self.client_max.fetch_max(n, Ordering::Relaxed);
+        }
+        if let Some(n) = subflows(self.upstream, self.upstream_status) {
+            self.upstream_max.fetch_max(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The first direction reached its end of stream: samples once, while the
+    /// other direction still runs. (At the end of both, a peer that closed may
+    /// already have taken its subflows down: a short transfer would show one.)
+    fn first_end(&self, ended_first: &AtomicBool) {
+        if !ended_first.swap(true, Ordering::Relaxed) {
+            self.sample();
+        }
+    }
+
+    /// Adds what was seen to the record; samples first if nothing was (an
+    /// error, the idle timeout or a forced stop ended the pair).
+    fn into_record(self, record: &mut RecordCore) {
+        if !self.sampled.load(Ordering::Relaxed) {
+            self.sample();
+        }
+        let seen = |n: u32| (n > 0).then_some(n);
+        record.client_subflows = max_opt(
+            record.client_subflows,
+            seen(self.client_max.load(Ordering::Relaxed)),
+        );
+        record.upstream_subflows = max_opt(
+            record.upstream_subflows,
+            seen(self.upstream_max.load(Ordering::Relaxed)),
+        );
+    }
 }
 
 /// Relays between two connected sockets until both directions end, an error, the
@@ -151,9 +190,24 @@ pub(crate) async fn relay_pair(
         &up,
         &metrics.to_client,
     );
+    let seen = SubflowsSeen {
+        client,
+        upstream,
+        client_status: record.client_mptcp,
+        upstream_status: record.upstream_mptcp,
+        client_max: AtomicU32::new(0),
+        upstream_max: AtomicU32::new(0),
+        sampled: AtomicBool::new(false),
+    };
+    let ended_first = AtomicBool::new(false);
     let end = {
-        let both = async { tokio::try_join!(a.run(), b.run()) };
-        let watch = watchdog(client, upstream, &activity, settings.idle_timeout, record);
+        let both = async {
+            tokio::try_join!(
+                run_way(a, &seen, &ended_first),
+                run_way(b, &seen, &ended_first)
+            )
+        };
+        let watch = watchdog(&activity, settings.idle_timeout, &seen);
         tokio::select! {
             r = both => match r {
                 Ok(_) => RelayEnd::Done,
@@ -163,7 +217,7 @@ pub(crate) async fn relay_pair(
             () = forced(phase) => RelayEnd::Forced,
         }
     };
-    sample_subflows(client, upstream, record);
+    seen.into_record(record);
     record.bytes_to_upstream += up.bytes.load(Ordering::Relaxed);
     record.bytes_to_client += down.bytes.load(Ordering::Relaxed);
     record.relay = relay::relay_mode(&up, &down);
@@ -176,16 +230,21 @@ pub(crate) async fn relay_pair(
     end
 }
 
+/// Relays one direction; the first to reach its end samples the subflows.
+async fn run_way(
+    way: Way<'_>,
+    seen: &SubflowsSeen<'_>,
+    ended_first: &AtomicBool,
+) -> Result<(), RelayError> {
+    way.run().await?;
+    seen.first_end(ended_first);
+    Ok(())
+}
+
 /// Returns when the connection has been idle for `idle`; meanwhile samples the
 /// subflow counts once a second while bytes move (an idle connection costs a
 /// timer, not system calls).
-async fn watchdog(
-    client: &TcpStream,
-    upstream: &TcpStream,
-    activity: &Activity,
-    idle: Option<Duration>,
-    record: &mut RecordCore,
-) {
+async fn watchdog(activity: &Activity, idle: Option<Duration>, seen: &SubflowsSeen<'_>) {
     let tick = idle.map_or(Duration::from_secs(1), |i| i.min(Duration::from_secs(1)));
     let mut sampled_at = None;
     loop {
@@ -193,7 +252,7 @@ async fn watchdog(
         let last = activity.last();
         if sampled_at != Some(last) {
             sampled_at = Some(last);
-            sample_subflows(client, upstream, record);
+            seen.sample();
         }
         if let Some(idle) = idle {
             let deadline = activity.last() + idle;
