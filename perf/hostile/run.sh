@@ -57,7 +57,7 @@ refusals() { curl -s "127.0.0.1:$1/metrics" | grep '^mptcp_proxy_errors_total' |
     echo "Per target: $idle idle connections (never send), 100 clients sending their request one byte a second,"
     echo "garbage and oversized messages and SO_LINGER-0 connect-and-reset storms for ${seconds} s (the exporter also"
     echo "scraped in a tight loop); meanwhile a well-behaved client (a process of its own, blocking sockets) makes"
-    echo "200 requests. The attackers run on CPU $attacker_cpu (-1: anywhere). RSS and descriptors of the daemon"
+    echo "1,000 requests per phase. The attackers run on CPU $attacker_cpu (-1: anywhere). RSS and descriptors of the daemon"
     echo "sampled from /proc every second."
     echo
     echo "| target | idle conns | junk+reset conns | good p99 idle server | good p99 under attack | ratio | good failed | RSS start -> peak | fds start -> peak |"
@@ -66,7 +66,7 @@ refusals() { curl -s "127.0.0.1:$1/metrics" | grep '^mptcp_proxy_errors_total' |
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    print(f"| {r['kind']} | {r['idle_conns']} | {r['junk_and_reset_conns']} | {r['p99_idle_ms']} ms | {r['p99_attack_ms']} ms | {r['p99_ratio']}x | {r['good_failed_attack']}/200 | {r['rss_kib_start']//1024} -> {r['rss_kib_peak']//1024} MiB | {r['fds_start']} -> {r['fds_peak']} |")
+    print(f"| {r['kind']} | {r['idle_conns']} | {r['junk_and_reset_conns']} | {r['p99_idle_ms']} ms | {r['p99_attack_ms']} ms | {r['p99_ratio']}x | {r['good_failed_attack']}/{r['good_requests']} | {r['rss_kib_start']//1024} -> {r['rss_kib_peak']//1024} MiB | {r['fds_start']} -> {r['fds_peak']} |")
 PY
     echo
     echo "Refusals counted by the daemons (\`mptcp_proxy_errors_total\` by route and kind):"
