@@ -27,7 +27,9 @@ pub struct Context<'a> {
     pub idle_fds_after: BTreeMap<String, u64>,
     pub scrape_before: BTreeMap<String, f64>,
     pub scrape_after: BTreeMap<String, f64>,
-    pub endpoints_left: u64,
+    pub endpoints_left: Vec<String>,
+    /// The kernel's own (`implicit`) endpoints left: listed, not a violation.
+    pub implicit_left: Vec<String>,
     pub pm_types: (String, String),
     pub dials: Vec<String>,
     pub trap: u64,
@@ -166,25 +168,31 @@ pub fn report(c: &Context) -> bool {
             }),
         );
     }
-    // The exporter against the clients: every op that got through made one MPTCP
-    // connection from the client host (client proxy or gateway), so the client's
-    // MP_CAPABLE SYNs sent grew by at least that; nothing established is left.
-    let syn_tx = metric(
-        &c.scrape_after,
-        "mptcp_mib_mp_capable_syntx_total",
-        "client",
-    ) - metric(
-        &c.scrape_before,
-        "mptcp_mib_mp_capable_syntx_total",
-        "client",
-    );
+    // The exporter against the clients, connection for connection: every MPTCP
+    // connect() on the client host is counted by the kernel once, as an MP_CAPABLE
+    // SYN sent or as an early fallback (active MPTCP disabled by the blackhole
+    // detection, no token). Every op that got through had its own connection (a
+    // request/response loop keeps one for all its rounds), and the client daemons
+    // dial at most once per connection handed to them, plus once for the readiness
+    // check's connection to the client proxy (its dial can come after the first
+    // scrape); so ops ok <= connects <= handed + 1. Nothing established is left.
+    let delta = |name: &str| {
+        metric(&c.scrape_after, name, "client") - metric(&c.scrape_before, name, "client")
+    };
+    let syn_tx = delta("mptcp_mib_mp_capable_syntx_total");
+    let disabled = delta("mptcp_mib_mp_capable_syntx_disabled_total");
+    let token_fallback = delta("mptcp_mib_mp_fallback_token_init_total");
+    let blackholes = delta("mptcp_mib_blackhole_total");
+    let connects = syn_tx + disabled + token_fallback;
+    let handed = ops.iter().filter(|op| op.handed).count() as u64;
     let established_left = sum_metric(&c.scrape_after, "mptcp_connections{", &["established"]);
-    let exporter_ok = syn_tx >= ok_ops as f64 && established_left == 0.0;
+    let exporter_ok =
+        ok_ops as f64 <= connects && connects <= (handed + 1) as f64 && established_left == 0.0;
     // The converter: every SYN on its uplink goes to the origin's sink.
     let allowed = format!("{}.{}", net::ORIGIN, net::SINK);
     let outside = c.dials.iter().filter(|d| **d != allowed).count() as u64 + c.trap;
     let sink = &c.sinks.stats;
-    let endpoints_left = c.endpoints_left;
+    let endpoints_left = c.endpoints_left.len();
     let pm_restored = c.pm_types.0 == "0" && c.pm_types.1 == "0";
     let attempts = c.outsider.attempts.load(Ordering::Relaxed);
     let refused = c.outsider.refused.load(Ordering::Relaxed);
@@ -276,9 +284,14 @@ pub fn report(c: &Context) -> bool {
     );
     row("endpoints left", endpoints_left.to_string(), "0");
     row(
-        "exporter: client SYN_TX delta",
-        format!("{syn_tx:.0} >= {ok_ops}"),
+        "exporter: ops ok <= connects <= handed+1",
+        format!("{ok_ops} <= {connects:.0} <= {}", handed + 1),
         "consistent",
+    );
+    row(
+        "  of which active MPTCP disabled",
+        format!("{disabled:.0} ({blackholes:.0} blackholes)"),
+        "",
     );
     row(
         "exporter: established left",
@@ -293,6 +306,12 @@ pub fn report(c: &Context) -> bool {
     );
     for f in &failures {
         eprintln!("  failure: {f}");
+    }
+    for e in &c.endpoints_left {
+        eprintln!("  endpoint left: {e}");
+    }
+    for e in &c.implicit_left {
+        eprintln!("  implicit endpoint left (the kernel's): {e}");
     }
     for v in &violations {
         eprintln!("  VIOLATED: {v}");
@@ -321,8 +340,14 @@ pub fn report(c: &Context) -> bool {
         "rss_growth_pct": round1(rss_max),
         "fd_growth_pct": round1(fd_max),
         "endpoints_left": endpoints_left,
+        "endpoints_left_list": c.endpoints_left,
+        "implicit_endpoints_left": c.implicit_left,
         "pm_type_restored": pm_restored,
         "exporter_client_syn_tx": syn_tx,
+        "exporter_client_active_disabled": disabled,
+        "exporter_client_token_fallback": token_fallback,
+        "exporter_client_blackholes": blackholes,
+        "client_connections_handed": handed,
         "exporter_established_left": established_left,
         "exporter_consistent": exporter_ok,
         "converter_dials": c.dials.len(),
@@ -336,6 +361,32 @@ pub fn report(c: &Context) -> bool {
     });
     println!("{out}");
     violations.is_empty()
+}
+
+/// Every RSS and descriptor sample as a JSON line in `samples.jsonl` (daemon,
+/// instance, seconds from the start), for the post-mortem of a growth.
+pub fn dump_samples(
+    samples: &Samples,
+    start: Instant,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("samples.jsonl"))?);
+    for (name, instances) in samples {
+        for (i, inst) in instances.iter().enumerate() {
+            for s in inst {
+                let line = json!({
+                    "daemon": name,
+                    "instance": i,
+                    "at": round1(s.at.saturating_duration_since(start).as_secs_f64()),
+                    "rss_kb": s.rss_kb,
+                    "fds": s.fds,
+                });
+                writeln!(f, "{line}")?;
+            }
+        }
+    }
+    f.flush()
 }
 
 /// Every operation as a JSON line in `ops.jsonl` (times from the start), for the
@@ -353,6 +404,7 @@ pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io
             "verified": op.verified,
             "longest_stall_ms": op.longest_stall.as_millis() as u64,
             "error": op.error,
+            "handed": op.handed,
         });
         writeln!(f, "{line}")?;
     }

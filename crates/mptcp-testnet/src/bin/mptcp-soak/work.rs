@@ -36,6 +36,10 @@ pub struct Op {
     pub error: Option<String>,
     pub corrupt: bool,
     pub size: u64,
+    /// Its connection reached a client-side daemon (the client proxy accepted it,
+    /// or the gateway got its SOCKS5 CONNECT), which then dials one MPTCP
+    /// connection for it (none of them retries a dial).
+    pub handed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +139,7 @@ pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline
             error: None,
             corrupt: false,
             size,
+            handed: false,
         };
         let res = one_op(net, route, stream, size, &plan, &mut op, &mut progress);
         progress.tick();
@@ -156,7 +161,7 @@ pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline
     }
 }
 
-fn connect(net: &SoakNet, route: Route) -> io::Result<TcpStream> {
+fn connect(net: &SoakNet, route: Route, op: &mut Op) -> io::Result<TcpStream> {
     let port = match route {
         Route::Proxy => net::CLIENT_PROXY,
         Route::Gateway => net::SOCKS,
@@ -167,6 +172,10 @@ fn connect(net: &SoakNet, route: Route) -> io::Result<TcpStream> {
         .client()
         .run(|| TcpStream::connect_timeout(&addr, IO_TIMEOUT))
         .map_err(io::Error::other)??;
+    if route == Route::Proxy {
+        // Accepted (or queued for accept): the client proxy dials for it.
+        op.handed = true;
+    }
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     if route == Route::Gateway {
@@ -180,6 +189,9 @@ fn connect(net: &SoakNet, route: Route) -> io::Result<TcpStream> {
         let mut req = vec![5, 1, 0, 1];
         req.extend_from_slice(&net::ORIGIN.octets());
         req.extend_from_slice(&net::SINK.to_be_bytes());
+        // Before the write: one that fails half-way may still have reached the
+        // gateway (the count is an upper bound of its dials).
+        op.handed = true;
         conn.write_all(&req)?;
         let mut reply = [0u8; 10];
         conn.read_exact(&mut reply)?;
@@ -199,7 +211,7 @@ fn one_op(
     op: &mut Op,
     progress: &mut Progress,
 ) -> io::Result<()> {
-    let mut conn = connect(net, route)?;
+    let mut conn = connect(net, route, op)?;
     progress.tick();
     let mut head = Vec::with_capacity(17);
     if plan.is_empty() {
