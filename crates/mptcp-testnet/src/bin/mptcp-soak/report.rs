@@ -58,15 +58,18 @@ fn sum_metric(m: &BTreeMap<String, f64>, prefix: &str, must: &[&str]) -> f64 {
 }
 
 /// Growth in % from the largest value in the first window after warm-up to the
-/// largest in the last window of the load, for an instance that lived through both.
+/// largest in the last window of the load, for an instance that lived through the
+/// warm-up and both windows (one the schedule restarted during the warm-up is
+/// still warming up itself: its growth says nothing about a leak).
 fn growth(
     inst: &[crate::daemons::Sample],
+    start: Instant,
     from: Instant,
     to: Instant,
     f: fn(&crate::daemons::Sample) -> u64,
 ) -> Option<f64> {
     let first = inst.first()?;
-    if first.at > from + Duration::from_secs(1) {
+    if first.at > start + Duration::from_secs(1) {
         return None;
     }
     let mid = from + (to - from) / 3;
@@ -91,8 +94,18 @@ pub fn report(c: &Context) -> bool {
         Duration::ZERO,
         c.run_end,
     );
+    // A path that new connections may be using goes: cut, its address removed.
+    let path_losses: Vec<Instant> = c
+        .timeline
+        .events
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::PathDown(_) | Action::AddrRemove(_)))
+        .map(|(at, _)| *at)
+        .collect();
+    let dials_failed = dial_failures(&c.args.dir);
     let (mut sent, mut verified, mut corrupt) = (0u64, 0u64, 0u64);
     let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
+    let mut failed_dial = 0u64;
     let (mut ok_ops, mut longest_stall, mut largest) = (0u64, Duration::ZERO, 0u64);
     let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
@@ -120,6 +133,15 @@ pub fn report(c: &Context) -> bool {
                     failed_proxy += 1;
                 } else if overlaps(life, &blackouts) {
                     failed_down += 1;
+                } else if path_losses.iter().any(|&at| op.start <= at && at <= op.end)
+                    && op
+                        .local_port
+                        .is_some_and(|p| dials_failed.contains(&(op.route, p)))
+                {
+                    // The daemon's dial never completed and a path went meanwhile:
+                    // the SYN left over it (its source address fixed), and MPTCP
+                    // guards established connections, not a handshake.
+                    failed_dial += 1;
                 } else {
                     failed_up += 1;
                     if failures.len() < 10 {
@@ -142,7 +164,7 @@ pub fn report(c: &Context) -> bool {
     let (mut rss_max, mut fd_max) = (0f64, 0f64);
     for (name, instances) in c.samples {
         let inst = instances.last().map(Vec::as_slice).unwrap_or(&[]);
-        let rss = growth(inst, from, to, |s| s.rss_kb);
+        let rss = growth(inst, c.start, from, to, |s| s.rss_kb);
         let (before, after) = (c.idle_fds_before.get(name), c.idle_fds_after.get(name));
         let fd_idle = match (before, after, instances.len()) {
             (Some(&b), Some(&a), 1) => Some((a as f64 - b as f64) * 100.0 / b.max(1) as f64),
@@ -266,6 +288,11 @@ pub fn report(c: &Context) -> bool {
         "counted",
     );
     row("failed, proxy killed", failed_proxy.to_string(), "counted");
+    row(
+        "failed dial, its path went",
+        failed_dial.to_string(),
+        "counted",
+    );
     row("corrupted", corrupt.to_string(), "0");
     row(
         "longest stall",
@@ -335,6 +362,7 @@ pub fn report(c: &Context) -> bool {
         "failed_with_path_up": failed_up,
         "failed_all_paths_down": failed_down,
         "failed_proxy_killed": failed_proxy,
+        "failed_dial_path_lost": failed_dial,
         "corrupted": corrupt + sink.corrupt.load(Ordering::Relaxed),
         "longest_stall_ms": longest_stall.as_millis() as u64,
         "rss_growth_pct": round1(rss_max),
@@ -361,6 +389,36 @@ pub fn report(c: &Context) -> bool {
     });
     println!("{out}");
     violations.is_empty()
+}
+
+/// The client ports of the connections whose dial failed, from the client daemons'
+/// records (`end` `connect_failed`; `client` `127.0.0.1:PORT`). A port reused by
+/// another connection of the run may be named too: it only ever moves a failed op
+/// whose life saw a path go from one class of expected failures to another.
+fn dial_failures(dir: &std::path::Path) -> std::collections::HashSet<(Route, u16)> {
+    let mut out = std::collections::HashSet::new();
+    for (file, route) in [
+        ("proxy-client.out", Route::Proxy),
+        ("gateway.out", Route::Gateway),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if v["end"] != "connect_failed" {
+                continue;
+            }
+            let port = v["client"]
+                .as_str()
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                .map(|a| a.port());
+            if let Some(p) = port {
+                out.insert((route, p));
+            }
+        }
+    }
+    out
 }
 
 /// Every RSS and descriptor sample as a JSON line in `samples.jsonl` (daemon,
@@ -405,6 +463,7 @@ pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io
             "longest_stall_ms": op.longest_stall.as_millis() as u64,
             "error": op.error,
             "handed": op.handed,
+            "local_port": op.local_port,
         });
         writeln!(f, "{line}")?;
     }

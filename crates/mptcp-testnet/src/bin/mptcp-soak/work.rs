@@ -15,7 +15,7 @@ use crate::net::{self, SoakNet};
 use crate::sink::{read_verify, write_pattern, IO_TIMEOUT};
 use crate::Args;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     /// TCP -> client proxy -> MPTCP -> server proxy -> TCP -> sink.
     Proxy,
@@ -40,6 +40,9 @@ pub struct Op {
     /// or the gateway got its SOCKS5 CONNECT), which then dials one MPTCP
     /// connection for it (none of them retries a dial).
     pub handed: bool,
+    /// The local port of its connection to the client daemon (the `client` of
+    /// that daemon's record).
+    pub local_port: Option<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +143,7 @@ pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline
             corrupt: false,
             size,
             handed: false,
+            local_port: None,
         };
         let res = one_op(net, route, stream, size, &plan, &mut op, &mut progress);
         progress.tick();
@@ -172,6 +176,7 @@ fn connect(net: &SoakNet, route: Route, op: &mut Op) -> io::Result<TcpStream> {
         .client()
         .run(|| TcpStream::connect_timeout(&addr, IO_TIMEOUT))
         .map_err(io::Error::other)??;
+    op.local_port = conn.local_addr().ok().map(|a| a.port());
     if route == Route::Proxy {
         // Accepted (or queued for accept): the client proxy dials for it.
         op.handed = true;
@@ -248,11 +253,14 @@ fn one_op(
             sizes[4..].copy_from_slice(&resp.to_be_bytes());
             conn.write_all(&sizes)?;
             write_pattern(&mut conn, s, u64::from(req), |_| progress.tick())?;
-            let ok = read_verify(&mut conn, !s, u64::from(resp), |_| progress.tick())?;
+            let bad = read_verify(&mut conn, !s, u64::from(resp), |_| progress.tick())?;
             op.sent += u64::from(req) + u64::from(resp);
-            if !ok {
+            if let Some(m) = bad {
                 op.corrupt = true;
-                return Err(io::Error::other(format!("response {round} differs")));
+                return Err(io::Error::other(format!(
+                    "response {round} differs: {} of {resp} bytes in {}..{}",
+                    m.bytes, m.first, m.end
+                )));
             }
             // The request was checked by the sink before it answered.
             op.verified += u64::from(req) + u64::from(resp);
