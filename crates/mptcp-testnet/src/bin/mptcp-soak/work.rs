@@ -171,11 +171,28 @@ fn connect(net: &SoakNet, route: Route, op: &mut Op) -> io::Result<TcpStream> {
         Route::Gateway => net::SOCKS,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut conn = net
+    let conn = net
         .tn
         .client()
         .run(|| TcpStream::connect_timeout(&addr, IO_TIMEOUT))
-        .map_err(io::Error::other)??;
+        .map_err(io::Error::other)?;
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            // A reset (not a refusal) says the handshake was done: the client proxy
+            // accepted the connection and dialled for it, then closed it (its dial
+            // failed) before connect() saw it established.
+            if route == Route::Proxy
+                && matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                )
+            {
+                op.handed = true;
+            }
+            return Err(e);
+        }
+    };
     op.local_port = conn.local_addr().ok().map(|a| a.port());
     if route == Route::Proxy {
         // Accepted (or queued for accept): the client proxy dials for it.
