@@ -427,9 +427,13 @@ impl Daemon {
             pid: std::process::id(),
             ..memory
         };
-        memory
-            .owned
-            .retain(|id, addr| endpoints.iter().any(|e| e.id == *id && e.address == *addr));
+        // Ours are never `implicit`: an implicit endpoint under a recorded id is the
+        // kernel's (the recorded add never happened), not to be adopted.
+        memory.owned.retain(|id, addr| {
+            endpoints.iter().any(|e| {
+                e.id == *id && e.address == *addr && !e.flags.contains(EndpointFlags::IMPLICIT)
+            })
+        });
         let adopted = memory.owned.len();
         let foreign = endpoints.len() - adopted;
         let mut daemon = Daemon {
@@ -544,9 +548,16 @@ impl Daemon {
                 }
                 return Ok(plan);
             }
+            // Kernel-made endpoints our adds take over (same address, same id).
+            let implicit: Vec<(u8, IpAddr)> = kernel
+                .endpoints
+                .iter()
+                .filter(|e| e.flags.contains(EndpointFlags::IMPLICIT))
+                .map(|e| (e.id, e.address))
+                .collect();
             let mut again = false;
             for action in actions {
-                let result = self.apply(&action);
+                let result = self.apply(&action, &implicit);
                 if let (Err(e), Action::Add { endpoint }, true) =
                     (&result, &action, self.first_pass)
                 {
@@ -583,7 +594,11 @@ impl Daemon {
         }
     }
 
-    fn apply(&mut self, action: &Action) -> Result<(), mptcp_netlink::Error> {
+    fn apply(
+        &mut self,
+        action: &Action,
+        implicit: &[(u8, IpAddr)],
+    ) -> Result<(), mptcp_netlink::Error> {
         match action {
             Action::Remove { id, .. } => {
                 match self.pm.delete_endpoint(*id) {
@@ -594,14 +609,50 @@ impl Daemon {
             }
             Action::SetFlags { id, flags, .. } => self.pm.set_endpoint_flags(*id, *flags)?,
             Action::Add { endpoint: p } => {
-                let mut new = NewEndpoint::new(p.address).id(p.id).flags(p.flags);
+                let mut new = NewEndpoint::new(p.address).flags(p.flags);
+                // The kernel replaces an implicit endpoint in place (its id, its
+                // subflows kept) only when the add names no id: with the id, it
+                // answers EBUSY (the id is taken), and the address would stay
+                // without our endpoint for good. Deleting the implicit one first
+                // would close the subflows that use it.
+                if !implicit.contains(&(p.id, p.address)) {
+                    new = new.id(p.id);
+                }
                 if p.ifindex != 0 {
                     new = new.interface(p.ifindex);
                 }
                 if let Some(port) = p.port {
                     new = new.port(port);
                 }
-                let added = self.pm.add_endpoint(&new)?;
+                // Written ahead: killed between the kernel's add and the save after
+                // the pass, a daemon would leave an endpoint no state file names, which
+                // every later run takes for someone else's and never removes. A record
+                // of an add that did not happen is dropped at the next start (adoption
+                // needs the endpoint in the kernel, not implicit).
+                let before = self.memory.owned.insert(p.id, p.address);
+                let undo = |owned: &mut BTreeMap<u8, IpAddr>| match before {
+                    Some(a) => owned.insert(p.id, a),
+                    None => owned.remove(&p.id),
+                };
+                if let Some(lock) = &mut self.lock {
+                    if let Err(source) = lock.save(&self.memory) {
+                        undo(&mut self.memory.owned);
+                        return Err(mptcp_netlink::Error::Io {
+                            context: "cannot record the endpoint in the state file",
+                            source,
+                        });
+                    }
+                }
+                let added = match self.pm.add_endpoint(&new) {
+                    Ok(added) => added,
+                    Err(e) => {
+                        undo(&mut self.memory.owned);
+                        return Err(e);
+                    }
+                };
+                if added.id != p.id {
+                    undo(&mut self.memory.owned);
+                }
                 self.memory.owned.insert(added.id, added.address);
                 self.memory.remembered.insert(added.address, added.id);
             }
@@ -812,7 +863,11 @@ pub fn preview(config: &Config, state_dir: &std::path::Path) -> Result<(Plan, Ve
         .map_err(|e| Error::io("cannot read the host's links and addresses", e))?;
     let endpoints = pm.endpoints()?;
     let mut owned = memory.owned;
-    owned.retain(|id, addr| endpoints.iter().any(|e| e.id == *id && e.address == *addr));
+    owned.retain(|id, addr| {
+        endpoints.iter().any(|e| {
+            e.id == *id && e.address == *addr && !e.flags.contains(EndpointFlags::IMPLICIT)
+        })
+    });
     let kernel = KernelView {
         endpoints,
         owned,

@@ -14,8 +14,8 @@ use common::{
     addresses, endpoints, ipaddr, is_change, netns, once, options, plan, state_dir, Kind, PmDaemon,
     Upload,
 };
-use mptcp_netlink::{EndpointFlags, NewEndpoint, PathManager};
-use mptcp_pm::Config;
+use mptcp_netlink::{EndpointFlags, Limits, NewEndpoint, PathManager};
+use mptcp_pm::{Config, Daemon, Report};
 use mptcp_testnet::support::{ip, two_interfaces};
 use mptcp_testnet::{Endpoints, Netns, TestNet};
 use serde_json::Value;
@@ -401,6 +401,185 @@ fn pm_ownership_keep_lock_and_hand_made_endpoints() {
     assert!(lines.iter().any(|v| v["event"] == "ready"), "{lines:#?}");
     assert_eq!(lines.last().unwrap()["removed"], 0, "{lines:#?}");
     assert_eq!(endpoints(&ns).len(), 3);
+}
+
+/// A daemon SIGKILLed right after the kernel added its endpoints, before the save that
+/// ends the pass: the state file on disk then is the one the next run reads, and it
+/// must name those endpoints, or the next run takes them for someone else's and they
+/// stay behind for good (the chaos soak's `endpoints_left 1`).
+#[test]
+fn pm_killed_right_after_an_add_adopts_and_removes_on_the_next_run() {
+    let ns = host_with_two_links("pm-kill");
+    let state = state_dir("kill");
+    let dir = state.to_path_buf();
+    // What the state file held at the moment of the last add: what a SIGKILL then
+    // leaves on disk.
+    let on_disk = ns
+        .run(|| {
+            let path = mptcp_pm::state::state_path(&dir, mptcp_pm::state::netns_id().unwrap());
+            let mut at_add = None;
+            let mut log = |r: Report| {
+                if let Report::Change {
+                    action: mptcp_pm::Action::Add { .. },
+                    applied: true,
+                    ..
+                } = r
+                {
+                    at_add = Some(std::fs::read(&path).unwrap());
+                }
+            };
+            let mut d = Daemon::start(options(&dir, None), &mut log).expect("start");
+            d.reconcile(&mut log).expect("reconcile");
+            // Killed: no shutdown, the lock goes with the process.
+            drop(d);
+            (path, at_add.expect("the daemon added its endpoints"))
+        })
+        .expect("enter the namespace");
+    assert_eq!(
+        addresses(&ns),
+        [ipaddr("198.18.10.1"), ipaddr("198.18.11.1")]
+    );
+    std::fs::write(&on_disk.0, &on_disk.1).unwrap();
+
+    // The next run adopts both, changes nothing, and removes both on its exit.
+    let lines = ns
+        .run(|| {
+            let mut lines = Vec::new();
+            let mut log = |r: Report| lines.push(serde_json::to_value(&r).unwrap());
+            let mut d = Daemon::start(options(&dir, None), &mut log).expect("start");
+            d.reconcile(&mut log).expect("reconcile");
+            d.shutdown(&mut log).expect("shutdown");
+            lines
+        })
+        .expect("enter the namespace");
+    let started = lines.iter().find(|v| v["event"] == "started").unwrap();
+    assert_eq!(
+        (started["adopted"].clone(), started["foreign"].clone()),
+        (2.into(), 0.into()),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|v| v["event"] == "change" && v["action"] == "add"),
+        "{lines:#?}"
+    );
+    assert!(
+        endpoints(&ns).is_empty(),
+        "endpoints left behind: {:?}\n{lines:#?}",
+        endpoints(&ns)
+    );
+}
+
+/// An address the daemon wants already has a kernel-made (`implicit`) endpoint: the
+/// client, without endpoints, opened a subflow from it to an address the server
+/// announced (what happens to in-kernel connections while the userspace daemon, or
+/// no daemon, runs). The daemon takes it over in place: same id, its flags, the
+/// subflow kept; and removes it on exit. (Adding it under the implicit one's id was
+/// refused with EBUSY on every pass: the path stayed without our endpoint and the
+/// implicit one stayed behind, the chaos soak's `endpoints_left 1`.)
+#[test]
+fn pm_takes_over_an_implicit_endpoint_in_place() {
+    use std::io::{Read, Write};
+    let net = TestNet::builder()
+        .paths(2)
+        .ipv6(false)
+        .endpoints(Endpoints::None)
+        .build()
+        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
+    let client = net.client().name().to_string();
+    let state = state_dir("implicit");
+    net.server()
+        .run(|| {
+            let pm = PathManager::open().unwrap();
+            pm.add_endpoint(&NewEndpoint::new(ipaddr("198.18.1.2")).flags(EndpointFlags::SIGNAL))
+                .unwrap();
+            pm.set_limits(Limits {
+                subflows: 2,
+                add_addr_accepted: 0,
+            })
+            .unwrap();
+        })
+        .unwrap();
+    net.client()
+        .run(|| {
+            PathManager::open()
+                .unwrap()
+                .set_limits(Limits {
+                    subflows: 2,
+                    add_addr_accepted: 2,
+                })
+                .unwrap()
+        })
+        .unwrap();
+    let listener = net
+        .server()
+        .run(|| {
+            mptcp_net::ListenConfig::new()
+                .listen("0.0.0.0:7100")
+                .unwrap()
+        })
+        .unwrap();
+    let target: SocketAddr = "198.18.0.2:7100".parse().unwrap();
+    let stream = net
+        .client()
+        .run(|| mptcp_net::Dialer::new().dial(target).unwrap())
+        .unwrap();
+    let (mut server_side, _) = listener.accept().unwrap();
+    (&stream).write_all(b"hi").unwrap();
+    let mut buf = [0u8; 2];
+    server_side.read_exact(&mut buf).unwrap();
+    server_side.write_all(b"ok").unwrap();
+    (&stream).read_exact(&mut buf).unwrap();
+    let path1 = ipaddr("198.18.1.1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let implicit = loop {
+        let eps = endpoints(net.client());
+        if let Some(e) = eps.iter().find(|e| e.address == path1) {
+            assert!(e.flags.contains(EndpointFlags::IMPLICIT), "{eps:?}");
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "no implicit endpoint: {eps:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let subflows_on_path1 = |s: &std::net::TcpStream| {
+        use mptcp_net::MptcpExt;
+        s.subflows()
+            .unwrap()
+            .iter()
+            .filter(|sf| sf.local.map(|a| a.ip()) == Some(path1))
+            .count()
+    };
+    assert_eq!(subflows_on_path1(&stream), 1);
+
+    let mut d = PmDaemon::start(&client, Kind::Kernel, options(&state, None));
+    d.ready();
+    let eps = endpoints(net.client());
+    let ours = eps
+        .iter()
+        .find(|e| e.address == path1)
+        .unwrap_or_else(|| panic!("{eps:?}"));
+    assert_eq!(ours.id, implicit.id, "{eps:?}");
+    assert!(
+        ours.flags.contains(EndpointFlags::SUBFLOW)
+            && !ours.flags.contains(EndpointFlags::IMPLICIT),
+        "{eps:?}"
+    );
+    assert_eq!(subflows_on_path1(&stream), 1, "the subflow is kept");
+    assert!(
+        d.lines()
+            .iter()
+            .any(|(_, v)| is_change(v, "add", "198.18.1.1") && v["applied"] == true),
+        "{:#?}",
+        d.lines()
+    );
+    let (status, lines) = d.stop();
+    assert!(status.is_ok(), "{status:?}");
+    assert!(
+        endpoints(net.client()).is_empty(),
+        "left behind: {:?}\n{lines:#?}",
+        endpoints(net.client())
+    );
 }
 
 #[test]

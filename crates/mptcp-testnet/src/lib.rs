@@ -183,21 +183,29 @@
 //! sink (uploads) or the client (responses). The schedule cuts and restores paths,
 //! removes and re-adds the client's addresses, blacks out every path at once,
 //! changes tbf rates, kills (SIGKILL) and restarts a path manager and the server
-//! proxy, and strips the MPTCP option on path 2 (TCPOPTSTRIP on both ends).
+//! proxy, and strips the MPTCP option on path 2 (TCPOPTSTRIP on both ends). The
+//! kernel's MPTCP blackhole detection is off in both hosts (a blackout is no
+//! MPTCP-dropping middlebox, but a SYN dialled across one turned active MPTCP off
+//! for the rest of the run).
 //!
 //! Outcomes (a table, then one JSON line, on stdout): bytes sent and verified (equal),
 //! failures while a path was up (0), failures of connections that lived through a
-//! blackout or through the killed proxy (counted apart, expected), the longest
-//! stall, RSS growth of each daemon (the largest value in the last two thirds of the
-//! load against the first third after a warm-up of a quarter of the run, < 5%),
-//! descriptors when idle again against before the load (< 5%), endpoints left by
-//! the path managers once stopped (0), the exporter against the clients (the
-//! client's `MPCapableSYNTX` grew by at least the operations that got through, no
-//! established connection left), and the converter's dials seen by tcpdump on its
-//! uplink (only the origin's sink) while a host outside `--allow` asks it for a
-//! trap port every 2 s (always refused). A violated outcome exits 1 and prints the
-//! seed and the command that replays the run; the daemons' logs and every
-//! operation (`ops.jsonl`) stay in the run's directory.
+//! blackout or through the killed proxy, and dials that failed while a path was cut
+//! or lost its address (counted apart, expected: MPTCP guards established
+//! connections, not a handshake), the longest stall, RSS growth of each daemon
+//! instance that lived through the warm-up (the largest value in the last two
+//! thirds of the load against the first third after a warm-up of a quarter of the
+//! run, < 5%), descriptors when idle again against before the load (< 5%),
+//! endpoints left by the path managers once stopped (0, read over netlink; the
+//! kernel's own `implicit` ones listed apart), the exporter against the clients
+//! (connection for connection: the operations that got through <= the client's
+//! MPTCP connects, `MPCapableSYNTX` plus early fallbacks, <= the connections handed
+//! to the client daemons; no established connection left), and the converter's
+//! dials seen by tcpdump on its uplink (only the origin's sink) while a host outside
+//! `--allow` asks it for a trap port every 2 s (always refused). A violated outcome
+//! exits 1 and prints the seed and the command that replays the run; the daemons'
+//! logs, every operation (`ops.jsonl`) and every RSS and descriptor sample
+//! (`samples.jsonl`) stay in the run's directory.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mptcp_netlink::{EndpointFlags, PathManager};
 use mptcp_testnet::soak::Side;
 
 use crate::net::{self, SoakNet};
@@ -352,24 +353,41 @@ impl Daemons {
         Ok(out)
     }
 
-    /// Stops both path managers (SIGTERM) and counts the endpoints left behind.
-    pub fn stop_pm_and_count_endpoints(&self, net: &SoakNet) -> Result<u64, String> {
+    /// Stops both path managers (SIGTERM) and lists the endpoints left behind, as
+    /// `host: address id N flags dev IF`: the daemons' (any endpoint not `implicit`),
+    /// then the kernel's own (`implicit`: made for a subflow from an address without
+    /// an endpoint; no daemon's). Flags come from netlink, not from `ip`'s text (the
+    /// iproute2 6.1 of Debian 12 prints `implicit` as `rawflags 10`). The daemons' state
+    /// files, what each believed it owned, stay in the run's directory.
+    pub fn stop_pm_and_list_endpoints(
+        &self,
+        net: &SoakNet,
+    ) -> Result<(Vec<String>, Vec<String>), String> {
         for side in [Side::Client, Side::Server] {
             self.stop(pm_name(side), "TERM")?;
         }
-        let mut left = 0;
-        for host in [net.tn.client(), net.tn.server()] {
-            let out = host
-                .exec("ip", ["mptcp", "endpoint", "show"])
-                .map_err(|e| e.to_string())?;
-            // Endpoints the kernel made itself (`implicit`, for a join to an announced
-            // address from an address without an endpoint) are not a daemon's.
-            left += String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| !l.trim().is_empty() && !l.contains("implicit"))
-                .count() as u64;
+        let (mut left, mut implicit) = (Vec::new(), Vec::new());
+        for (name, host) in [("client", net.tn.client()), ("server", net.tn.server())] {
+            let endpoints = host
+                .run(|| PathManager::open().and_then(|pm| pm.endpoints()))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{name}: endpoints: {e}"))?;
+            for e in endpoints {
+                let line = format!(
+                    "{name}: {} id {} {} dev {}",
+                    e.address,
+                    e.id,
+                    e.flags,
+                    e.interface.as_deref().unwrap_or("-")
+                );
+                if e.flags.contains(EndpointFlags::IMPLICIT) {
+                    implicit.push(line);
+                } else {
+                    left.push(line);
+                }
+            }
         }
-        Ok(left)
+        Ok((left, implicit))
     }
 
     pub fn stop_all(&self) {

@@ -254,7 +254,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let _ = report::dump_ops(&stats, start, &args.dir);
     let scrape_after = daemons.scrape()?;
     stop_sampling.store(true, Ordering::SeqCst);
-    let endpoints_left = daemons.stop_pm_and_count_endpoints(&net)?;
+    let (endpoints_left, implicit_left) = daemons.stop_pm_and_list_endpoints(&net)?;
     let pm_types = (
         net.tn
             .client()
@@ -269,6 +269,7 @@ fn run(args: &Args) -> Result<bool, String> {
     daemons.stop_all();
     let trap = sinks.trap_accepts();
     let samples = samples.join().unwrap_or_default();
+    let _ = report::dump_samples(&samples, start, &args.dir);
 
     let ctx = report::Context {
         args,
@@ -285,6 +286,7 @@ fn run(args: &Args) -> Result<bool, String> {
         scrape_before,
         scrape_after,
         endpoints_left,
+        implicit_left,
         pm_types,
         dials,
         trap,

@@ -27,7 +27,9 @@ pub struct Context<'a> {
     pub idle_fds_after: BTreeMap<String, u64>,
     pub scrape_before: BTreeMap<String, f64>,
     pub scrape_after: BTreeMap<String, f64>,
-    pub endpoints_left: u64,
+    pub endpoints_left: Vec<String>,
+    /// The kernel's own (`implicit`) endpoints left: listed, not a violation.
+    pub implicit_left: Vec<String>,
     pub pm_types: (String, String),
     pub dials: Vec<String>,
     pub trap: u64,
@@ -56,15 +58,18 @@ fn sum_metric(m: &BTreeMap<String, f64>, prefix: &str, must: &[&str]) -> f64 {
 }
 
 /// Growth in % from the largest value in the first window after warm-up to the
-/// largest in the last window of the load, for an instance that lived through both.
+/// largest in the last window of the load, for an instance that lived through the
+/// warm-up and both windows (one the schedule restarted during the warm-up is
+/// still warming up itself: its growth says nothing about a leak).
 fn growth(
     inst: &[crate::daemons::Sample],
+    start: Instant,
     from: Instant,
     to: Instant,
     f: fn(&crate::daemons::Sample) -> u64,
 ) -> Option<f64> {
     let first = inst.first()?;
-    if first.at > from + Duration::from_secs(1) {
+    if first.at > start + Duration::from_secs(1) {
         return None;
     }
     let mid = from + (to - from) / 3;
@@ -89,8 +94,18 @@ pub fn report(c: &Context) -> bool {
         Duration::ZERO,
         c.run_end,
     );
+    // A path that new connections may be using goes: cut, its address removed.
+    let path_losses: Vec<Instant> = c
+        .timeline
+        .events
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::PathDown(_) | Action::AddrRemove(_)))
+        .map(|(at, _)| *at)
+        .collect();
+    let dials_failed = dial_failures(&c.args.dir);
     let (mut sent, mut verified, mut corrupt) = (0u64, 0u64, 0u64);
     let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
+    let mut failed_dial = 0u64;
     let (mut ok_ops, mut longest_stall, mut largest) = (0u64, Duration::ZERO, 0u64);
     let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
@@ -118,6 +133,15 @@ pub fn report(c: &Context) -> bool {
                     failed_proxy += 1;
                 } else if overlaps(life, &blackouts) {
                     failed_down += 1;
+                } else if path_losses.iter().any(|&at| op.start <= at && at <= op.end)
+                    && op
+                        .local_port
+                        .is_some_and(|p| dials_failed.contains(&(op.route, p)))
+                {
+                    // The daemon's dial never completed and a path went meanwhile:
+                    // the SYN left over it (its source address fixed), and MPTCP
+                    // guards established connections, not a handshake.
+                    failed_dial += 1;
                 } else {
                     failed_up += 1;
                     if failures.len() < 10 {
@@ -140,7 +164,7 @@ pub fn report(c: &Context) -> bool {
     let (mut rss_max, mut fd_max) = (0f64, 0f64);
     for (name, instances) in c.samples {
         let inst = instances.last().map(Vec::as_slice).unwrap_or(&[]);
-        let rss = growth(inst, from, to, |s| s.rss_kb);
+        let rss = growth(inst, c.start, from, to, |s| s.rss_kb);
         let (before, after) = (c.idle_fds_before.get(name), c.idle_fds_after.get(name));
         let fd_idle = match (before, after, instances.len()) {
             (Some(&b), Some(&a), 1) => Some((a as f64 - b as f64) * 100.0 / b.max(1) as f64),
@@ -166,25 +190,31 @@ pub fn report(c: &Context) -> bool {
             }),
         );
     }
-    // The exporter against the clients: every op that got through made one MPTCP
-    // connection from the client host (client proxy or gateway), so the client's
-    // MP_CAPABLE SYNs sent grew by at least that; nothing established is left.
-    let syn_tx = metric(
-        &c.scrape_after,
-        "mptcp_mib_mp_capable_syntx_total",
-        "client",
-    ) - metric(
-        &c.scrape_before,
-        "mptcp_mib_mp_capable_syntx_total",
-        "client",
-    );
+    // The exporter against the clients, connection for connection: every MPTCP
+    // connect() on the client host is counted by the kernel once, as an MP_CAPABLE
+    // SYN sent or as an early fallback (active MPTCP disabled by the blackhole
+    // detection, no token). Every op that got through had its own connection (a
+    // request/response loop keeps one for all its rounds), and the client daemons
+    // dial at most once per connection handed to them, plus once for the readiness
+    // check's connection to the client proxy (its dial can come after the first
+    // scrape); so ops ok <= connects <= handed + 1. Nothing established is left.
+    let delta = |name: &str| {
+        metric(&c.scrape_after, name, "client") - metric(&c.scrape_before, name, "client")
+    };
+    let syn_tx = delta("mptcp_mib_mp_capable_syntx_total");
+    let disabled = delta("mptcp_mib_mp_capable_syntx_disabled_total");
+    let token_fallback = delta("mptcp_mib_mp_fallback_token_init_total");
+    let blackholes = delta("mptcp_mib_blackhole_total");
+    let connects = syn_tx + disabled + token_fallback;
+    let handed = ops.iter().filter(|op| op.handed).count() as u64;
     let established_left = sum_metric(&c.scrape_after, "mptcp_connections{", &["established"]);
-    let exporter_ok = syn_tx >= ok_ops as f64 && established_left == 0.0;
+    let exporter_ok =
+        ok_ops as f64 <= connects && connects <= (handed + 1) as f64 && established_left == 0.0;
     // The converter: every SYN on its uplink goes to the origin's sink.
     let allowed = format!("{}.{}", net::ORIGIN, net::SINK);
     let outside = c.dials.iter().filter(|d| **d != allowed).count() as u64 + c.trap;
     let sink = &c.sinks.stats;
-    let endpoints_left = c.endpoints_left;
+    let endpoints_left = c.endpoints_left.len();
     let pm_restored = c.pm_types.0 == "0" && c.pm_types.1 == "0";
     let attempts = c.outsider.attempts.load(Ordering::Relaxed);
     let refused = c.outsider.refused.load(Ordering::Relaxed);
@@ -258,6 +288,11 @@ pub fn report(c: &Context) -> bool {
         "counted",
     );
     row("failed, proxy killed", failed_proxy.to_string(), "counted");
+    row(
+        "failed dial, its path went",
+        failed_dial.to_string(),
+        "counted",
+    );
     row("corrupted", corrupt.to_string(), "0");
     row(
         "longest stall",
@@ -276,9 +311,14 @@ pub fn report(c: &Context) -> bool {
     );
     row("endpoints left", endpoints_left.to_string(), "0");
     row(
-        "exporter: client SYN_TX delta",
-        format!("{syn_tx:.0} >= {ok_ops}"),
+        "exporter: ops ok <= connects <= handed+1",
+        format!("{ok_ops} <= {connects:.0} <= {}", handed + 1),
         "consistent",
+    );
+    row(
+        "  of which active MPTCP disabled",
+        format!("{disabled:.0} ({blackholes:.0} blackholes)"),
+        "",
     );
     row(
         "exporter: established left",
@@ -293,6 +333,12 @@ pub fn report(c: &Context) -> bool {
     );
     for f in &failures {
         eprintln!("  failure: {f}");
+    }
+    for e in &c.endpoints_left {
+        eprintln!("  endpoint left: {e}");
+    }
+    for e in &c.implicit_left {
+        eprintln!("  implicit endpoint left (the kernel's): {e}");
     }
     for v in &violations {
         eprintln!("  VIOLATED: {v}");
@@ -316,13 +362,20 @@ pub fn report(c: &Context) -> bool {
         "failed_with_path_up": failed_up,
         "failed_all_paths_down": failed_down,
         "failed_proxy_killed": failed_proxy,
+        "failed_dial_path_lost": failed_dial,
         "corrupted": corrupt + sink.corrupt.load(Ordering::Relaxed),
         "longest_stall_ms": longest_stall.as_millis() as u64,
         "rss_growth_pct": round1(rss_max),
         "fd_growth_pct": round1(fd_max),
         "endpoints_left": endpoints_left,
+        "endpoints_left_list": c.endpoints_left,
+        "implicit_endpoints_left": c.implicit_left,
         "pm_type_restored": pm_restored,
         "exporter_client_syn_tx": syn_tx,
+        "exporter_client_active_disabled": disabled,
+        "exporter_client_token_fallback": token_fallback,
+        "exporter_client_blackholes": blackholes,
+        "client_connections_handed": handed,
         "exporter_established_left": established_left,
         "exporter_consistent": exporter_ok,
         "converter_dials": c.dials.len(),
@@ -336,6 +389,62 @@ pub fn report(c: &Context) -> bool {
     });
     println!("{out}");
     violations.is_empty()
+}
+
+/// The client ports of the connections whose dial failed, from the client daemons'
+/// records (`end` `connect_failed`; `client` `127.0.0.1:PORT`). A port reused by
+/// another connection of the run may be named too: it only ever moves a failed op
+/// whose life saw a path go from one class of expected failures to another.
+fn dial_failures(dir: &std::path::Path) -> std::collections::HashSet<(Route, u16)> {
+    let mut out = std::collections::HashSet::new();
+    for (file, route) in [
+        ("proxy-client.out", Route::Proxy),
+        ("gateway.out", Route::Gateway),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if v["end"] != "connect_failed" {
+                continue;
+            }
+            let port = v["client"]
+                .as_str()
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                .map(|a| a.port());
+            if let Some(p) = port {
+                out.insert((route, p));
+            }
+        }
+    }
+    out
+}
+
+/// Every RSS and descriptor sample as a JSON line in `samples.jsonl` (daemon,
+/// instance, seconds from the start), for the post-mortem of a growth.
+pub fn dump_samples(
+    samples: &Samples,
+    start: Instant,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("samples.jsonl"))?);
+    for (name, instances) in samples {
+        for (i, inst) in instances.iter().enumerate() {
+            for s in inst {
+                let line = json!({
+                    "daemon": name,
+                    "instance": i,
+                    "at": round1(s.at.saturating_duration_since(start).as_secs_f64()),
+                    "rss_kb": s.rss_kb,
+                    "fds": s.fds,
+                });
+                writeln!(f, "{line}")?;
+            }
+        }
+    }
+    f.flush()
 }
 
 /// Every operation as a JSON line in `ops.jsonl` (times from the start), for the
@@ -353,6 +462,8 @@ pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io
             "verified": op.verified,
             "longest_stall_ms": op.longest_stall.as_millis() as u64,
             "error": op.error,
+            "handed": op.handed,
+            "local_port": op.local_port,
         });
         writeln!(f, "{line}")?;
     }

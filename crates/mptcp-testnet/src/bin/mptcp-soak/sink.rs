@@ -99,18 +99,29 @@ fn read_full(conn: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Where received bytes differed from the pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The offset of the first byte that differed.
+    pub first: u64,
+    /// The offset just past the last one.
+    pub end: u64,
+    /// How many bytes differed.
+    pub bytes: u64,
+}
+
 /// Reads `len` bytes and compares them with pattern `stream`; calls `progress` per
-/// chunk. `Ok(true)`: all matched.
+/// chunk. `Ok(None)`: all matched.
 pub fn read_verify(
     conn: &mut TcpStream,
     stream: u64,
     len: u64,
     mut progress: impl FnMut(usize),
-) -> io::Result<bool> {
+) -> io::Result<Option<Mismatch>> {
     let mut buf = vec![0u8; CHUNK];
     let mut want = vec![0u8; CHUNK];
     let mut off = 0u64;
-    let mut ok = true;
+    let mut bad: Option<Mismatch> = None;
     while off < len {
         let n = (len - off).min(CHUNK as u64) as usize;
         let got = conn.read(&mut buf[..n])?;
@@ -119,12 +130,26 @@ pub fn read_verify(
         }
         pattern_at(stream, off, &mut want[..got]);
         if buf[..got] != want[..got] {
-            ok = false;
+            for (i, _) in buf[..got]
+                .iter()
+                .zip(&want[..got])
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+            {
+                let at = off + i as u64;
+                let m = bad.get_or_insert(Mismatch {
+                    first: at,
+                    end: at,
+                    bytes: 0,
+                });
+                m.end = at + 1;
+                m.bytes += 1;
+            }
         }
         off += got as u64;
         progress(got);
     }
-    Ok(ok)
+    Ok(bad)
 }
 
 /// Writes `len` bytes of pattern `stream`; calls `progress` per chunk.
@@ -169,10 +194,21 @@ fn serve(mut conn: TcpStream, stats: &SinkStats) {
                 count += n as u64;
                 verified.fetch_add(n as u64, Ordering::Relaxed);
             });
-            let Ok(ok) = ok else { return };
-            if !ok {
+            let Ok(bad) = ok else { return };
+            if let Some(m) = bad {
                 stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                // The shape of the damage, for the post-mortem: one region or all
+                // (a header taken from elsewhere), where.
+                eprintln!(
+                    "mptcp-soak: sink: CORRUPTED transfer from {}: stream {stream:#018x}, \
+                     {arg} bytes, {} differ in {}..{}",
+                    conn.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+                    m.bytes,
+                    m.first,
+                    m.end
+                );
             }
+            let ok = bad.is_none();
             let mut answer = [0u8; 9];
             answer[0] = u8::from(ok);
             answer[1..].copy_from_slice(&count.to_be_bytes());
@@ -190,9 +226,14 @@ fn serve(mut conn: TcpStream, stats: &SinkStats) {
                     verified.fetch_add(n as u64, Ordering::Relaxed);
                 });
                 match ok {
-                    Ok(true) => {}
-                    Ok(false) => {
+                    Ok(None) => {}
+                    Ok(Some(m)) => {
                         stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                        eprintln!(
+                            "mptcp-soak: sink: CORRUPTED request {round} of stream \
+                             {stream:#018x}: {req} bytes, {} differ in {}..{}",
+                            m.bytes, m.first, m.end
+                        );
                         return;
                     }
                     Err(_) => return,

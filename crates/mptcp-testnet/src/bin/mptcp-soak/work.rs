@@ -15,7 +15,7 @@ use crate::net::{self, SoakNet};
 use crate::sink::{read_verify, write_pattern, IO_TIMEOUT};
 use crate::Args;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     /// TCP -> client proxy -> MPTCP -> server proxy -> TCP -> sink.
     Proxy,
@@ -36,6 +36,13 @@ pub struct Op {
     pub error: Option<String>,
     pub corrupt: bool,
     pub size: u64,
+    /// Its connection reached a client-side daemon (the client proxy accepted it,
+    /// or the gateway got its SOCKS5 CONNECT), which then dials one MPTCP
+    /// connection for it (none of them retries a dial).
+    pub handed: bool,
+    /// The local port of its connection to the client daemon (the `client` of
+    /// that daemon's record).
+    pub local_port: Option<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +142,8 @@ pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline
             error: None,
             corrupt: false,
             size,
+            handed: false,
+            local_port: None,
         };
         let res = one_op(net, route, stream, size, &plan, &mut op, &mut progress);
         progress.tick();
@@ -156,17 +165,39 @@ pub fn worker(args: &Args, net: &SoakNet, stats: &Stats, rng: &mut Rng, deadline
     }
 }
 
-fn connect(net: &SoakNet, route: Route) -> io::Result<TcpStream> {
+fn connect(net: &SoakNet, route: Route, op: &mut Op) -> io::Result<TcpStream> {
     let port = match route {
         Route::Proxy => net::CLIENT_PROXY,
         Route::Gateway => net::SOCKS,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut conn = net
+    let conn = net
         .tn
         .client()
         .run(|| TcpStream::connect_timeout(&addr, IO_TIMEOUT))
-        .map_err(io::Error::other)??;
+        .map_err(io::Error::other)?;
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            // A reset (not a refusal) says the handshake was done: the client proxy
+            // accepted the connection and dialled for it, then closed it (its dial
+            // failed) before connect() saw it established.
+            if route == Route::Proxy
+                && matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                )
+            {
+                op.handed = true;
+            }
+            return Err(e);
+        }
+    };
+    op.local_port = conn.local_addr().ok().map(|a| a.port());
+    if route == Route::Proxy {
+        // Accepted (or queued for accept): the client proxy dials for it.
+        op.handed = true;
+    }
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     if route == Route::Gateway {
@@ -180,6 +211,9 @@ fn connect(net: &SoakNet, route: Route) -> io::Result<TcpStream> {
         let mut req = vec![5, 1, 0, 1];
         req.extend_from_slice(&net::ORIGIN.octets());
         req.extend_from_slice(&net::SINK.to_be_bytes());
+        // Before the write: one that fails half-way may still have reached the
+        // gateway (the count is an upper bound of its dials).
+        op.handed = true;
         conn.write_all(&req)?;
         let mut reply = [0u8; 10];
         conn.read_exact(&mut reply)?;
@@ -199,7 +233,7 @@ fn one_op(
     op: &mut Op,
     progress: &mut Progress,
 ) -> io::Result<()> {
-    let mut conn = connect(net, route)?;
+    let mut conn = connect(net, route, op)?;
     progress.tick();
     let mut head = Vec::with_capacity(17);
     if plan.is_empty() {
@@ -236,11 +270,14 @@ fn one_op(
             sizes[4..].copy_from_slice(&resp.to_be_bytes());
             conn.write_all(&sizes)?;
             write_pattern(&mut conn, s, u64::from(req), |_| progress.tick())?;
-            let ok = read_verify(&mut conn, !s, u64::from(resp), |_| progress.tick())?;
+            let bad = read_verify(&mut conn, !s, u64::from(resp), |_| progress.tick())?;
             op.sent += u64::from(req) + u64::from(resp);
-            if !ok {
+            if let Some(m) = bad {
                 op.corrupt = true;
-                return Err(io::Error::other(format!("response {round} differs")));
+                return Err(io::Error::other(format!(
+                    "response {round} differs: {} of {resp} bytes in {}..{}",
+                    m.bytes, m.first, m.end
+                )));
             }
             // The request was checked by the sink before it answered.
             op.verified += u64::from(req) + u64::from(resp);
