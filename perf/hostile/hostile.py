@@ -3,7 +3,6 @@
 
 Usage: hostile.py TARGET KIND PID [--idle N] [--seconds S] [--echo ADDR] [--attacker-cpu N] [--good N]
        hostile.py good TARGET KIND N PAUSE ECHO   (the well-behaved client alone)
-       hostile.py echo [SECONDS]                  (the upstream echo server)
   TARGET  host:port of the daemon's listener
   KIND    relay | socks5 | http_connect | convert | exporter
   PID     the daemon's pid (RSS and descriptors sampled from /proc every second)
@@ -190,18 +189,6 @@ async def sampler(pid, stop, out):
             pass
         await asyncio.sleep(1)
 
-async def echo_server(host):
-    async def handle(r, w):
-        try:
-            while data := await r.read(65536):
-                w.write(data)
-                await w.drain()
-        except Exception:
-            pass
-        w.close()
-    srv = await asyncio.start_server(handle, host, 0, backlog=4096)
-    return srv, srv.sockets[0].getsockname()[1]
-
 async def main():
     args = sys.argv[1:]
     target, kind, pid = args[0], args[1], int(args[2])
@@ -261,11 +248,5 @@ if __name__ == "__main__":
         eh, ep = sys.argv[6].rsplit(":", 1)
         lat, failed = good_series_blocking(h, int(p), sys.argv[3], (eh, int(ep)), int(sys.argv[4]), float(sys.argv[5]))
         print(json.dumps({"lat": lat, "failed": failed}))
-    elif len(sys.argv) >= 2 and sys.argv[1] == "echo":
-        async def serve():
-            srv, port = await echo_server("127.0.0.1")
-            print(port, flush=True)
-            await asyncio.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 3600)
-        asyncio.run(serve())
     else:
         asyncio.run(main())

@@ -28,7 +28,10 @@ ulimit -n "$(ulimit -Hn)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-python3 "$here/hostile.py" echo > "$here/.echo-port" & pids+=($!)
+# The upstream: a tokio echo server (a Python one was the bottleneck the good
+# client's requests queued in while the relay dialled it for every storm connection).
+(cd "$root" && cargo build --release -q -p mptcp-proxy --example loadgen)
+"${CARGO_TARGET_DIR:-$root/target}/release/examples/loadgen" echo 127.0.0.1:0 > "$here/.echo-port" & pids+=($!)
 for _ in $(seq 50); do [ -s "$here/.echo-port" ] && break; sleep 0.1; done
 echo_port=$(cat "$here/.echo-port"); rm -f "$here/.echo-port"
 base=$((20000 + RANDOM % 20000))

@@ -3,6 +3,8 @@
 //! ```text
 //! loadgen server ADDR              MPTCP listener: per connection, read 1 KiB, answer 1 KiB
 //! loadgen rate ADDR SECS WORKERS   WORKERS loops of (dial MPTCP, send 1 KiB, read 1 KiB, close)
+//! loadgen echo ADDR                plain TCP echo server (until each client's end of stream);
+//!                                  prints its port first (perf/hostile/run.sh's upstream)
 //! ```
 //!
 //! `rate` prints one JSON line: `{"connections", "errors", "secs", "per_s"}`.
@@ -18,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const MESSAGE: usize = 1024;
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen server ADDR | loadgen rate ADDR SECS WORKERS");
+    eprintln!("usage: loadgen server ADDR | loadgen rate ADDR SECS WORKERS | loadgen echo ADDR");
     std::process::exit(2)
 }
 
@@ -32,6 +34,7 @@ async fn main() -> io::Result<()> {
         .as_slice()
     {
         ["server", addr] => server(addr).await,
+        ["echo", addr] => echo(addr).await,
         ["rate", addr, secs, workers] => {
             let secs: f64 = secs.parse().unwrap_or_else(|_| usage());
             let workers: usize = workers.parse().unwrap_or_else(|_| usage());
@@ -59,6 +62,21 @@ async fn server(addr: &str) -> io::Result<()> {
                 // Wait for the client's close, so the server never holds TIME_WAIT.
                 let _ = s.read(&mut buf).await;
             }
+        });
+    }
+}
+
+async fn echo(addr: &str) -> io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("{}", listener.local_addr()?.port());
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
         });
     }
 }
