@@ -387,7 +387,9 @@ impl fmt::Debug for Daemon {
 impl Daemon {
     /// Checks that the namespace is free and takes it: the lock (not in a dry run),
     /// no NetworkManager or mptcpd here (unless `force`), the path manager reachable
-    /// and writable. Endpoints an earlier run recorded are adopted.
+    /// and writable. Endpoints an earlier run recorded are adopted, and the path
+    /// manager a killed `--userspace` run left on `userspace` is given back
+    /// (reported as [`Report::PathManager`]).
     ///
     /// # Errors
     /// [`Error::Busy`] with the reason, or what failed.
@@ -436,6 +438,28 @@ impl Daemon {
         });
         let adopted = memory.owned.len();
         let foreign = endpoints.len() - adopted;
+        // A `--userspace` run of ours that was killed left the namespace's path
+        // manager on `userspace` (the kernel then ignores these endpoints): give
+        // back what it found.
+        let restored = match memory.pm_restore.take() {
+            Some(value) if !opts.dry_run => {
+                let sysctl = crate::userspace::PmSysctl::find()?;
+                let current = sysctl.read()?;
+                if current != value {
+                    sysctl.write(&value)?;
+                }
+                Some(Report::PathManager {
+                    sysctl: sysctl.name(),
+                    value,
+                    previous: current,
+                })
+            }
+            Some(value) => {
+                memory.pm_restore = Some(value);
+                None
+            }
+            None => None,
+        };
         let mut daemon = Daemon {
             opts,
             pm,
@@ -454,6 +478,9 @@ impl Daemon {
             last_dry: Vec::new(),
         };
         daemon.save()?;
+        if let Some(report) = restored {
+            log(report);
+        }
         log(Report::Started {
             role: daemon.opts.config.role,
             dry_run: daemon.opts.dry_run,

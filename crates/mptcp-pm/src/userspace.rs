@@ -32,13 +32,13 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// Where the namespace's path-manager choice lives: `net.mptcp.path_manager` (6.15+)
 /// or the older `net.mptcp.pm_type`.
 #[derive(Debug, Clone)]
-struct PmSysctl {
+pub(crate) struct PmSysctl {
     path: &'static str,
     userspace: &'static str,
 }
 
 impl PmSysctl {
-    fn find() -> Result<PmSysctl, Error> {
+    pub(crate) fn find() -> Result<PmSysctl, Error> {
         for (path, userspace) in [
             ("/proc/sys/net/mptcp/path_manager", "userspace"),
             ("/proc/sys/net/mptcp/pm_type", "1"),
@@ -53,7 +53,7 @@ impl PmSysctl {
         })
     }
 
-    fn read(&self) -> Result<String, Error> {
+    pub(crate) fn read(&self) -> Result<String, Error> {
         std::fs::read_to_string(self.path)
             .map(|s| s.trim().to_string())
             .map_err(|e| Error::Io {
@@ -62,14 +62,14 @@ impl PmSysctl {
             })
     }
 
-    fn write(&self, value: &str) -> Result<(), Error> {
+    pub(crate) fn write(&self, value: &str) -> Result<(), Error> {
         std::fs::write(self.path, value).map_err(|e| Error::Io {
             what: format!("cannot write {value} to {}", self.path),
             source: e,
         })
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.path.trim_start_matches("/proc/sys/").replace('/', ".")
     }
 }

@@ -478,6 +478,58 @@ fn pm_killed_right_after_an_add_adopts_and_removes_on_the_next_run() {
 /// subflow kept; and removes it on exit. (Adding it under the implicit one's id was
 /// refused with EBUSY on every pass: the path stayed without our endpoint and the
 /// implicit one stayed behind, the chaos soak's `endpoints_left 1`.)
+/// A `--userspace` run killed before it could put the path manager back leaves the
+/// namespace on `userspace` (the kernel then ignores endpoints); the next in-kernel
+/// run gives back the value that run recorded, says so, and forgets it.
+#[test]
+fn pm_in_kernel_after_a_killed_userspace_run_gives_the_path_manager_back() {
+    let ns = host_with_two_links("pm-restore");
+    let state = state_dir("restore");
+    let dir = state.to_path_buf();
+    let sysctl = "/proc/sys/net/mptcp/path_manager";
+    let read = |ns: &Netns| {
+        ns.run(|| std::fs::read_to_string(sysctl).unwrap().trim().to_string())
+            .unwrap()
+    };
+    let before = read(&ns);
+    assert_ne!(before, "userspace", "a fresh namespace starts in-kernel");
+    ns.run(|| {
+        let d = mptcp_pm::userspace::UserspaceDaemon::start(options(&dir, None), &mut |_| {})
+            .expect("start --userspace");
+        // Killed: no shutdown.
+        drop(d);
+    })
+    .unwrap();
+    assert_eq!(read(&ns), "userspace", "left by the killed run");
+
+    let lines = ns
+        .run(|| {
+            let mut lines = Vec::new();
+            let mut log = |r: Report| lines.push(serde_json::to_value(&r).unwrap());
+            let mut d = Daemon::start(options(&dir, None), &mut log).expect("start");
+            d.reconcile(&mut log).expect("reconcile");
+            let path = mptcp_pm::state::state_path(&dir, mptcp_pm::state::netns_id().unwrap());
+            let on_disk = std::fs::read_to_string(path).unwrap();
+            d.shutdown(&mut log).expect("shutdown");
+            (lines, on_disk)
+        })
+        .unwrap();
+    let (lines, on_disk) = lines;
+    assert_eq!(read(&ns), before, "given back by the in-kernel run");
+    let restored = lines
+        .iter()
+        .find(|v| v["event"] == "path_manager")
+        .unwrap_or_else(|| panic!("no path_manager report: {lines:#?}"));
+    assert_eq!(restored["value"], before.as_str(), "{restored}");
+    assert_eq!(restored["previous"], "userspace", "{restored}");
+    assert!(!on_disk.contains("pm_restore"), "forgotten: {on_disk}");
+    // Its endpoints were made while the kernel's manager was in charge again.
+    assert!(
+        lines.iter().any(|v| is_change(v, "add", "198.18.10.1")),
+        "the in-kernel run added its endpoints: {lines:#?}"
+    );
+}
+
 #[test]
 fn pm_takes_over_an_implicit_endpoint_in_place() {
     use std::io::{Read, Write};
