@@ -286,6 +286,13 @@ fn lb_keeps_only_net_admin_and_still_applies_a_reload() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("\"started\""), "{first}");
+    // The balancer's later lines, for the failure messages.
+    let (tx, later) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
     assert_creds("lb", child.id(), nobody(), NET_ADMIN);
     assert!(ip(ns.name(), &["rule"]).contains("fwmark 0x4d4c0001"));
     // A second backend, and SIGHUP: `nft` and `ip`, run by the unprivileged
@@ -295,9 +302,15 @@ fn lb_keeps_only_net_admin_and_still_applies_a_reload() {
     let _ = Command::new("kill")
         .args(["-HUP", &child.id().to_string()])
         .status();
-    eventually("the second backend's policy rule", || {
-        ip(ns.name(), &["rule"]).contains("fwmark 0x4d4c0002")
-    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ip(ns.name(), &["rule"]).contains("fwmark 0x4d4c0002") {
+        assert!(
+            Instant::now() < deadline,
+            "the second backend's policy rule within 10 s; the balancer said: {:?}",
+            later.try_iter().collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(terminate(&mut child), Some(0));
     assert!(
         !ip(ns.name(), &["rule"]).contains("fwmark"),
