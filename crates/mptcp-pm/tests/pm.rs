@@ -45,6 +45,42 @@ fn plan_addresses(plan: &Value) -> Vec<String> {
     v
 }
 
+/// An MPTCP connection from the client to the server's path-0 address on `port`,
+/// with a byte each way: the client's path manager opens subflows once the
+/// connection is fully established, which takes data from the server. Returns
+/// the client's socket, the server's, and the listener (which takes the joins:
+/// keep it).
+fn established(
+    net: &TestNet,
+    port: u16,
+) -> (
+    std::net::TcpStream,
+    std::net::TcpStream,
+    std::net::TcpListener,
+) {
+    use std::io::{Read, Write};
+    let listener = net
+        .server()
+        .run(|| {
+            mptcp_net::ListenConfig::new()
+                .listen(("0.0.0.0", port))
+                .unwrap()
+        })
+        .unwrap();
+    let target = SocketAddr::from(([198, 18, 0, 2], port));
+    let stream = net
+        .client()
+        .run(|| mptcp_net::Dialer::new().dial(target).unwrap())
+        .unwrap();
+    let (mut server_side, _) = listener.accept().unwrap();
+    (&stream).write_all(b"hi").unwrap();
+    let mut buf = [0u8; 2];
+    server_side.read_exact(&mut buf).unwrap();
+    server_side.write_all(b"ok").unwrap();
+    (&stream).read_exact(&mut buf).unwrap();
+    (stream, server_side, listener)
+}
+
 /// One namespace with `x0` (198.18.<a>.1) and `x1` (198.18.<b>.1), up, each with a
 /// default route of its own (tables 100 and 101: the multi-homed host's usual setup).
 fn host_with_two_links(label: &str) -> Netns {
@@ -532,7 +568,6 @@ fn pm_in_kernel_after_a_killed_userspace_run_gives_the_path_manager_back() {
 
 #[test]
 fn pm_takes_over_an_implicit_endpoint_in_place() {
-    use std::io::{Read, Write};
     let net = TestNet::builder()
         .paths(2)
         .ipv6(false)
@@ -564,25 +599,7 @@ fn pm_takes_over_an_implicit_endpoint_in_place() {
                 .unwrap()
         })
         .unwrap();
-    let listener = net
-        .server()
-        .run(|| {
-            mptcp_net::ListenConfig::new()
-                .listen("0.0.0.0:7100")
-                .unwrap()
-        })
-        .unwrap();
-    let target: SocketAddr = "198.18.0.2:7100".parse().unwrap();
-    let stream = net
-        .client()
-        .run(|| mptcp_net::Dialer::new().dial(target).unwrap())
-        .unwrap();
-    let (mut server_side, _) = listener.accept().unwrap();
-    (&stream).write_all(b"hi").unwrap();
-    let mut buf = [0u8; 2];
-    server_side.read_exact(&mut buf).unwrap();
-    server_side.write_all(b"ok").unwrap();
-    (&stream).read_exact(&mut buf).unwrap();
+    let (stream, _server_side, _listener) = established(&net, 7100);
     let path1 = ipaddr("198.18.1.1");
     let deadline = Instant::now() + Duration::from_secs(5);
     let implicit = loop {
@@ -861,30 +878,7 @@ fn pm_testnet_two_paths_then_a_third_at_run_time() {
     );
 
     // A live, idle connection.
-    let listener = net
-        .server()
-        .run(|| {
-            mptcp_net::ListenConfig::new()
-                .listen("0.0.0.0:7000")
-                .unwrap()
-        })
-        .unwrap();
-    let target: SocketAddr = "198.18.0.2:7000".parse().unwrap();
-    let stream = net
-        .client()
-        .run(|| mptcp_net::Dialer::new().dial(target).unwrap())
-        .unwrap();
-    let (mut server_side, _) = listener.accept().unwrap();
-    // The client's path manager opens subflows once the connection is fully
-    // established, which takes data from the server.
-    {
-        use std::io::{Read, Write};
-        (&stream).write_all(b"hi").unwrap();
-        let mut buf = [0u8; 2];
-        server_side.read_exact(&mut buf).unwrap();
-        server_side.write_all(b"ok").unwrap();
-        (&stream).read_exact(&mut buf).unwrap();
-    }
+    let (stream, _server_side, _listener) = established(&net, 7000);
     let locals = |s: &std::net::TcpStream| -> Vec<IpAddr> {
         use mptcp_net::MptcpExt;
         s.subflows()
