@@ -1,7 +1,7 @@
 //! The daemon: snapshot the host, plan, apply the difference, on every relevant
 //! rtnetlink notification and on a periodic resync; clean up on exit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use mptcp_net::TcpState;
 use mptcp_netlink::{EndpointFlags, Limits, NewEndpoint, PathManager};
 use serde::Serialize;
 
@@ -184,10 +185,25 @@ pub enum Report {
         /// What failed.
         message: String,
     },
-    /// Stopped: endpoints removed (0 with `--keep`).
-    Stopped {
-        /// How many.
+    /// Endpoints an earlier in-kernel run kept for its live connections were removed,
+    /// no subflow using their address any more (`--userspace`; the in-kernel mode
+    /// adopts them into its plan instead).
+    Released {
+        /// How many were removed now.
         removed: usize,
+        /// How many are still in use.
+        kept: usize,
+    },
+    /// Stopped: endpoints removed (0 with `--keep`), and those kept because live
+    /// connections still have subflows on their addresses.
+    Stopped {
+        /// How many were removed.
+        removed: usize,
+        /// How many were kept for live connections: deleting an endpoint makes the
+        /// kernel close every subflow from its address, a connection's initial one
+        /// too. They stay recorded as this daemon's, and the next run (in-kernel or
+        /// `--userspace`) adopts them and removes each once no subflow uses it.
+        kept: usize,
         /// Whether the limits found at start were put back.
         limits_restored: bool,
     },
@@ -343,14 +359,29 @@ impl fmt::Display for Report {
                 f,
                 "publishing this host's MPTCP tokens to the balancer's registry {registry} as backend {backend}"
             ),
+            Report::Released { removed, kept } => write!(
+                f,
+                "{removed} endpoint(s) an in-kernel run kept for its connections removed, \
+                 no subflow uses them any more ({kept} still in use)"
+            ),
             Report::Stopped {
                 removed,
+                kept,
                 limits_restored,
-            } => write!(
-                f,
-                "stopped: {removed} endpoint(s) removed{}",
-                if *limits_restored { ", limits restored" } else { "" }
-            ),
+            } => {
+                write!(f, "stopped: {removed} endpoint(s) removed")?;
+                if *kept > 0 {
+                    write!(
+                        f,
+                        ", {kept} kept for live connections (the next run removes each once \
+                         no subflow uses it)"
+                    )?;
+                }
+                if *limits_restored {
+                    f.write_str(", limits restored")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -822,22 +853,21 @@ impl Daemon {
         if self.opts.keep || self.opts.dry_run {
             log(Report::Stopped {
                 removed: 0,
+                kept: 0,
                 limits_restored: false,
             });
             return Ok(());
         }
-        let mut removed = 0;
-        let owned: Vec<(u8, IpAddr)> = self.memory.owned.iter().map(|(i, a)| (*i, *a)).collect();
-        let current = self.pm.endpoints()?;
-        for (id, addr) in owned {
-            if current.iter().any(|e| e.id == id && e.address == addr) {
-                match self.pm.delete_endpoint(id) {
-                    Ok(()) | Err(mptcp_netlink::Error::NotFound { .. }) => removed += 1,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            self.memory.owned.remove(&id);
-        }
+        let in_use = addresses_in_use().unwrap_or_else(|e| {
+            log(Report::Error {
+                message: format!(
+                    "cannot list the connections ({e}): removing every endpoint, live \
+                     connections lose the subflows on them"
+                ),
+            });
+            BTreeSet::new()
+        });
+        let (removed, kept) = release_endpoints(&mut self.pm, &mut self.memory.owned, &in_use)?;
         let mut limits_restored = false;
         if let (true, Some(l)) = (self.limits_changed, self.limits_at_start) {
             self.pm.set_limits(l)?;
@@ -855,6 +885,7 @@ impl Daemon {
         self.save()?;
         log(Report::Stopped {
             removed,
+            kept,
             limits_restored,
         });
         Ok(())
@@ -864,6 +895,47 @@ impl Daemon {
     pub fn owned(&self) -> &BTreeMap<u8, IpAddr> {
         &self.memory.owned
     }
+}
+
+/// The local addresses of the subflows of this namespace's live MPTCP connections
+/// (IPv4-mapped IPv6 addresses as IPv4).
+pub(crate) fn addresses_in_use() -> Result<BTreeSet<IpAddr>, mptcp_netlink::Error> {
+    Ok(mptcp_netlink::connections()?
+        .iter()
+        .filter(|c| !c.is_listener())
+        .flat_map(|c| &c.subflows)
+        .filter(|s| !matches!(s.state, TcpState::TimeWait | TcpState::Close))
+        .map(|s| s.local.ip().to_canonical())
+        .collect())
+}
+
+/// Deletes the endpoints of `owned` whose address no live subflow uses (`in_use`) and
+/// forgets them (and those already gone); the others stay in the kernel and in
+/// `owned`. Returns how many were removed and how many kept.
+pub(crate) fn release_endpoints(
+    pm: &mut PathManager,
+    owned: &mut BTreeMap<u8, IpAddr>,
+    in_use: &BTreeSet<IpAddr>,
+) -> Result<(usize, usize), Error> {
+    let (mut removed, mut kept) = (0, 0);
+    let current = pm.endpoints()?;
+    let ours: Vec<(u8, IpAddr)> = owned.iter().map(|(i, a)| (*i, *a)).collect();
+    for (id, addr) in ours {
+        if !current.iter().any(|e| e.id == id && e.address == addr) {
+            owned.remove(&id);
+            continue;
+        }
+        if in_use.contains(&addr.to_canonical()) {
+            kept += 1;
+            continue;
+        }
+        match pm.delete_endpoint(id) {
+            Ok(()) | Err(mptcp_netlink::Error::NotFound { .. }) => removed += 1,
+            Err(e) => return Err(e.into()),
+        }
+        owned.remove(&id);
+    }
+    Ok((removed, kept))
 }
 
 fn is_invalid(e: &mptcp_netlink::Error) -> bool {

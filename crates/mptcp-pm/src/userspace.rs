@@ -348,6 +348,7 @@ impl UserspaceDaemon {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         self.write_status(now);
         let (mut next_measure, mut next_status) = (now, now + STATUS_EVERY);
+        let mut next_release = now;
         while !stop.load(Ordering::SeqCst) {
             // Events first: they are what connections wait on.
             let mut wait = EVENT_WAIT;
@@ -402,9 +403,46 @@ impl UserspaceDaemon {
                 self.write_status(now);
                 next_status = now + STATUS_EVERY;
             }
+            if now >= next_release && !self.memory.owned.is_empty() {
+                self.release_handed_over(log);
+                next_release = now + SWEEP_EVERY;
+            }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         Ok(())
+    }
+
+    /// Removes the in-kernel endpoints an in-kernel run of ours kept for its live
+    /// connections once no subflow uses their address; returns how many stay.
+    fn release_handed_over(&mut self, log: &mut dyn FnMut(Report)) -> usize {
+        let in_use = match crate::daemon::addresses_in_use() {
+            Ok(a) => a,
+            Err(e) => {
+                log(Report::Error {
+                    message: format!("cannot list the connections: {e}"),
+                });
+                return self.memory.owned.len();
+            }
+        };
+        match crate::daemon::release_endpoints(&mut self.pm, &mut self.memory.owned, &in_use) {
+            Ok((removed, kept)) => {
+                if removed > 0 {
+                    log(Report::Released { removed, kept });
+                    if let Err(e) = self.save() {
+                        log(Report::Error {
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                kept
+            }
+            Err(e) => {
+                log(Report::Error {
+                    message: format!("cannot remove an endpoint no connection uses: {e}"),
+                });
+                self.memory.owned.len()
+            }
+        }
     }
 
     /// Puts the path-manager sysctl back and releases the namespace.
@@ -413,6 +451,11 @@ impl UserspaceDaemon {
     /// When the sysctl cannot be written back.
     pub fn shutdown(mut self, log: &mut dyn FnMut(Report)) -> Result<(), Error> {
         let _ = std::fs::remove_file(&self.status_path);
+        let kept = if self.memory.owned.is_empty() {
+            0
+        } else {
+            self.release_handed_over(log)
+        };
         self.sysctl.write(&self.original)?;
         self.memory.pm_restore = None;
         self.save()?;
@@ -423,6 +466,7 @@ impl UserspaceDaemon {
         });
         log(Report::Stopped {
             removed: 0,
+            kept,
             limits_restored: false,
         });
         Ok(())

@@ -644,11 +644,145 @@ fn pm_takes_over_an_implicit_endpoint_in_place() {
     );
     let (status, lines) = d.stop();
     assert!(status.is_ok(), "{status:?}");
+    // The connection still uses the endpoint: it is kept, then removed by the next
+    // run once the connection is gone.
+    assert!(
+        endpoints(net.client()).iter().any(|e| e.address == path1),
+        "{lines:#?}"
+    );
+    drop((stream, _server_side, _listener));
+    let (status, lines) = stop_when_closed(&net, &client, &state);
+    assert!(status.is_ok(), "{status:?}");
     assert!(
         endpoints(net.client()).is_empty(),
         "left behind: {:?}\n{lines:#?}",
         endpoints(net.client())
     );
+}
+
+/// Waits (10 s at most) until the client has no MPTCP connection left but sockets in
+/// TIME_WAIT, then runs the in-kernel daemon once more and stops it: it adopts what
+/// an earlier run kept for live connections and now removes it.
+fn stop_when_closed(net: &TestNet, client: &str, state: &Path) -> (Result<(), String>, Vec<Value>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = net
+            .client()
+            .run(|| {
+                mptcp_netlink::connections()
+                    .unwrap()
+                    .into_iter()
+                    .filter(|c| !c.is_listener() && c.state != mptcp_net::TcpState::TimeWait)
+                    .count()
+            })
+            .unwrap();
+        if live == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{live} connection(s) still open after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut d = PmDaemon::start(client, Kind::Kernel, options(state, None));
+    d.ready();
+    d.stop()
+}
+
+/// Stopping must not cut live connections: deleting an endpoint makes the kernel close
+/// every subflow from its address, a connection's initial one too (the chaos soak
+/// lost connections so at its switch from in-kernel to `--userspace`). The in-kernel
+/// run keeps the endpoints its live connections use and says so; the `--userspace`
+/// run that follows keeps them while the connection lives and removes them once it
+/// has closed.
+#[test]
+fn pm_exit_keeps_the_endpoints_live_connections_use() {
+    use mptcp_net::MptcpExt;
+    use std::io::{Read, Write};
+    let net = TestNet::builder()
+        .paths(2)
+        .ipv6(false)
+        .endpoints(Endpoints::None)
+        .build()
+        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
+    let client = net.client().name().to_string();
+    let state = state_dir("handover");
+    net.server()
+        .run(|| {
+            PathManager::open()
+                .unwrap()
+                .set_limits(Limits {
+                    subflows: 4,
+                    add_addr_accepted: 0,
+                })
+                .unwrap()
+        })
+        .unwrap();
+    let mut d = PmDaemon::start(&client, Kind::Kernel, options(&state, None));
+    d.ready();
+    let (stream, mut server_side, listener) = established(&net, 7200);
+    let path1 = ipaddr("198.18.1.1");
+    let on_path1 = |s: &std::net::TcpStream| {
+        s.subflows().unwrap().iter().any(|sf| {
+            sf.local.map(|a| a.ip()) == Some(path1)
+                && sf.tcp.state == mptcp_net::TcpState::Established
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !on_path1(&stream) {
+        assert!(
+            Instant::now() < deadline,
+            "no subflow from {path1}: {:?}",
+            stream.subflows()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (status, lines) = d.stop();
+    assert!(status.is_ok(), "{status:?}");
+    let stopped = lines
+        .iter()
+        .find(|v| v["event"] == "stopped")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(stopped["kept"].as_u64().unwrap() >= 1, "{stopped}");
+    assert!(
+        endpoints(net.client()).iter().any(|e| e.address == path1),
+        "removed under a live connection: {lines:#?}"
+    );
+    // The connection keeps both paths and still carries data.
+    assert!(on_path1(&stream), "{:?}", stream.subflows());
+    (&stream).write_all(b"still here").unwrap();
+    let mut buf = [0u8; 10];
+    server_side.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"still here");
+
+    // The switch to --userspace: kept while in use, removed once the connection ends.
+    let mut u = PmDaemon::start(&client, Kind::Userspace, options(&state, None));
+    u.ready();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        endpoints(net.client()).iter().any(|e| e.address == path1),
+        "the userspace run removed an endpoint in use: {:#?}",
+        u.lines()
+    );
+    assert!(on_path1(&stream), "{:?}", stream.subflows());
+    drop((stream, server_side, listener));
+    u.wait_for("released", 0, Duration::from_secs(15), |v| {
+        v["event"] == "released" && v["kept"] == 0
+    });
+    assert!(
+        endpoints(net.client()).is_empty(),
+        "left behind: {:?}",
+        endpoints(net.client())
+    );
+    let (status, lines) = u.stop();
+    assert!(status.is_ok(), "{status:?}");
+    let stopped = lines
+        .iter()
+        .find(|v| v["event"] == "stopped")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(stopped["kept"], 0, "{stopped}");
 }
 
 #[test]

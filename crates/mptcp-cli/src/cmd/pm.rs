@@ -4,7 +4,9 @@
 //!
 //! `run` logs one line per change on stdout (`HH:MM:SS.mmm` then what and why; JSON
 //! lines with `--json`), runs until SIGTERM or Ctrl-C, then removes its endpoints
-//! unless `--keep`. `plan` prints what `run` would set, and every address it would
+//! unless `--keep`; an endpoint whose address a live connection's subflow uses is
+//! kept (deleting it would make the kernel close those subflows) and removed by the
+//! next run once unused. `plan` prints what `run` would set, and every address it would
 //! skip, and exits.
 
 use std::path::PathBuf;
@@ -118,7 +120,8 @@ pub struct PmRunArgs {
     /// Reconcile once and exit, leaving the endpoints in place.
     #[arg(long)]
     pub once: bool,
-    /// Leave the endpoints and limits in place on exit.
+    /// Leave the endpoints and limits in place on exit. Without it, endpoints live
+    /// connections use are still kept (the next run removes them once unused).
     #[arg(long)]
     pub keep: bool,
     /// Start even if NetworkManager or mptcpd runs in this network namespace.
