@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mptcp_lb::daemon::{Options, Source};
 use mptcp_lb::Mode;
 use mptcp_net::{Dialer, ListenConfig, MptcpExt};
-use mptcp_testnet::{Balancer, ClientEndpoints, Family, Fleet, Netns};
+use mptcp_testnet::{Balancer, ClientEndpoints, Counters, Family, Fleet, Netns};
 
 const PORT: u16 = 80;
 const JOIN_BASE: u16 = 20_000;
@@ -304,10 +304,8 @@ impl Lab {
                             conn.set_read_timeout(Some(Duration::from_secs(30)))
                                 .unwrap();
                             let mut data = Vec::new();
-                            if conn.read_to_end(&mut data).is_ok() {
-                                let mut reply = (data.len() as u64).to_be_bytes().to_vec();
-                                reply.extend(digest(&data).to_be_bytes());
-                                let _ = conn.write_all(&reply);
+                            if conn.read_to_end(&mut data).is_ok() && data.len() >= 8 {
+                                let _ = conn.write_all(&Check::of(&data).to_bytes());
                             }
                         });
                     }
@@ -363,7 +361,7 @@ impl Lab {
     /// joins under load, with or without a balancer (crates/mptcp-testnet/tests/
     /// fleet.rs counts it too). The balancer cannot cause it; each such loss must
     /// be matched by that counter on a backend.
-    fn check_bytes(&self, outcomes: &[Outcome], dss_before: &[u64]) {
+    fn check_bytes(&self, outcomes: &[Outcome], before: &Snapshot) {
         let lost: Vec<&str> = outcomes
             .iter()
             .filter(|o| !o.bytes_ok)
@@ -372,20 +370,125 @@ impl Lab {
         if lost.is_empty() {
             return;
         }
-        let dss: u64 = self
-            .counter("DSSNotMatching")
+        let now = self.snapshot();
+        let dss: u64 = now
+            .backends
             .iter()
-            .zip(dss_before)
-            .map(|(a, b)| a - b)
+            .zip(&before.backends)
+            .map(|(a, b)| a.mptcp("DSSNotMatching") - b.mptcp("DSSNotMatching"))
             .sum();
+        // Every MPTCP counter that moved meanwhile, for whoever reads the failure.
+        let moved = |now: &Counters, then: &Counters| -> String {
+            now.delta(then)
+                .non_zero()
+                .filter(|(group, _, _)| *group == "MPTcpExt")
+                .map(|(_, name, v)| format!("{name} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
             "{} connection(s) lost bytes: {lost:?}; DSSNotMatching on the backends: {dss}",
             lost.len()
         );
+        println!(
+            "client MPTCP counters: {}",
+            moved(&now.client, &before.client)
+        );
+        for (k, (n, b)) in now.backends.iter().zip(&before.backends).enumerate() {
+            println!("backend {k} MPTCP counters: {}", moved(n, b));
+        }
         assert!(
             dss >= lost.len() as u64,
             "bytes lost without the kernel's DSS mismatch to explain it: {lost:?} in {outcomes:?}"
         );
+    }
+
+    /// The client's and every backend's kernel counters.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            client: self.fleet.client().counters().unwrap(),
+            backends: self
+                .fleet
+                .backends()
+                .iter()
+                .map(|b| b.netns().counters().unwrap())
+                .collect(),
+        }
+    }
+}
+
+/// Kernel counters of the client and the backends at one moment.
+struct Snapshot {
+    client: Counters,
+    backends: Vec<Counters>,
+}
+
+/// The sink's answer: the count and digest of the bytes after the 8-byte seed, and
+/// where they first differ from `pattern(seed)`, so a failure says which bytes went
+/// wrong and whether they are bytes of the stream from another offset (data placed at
+/// the wrong sequence number) or bytes the client never sent.
+#[derive(Debug, PartialEq)]
+struct Check {
+    len: u64,
+    digest: u64,
+    /// Offset of the first byte that differs, `u64::MAX` if none.
+    first_bad: u64,
+    /// Bytes that differ.
+    bad: u64,
+    /// Where in the sent stream the 32 bytes received at `first_bad` are, `u64::MAX`
+    /// if nowhere (or nothing differs).
+    found_at: u64,
+}
+
+impl Check {
+    const LEN: usize = 40;
+
+    fn of(data: &[u8]) -> Check {
+        let seed = u64::from_be_bytes(data[..8].try_into().unwrap());
+        let body = &data[8..];
+        let want = pattern(seed, body.len());
+        let first_bad = body.iter().zip(&want).position(|(a, b)| a != b);
+        let bad = body.iter().zip(&want).filter(|(a, b)| a != b).count();
+        let found_at = first_bad.and_then(|at| {
+            let probe = &body[at..body.len().min(at + 32)];
+            // The pattern of a longer stream, in case the bytes come from past the end.
+            let wide = pattern(seed, body.len() * 2);
+            wide.windows(probe.len()).position(|w| w == probe)
+        });
+        Check {
+            len: body.len() as u64,
+            digest: digest(body),
+            first_bad: first_bad.map_or(u64::MAX, |v| v as u64),
+            bad: bad as u64,
+            found_at: found_at.map_or(u64::MAX, |v| v as u64),
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        [
+            self.len,
+            self.digest,
+            self.first_bad,
+            self.bad,
+            self.found_at,
+        ]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect()
+    }
+
+    fn parse(b: &[u8]) -> Option<Check> {
+        if b.len() != Check::LEN {
+            return None;
+        }
+        let v = |i: usize| u64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        Some(Check {
+            len: v(0),
+            digest: v(1),
+            first_bad: v(2),
+            bad: v(3),
+            found_at: v(4),
+        })
     }
 }
 
@@ -399,7 +502,14 @@ struct Outcome {
     reply: String,
 }
 
-/// Dials the VIP from the client, sends `len` bytes, waits (at most 4 s) for an
+/// The client's view of a connection whose bytes went wrong: MPTCP_INFO and subflows.
+fn connection_state(c: &TcpStream) -> String {
+    let info = c.mptcp_info();
+    let subflows = c.subflows();
+    format!("{info:?}; subflows {subflows:?}")
+}
+
+/// Dials the VIP from the client, sends the seed (8 bytes) and `len` bytes of its pattern, waits (at most 4 s) for an
 /// established subflow from the second path, closes its side and checks the sink's count and digest.
 fn transfer(lab: &Lab, seed: u64, len: usize, during: impl FnOnce() + Send) -> Outcome {
     transfer_with(lab, true, seed, len, during)
@@ -430,6 +540,7 @@ fn transfer_with(
                 })
             };
             let mut second_path = false;
+            c.write_all(&seed.to_be_bytes()).expect("send the seed");
             std::thread::scope(|s| {
                 s.spawn(during);
                 for chunk in data.chunks(64 * 1024) {
@@ -451,17 +562,27 @@ fn transfer_with(
             let mut reply = Vec::new();
             let read = c.read_to_end(&mut reply);
             let secs = t0.elapsed().as_secs_f64();
-            let ok = reply.len() == 16
-                && u64::from_be_bytes(reply[..8].try_into().unwrap()) == len as u64
-                && u64::from_be_bytes(reply[8..].try_into().unwrap()) == digest(&data);
-            let reply = match (read, reply.len()) {
+            let check = Check::parse(&reply);
+            let ok = check
+                .as_ref()
+                .is_some_and(|k| k.len == len as u64 && k.digest == digest(&data));
+            let reply = match (read, check) {
                 (Err(e), _) => format!("read error: {e}"),
-                (Ok(_), 16) => format!(
-                    "{} bytes (sent {len}), digest {}",
-                    u64::from_be_bytes(reply[..8].try_into().unwrap()),
-                    if ok { "ok" } else { "differs" }
+                (Ok(_), Some(k)) if ok => format!("{} bytes (sent {len}), digest ok", k.len),
+                (Ok(_), Some(k)) => format!(
+                    "{} bytes (sent {len}), digest differs: {} bytes differ from offset {}, \
+                     which holds the bytes sent at offset {}; client: {}",
+                    k.len,
+                    k.bad,
+                    k.first_bad,
+                    if k.found_at == u64::MAX {
+                        "none".to_string()
+                    } else {
+                        k.found_at.to_string()
+                    },
+                    connection_state(&c)
                 ),
-                (Ok(_), n) => format!("{n} bytes of answer"),
+                (Ok(_), None) => format!("{} bytes of answer", reply.len()),
             };
             Outcome {
                 second_path,
@@ -490,7 +611,7 @@ fn thirty_clients(kind: Balancer, family: Family) {
     }
     lab.run(|lab| {
         let before = lab.no_token();
-        let dss_before = lab.counter("DSSNotMatching");
+        let snapshot = lab.snapshot();
         let outcomes: Vec<Outcome> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..30)
                 .map(|i| s.spawn(move || transfer(lab, i + 1, 200_000, || {})))
@@ -505,7 +626,7 @@ fn thirty_clients(kind: Balancer, family: Family) {
             "{kind:?} {family:?}: {multipath}/30 connections with a subflow on the second path; \
              MPJoinNoTokenFound per backend {resets:?}; connections per backend {accepted:?}"
         );
-        lab.check_bytes(&outcomes, &dss_before);
+        lab.check_bytes(&outcomes, &snapshot);
         // >= 99% of 30 is all 30.
         assert_eq!(multipath, 30, "{outcomes:?}");
         assert_eq!(resets, vec![0, 0, 0], "joins reset");
@@ -521,7 +642,7 @@ fn thirty_steered(kind: Balancer, family: Family) {
     let lab = Lab::steered(kind, family);
     lab.run(|lab| {
         let before = lab.no_token();
-        let dss_before = lab.counter("DSSNotMatching");
+        let snapshot = lab.snapshot();
         let outcomes: Vec<Outcome> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..30)
                 .map(|i| s.spawn(move || transfer(lab, i + 1, 200_000, || {})))
@@ -555,7 +676,7 @@ fn thirty_steered(kind: Balancer, family: Family) {
         );
         assert!(st["steered"].as_u64().unwrap() >= 30, "{st}");
         assert_eq!(st["refused"]["bad_mac"], 0);
-        lab.check_bytes(&outcomes, &dss_before);
+        lab.check_bytes(&outcomes, &snapshot);
         assert_eq!(multipath, 30, "{outcomes:?}");
         assert_eq!(resets, vec![0, 0, 0], "joins reset");
     });
