@@ -363,6 +363,22 @@ impl Daemons {
         &self,
         net: &SoakNet,
     ) -> Result<(Vec<String>, Vec<String>), String> {
+        // What the daemons see when they stop: a connection a process still holds
+        // keeps the endpoints its subflows use. Shown when endpoints are left.
+        let mut open = Vec::new();
+        for (name, host) in [("client", net.tn.client()), ("server", net.tn.server())] {
+            let conns = host
+                .run(mptcp_netlink::connections)
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{name}: connections: {e}"))?;
+            for c in conns.iter().filter(|c| !c.is_listener()) {
+                open.push(format!(
+                    "{name}: {} inode {}",
+                    c.to_string().replace('\n', " |"),
+                    c.inode
+                ));
+            }
+        }
         for side in [Side::Client, Side::Server] {
             self.stop(pm_name(side), "TERM")?;
         }
@@ -385,6 +401,11 @@ impl Daemons {
                 } else {
                     left.push(line);
                 }
+            }
+        }
+        if !left.is_empty() {
+            for line in open {
+                eprintln!("mptcp-soak: open when the path managers stopped: {line}");
             }
         }
         Ok((left, implicit))
