@@ -262,6 +262,22 @@ impl Pipeline {
     /// Waits for a stop, for the accept loops to end, then for the connections
     /// for up to the drain timeout; resets those left.
     pub(crate) async fn run(self, accept_loops: Vec<JoinHandle<()>>) -> RunSummary {
+        // Copy buffers unused for a while go back to the system: an idle relay
+        // shrinks to what it needs idle.
+        let trim = tokio::spawn(async {
+            let mut every = tokio::time::interval(crate::sys::BUFFER_IDLE / 2);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                crate::sys::trim_idle_buffers(crate::sys::BUFFER_IDLE);
+            }
+        });
+        let summary = self.run_until_stopped(accept_loops).await;
+        trim.abort();
+        summary
+    }
+
+    async fn run_until_stopped(self, accept_loops: Vec<JoinHandle<()>>) -> RunSummary {
         let mut phase = self.phase.subscribe();
         stopping(&mut phase).await;
         for l in accept_loops {
