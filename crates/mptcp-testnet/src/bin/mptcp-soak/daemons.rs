@@ -287,6 +287,14 @@ impl Daemons {
             .collect()
     }
 
+    /// A handle that reads the daemons' current pids, RSS and descriptors from
+    /// another thread (while the fault schedule holds `&mut Daemons`).
+    pub fn view(&self) -> View {
+        View {
+            list: Arc::clone(&self.list),
+        }
+    }
+
     /// Samples RSS and descriptors of every daemon once a second until `stop`.
     pub fn start_sampler(&self, stop: Arc<AtomicBool>) -> JoinHandle<Samples> {
         let list = Arc::clone(&self.list);
@@ -427,6 +435,27 @@ impl Drop for Daemons {
                 let _ = c.wait();
             }
         }
+    }
+}
+
+/// See [`Daemons::view`].
+pub struct View {
+    list: Arc<Mutex<BTreeMap<String, Daemon>>>,
+}
+
+impl View {
+    /// Each running daemon: its pid and a sample of it now.
+    pub fn now(&self) -> BTreeMap<String, (u32, Sample)> {
+        let pids: Vec<(String, u32)> = self
+            .list
+            .lock()
+            .expect("daemons")
+            .iter()
+            .filter_map(|(n, d)| d.child.as_ref().map(|c| (n.clone(), c.id())))
+            .collect();
+        pids.into_iter()
+            .filter_map(|(n, pid)| sample(pid).map(|s| (n, (pid, s))))
+            .collect()
     }
 }
 

@@ -220,20 +220,35 @@ fn run(args: &Args) -> Result<bool, String> {
     let timeline = Arc::new(Mutex::new(Timeline::default()));
     let stats = work::Stats::default();
     let outsider = work::Outsider::default();
+    let pause = work::Pause::default();
+    let view = daemons.view();
+    let warmup = Duration::from_secs(args.seconds / 4);
+    let mut quiet = None;
     let result = std::thread::scope(|s| -> Result<(), String> {
         let workers: Vec<_> = (0..args.concurrency)
             .map(|i| {
-                let (net, stats) = (&net, &stats);
+                let (net, stats, pause) = (&net, &stats, &pause);
                 let mut rng = Rng::new(args.seed ^ (0xA5A5_0000 + i as u64).wrapping_mul(31));
-                s.spawn(move || work::worker(args, net, stats, &mut rng, deadline))
+                s.spawn(move || work::worker(args, net, stats, pause, &mut rng, deadline))
             })
             .collect();
         let out_handle = s.spawn(|| outsider.run(&net, deadline));
+        let quiet_handle = s.spawn(|| {
+            quiet_point(
+                &pause,
+                &view,
+                &idle_fds_before,
+                start + warmup,
+                args.concurrency,
+                deadline,
+            )
+        });
         let fault_result = faults::run(&schedule, &net, &mut daemons, &timeline, start);
         for w in workers {
             let _ = w.join();
         }
         let _ = out_handle.join();
+        quiet = quiet_handle.join().ok();
         fault_result
     });
     let run_end = Instant::now();
@@ -251,6 +266,8 @@ fn run(args: &Args) -> Result<bool, String> {
         std::thread::sleep(Duration::from_secs(1));
         idle_fds_after = daemons.fd_counts();
     }
+    std::thread::sleep(SETTLE_MEMORY);
+    let idle_after = view.now();
     let _ = report::dump_ops(&stats, start, &args.dir);
     let scrape_after = daemons.scrape()?;
     stop_sampling.store(true, Ordering::SeqCst);
@@ -276,7 +293,8 @@ fn run(args: &Args) -> Result<bool, String> {
         start,
         run_end,
         deadline,
-        warmup: Duration::from_secs(args.seconds / 4),
+        quiet: quiet.as_ref(),
+        idle_after,
         timeline: &timeline.lock().expect("timeline"),
         stats: &stats,
         sinks: &sinks,
@@ -293,6 +311,71 @@ fn run(args: &Args) -> Result<bool, String> {
         outsider: &outsider,
     };
     Ok(report::report(&ctx))
+}
+
+/// The daemons read idle after the warm-up (see [`work::Pause`]).
+pub struct Quiet {
+    /// Seconds after the start.
+    pub at: f64,
+    /// Every worker was waiting and every daemon back to its idle descriptors.
+    pub idle: bool,
+    /// Daemon name -> its pid and sample then.
+    pub daemons: BTreeMap<String, (u32, daemons::Sample)>,
+}
+
+/// Once idle, the proxies free their copy buffers unused for 2 s (checked every
+/// second): memory is read idle after this long.
+const SETTLE_MEMORY: Duration = Duration::from_millis(3500);
+
+/// At `warm` the workers are asked to pause; once all wait (30 s at most) and
+/// every daemon holds no more descriptors than before the load (the proxies'
+/// idle timeout and 5 s at most), the daemons are sampled [`SETTLE_MEMORY`] later
+/// and the workers go on.
+fn quiet_point(
+    pause: &work::Pause,
+    view: &daemons::View,
+    idle_fds: &BTreeMap<String, u64>,
+    warm: Instant,
+    workers: usize,
+    deadline: Instant,
+) -> Quiet {
+    let start = Instant::now();
+    while Instant::now() < warm.min(deadline) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pause.request();
+    let all_wait = Instant::now() + Duration::from_secs(30);
+    while pause.waiting() < workers && Instant::now() < all_wait.min(deadline) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let workers_idle = pause.waiting() == workers;
+    let fds_back = Instant::now() + daemons::IDLE_TIMEOUT + Duration::from_secs(5);
+    let mut now = view.now();
+    let at_idle = |now: &BTreeMap<String, (u32, daemons::Sample)>| {
+        now.iter()
+            .all(|(n, (_, s))| idle_fds.get(n).is_none_or(|&b| s.fds <= b))
+    };
+    while !at_idle(&now) && Instant::now() < fds_back.min(deadline) {
+        std::thread::sleep(Duration::from_millis(100));
+        now = view.now();
+    }
+    std::thread::sleep(SETTLE_MEMORY);
+    now = view.now();
+    let idle = workers_idle && at_idle(&now);
+    eprintln!(
+        "mptcp-soak: quiet point after the warm-up ({}): {}",
+        if idle { "idle" } else { "NOT idle" },
+        now.iter()
+            .map(|(n, (_, s))| format!("{n} {} kB", s.rss_kb))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    pause.release();
+    Quiet {
+        at: (Instant::now() - start).as_secs_f64(),
+        idle,
+        daemons: now,
+    }
 }
 
 /// Per-daemon sample series keyed by daemon name, each a list of instances.

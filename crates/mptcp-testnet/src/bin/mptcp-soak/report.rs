@@ -18,7 +18,10 @@ pub struct Context<'a> {
     pub start: Instant,
     pub run_end: Instant,
     pub deadline: Instant,
-    pub warmup: Duration,
+    /// The daemons idle after the warm-up, and idle after the run (same pids: an
+    /// instance restarted in between has no growth).
+    pub quiet: Option<&'a crate::Quiet>,
+    pub idle_after: BTreeMap<String, (u32, crate::daemons::Sample)>,
     pub timeline: &'a Timeline,
     pub stats: &'a Stats,
     pub sinks: &'a Sinks,
@@ -55,29 +58,6 @@ fn sum_metric(m: &BTreeMap<String, f64>, prefix: &str, must: &[&str]) -> f64 {
         .filter(|(k, _)| k.starts_with(prefix) && must.iter().all(|s| k.contains(s)))
         .map(|(_, v)| v)
         .sum()
-}
-
-/// Growth in % from the largest value in the first window after warm-up to the
-/// largest in the last window of the load, for an instance that lived through the
-/// warm-up and both windows (one the schedule restarted during the warm-up is
-/// still warming up itself: its growth says nothing about a leak).
-fn growth(
-    inst: &[crate::daemons::Sample],
-    start: Instant,
-    from: Instant,
-    to: Instant,
-    f: fn(&crate::daemons::Sample) -> u64,
-) -> Option<f64> {
-    let first = inst.first()?;
-    if first.at > start + Duration::from_secs(1) {
-        return None;
-    }
-    let mid = from + (to - from) / 3;
-    let max_in =
-        |a: Instant, b: Instant| inst.iter().filter(|s| s.at >= a && s.at <= b).map(f).max();
-    let base = max_in(from, mid)?;
-    let last = max_in(mid, to)?;
-    Some((last as f64 - base as f64) * 100.0 / (base.max(1) as f64))
 }
 
 pub fn report(c: &Context) -> bool {
@@ -157,14 +137,25 @@ pub fn report(c: &Context) -> bool {
             }
         }
     }
-    // Memory and descriptors: every daemon instance that lived through the load.
-    let from = c.start + c.warmup;
-    let to = c.deadline.min(c.run_end);
+    // Memory: idle after the warm-up against idle after the run, for every daemon
+    // instance that lived through both. Descriptors: idle before the load against
+    // idle after it.
+    let quiet_idle = c.quiet.is_some_and(|q| q.idle);
     let mut per_daemon = Map::new();
     let (mut rss_max, mut fd_max) = (0f64, 0f64);
     for (name, instances) in c.samples {
-        let inst = instances.last().map(Vec::as_slice).unwrap_or(&[]);
-        let rss = growth(inst, c.start, from, to, |s| s.rss_kb);
+        let rss_quiet = c
+            .quiet
+            .filter(|q| q.idle)
+            .and_then(|q| q.daemons.get(name))
+            .copied();
+        let rss_end = c.idle_after.get(name).copied();
+        let rss = match (rss_quiet, rss_end) {
+            (Some((p0, s0)), Some((p1, s1))) if p0 == p1 => {
+                Some((s1.rss_kb as f64 - s0.rss_kb as f64) * 100.0 / s0.rss_kb.max(1) as f64)
+            }
+            _ => None,
+        };
         let (before, after) = (c.idle_fds_before.get(name), c.idle_fds_after.get(name));
         let fd_idle = match (before, after, instances.len()) {
             (Some(&b), Some(&a), 1) => Some((a as f64 - b as f64) * 100.0 / b.max(1) as f64),
@@ -184,6 +175,8 @@ pub fn report(c: &Context) -> bool {
                 "rss_peak_kb": peak(|s| s.rss_kb),
                 "fds_peak": peak(|s| s.fds),
                 "rss_growth_pct": rss.map(round1),
+                "rss_idle_after_warmup_kb": rss_quiet.map(|(_, s)| s.rss_kb),
+                "rss_idle_after_kb": rss_end.map(|(_, s)| s.rss_kb),
                 "fds_idle_before": before,
                 "fds_idle_after": after,
                 "fd_growth_pct": fd_idle.map(round1),
@@ -238,6 +231,10 @@ pub fn report(c: &Context) -> bool {
         "corrupted",
     );
     check(failed_up == 0, "failed_with_path_up > 0");
+    check(
+        quiet_idle,
+        "quiet point not idle (memory growth not measured)",
+    );
     check(rss_max < 5.0, "rss_growth_pct >= 5");
     check(fd_max < 5.0, "fd_growth_pct >= 5");
     check(endpoints_left == 0, "endpoints_left > 0");
@@ -300,8 +297,12 @@ pub fn report(c: &Context) -> bool {
         "",
     );
     row(
-        "rss growth after warm-up (max)",
-        format!("{rss_max:.1} %"),
+        "rss growth, idle after vs after warm-up (max)",
+        if quiet_idle {
+            format!("{rss_max:.1} %")
+        } else {
+            "not measured".to_string()
+        },
         "< 5 %",
     );
     row(
@@ -366,6 +367,8 @@ pub fn report(c: &Context) -> bool {
         "corrupted": corrupt + sink.corrupt.load(Ordering::Relaxed),
         "longest_stall_ms": longest_stall.as_millis() as u64,
         "rss_growth_pct": round1(rss_max),
+        "quiet_point_idle": quiet_idle,
+        "quiet_point_s": c.quiet.map(|q| round1(q.at)),
         "fd_growth_pct": round1(fd_max),
         "endpoints_left": endpoints_left,
         "endpoints_left_list": c.endpoints_left,
