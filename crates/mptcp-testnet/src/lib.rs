@@ -193,9 +193,10 @@
 //! blackout or through the killed proxy, and dials that failed while a path was cut
 //! or lost its address (counted apart, expected: MPTCP guards established
 //! connections, not a handshake), the longest stall, RSS growth of each daemon
-//! instance that lived through the warm-up (the largest value in the last two
-//! thirds of the load against the first third after a warm-up of a quarter of the
-//! run, < 5%), descriptors when idle again against before the load (< 5%),
+//! instance idle after the warm-up against idle after the run (< 5%; after a quarter
+//! of the run the workers pause until every daemon is back to its idle descriptors,
+//! so both readings are at the same load, none), descriptors when idle again
+//! against before the load (< 5%),
 //! endpoints left by the path managers once stopped (0, read over netlink; the
 //! kernel's own `implicit` ones listed apart), the exporter against the clients
 //! (connection for connection: the operations that got through <= the client's

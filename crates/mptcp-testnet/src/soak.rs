@@ -70,6 +70,58 @@ pub fn pattern_at(stream: u64, offset: u64, buf: &mut [u8]) {
     }
 }
 
+/// The inverse of [`mix`] (each step of splitmix64's finaliser is invertible).
+fn unmix(mut z: u64) -> u64 {
+    z ^= (z >> 31) ^ (z >> 62);
+    z = z.wrapping_mul(inverse(0x94D0_49BB_1331_11EB));
+    z ^= (z >> 27) ^ (z >> 54);
+    z = z.wrapping_mul(inverse(0xBF58_476D_1CE4_E5B9));
+    z ^= (z >> 30) ^ (z >> 60);
+    z
+}
+
+/// The multiplicative inverse of an odd `c` modulo 2^64 (Newton's iteration).
+fn inverse(c: u64) -> u64 {
+    let mut x = c;
+    for _ in 0..6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(c.wrapping_mul(x)));
+    }
+    x
+}
+
+/// Where bytes that did not match came from: `sample` (at least 16 bytes received
+/// in place of the pattern) as bytes of one of `streams` at some offset below
+/// `limit`. Returns that stream and offset, or `None` (bytes of no stream seen:
+/// zeros, other data). A post-mortem of a corrupted transfer: the same stream at
+/// another offset means data put at the wrong sequence number; another stream,
+/// bytes of another connection.
+pub fn locate(sample: &[u8], streams: &[u64], limit: u64) -> Option<(u64, u64)> {
+    const C: u64 = 0xD6E8_FEB8_6659_FD93;
+    let c_inv = inverse(C);
+    for skip in 0..8.min(sample.len().saturating_sub(8)) {
+        let word = u64::from_le_bytes(sample[skip..skip + 8].try_into().ok()?);
+        let v = unmix(word);
+        for &stream in streams {
+            let index = (v ^ stream).wrapping_mul(c_inv);
+            let Some(at) = index
+                .checked_mul(8)
+                .and_then(|o| o.checked_sub(skip as u64))
+            else {
+                continue;
+            };
+            if at >= limit {
+                continue;
+            }
+            let mut want = vec![0u8; sample.len()];
+            pattern_at(stream, at, &mut want);
+            if want == sample {
+                return Some((stream, at));
+            }
+        }
+    }
+    None
+}
+
 /// A size drawn log-uniformly in `min..=max` (as many 1-10 KiB as 1-10 MiB
 /// transfers), then capped at `cap` (but never below `min`).
 pub fn transfer_size(rng: &mut Rng, min: u64, max: u64, cap: u64) -> u64 {
@@ -260,6 +312,24 @@ impl Schedule {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn locate_finds_bytes_of_a_stream_at_any_offset() {
+        use super::{locate, mix, pattern_at, unmix};
+        for x in [0u64, 1, 0xDEAD_BEEF, u64::MAX] {
+            assert_eq!(unmix(mix(x)), x);
+        }
+        let mut sample = [0u8; 48];
+        for (stream, at) in [(7u64, 0u64), (7, 13), (0xABCD, 4_084_955), (99, 1 << 30)] {
+            pattern_at(stream, at, &mut sample);
+            assert_eq!(
+                locate(&sample, &[1, stream, 3], 1 << 40),
+                Some((stream, at)),
+                "{stream} {at}"
+            );
+        }
+        assert_eq!(locate(&[0u8; 48], &[1, 7, 0xABCD], 1 << 40), None);
+    }
+
     use super::*;
 
     fn all_kinds(s: &Schedule) -> bool {

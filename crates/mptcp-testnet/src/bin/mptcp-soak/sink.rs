@@ -12,10 +12,10 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mptcp_testnet::soak::pattern_at;
+use mptcp_testnet::soak::{locate, pattern_at};
 
 use crate::net::{self, SoakNet};
 
@@ -31,6 +31,8 @@ pub struct SinkStats {
     pub corrupt: AtomicU64,
     /// Connections that closed before a header (a stripped join accepted as TCP).
     pub empty: AtomicU64,
+    /// The transfer streams seen, to tell where corrupted bytes came from.
+    pub streams: Mutex<Vec<u64>>,
     pub connections: AtomicU64,
 }
 
@@ -100,7 +102,7 @@ fn read_full(conn: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool> {
 }
 
 /// Where received bytes differed from the pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
     /// The offset of the first byte that differed.
     pub first: u64,
@@ -108,6 +110,8 @@ pub struct Mismatch {
     pub end: u64,
     /// How many bytes differed.
     pub bytes: u64,
+    /// Up to 64 bytes received from `first` on (those of the same read).
+    pub sample: Vec<u8>,
 }
 
 /// Reads `len` bytes and compares them with pattern `stream`; calls `progress` per
@@ -137,10 +141,11 @@ pub fn read_verify(
                 .filter(|(_, (a, b))| a != b)
             {
                 let at = off + i as u64;
-                let m = bad.get_or_insert(Mismatch {
+                let m = bad.get_or_insert_with(|| Mismatch {
                     first: at,
                     end: at,
                     bytes: 0,
+                    sample: buf[i..got.min(i + 64)].to_vec(),
                 });
                 m.end = at + 1;
                 m.bytes += 1;
@@ -186,6 +191,11 @@ fn serve(mut conn: TcpStream, stats: &SinkStats) {
     }
     let stream = u64::from_be_bytes(head[1..9].try_into().expect("8 bytes"));
     let arg = u64::from_be_bytes(head[9..17].try_into().expect("8 bytes"));
+    if head[0] == b'T' {
+        if let Ok(mut s) = stats.streams.lock() {
+            s.push(stream);
+        }
+    }
     let verified = &stats.verified;
     match head[0] {
         b'T' => {
@@ -195,17 +205,27 @@ fn serve(mut conn: TcpStream, stats: &SinkStats) {
                 verified.fetch_add(n as u64, Ordering::Relaxed);
             });
             let Ok(bad) = ok else { return };
-            if let Some(m) = bad {
+            if let Some(m) = &bad {
                 stats.corrupt.fetch_add(1, Ordering::Relaxed);
                 // The shape of the damage, for the post-mortem: one region or all
                 // (a header taken from elsewhere), where.
+                let streams = stats.streams.lock().map(|s| s.clone()).unwrap_or_default();
+                let from = match locate(&m.sample, &streams, 1 << 40) {
+                    Some((s, at)) if s == stream => format!("this stream's bytes at {at}"),
+                    Some((s, at)) => format!("bytes of ANOTHER stream {s:#018x} at {at}"),
+                    None => format!(
+                        "bytes of no stream seen: {:02x?}",
+                        &m.sample[..m.sample.len().min(16)]
+                    ),
+                };
                 eprintln!(
                     "mptcp-soak: sink: CORRUPTED transfer from {}: stream {stream:#018x}, \
-                     {arg} bytes, {} differ in {}..{}",
+                     {arg} bytes, {} differ in {}..{}; at {} it holds {from}",
                     conn.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
                     m.bytes,
                     m.first,
-                    m.end
+                    m.end,
+                    m.first
                 );
             }
             let ok = bad.is_none();
