@@ -35,11 +35,17 @@ pub struct Args {
     pub dir: PathBuf,
     /// Violations reported but not failing the run (`--tolerate NAME`).
     pub tolerate: Vec<String>,
+    /// The schedule's MPTCP-strip episodes are left out (`--no-strip`).
+    pub no_strip: bool,
+    /// DSS checksums on both hosts (`--checksum`: `net.mptcp.checksum_enabled`).
+    pub checksum: bool,
 }
 
 const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] [--seed S] \
 [--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json] \
-[--tolerate OUTCOME]... (OUTCOME: a JSON key, e.g. failed_with_path_up: reported, not fatal)";
+[--tolerate OUTCOME]... [--no-strip] [--checksum] (OUTCOME: a JSON key, e.g. \
+failed_with_path_up: reported, not fatal; --no-strip: the schedule's MPTCP-strip episodes \
+change nothing; --checksum: DSS checksums on both hosts)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -53,11 +59,21 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         dir: PathBuf::new(),
         tolerate: Vec::new(),
+        no_strip: false,
+        checksum: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--json" {
             args.json = true;
+            continue;
+        }
+        if flag == "--no-strip" {
+            args.no_strip = true;
+            continue;
+        }
+        if flag == "--checksum" {
+            args.checksum = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -161,7 +177,7 @@ fn main() -> ExitCode {
         Ok(false) => {
             eprintln!(
                 "mptcp-soak: FAILED (seed {}); replay with: scripts/soak --seconds {} --seed {} \
-                 --concurrency {} --min-size {} --max-size {} --rate-mbit {}; logs in {}",
+                 --concurrency {} --min-size {} --max-size {} --rate-mbit {}{}{}; logs in {}",
                 args.seed,
                 args.seconds,
                 args.seed,
@@ -169,6 +185,8 @@ fn main() -> ExitCode {
                 args.min_size,
                 args.max_size,
                 args.rate_mbit,
+                if args.no_strip { " --no-strip" } else { "" },
+                if args.checksum { " --checksum" } else { "" },
                 args.dir.display()
             );
             ExitCode::FAILURE
@@ -188,7 +206,7 @@ fn run(args: &Args) -> Result<bool, String> {
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
     let schedule = Schedule::new(args.seed, Duration::from_secs(args.seconds), args.rate_mbit);
     eprintln!(
-        "mptcp-soak: seed {}, {} s, {} workers, sizes {}..{} B, 3 x {} Mbit/s, {} scheduled events, logs in {}",
+        "mptcp-soak: seed {}, {} s, {} workers, sizes {}..{} B, 3 x {} Mbit/s, {} scheduled events{}{}, logs in {}",
         args.seed,
         args.seconds,
         args.concurrency,
@@ -196,6 +214,8 @@ fn run(args: &Args) -> Result<bool, String> {
         args.max_size,
         args.rate_mbit,
         schedule.events.len(),
+        if args.no_strip { " (strips left out)" } else { "" },
+        if args.checksum { ", DSS checksums on" } else { "" },
         args.dir.display()
     );
     let tn = TestNet::builder()
@@ -204,7 +224,7 @@ fn run(args: &Args) -> Result<bool, String> {
         .endpoints(Endpoints::None)
         .build()
         .map_err(|e| format!("cannot build the test network: {e}"))?;
-    let net = net::SoakNet::new(tn)?;
+    let net = net::SoakNet::new(tn, args.no_strip, args.checksum)?;
     let sinks = sink::Sinks::start(&net)?;
     let mut daemons = Daemons::start(args, &net)?;
     let capture = net::Capture::start(&net, &args.dir)?;
@@ -213,6 +233,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let stop_sampling = Arc::new(AtomicBool::new(false));
     let samples = daemons.start_sampler(Arc::clone(&stop_sampling));
     let scrape_before = daemons.scrape()?;
+    let counters_before = kernel_counters(&net);
     let idle_fds_before = daemons.fd_counts();
 
     let start = Instant::now();
@@ -270,6 +291,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let idle_after = view.now();
     let _ = report::dump_ops(&stats, start, &args.dir);
     let scrape_after = daemons.scrape()?;
+    let counters_moved = kernel_counters_moved(&net, &counters_before);
     stop_sampling.store(true, Ordering::SeqCst);
     let (endpoints_left, implicit_left) = daemons.stop_pm_and_list_endpoints(&net)?;
     let pm_types = (
@@ -294,6 +316,7 @@ fn run(args: &Args) -> Result<bool, String> {
         run_end,
         deadline,
         quiet: quiet.as_ref(),
+        counters_moved,
         idle_after,
         timeline: &timeline.lock().expect("timeline"),
         stats: &stats,
@@ -311,6 +334,37 @@ fn run(args: &Args) -> Result<bool, String> {
         outsider: &outsider,
     };
     Ok(report::report(&ctx))
+}
+
+/// The client's and the server's kernel counters (`/proc/net/netstat`, `snmp`).
+fn kernel_counters(net: &net::SoakNet) -> Vec<Option<mptcp_testnet::Counters>> {
+    [net.tn.client(), net.tn.server()]
+        .iter()
+        .map(|h| h.netns().counters().ok())
+        .collect()
+}
+
+/// The MPTCP counters (`MPTcpExt`) that moved on each host since `before`, by host:
+/// what the kernel saw (fallbacks, DSS mismatches, MP_FAILs, resets...), for the
+/// post-mortem of a failed run.
+fn kernel_counters_moved(
+    net: &net::SoakNet,
+    before: &[Option<mptcp_testnet::Counters>],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let now = kernel_counters(net);
+    ["client", "server"]
+        .iter()
+        .zip(now.iter().zip(before))
+        .filter_map(|(host, (n, b))| {
+            let delta = n.as_ref()?.delta(b.as_ref()?);
+            let moved: BTreeMap<String, u64> = delta
+                .non_zero()
+                .filter(|(g, _, _)| *g == "MPTcpExt")
+                .map(|(_, name, v)| (name.to_string(), v))
+                .collect();
+            Some((host.to_string(), moved))
+        })
+        .collect()
 }
 
 /// The daemons read idle after the warm-up (see [`work::Pause`]).

@@ -30,6 +30,8 @@ pub const TRAP: u16 = 9999;
 pub struct SoakNet {
     pub tn: TestNet,
     pub origin: Netns,
+    /// `--no-strip`: [`SoakNet::strip`] changes nothing.
+    no_strip: bool,
 }
 
 fn exec(ns: &Netns, prog: &str, args: &[&str]) -> Result<(), String> {
@@ -39,7 +41,7 @@ fn exec(ns: &Netns, prog: &str, args: &[&str]) -> Result<(), String> {
 }
 
 impl SoakNet {
-    pub fn new(tn: TestNet) -> Result<SoakNet, String> {
+    pub fn new(tn: TestNet, no_strip: bool, checksum: bool) -> Result<SoakNet, String> {
         let origin = Netns::new("origin").map_err(|e| format!("origin namespace: {e}"))?;
         let server = tn.server();
         exec(
@@ -94,7 +96,17 @@ impl SoakNet {
                     .map_err(|e| e.to_string())?;
             }
         }
-        let net = SoakNet { tn, origin };
+        if checksum {
+            for host in [tn.client(), tn.server()] {
+                host.set_sysctl("net.mptcp.checksum_enabled", "1")
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let net = SoakNet {
+            tn,
+            origin,
+            no_strip,
+        };
         for p in 0..SOAK_PATHS {
             net.service_route(p)?;
         }
@@ -183,6 +195,9 @@ impl SoakNet {
     /// A middlebox on [`STRIP_PATH`] only: TCP option 30 stripped from what enters
     /// either end of that path.
     pub fn strip(&self, on: bool) -> Result<(), String> {
+        if self.no_strip {
+            return Ok(());
+        }
         let dev = format!("p{STRIP_PATH}");
         for host in [self.tn.client(), self.tn.server()] {
             exec(

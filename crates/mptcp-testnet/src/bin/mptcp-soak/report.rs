@@ -22,6 +22,8 @@ pub struct Context<'a> {
     /// instance restarted in between has no growth).
     pub quiet: Option<&'a crate::Quiet>,
     pub idle_after: BTreeMap<String, (u32, crate::daemons::Sample)>,
+    /// Host -> MPTCP counters that moved during the run.
+    pub counters_moved: BTreeMap<String, BTreeMap<String, u64>>,
     pub timeline: &'a Timeline,
     pub stats: &'a Stats,
     pub sinks: &'a Sinks,
@@ -390,6 +392,10 @@ pub fn report(c: &Context) -> bool {
         "tolerated": tolerated,
         "ok": violations.is_empty(),
     });
+    let mut out = out;
+    out["mptcp_counters_moved"] = json!(c.counters_moved);
+    out["no_strip"] = json!(c.args.no_strip);
+    out["checksum"] = json!(c.args.checksum);
     println!("{out}");
     violations.is_empty()
 }
