@@ -250,7 +250,9 @@ fn run(args: &Args) -> Result<bool, String> {
             .map(|i| {
                 let (net, stats, pause) = (&net, &stats, &pause);
                 let mut rng = Rng::new(args.seed ^ (0xA5A5_0000 + i as u64).wrapping_mul(31));
-                s.spawn(move || work::worker(args, net, stats, pause, &mut rng, deadline))
+                s.spawn(move || {
+                    work::worker(args, net, stats, pause, &mut rng, start + warmup, deadline)
+                })
             })
             .collect();
         let out_handle = s.spawn(|| outsider.run(&net, deadline));
@@ -381,7 +383,7 @@ pub struct Quiet {
 /// second): memory is read idle after this long.
 const SETTLE_MEMORY: Duration = Duration::from_millis(3500);
 
-/// At `warm` the workers are asked to pause; once all wait (30 s at most) and
+/// At `warm` the workers are asked to pause; once all wait (60 s at most) and
 /// every daemon holds no more descriptors than before the load (the proxies'
 /// idle timeout and 5 s at most), the daemons are sampled [`SETTLE_MEMORY`] later
 /// and the workers go on.
@@ -398,7 +400,7 @@ fn quiet_point(
         std::thread::sleep(Duration::from_millis(50));
     }
     pause.request();
-    let all_wait = Instant::now() + Duration::from_secs(30);
+    let all_wait = Instant::now() + Duration::from_secs(60);
     while pause.waiting() < workers && Instant::now() < all_wait.min(deadline) {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -148,6 +148,7 @@ pub fn worker(
     stats: &Stats,
     pause: &Pause,
     rng: &mut Rng,
+    quiet_at: Instant,
     deadline: Instant,
 ) {
     // Bytes a worker may expect to move per second: its share of the paths.
@@ -163,7 +164,12 @@ pub fn worker(
             Route::Gateway
         };
         let stream = rng.next();
-        let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+        // Sized to end by the quiet point (before it) or the deadline: an op started
+        // in the warm-up and sized for the whole run kept the quiet point of a
+        // 10-minute run from ever being idle.
+        let now = Instant::now();
+        let until = if now < quiet_at { quiet_at } else { deadline };
+        let left = until.saturating_duration_since(now).as_secs();
         let cap = share.saturating_mul(left.max(1));
         let transfer = rng.next() % 10 < 7;
         let (size, rounds) = if transfer {
