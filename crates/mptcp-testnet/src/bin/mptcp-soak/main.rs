@@ -415,12 +415,25 @@ fn quiet_point(
         std::thread::sleep(Duration::from_millis(100));
         now = view.now();
     }
+    // Judged before the settle: a path manager opens a netlink socket now and then,
+    // and one sample after it could catch that.
+    let busy: Vec<String> = now
+        .iter()
+        .filter(|(n, (_, s))| idle_fds.get(*n).is_some_and(|&b| s.fds > b))
+        .map(|(n, (_, s))| format!("{n} {} fds", s.fds))
+        .collect();
+    let idle = workers_idle && busy.is_empty();
     std::thread::sleep(SETTLE_MEMORY);
     now = view.now();
-    let idle = workers_idle && at_idle(&now);
     eprintln!(
-        "mptcp-soak: quiet point after the warm-up ({}): {}",
+        "mptcp-soak: quiet point after the warm-up ({}; {} of {workers} workers paused{}): {}",
         if idle { "idle" } else { "NOT idle" },
+        pause.waiting(),
+        if busy.is_empty() {
+            String::new()
+        } else {
+            format!("; not idle: {}", busy.join(", "))
+        },
         now.iter()
             .map(|(n, (_, s))| format!("{n} {} kB", s.rss_kb))
             .collect::<Vec<_>>()
