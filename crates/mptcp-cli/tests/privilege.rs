@@ -311,6 +311,14 @@ fn lb_keeps_only_net_admin_and_still_applies_a_reload() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A reload, not a stop: the balancer stops within 200 ms of a stop signal.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the balancer: {:?}",
+        later.try_iter().collect::<Vec<_>>()
+    );
+    assert!(ip(ns.name(), &["rule"]).contains("fwmark 0x4d4c0002"));
     assert_eq!(terminate(&mut child), Some(0));
     assert!(
         !ip(ns.name(), &["rule"]).contains("fwmark"),

@@ -181,7 +181,7 @@ fn run_balancer(args: &LbRunArgs, out: &Output) -> Result<u8, Error> {
         state_dir: args.state_dir.clone(),
         metrics: args.metrics,
     };
-    let stop = super::stop_flag()?;
+    let stop = super::stop_flag_without_hup()?;
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
         .map_err(|e| Error::msg(format!("cannot handle SIGHUP: {e}")))?;

@@ -20,7 +20,7 @@ pub mod pm;
 pub mod proxy;
 pub mod run;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::cli::Command;
@@ -47,12 +47,27 @@ pub fn run(command: Command, out: &Output) -> Result<u8, Error> {
     }
 }
 
-/// A flag raised by Ctrl-C (SIGINT) or SIGTERM, for the commands that run until
-/// stopped; they look at it at least every 200 ms and end cleanly.
+/// A flag raised by Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal went away),
+/// for the commands that run until stopped; they look at it at least every 200 ms
+/// and end cleanly.
 pub fn stop_flag() -> Result<Arc<AtomicBool>, Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    stop_flag_on(&[SIGINT, SIGTERM, SIGHUP])
+}
+
+/// [`stop_flag`] without SIGHUP, for a daemon that re-reads its configuration on
+/// it (`mptcp lb run`). The `ctrlc` crate used before took SIGHUP as a stop too, so
+/// a reload also stopped the balancer right after applying it.
+pub fn stop_flag_without_hup() -> Result<Arc<AtomicBool>, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    stop_flag_on(&[SIGINT, SIGTERM])
+}
+
+fn stop_flag_on(signals: &[i32]) -> Result<Arc<AtomicBool>, Error> {
     let flag = Arc::new(AtomicBool::new(false));
-    let raised = Arc::clone(&flag);
-    ctrlc::set_handler(move || raised.store(true, Ordering::SeqCst))
-        .map_err(|e| Error::msg(format!("cannot handle Ctrl-C: {e}")))?;
+    for &sig in signals {
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .map_err(|e| Error::msg(format!("cannot handle signal {sig}: {e}")))?;
+    }
     Ok(flag)
 }
