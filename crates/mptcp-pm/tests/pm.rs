@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    addresses, endpoints, ipaddr, is_change, netns, once, options, plan, state_dir, Kind, PmDaemon,
-    Upload,
+    addresses, endpoints, ipaddr, is_change, netns, once, options, plan, state_dir, testnet, Kind,
+    PmDaemon, Upload,
 };
 use mptcp_netlink::{EndpointFlags, Limits, NewEndpoint, PathManager};
 use mptcp_pm::{Config, Daemon, Report};
@@ -568,12 +568,7 @@ fn pm_in_kernel_after_a_killed_userspace_run_gives_the_path_manager_back() {
 
 #[test]
 fn pm_takes_over_an_implicit_endpoint_in_place() {
-    let net = TestNet::builder()
-        .paths(2)
-        .ipv6(false)
-        .endpoints(Endpoints::None)
-        .build()
-        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
+    let net = testnet(None, Endpoints::None);
     let client = net.client().name().to_string();
     let state = state_dir("implicit");
     net.server()
@@ -700,12 +695,7 @@ fn stop_when_closed(net: &TestNet, client: &str, state: &Path) -> (Result<(), St
 fn pm_exit_keeps_the_endpoints_live_connections_use() {
     use mptcp_net::MptcpExt;
     use std::io::{Read, Write};
-    let net = TestNet::builder()
-        .paths(2)
-        .ipv6(false)
-        .endpoints(Endpoints::None)
-        .build()
-        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
+    let net = testnet(None, Endpoints::None);
     let client = net.client().name().to_string();
     let state = state_dir("handover");
     net.server()
@@ -995,12 +985,7 @@ fn pm_rp_filter_warning_and_fix() {
 /// subflow over it.
 #[test]
 fn pm_testnet_two_paths_then_a_third_at_run_time() {
-    let net = TestNet::builder()
-        .paths(2)
-        .ipv6(false)
-        .endpoints(Endpoints::None)
-        .build()
-        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
+    let net = testnet(None, Endpoints::None);
     let client = net.client().name().to_string();
     let server = net.server().name().to_string();
     let state = state_dir("third");
@@ -1131,13 +1116,7 @@ fn has_endpoint(ns: &Netns, addr: &str) -> bool {
 /// kernel's endpoint table is watched every 10 ms, so both managers are judged by what
 /// the kernel did.
 fn failover_scenario(manager: Manager) -> Outcome {
-    let net = TestNet::builder()
-        .paths(2)
-        .rate_mbit(20)
-        .ipv6(false)
-        .endpoints(Endpoints::None)
-        .build()
-        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"));
+    let net = testnet(Some(20), Endpoints::None);
     let client_ns = net.client().name().to_string();
     let server_ns = net.server().name().to_string();
     let state = state_dir("failover");

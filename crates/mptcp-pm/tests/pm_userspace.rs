@@ -10,19 +10,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ipaddr, options, state_dir, Kind, PmDaemon, Upload};
+use common::{ipaddr, options, state_dir, testnet, Kind, PmDaemon, Upload};
 use mptcp_net::MptcpExt;
 use mptcp_testnet::{Endpoints, TestNet};
 use serde_json::Value;
-
-fn testnet(rate: Option<u32>, endpoints: Endpoints) -> TestNet {
-    let mut b = TestNet::builder().paths(2).ipv6(false).endpoints(endpoints);
-    if let Some(r) = rate {
-        b = b.rate_mbit(r);
-    }
-    b.build()
-        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"))
-}
 
 fn write_config(state: &Path, text: &str) -> String {
     let path = state.with_extension("toml");

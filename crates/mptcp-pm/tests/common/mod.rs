@@ -31,6 +31,19 @@ pub fn netns(label: &str) -> Netns {
     })
 }
 
+/// A test network of two paths, IPv4 only, shaped to `rate` Mbit/s if given.
+pub fn testnet(rate: Option<u32>, endpoints: mptcp_testnet::Endpoints) -> mptcp_testnet::TestNet {
+    let mut b = mptcp_testnet::TestNet::builder()
+        .paths(2)
+        .ipv6(false)
+        .endpoints(endpoints);
+    if let Some(r) = rate {
+        b = b.rate_mbit(r);
+    }
+    b.build()
+        .unwrap_or_else(|e| panic!("this test needs a test network (root, iproute2): {e}"))
+}
+
 /// Which daemon a [`PmDaemon`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -279,12 +279,7 @@ impl Daemons {
     }
 
     pub fn pids(&self) -> Vec<(String, u32)> {
-        self.list
-            .lock()
-            .expect("daemons")
-            .iter()
-            .filter_map(|(n, d)| d.child.as_ref().map(|c| (n.clone(), c.id())))
-            .collect()
+        running(&self.list)
     }
 
     /// A handle that reads the daemons' current pids, RSS and descriptors from
@@ -302,13 +297,7 @@ impl Daemons {
             let mut samples: Samples = BTreeMap::new();
             let mut last_pid: BTreeMap<String, u32> = BTreeMap::new();
             while !stop.load(Ordering::SeqCst) {
-                let pids: Vec<(String, u32)> = list
-                    .lock()
-                    .expect("daemons")
-                    .iter()
-                    .filter_map(|(n, d)| d.child.as_ref().map(|c| (n.clone(), c.id())))
-                    .collect();
-                for (name, pid) in pids {
+                for (name, pid) in running(&list) {
                     let Some(s) = sample(pid) else { continue };
                     let series = samples.entry(name.clone()).or_default();
                     if last_pid.get(&name) != Some(&pid) {
@@ -438,6 +427,15 @@ impl Drop for Daemons {
     }
 }
 
+/// Each daemon running now: its name and pid.
+fn running(list: &Mutex<BTreeMap<String, Daemon>>) -> Vec<(String, u32)> {
+    list.lock()
+        .expect("daemons")
+        .iter()
+        .filter_map(|(n, d)| d.child.as_ref().map(|c| (n.clone(), c.id())))
+        .collect()
+}
+
 /// See [`Daemons::view`].
 pub struct View {
     list: Arc<Mutex<BTreeMap<String, Daemon>>>,
@@ -446,14 +444,8 @@ pub struct View {
 impl View {
     /// Each running daemon: its pid and a sample of it now.
     pub fn now(&self) -> BTreeMap<String, (u32, Sample)> {
-        let pids: Vec<(String, u32)> = self
-            .list
-            .lock()
-            .expect("daemons")
-            .iter()
-            .filter_map(|(n, d)| d.child.as_ref().map(|c| (n.clone(), c.id())))
-            .collect();
-        pids.into_iter()
+        running(&self.list)
+            .into_iter()
             .filter_map(|(n, pid)| sample(pid).map(|s| (n, (pid, s))))
             .collect()
     }

@@ -406,22 +406,21 @@ fn quiet_point(
     }
     let workers_idle = pause.waiting() == workers;
     let fds_back = Instant::now() + daemons::IDLE_TIMEOUT + Duration::from_secs(5);
-    let mut now = view.now();
-    let at_idle = |now: &BTreeMap<String, (u32, daemons::Sample)>| {
+    // The daemons holding more descriptors than before the load.
+    let busy = |now: &BTreeMap<String, (u32, daemons::Sample)>| -> Vec<String> {
         now.iter()
-            .all(|(n, (_, s))| idle_fds.get(n).is_none_or(|&b| s.fds <= b))
+            .filter(|(n, (_, s))| idle_fds.get(*n).is_some_and(|&b| s.fds > b))
+            .map(|(n, (_, s))| format!("{n} {} fds", s.fds))
+            .collect()
     };
-    while !at_idle(&now) && Instant::now() < fds_back.min(deadline) {
+    let mut now = view.now();
+    while !busy(&now).is_empty() && Instant::now() < fds_back.min(deadline) {
         std::thread::sleep(Duration::from_millis(100));
         now = view.now();
     }
     // Judged before the settle: a path manager opens a netlink socket now and then,
     // and one sample after it could catch that.
-    let busy: Vec<String> = now
-        .iter()
-        .filter(|(n, (_, s))| idle_fds.get(*n).is_some_and(|&b| s.fds > b))
-        .map(|(n, (_, s))| format!("{n} {} fds", s.fds))
-        .collect();
+    let busy = busy(&now);
     let idle = workers_idle && busy.is_empty();
     std::thread::sleep(SETTLE_MEMORY);
     now = view.now();
