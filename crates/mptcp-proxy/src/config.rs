@@ -106,7 +106,8 @@ pub struct Route {
     pub max_conns: usize,
     /// How long a dial to the upstream may take.
     pub connect_timeout: Duration,
-    /// Close a connection after this long without a byte either way; `None`: never.
+    /// Close a connection after this long without a byte either way (neither
+    /// relayed nor acknowledged by a peer); `None`: never.
     pub idle_timeout: Option<Duration>,
     /// Bytes of the user-space buffer a direction copies through, until one read
     /// fills it.

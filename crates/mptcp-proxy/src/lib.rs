@@ -71,6 +71,10 @@
 //!   client for the same reason.
 //! - **Idle timeout** ([`Route::idle_timeout`], default 5 minutes): a connection
 //!   with no byte either way for that long is closed cleanly (FIN both ways).
+//!   Bytes the kernel still delivers from a send buffer count: a slow path can
+//!   take tens of seconds to drain the megabytes the relay wrote at once, and the
+//!   peer acknowledging them keeps the connection (read halfway through a quiet
+//!   stretch and at its end, one `getsockopt` a socket each time).
 //! - **Connect timeout** ([`Route::connect_timeout`], default 5 s): bounds the
 //!   whole dial, name resolution included.
 //!

@@ -297,6 +297,109 @@ fn idle_client_is_closed_at_the_idle_timeout() {
     assert_eq!(proxy.wait_records(1)[0].end, EndReason::IdleTimeout);
 }
 
+/// The relay's writes are done, but the upstream's small receive window lets the
+/// kernel deliver what its send buffer holds only slowly: for longer than the
+/// idle timeout the relay moves nothing while the peer keeps acknowledging
+/// bytes. That connection is busy, not idle: the transfer and the reply arrive
+/// whole.
+#[test]
+fn bytes_still_being_delivered_are_not_idle() {
+    require_mptcp();
+    const SIZE: usize = 2 << 20;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // Set before listen: accepted sockets inherit it, and a fixed receive buffer
+    // keeps the window small.
+    sock.set_recv_buffer_size(8 * 1024).unwrap();
+    sock.bind(&any().into()).unwrap();
+    sock.listen(8).unwrap();
+    let listener: TcpListener = sock.into();
+    let backend = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut got = Vec::with_capacity(SIZE);
+        let started = Instant::now();
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            thread::sleep(Duration::from_millis(5));
+        }
+        let took = started.elapsed();
+        s.write_all(&(got.len() as u64).to_be_bytes()).unwrap();
+        (got, took)
+    });
+    let idle = Duration::from_millis(400);
+    let proxy = start(Route::new(any(), backend.to_string()).idle_timeout(Some(idle)));
+    let mut client = mptcp_client(proxy.addr);
+    let data = pattern(SIZE);
+    client.write_all(&data).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    let (got, took) = server.join().unwrap();
+    assert!(
+        got == data,
+        "the upstream got {} bytes, not the {SIZE} sent",
+        got.len()
+    );
+    assert_eq!(reply, (SIZE as u64).to_be_bytes(), "the reply");
+    let r = &proxy.wait_records(1)[0];
+    assert_eq!(r.end, EndReason::Closed, "{r:?}");
+    println!("delivered in {took:?} with a {idle:?} idle timeout");
+}
+
+/// An upstream that stops reading acknowledges nothing more: with the relay's
+/// bytes queued and none delivered, the connection is closed at the idle timeout.
+#[test]
+fn bytes_the_peer_never_takes_do_not_keep_a_connection() {
+    require_mptcp();
+    let listener = TcpListener::bind(any()).unwrap();
+    let backend = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        // Holds the connection without reading until the test is over.
+        let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        drop(s);
+    });
+    let idle = Duration::from_millis(600);
+    let proxy = start(Route::new(any(), backend.to_string()).idle_timeout(Some(idle)));
+    let mut client = mptcp_client(proxy.addr);
+    client.set_nonblocking(true).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Fill every buffer on the way: the upstream's, the relay's, the client's.
+    while Instant::now() < deadline {
+        match client.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(100));
+                if client.write(&chunk).is_err() {
+                    break;
+                }
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    let full = Instant::now();
+    client.set_nonblocking(false).unwrap();
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest); // EOF or a reset, at the timeout
+    let took = full.elapsed();
+    let r = &proxy.wait_records(1)[0];
+    assert_eq!(r.end, EndReason::IdleTimeout, "{r:?}");
+    assert!(
+        took < idle * 2 + Duration::from_secs(1),
+        "closed {took:?} after the buffers filled ({sent} B), idle timeout {idle:?}"
+    );
+    done_tx.send(()).unwrap();
+    server.join().unwrap();
+}
+
 #[test]
 fn max_conns_pauses_accepting() {
     require_mptcp();

@@ -111,7 +111,8 @@ pub struct ProxyArgs {
     /// Give up dialing the upstream after this long (default 5s).
     #[arg(long, value_name = "DUR", value_parser = duration, conflicts_with = "config")]
     pub connect_timeout: Option<Duration>,
-    /// Close a connection idle for this long (default 5m; 0 or off: never).
+    /// Close a connection idle for this long: no byte relayed and none of the
+    /// written ones acknowledged (default 5m; 0 or off: never).
     #[arg(long, value_name = "DUR", value_parser = idle, conflicts_with = "config")]
     pub idle_timeout: Option<Duration>,
     /// Splice bulk transfers between two plain TCP sockets instead of copying

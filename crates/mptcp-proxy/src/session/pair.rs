@@ -207,7 +207,13 @@ pub(crate) async fn relay_pair(
                 run_way(b, &seen, &ended_first)
             )
         };
-        let watch = watchdog(&activity, settings.idle_timeout, &seen);
+        let acked_now = || {
+            (
+                acked(client, record.client_mptcp),
+                acked(upstream, record.upstream_mptcp),
+            )
+        };
+        let watch = watchdog(&activity, settings.idle_timeout, &seen, acked_now);
         tokio::select! {
             r = both => match r {
                 Ok(_) => RelayEnd::Done,
@@ -241,31 +247,92 @@ async fn run_way(
     Ok(())
 }
 
+/// How far the client and the upstream have acknowledged what the relay wrote.
+type Acked = (Option<u64>, Option<u64>);
+
+/// How far a peer has acknowledged what the relay wrote to it: the data-level
+/// `snd_una` of an MPTCP connection, `tcpi_bytes_acked` of a TCP one (or one that
+/// fell back). One `getsockopt` a socket; `None` where it failed.
+fn acked(s: &TcpStream, status: Option<MptcpStatus>) -> Option<u64> {
+    if status.is_some_and(|st| st.is_active()) {
+        if let Ok(Some(info)) = s.mptcp_info() {
+            return Some(info.snd_una);
+        }
+    }
+    s.subflows().ok()?.first()?.tcp.bytes_acked
+}
+
 /// Returns when the connection has been idle for `idle`; meanwhile samples the
 /// subflow counts once a second while bytes move (an idle connection costs a
 /// timer, not system calls).
-async fn watchdog(activity: &Activity, idle: Option<Duration>, seen: &SubflowsSeen<'_>) {
+///
+/// Idle means that the relay read and wrote nothing for `idle` **and** that the
+/// peers acknowledged none of the bytes it had written meanwhile. A socket's send
+/// buffer can hold megabytes that a slow or congested path delivers over tens of
+/// seconds while the relay, its writes done or blocked until a third of the
+/// buffer is free, moves nothing: that connection is busy, not idle. So when a
+/// connection has been quiet for half of `idle`, the watchdog reads how far each
+/// peer has acknowledged (one `getsockopt` a socket); at `idle` it reads again,
+/// and bytes acknowledged in between count as activity. A connection whose bytes
+/// the network stopped delivering is still closed after `idle`.
+async fn watchdog(
+    activity: &Activity,
+    idle: Option<Duration>,
+    seen: &SubflowsSeen<'_>,
+    acked: impl Fn() -> Acked,
+) {
     let tick = idle.map_or(Duration::from_secs(1), |i| i.min(Duration::from_secs(1)));
     let mut sampled_at = None;
+    // The latest time bytes were seen acknowledged while the relay was quiet.
+    let mut progress_at = Instant::now();
+    // The acknowledged positions read during the current quiet stretch, and when.
+    let mut baseline: Option<(Instant, Acked)> = None;
     loop {
-        tokio::time::sleep(tick).await;
+        let last = activity.last();
+        let Some(idle) = idle else {
+            tokio::time::sleep(tick).await;
+            if sampled_at != Some(activity.last()) {
+                sampled_at = Some(activity.last());
+                seen.sample();
+            }
+            continue;
+        };
+        let quiet_since = last.max(progress_at);
+        let now = Instant::now();
+        let this_stretch = baseline.filter(|&(at, _)| at >= quiet_since);
+        if now >= quiet_since + idle {
+            let now_acked = acked();
+            match this_stretch {
+                Some((_, then)) if then != now_acked => {
+                    progress_at = now;
+                    baseline = Some((now, now_acked));
+                }
+                Some(_) => return,
+                // Halfway was missed (this task ran late): read now and look
+                // again in half the timeout.
+                None => {
+                    progress_at = now.checked_sub(idle / 2).unwrap_or(now);
+                    baseline = Some((now, now_acked));
+                }
+            }
+            continue;
+        }
+        let mut half_read = this_stretch.is_some();
+        if !half_read && now >= quiet_since + idle / 2 {
+            baseline = Some((now, acked()));
+            half_read = true;
+        }
+        let next = if half_read {
+            quiet_since + idle
+        } else {
+            quiet_since + idle / 2
+        };
+        let wake = (now + tick).min(next.max(now));
+        tokio::time::sleep_until(wake.into()).await;
         let last = activity.last();
         if sampled_at != Some(last) {
             sampled_at = Some(last);
             seen.sample();
-        }
-        if let Some(idle) = idle {
-            let deadline = activity.last() + idle;
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            if deadline - now < tick {
-                tokio::time::sleep_until(deadline.into()).await;
-                if activity.last() + idle <= Instant::now() {
-                    return;
-                }
-            }
         }
     }
 }
