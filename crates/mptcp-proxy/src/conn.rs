@@ -177,6 +177,14 @@ impl Front for RouteCtx {
         dial: &'a Dial<'a>,
         record: &'a mut ConnRecord,
     ) -> Option<(TcpStream, ())> {
+        // A client that reset while it waited in the backlog (a connect-and-reset
+        // storm does nothing else) is not worth a dial: one getsockopt
+        // (SO_ERROR) instead of a connection to the upstream.
+        if let Ok(Some(e)) = client.take_error() {
+            record.end = EndReason::ClientReset;
+            record.core.error = Some(format!("client: {e}"));
+            return None;
+        }
         let dialed = match self.upstream_addr {
             Some(addr) => dial.dial(addr).await,
             None => dial.dial(self.route.upstream.as_str()).await,

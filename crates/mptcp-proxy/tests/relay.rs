@@ -432,6 +432,39 @@ fn max_conns_pauses_accepting() {
     echo.join().unwrap().unwrap();
 }
 
+/// A client that resets while it waits in the backlog costs no dial: the
+/// backend serves two connections, so a dial for the reset client would leave the
+/// third client without one.
+#[test]
+fn client_reset_in_the_backlog_is_not_dialled() {
+    require_mptcp();
+    let (backend, echo) = echo_backend(2);
+    let proxy = start(Route::new(any(), backend.to_string()).max_conns(1));
+    let first = mptcp_client(proxy.addr);
+    assert!(round_trip(&first, b"one").unwrap() == b"one");
+    // The only slot is taken: the second client (plain TCP, as storms are) waits
+    // in the backlog, and resets.
+    let second = TcpStream::connect(proxy.addr).unwrap();
+    socket2::SockRef::from(&second)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(second);
+    // The RST reaches the listener's subflow at once on loopback; the MPTCP
+    // socket waiting to be accepted takes its error from the kernel's worker.
+    thread::sleep(Duration::from_millis(100));
+    drop(first);
+    let third = mptcp_client(proxy.addr);
+    assert!(round_trip(&third, b"three").unwrap() == b"three");
+    echo.join().unwrap().unwrap();
+    let records = proxy.wait_records(3);
+    let reset: Vec<_> = records
+        .iter()
+        .filter(|r| r.end == EndReason::ClientReset)
+        .collect();
+    assert_eq!(reset.len(), 1, "{records:?}");
+    assert_eq!(reset[0].core.upstream, None, "not dialled: {:?}", reset[0]);
+}
+
 #[test]
 fn shutdown_drains_then_resets_at_the_deadline() {
     require_mptcp();
