@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Hostile clients against a running daemon, and a well-behaved client beside them.
 
-Usage: hostile.py TARGET KIND PID [--idle N] [--seconds S] [--echo ADDR] [--attacker-cpu N] [--good N]
-       hostile.py good TARGET KIND N PAUSE ECHO   (the well-behaved client alone)
+Usage: hostile.py TARGET KIND PID [--idle N] [--seconds S] [--echo ADDR] [--attacker-cpu N]
+                   [--good-cpus LIST] [--good N]
+       hostile.py good TARGET KIND N PAUSE ECHO CPUS   (the well-behaved client alone)
   TARGET  host:port of the daemon's listener
   KIND    relay | socks5 | http_connect | convert | exporter
   PID     the daemon's pid (RSS and descriptors sampled from /proc every second)
@@ -100,6 +101,8 @@ def good_series_blocking(host, port, kind, echo, n, pause, timeout=10):
         time.sleep(pause)
     return lat, failed
 
+GOOD_CPUS = None  # the cores of the good client (--good-cpus); None: every core
+
 async def good_series(host, port, kind, echo, n, pause=0.02):
     """Runs the well-behaved client in another process: in this one its
     replies would wait behind the attackers' tasks in the event loop (the
@@ -107,6 +110,7 @@ async def good_series(host, port, kind, echo, n, pause=0.02):
     eh, ep = echo
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "good", f"{host}:{port}", kind, str(n), str(pause), f"{eh}:{ep}",
+        ",".join(map(str, sorted(GOOD_CPUS or range(os.cpu_count())))),
         stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     r = json.loads(out)
@@ -201,6 +205,9 @@ async def main():
     port = int(port)
     echo = opt.get("--echo")
     echo = (echo.rsplit(":", 1)[0], int(echo.rsplit(":", 1)[1])) if echo else ("127.0.0.1", 9)
+    global GOOD_CPUS
+    if "--good-cpus" in opt:
+        GOOD_CPUS = {int(c) for c in opt["--good-cpus"].split(",")}
     cpus = sorted(os.sched_getaffinity(0))
     attacker_cpu = int(opt.get("--attacker-cpu", cpus[-1] if len(cpus) > 1 else -1))
     samples, stop = [], asyncio.Event()
@@ -241,9 +248,9 @@ if __name__ == "__main__":
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if len(sys.argv) >= 2 and sys.argv[1] == "good":
-        # good TARGET KIND N PAUSE ECHO: the well-behaved client alone, on any
-        # core (not the attackers' one it was started from).
-        os.sched_setaffinity(0, range(os.cpu_count()))
+        # good TARGET KIND N PAUSE ECHO CPUS: the well-behaved client alone, on
+        # the cores given (not the attackers' one it was started from).
+        os.sched_setaffinity(0, {int(c) for c in sys.argv[7].split(",")})
         h, p = sys.argv[2].rsplit(":", 1)
         eh, ep = sys.argv[6].rsplit(":", 1)
         lat, failed = good_series_blocking(h, int(p), sys.argv[3], (eh, int(ep)), int(sys.argv[4]), float(sys.argv[5]))

@@ -3,8 +3,9 @@
 # CONNECT, the RFC 8803 converter) and `mptcp exporter`, on loopback only.
 # As root. Writes perf/hostile/RESULTS.md and results.json.
 #   perf/hostile/run.sh [--idle N] [--seconds S] [--attacker-cpu N]
-# The attackers run on one core (default the last; -1: anywhere), the good
-# client in a process of its own (see hostile.py).
+# The attackers run on one core (default the last; -1: anywhere), as if on
+# another host; the daemons, the upstream and the good client (a process of its
+# own, see hostile.py) on the other cores, in both phases.
 # MPTCP_BIN: the mptcp binary to test (default: build it in release mode).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +19,11 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--idle N] [--seconds S] [--attacker-cpu N]" >&2; exit 2 ;;
     esac
 done
+if [ "$attacker_cpu" -ge 0 ] && [ "$(nproc)" -gt 1 ]; then
+    server_cpus=$(seq -s, 0 $(( $(nproc) - 1 )) | tr ',' '\n' | grep -vx "$attacker_cpu" | paste -sd,)
+else
+    server_cpus=$(seq -s, 0 $(( $(nproc) - 1 )))
+fi
 [ "$(id -u)" = 0 ] || { echo "run as root (the daemons raise their descriptor limit)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
 if [ -z "${MPTCP_BIN:-}" ]; then
@@ -31,20 +37,20 @@ trap cleanup EXIT
 # The upstream: a tokio echo server (a Python one was the bottleneck the good
 # client's requests queued in while the relay dialled it for every storm connection).
 (cd "$root" && cargo build --release -q -p mptcp-proxy --example loadgen)
-"${CARGO_TARGET_DIR:-$root/target}/release/examples/loadgen" echo 127.0.0.1:0 > "$here/.echo-port" & pids+=($!)
+taskset -c "$server_cpus" "${CARGO_TARGET_DIR:-$root/target}/release/examples/loadgen" echo 127.0.0.1:0 > "$here/.echo-port" & pids+=($!)
 for _ in $(seq 50); do [ -s "$here/.echo-port" ] && break; sleep 0.1; done
 echo_port=$(cat "$here/.echo-port"); rm -f "$here/.echo-port"
 base=$((20000 + RANDOM % 20000))
 relay=$base socks=$((base + 1)) http=$((base + 2)) conv=$((base + 3)) exp=$((base + 4))
-"$MPTCP_BIN" proxy --listen 127.0.0.1:$relay --to 127.0.0.1:$echo_port --metrics 127.0.0.1:$((base + 5)) 2>/dev/null >/dev/null & relay_pid=$!; pids+=($relay_pid)
-"$MPTCP_BIN" proxy --socks5 127.0.0.1:$socks --http-connect 127.0.0.1:$http --metrics 127.0.0.1:$((base + 6)) 2>/dev/null >/dev/null & gw_pid=$!; pids+=($gw_pid)
-"$MPTCP_BIN" proxy --convert 127.0.0.1:$conv --allow 127.0.0.0/8 --metrics 127.0.0.1:$((base + 7)) 2>/dev/null >/dev/null & conv_pid=$!; pids+=($conv_pid)
-"$MPTCP_BIN" exporter --listen 127.0.0.1:$exp 2>/dev/null & exp_pid=$!; pids+=($exp_pid)
+taskset -c "$server_cpus" "$MPTCP_BIN" proxy --listen 127.0.0.1:$relay --to 127.0.0.1:$echo_port --metrics 127.0.0.1:$((base + 5)) 2>/dev/null >/dev/null & relay_pid=$!; pids+=($relay_pid)
+taskset -c "$server_cpus" "$MPTCP_BIN" proxy --socks5 127.0.0.1:$socks --http-connect 127.0.0.1:$http --metrics 127.0.0.1:$((base + 6)) 2>/dev/null >/dev/null & gw_pid=$!; pids+=($gw_pid)
+taskset -c "$server_cpus" "$MPTCP_BIN" proxy --convert 127.0.0.1:$conv --allow 127.0.0.0/8 --metrics 127.0.0.1:$((base + 7)) 2>/dev/null >/dev/null & conv_pid=$!; pids+=($conv_pid)
+taskset -c "$server_cpus" "$MPTCP_BIN" exporter --listen 127.0.0.1:$exp 2>/dev/null & exp_pid=$!; pids+=($exp_pid)
 sleep 2
 out="$here/results.json"
 : > "$out"
 run() { # kind port pid
-    python3 "$here/hostile.py" 127.0.0.1:$2 "$1" "$3" --idle "$idle" --seconds "$seconds" --attacker-cpu "$attacker_cpu" --echo 127.0.0.1:$echo_port | tee -a "$out"
+    python3 "$here/hostile.py" 127.0.0.1:$2 "$1" "$3" --idle "$idle" --seconds "$seconds" --attacker-cpu "$attacker_cpu" --good-cpus "$server_cpus" --echo 127.0.0.1:$echo_port | tee -a "$out"
     sleep "$((seconds / 3 + 6))"  # let idle connections time out before the next target
 }
 run relay $relay $relay_pid
@@ -60,7 +66,8 @@ refusals() { curl -s "127.0.0.1:$1/metrics" | grep '^mptcp_proxy_errors_total' |
     echo "Per target: $idle idle connections (never send), 100 clients sending their request one byte a second,"
     echo "garbage and oversized messages and SO_LINGER-0 connect-and-reset storms for ${seconds} s (the exporter also"
     echo "scraped in a tight loop); meanwhile a well-behaved client (a process of its own, blocking sockets) makes"
-    echo "1,000 requests per phase. The attackers run on CPU $attacker_cpu (-1: anywhere). RSS and descriptors of the daemon"
+    echo "1,000 requests per phase. The attackers run on CPU $attacker_cpu (-1: anywhere); the daemons, the upstream and the"
+    echo "good client on CPUs $server_cpus, in both phases (as if the attackers were another host). RSS and descriptors of the daemon"
     echo "sampled from /proc every second."
     echo
     echo "| target | idle conns | junk+reset conns | good p99 idle server | good p99 under attack | ratio | good failed | RSS start -> peak | fds start -> peak |"
