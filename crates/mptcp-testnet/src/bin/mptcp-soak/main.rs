@@ -383,7 +383,7 @@ pub struct Quiet {
 /// second): memory is read idle after this long.
 const SETTLE_MEMORY: Duration = Duration::from_millis(3500);
 
-/// At `warm` the workers are asked to pause; once all wait (60 s at most) and
+/// At `warm` the workers are asked to pause; once all wait (120 s at most) and
 /// every daemon holds no more descriptors than before the load (the proxies'
 /// idle timeout and 5 s at most), the daemons are sampled [`SETTLE_MEMORY`] later
 /// and the workers go on.
@@ -400,7 +400,7 @@ fn quiet_point(
         std::thread::sleep(Duration::from_millis(50));
     }
     pause.request();
-    let all_wait = Instant::now() + Duration::from_secs(60);
+    let all_wait = Instant::now() + Duration::from_secs(120);
     while pause.waiting() < workers && Instant::now() < all_wait.min(deadline) {
         std::thread::sleep(Duration::from_millis(20));
     }
