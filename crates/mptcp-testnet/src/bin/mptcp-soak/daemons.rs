@@ -48,10 +48,12 @@ pub struct Daemons {
     server_ns: String,
 }
 
-/// The proxies' idle timeout: a connection whose every path died and whose client
-/// gave up is closed by it (the far end never heard of the client's close).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
-const IDLE: &str = "20s";
+/// Whether a daemon's descriptors say it still holds connections: not a path
+/// manager's (they hold none, and the `--userspace` mode keeps one more netlink
+/// socket than the in-kernel one, so its idle count depends on the mode).
+pub fn holds_connections(name: &str) -> bool {
+    !name.starts_with("pm-")
+}
 
 const PM_CLIENT: &str = "role = \"client\"\nipv6 = false\n";
 // The server has no default route (it routes by destination): announce anyway; never
@@ -61,6 +63,10 @@ const PM_SERVER: &str =
 
 impl Daemons {
     pub fn start(args: &Args, net: &SoakNet) -> Result<Daemons, String> {
+        // The proxies' idle timeout (`--idle-timeout`): a connection whose every
+        // path died and whose client gave up is closed by it (the far end never
+        // heard of the client's close).
+        let idle = format!("{}s", args.idle_timeout.as_secs());
         let write = |name: &str, text: &str| -> Result<String, String> {
             let p = args.dir.join(name);
             std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -130,7 +136,7 @@ impl Daemons {
                 "--to",
                 &svc(net::SERVER_PROXY),
                 "--idle-timeout",
-                IDLE,
+                &idle,
             ]),
         );
         add(
@@ -146,7 +152,7 @@ impl Daemons {
                 &format!("127.0.0.1:{}", net::SINK),
                 "--to-tcp",
                 "--idle-timeout",
-                IDLE,
+                &idle,
             ]),
         );
         add(
@@ -161,7 +167,7 @@ impl Daemons {
                 "--converter",
                 &svc(net::CONVERTER),
                 "--idle-timeout",
-                IDLE,
+                &idle,
             ]),
         );
         add(
@@ -177,7 +183,7 @@ impl Daemons {
                 "198.18.0.0/16",
                 "--allow-private-destinations",
                 "--idle-timeout",
-                IDLE,
+                &idle,
             ]),
         );
         add(

@@ -39,13 +39,16 @@ pub struct Args {
     pub no_strip: bool,
     /// DSS checksums on both hosts (`--checksum`: `net.mptcp.checksum_enabled`).
     pub checksum: bool,
+    /// The proxies' `--idle-timeout` (`--idle-timeout SECS`).
+    pub idle_timeout: Duration,
 }
 
 const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] [--seed S] \
 [--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json] \
-[--tolerate OUTCOME]... [--no-strip] [--checksum] (OUTCOME: a JSON key, e.g. \
-failed_with_path_up: reported, not fatal; --no-strip: the schedule's MPTCP-strip episodes \
-change nothing; --checksum: DSS checksums on both hosts)";
+[--tolerate OUTCOME]... [--no-strip] [--checksum] [--idle-timeout SECS] (OUTCOME: a JSON \
+key, e.g. failed_with_path_up: reported, not fatal; --no-strip: the schedule's MPTCP-strip \
+episodes change nothing; --checksum: DSS checksums on both hosts; --idle-timeout: the \
+proxies', default 20)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -61,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         tolerate: Vec::new(),
         no_strip: false,
         checksum: false,
+        idle_timeout: Duration::from_secs(20),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -103,6 +107,7 @@ fn parse_args() -> Result<Args, String> {
             "--min-size" => args.min_size = num(&value)?,
             "--max-size" => args.max_size = num(&value)?,
             "--rate-mbit" => args.rate_mbit = num(&value)? as u32,
+            "--idle-timeout" => args.idle_timeout = Duration::from_secs(num(&value)?),
             _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
         }
     }
@@ -120,6 +125,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.min_size == 0 || args.min_size > args.max_size || args.max_size > 1 << 34 {
         return Err("sizes: 1 <= --min-size <= --max-size <= 16 GiB".into());
+    }
+    if !(5..=600).contains(&args.idle_timeout.as_secs()) {
+        return Err("--idle-timeout: 5 to 600 s".into());
     }
     if !(1..=10_000).contains(&args.rate_mbit) {
         return Err("--rate-mbit: 1 to 10000".into());
@@ -177,7 +185,8 @@ fn main() -> ExitCode {
         Ok(false) => {
             eprintln!(
                 "mptcp-soak: FAILED (seed {}); replay with: scripts/soak --seconds {} --seed {} \
-                 --concurrency {} --min-size {} --max-size {} --rate-mbit {}{}{}; logs in {}",
+                 --concurrency {} --min-size {} --max-size {} --rate-mbit {} --idle-timeout {}{}{}; \
+                 logs in {}",
                 args.seed,
                 args.seconds,
                 args.seed,
@@ -185,6 +194,7 @@ fn main() -> ExitCode {
                 args.min_size,
                 args.max_size,
                 args.rate_mbit,
+                args.idle_timeout.as_secs(),
                 if args.no_strip { " --no-strip" } else { "" },
                 if args.checksum { " --checksum" } else { "" },
                 args.dir.display()
@@ -263,6 +273,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 &idle_fds_before,
                 start + warmup,
                 args.concurrency,
+                args.idle_timeout,
                 deadline,
             )
         });
@@ -279,12 +290,12 @@ fn run(args: &Args) -> Result<bool, String> {
     // Idle again: connections the clients gave up on during a blackout can stay
     // open in the far daemons (no path told them) until the proxies' idle timeout;
     // wait for it, at most, then take the last samples and scrape.
-    let settle = Instant::now() + daemons::IDLE_TIMEOUT + Duration::from_secs(5);
+    let settle = Instant::now() + args.idle_timeout + Duration::from_secs(5);
     let mut idle_fds_after = daemons.fd_counts();
     while Instant::now() < settle
-        && idle_fds_after
-            .iter()
-            .any(|(n, &a)| idle_fds_before.get(n).is_some_and(|&b| a > b))
+        && idle_fds_after.iter().any(|(n, &a)| {
+            daemons::holds_connections(n) && idle_fds_before.get(n).is_some_and(|&b| a > b)
+        })
     {
         std::thread::sleep(Duration::from_secs(1));
         idle_fds_after = daemons.fd_counts();
@@ -393,6 +404,7 @@ fn quiet_point(
     idle_fds: &BTreeMap<String, u64>,
     warm: Instant,
     workers: usize,
+    idle_timeout: Duration,
     deadline: Instant,
 ) -> Quiet {
     let start = Instant::now();
@@ -405,11 +417,13 @@ fn quiet_point(
         std::thread::sleep(Duration::from_millis(20));
     }
     let workers_idle = pause.waiting() == workers;
-    let fds_back = Instant::now() + daemons::IDLE_TIMEOUT + Duration::from_secs(5);
-    // The daemons holding more descriptors than before the load.
+    let fds_back = Instant::now() + idle_timeout + Duration::from_secs(5);
+    // The daemons holding more descriptors than before the load (connections).
     let busy = |now: &BTreeMap<String, (u32, daemons::Sample)>| -> Vec<String> {
         now.iter()
-            .filter(|(n, (_, s))| idle_fds.get(*n).is_some_and(|&b| s.fds > b))
+            .filter(|(n, (_, s))| {
+                daemons::holds_connections(n) && idle_fds.get(*n).is_some_and(|&b| s.fds > b)
+            })
             .map(|(n, (_, s))| format!("{n} {} fds", s.fds))
             .collect()
     };

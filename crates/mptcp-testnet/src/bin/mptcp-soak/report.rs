@@ -396,6 +396,7 @@ pub fn report(c: &Context) -> bool {
     out["mptcp_counters_moved"] = json!(c.counters_moved);
     out["no_strip"] = json!(c.args.no_strip);
     out["checksum"] = json!(c.args.checksum);
+    out["idle_timeout_s"] = json!(c.args.idle_timeout.as_secs());
     println!("{out}");
     violations.is_empty()
 }
