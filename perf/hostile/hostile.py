@@ -212,7 +212,9 @@ async def main():
     attacker_cpu = int(opt.get("--attacker-cpu", cpus[-1] if len(cpus) > 1 else -1))
     samples, stop = [], asyncio.Event()
     samp = asyncio.create_task(sampler(pid, stop, samples))
-    base_lat, base_failed = await good_series(host, port, kind, echo, n_good, pause=0.005)
+    # The same pace in both phases: the attack phase spreads the requests over it.
+    pace = max(0.002, seconds / n_good - 0.01)
+    base_lat, base_failed = await good_series(host, port, kind, echo, n_good, pause=pace)
     start = rss_fds(pid)
     if attacker_cpu >= 0:
         # The attackers on one core, as if on another host; the daemon and the
@@ -225,7 +227,7 @@ async def main():
     if kind == "exporter":
         tasks.append(asyncio.create_task(tight_scrapes(host, port, seconds)))
     await asyncio.sleep(1)
-    load_lat, load_failed = await good_series(host, port, kind, echo, n_good, pause=max(0.0, seconds / n_good - 0.01))
+    load_lat, load_failed = await good_series(host, port, kind, echo, n_good, pause=pace)
     done = await asyncio.gather(*tasks)
     peak = max(samples) if samples else start
     stop.set()

@@ -2,7 +2,7 @@
 # Hostile clients against `mptcp proxy` (relay), its gateway roles (SOCKS5, HTTP
 # CONNECT, the RFC 8803 converter) and `mptcp exporter`, on loopback only.
 # As root. Writes perf/hostile/RESULTS.md and results.json.
-#   perf/hostile/run.sh [--idle N] [--seconds S] [--attacker-cpu N]
+#   perf/hostile/run.sh [--idle N] [--seconds S] [--attacker-cpu N] [--good N]
 # The attackers run on one core (default the last; -1: anywhere), as if on
 # another host; the daemons, the upstream and the good client (a process of its
 # own, see hostile.py) on the other cores, in both phases.
@@ -10,13 +10,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-idle=5000 seconds=30 attacker_cpu=$(( $(nproc) - 1 ))
+idle=5000 seconds=30 attacker_cpu=$(( $(nproc) - 1 )) good=1000
 while [ $# -gt 0 ]; do
     case $1 in
         --idle) idle=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --attacker-cpu) attacker_cpu=$2; shift 2 ;;
-        *) echo "usage: $0 [--idle N] [--seconds S] [--attacker-cpu N]" >&2; exit 2 ;;
+        --good) good=$2; shift 2 ;;
+        *) echo "usage: $0 [--idle N] [--seconds S] [--attacker-cpu N] [--good N]" >&2; exit 2 ;;
     esac
 done
 if [ "$attacker_cpu" -ge 0 ] && [ "$(nproc)" -gt 1 ]; then
@@ -50,7 +51,7 @@ sleep 2
 out="$here/results.json"
 : > "$out"
 run() { # kind port pid
-    python3 "$here/hostile.py" 127.0.0.1:$2 "$1" "$3" --idle "$idle" --seconds "$seconds" --attacker-cpu "$attacker_cpu" --good-cpus "$server_cpus" --echo 127.0.0.1:$echo_port | tee -a "$out"
+    python3 "$here/hostile.py" 127.0.0.1:$2 "$1" "$3" --idle "$idle" --seconds "$seconds" --attacker-cpu "$attacker_cpu" --good-cpus "$server_cpus" --good "$good" --echo 127.0.0.1:$echo_port | tee -a "$out"
     sleep "$((seconds / 3 + 6))"  # let idle connections time out before the next target
 }
 run relay $relay $relay_pid
@@ -62,11 +63,11 @@ refusals() { curl -s "127.0.0.1:$1/metrics" | grep '^mptcp_proxy_errors_total' |
 {
     echo "# Hostile clients: figures"
     echo
-    echo "\`perf/hostile/run.sh --idle $idle --seconds $seconds --attacker-cpu $attacker_cpu\` on $(uname -r), $(nproc) cores, $(date -u +%Y-%m-%d), binary \`$MPTCP_BIN\`."
+    echo "\`perf/hostile/run.sh --idle $idle --seconds $seconds --attacker-cpu $attacker_cpu --good $good\` on $(uname -r), $(nproc) cores, $(date -u +%Y-%m-%d), binary \`$MPTCP_BIN\`."
     echo "Per target: $idle idle connections (never send), 100 clients sending their request one byte a second,"
     echo "garbage and oversized messages and SO_LINGER-0 connect-and-reset storms for ${seconds} s (the exporter also"
     echo "scraped in a tight loop); meanwhile a well-behaved client (a process of its own, blocking sockets) makes"
-    echo "1,000 requests per phase. The attackers run on CPU $attacker_cpu (-1: anywhere); the daemons, the upstream and the"
+    echo "$good requests per phase. The attackers run on CPU $attacker_cpu (-1: anywhere); the daemons, the upstream and the"
     echo "good client on CPUs $server_cpus, in both phases (as if the attackers were another host). RSS and descriptors of the daemon"
     echo "sampled from /proc every second."
     echo
