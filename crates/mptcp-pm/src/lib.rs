@@ -57,12 +57,19 @@
 //!   priority and per-family switches: `backup` on a costly link, which mptcpd's single
 //!   global flag set cannot express. `signal` with `fullmesh`, `fullmesh` without
 //!   `subflow` and `implicit` are refused at start.
-//! - **Link state.** A link that loses carrier (NO-CARRIER, its address still there)
-//!   or goes down loses its endpoints at once, so the kernel closes those subflows
-//!   and connections carry on over the others; when it comes back the endpoints come
-//!   back (with the ids they had) and the kernel opens subflows on live connections
-//!   again. mptcpd forgets such a link without removing its endpoint (its issues #263,
-//!   #281, #282, #334), leaving subflows on a dead path.
+//! - **Link state.** On a client, a link that loses carrier (NO-CARRIER, its address
+//!   still there) or goes down loses its endpoints at once, so the kernel closes
+//!   those subflows and connections carry on over the others; when it comes back the
+//!   endpoints come back (with the ids they had) and the kernel opens subflows on
+//!   live connections again. mptcpd forgets such a link without removing its
+//!   endpoint (its issues #263, #281, #282, #334), leaving subflows on a dead path.
+//!   A server keeps the `signal` endpoints it holds through a link's loss, for as
+//!   long as the address is there: a host accepts its addresses on any interface and
+//!   answers by its routes, so clients can reach that address over the other links,
+//!   and removing the endpoint (RM_ADDR) would close those healthy subflows too (the
+//!   chaos soak found connections left with none). A dead link's address is not
+//!   announced anew, and subflows that did cross the dead link are left to the
+//!   kernel, which stops using them after a few retransmission timeouts.
 //! - **Ownership.** Only endpoints this daemon created are ever changed or removed
 //!   (their ids are kept in the state file, so a restarted daemon adopts them);
 //!   endpoints made by hand or by another tool are left alone, counted against the

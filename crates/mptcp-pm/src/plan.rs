@@ -219,17 +219,31 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
         }
         let hidden =
             server.is_some_and(|s| !s.announce_own) && rule.and_then(|r| r.flags).is_none();
-        let checked = check_address(host, config, link, a, rule, &foreign).and_then(|()| {
-            if hidden {
-                Err(
-                    "behind a balancer: own address not announced (private to clients; \
+        // A server keeps the endpoint it holds when the link loses carrier or goes
+        // down: its address stays reachable over the other links (a host accepts
+        // any of its addresses on any interface, and answers by its routes), so
+        // subflows that reach it over another path are alive, and removing the
+        // endpoint would close them too (RM_ADDR). A client's subflows are bound
+        // to their link: its endpoint goes with it.
+        let kept_while = (config.role == Role::Server
+            && kernel
+                .endpoints
+                .iter()
+                .any(|e| e.address == a.address && kernel.is_ours(e)))
+        .then(|| link.unusable())
+        .flatten();
+        let checked = check_address(host, config, link, a, rule, &foreign, kept_while.is_some())
+            .and_then(|()| {
+                if hidden {
+                    Err(
+                        "behind a balancer: own address not announced (private to clients; \
                      set announce_own if clients can reach it)"
-                        .to_string(),
-                )
-            } else {
-                Ok(())
-            }
-        });
+                            .to_string(),
+                    )
+                } else {
+                    Ok(())
+                }
+            });
         match checked {
             Err(reason) => skipped.push(skip(reason)),
             Ok(()) => {
@@ -250,6 +264,12 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
                 if flags.contains(EndpointFlags::LAMINAR) && !kernel.laminar {
                     flags.remove(EndpointFlags::LAMINAR);
                     reason.push_str(" (laminar dropped: this kernel does not know it)");
+                }
+                if let Some(why) = &kept_while {
+                    reason.push_str(&format!(
+                        "; kept while {why}: a server's address stays reachable over its \
+                         other links"
+                    ));
                 }
                 if config.require_default_route {
                     reason.push_str(&format!(
@@ -411,6 +431,7 @@ fn check_address(
     a: &crate::host::Address,
     rule: Option<&crate::config::Rule>,
     foreign: &[Endpoint],
+    link_state_waived: bool,
 ) -> Result<(), String> {
     let ipv6 = a.address.is_ipv6();
     let family = if ipv6 { "IPv6" } else { "IPv4" };
@@ -433,7 +454,7 @@ fn check_address(
     if !family_on {
         return Err(format!("{family} is turned off for {}", link.name));
     }
-    if let Some(why) = link.unusable() {
+    if let Some(why) = link.unusable().filter(|_| !link_state_waived) {
         return Err(why);
     }
     if f.link_local && is_link_local(a.address) {
@@ -834,6 +855,49 @@ mod tests {
         // Drivers that never report an operational state are judged by their flags.
         h.links.get_mut(&3).unwrap().oper = OperState::Unknown;
         assert!(addresses(&plan(&h, &Config::default(), &kernel())).contains(&"198.18.1.1".into()));
+    }
+
+    #[test]
+    fn a_server_keeps_its_endpoint_when_the_link_goes() {
+        let server = Config {
+            role: Role::Server,
+            ..Config::default()
+        };
+        let mut h = host();
+        h.links.get_mut(&3).unwrap().lower_up = false;
+        // Not yet announced: a dead link's address is not announced.
+        let p = plan(&h, &server, &kernel());
+        assert_eq!(
+            reason(&p, "198.18.1.1"),
+            "wlan0 has no carrier (NO-CARRIER)"
+        );
+        // Announced before: kept, so subflows reaching it over eth0 live on.
+        let mut k = kernel();
+        k.endpoints
+            .push(endpoint(2, "198.18.1.1", EndpointFlags::SIGNAL, Some(3)));
+        k.owned.insert(2, ip("198.18.1.1"));
+        let p = plan(&h, &server, &k);
+        let kept = p
+            .endpoints
+            .iter()
+            .find(|e| e.address == ip("198.18.1.1"))
+            .unwrap_or_else(|| panic!("kept: {p:#?}"));
+        assert_eq!((kept.id, kept.flags), (2, EndpointFlags::SIGNAL));
+        assert!(
+            kept.reason.contains("kept while wlan0 has no carrier"),
+            "{}",
+            kept.reason
+        );
+        h.links.get_mut(&3).unwrap().admin_up = false;
+        assert!(addresses(&plan(&h, &server, &k)).contains(&"198.18.1.1".into()));
+        // Someone else's endpoint is not ours to keep; a client's always goes.
+        k.owned.clear();
+        assert!(!addresses(&plan(&h, &server, &k)).contains(&"198.18.1.1".into()));
+        k.owned.insert(2, ip("198.18.1.1"));
+        assert_eq!(
+            reason(&plan(&h, &Config::default(), &k), "198.18.1.1"),
+            "wlan0 is down"
+        );
     }
 
     #[test]

@@ -1220,6 +1220,94 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A server's address outlives its link. The client reaches the server's path-0
+/// address over path 1 (a route, as through a router), on the subflow it opens to
+/// the address the server announces; when path 0 goes (the server's link is
+/// NO-CARRIER) the server's daemon keeps that endpoint, so the subflow, which never
+/// used the dead link, carries on. Removing it (RM_ADDR) closed that healthy
+/// subflow, and in the chaos soak left connections with none.
+#[test]
+fn pm_server_keeps_its_address_when_its_link_goes() {
+    let net = testnet(None, Endpoints::None);
+    let server_ns = net.server().name().to_string();
+    let state = state_dir("server-link-loss");
+    std::fs::create_dir_all(&*state).unwrap();
+    let config = state.join("pm.toml");
+    std::fs::write(
+        &config,
+        "role = \"server\"\nipv6 = false\nrequire_default_route = false\ninclude = [\"p0\"]\n",
+    )
+    .unwrap();
+    let mut d = PmDaemon::start(
+        &server_ns,
+        Kind::Kernel,
+        options(&state.join("state"), config.to_str()),
+    );
+    d.ready();
+    assert!(
+        has_endpoint(net.server(), "198.18.0.2"),
+        "{:?}",
+        endpoints(net.server())
+    );
+    // The client: one subflow for an announced address, routed over path 1.
+    let client = net.client().name().to_string();
+    ip(
+        &client,
+        &[
+            "mptcp",
+            "limits",
+            "set",
+            "subflows",
+            "1",
+            "add_addr_accepted",
+            "1",
+        ],
+    );
+    ip(
+        &client,
+        &[
+            "route",
+            "add",
+            "198.18.0.2/32",
+            "via",
+            "198.18.1.2",
+            "dev",
+            "p1",
+        ],
+    );
+    let upload = Upload::start_to(&net, 6, 1);
+    let announced = ipaddr("198.18.0.2");
+    assert!(
+        upload
+            .wait_until(Duration::from_secs(3), |u| {
+                u.bytes_to(announced, u.started, Instant::now()) > 0
+            })
+            .is_some(),
+        "no subflow to the announced address carried bytes"
+    );
+    let cut = Instant::now();
+    net.path_down(0).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        has_endpoint(net.server(), "198.18.0.2"),
+        "the server's daemon removed the endpoint of a link that lost carrier: {:?}",
+        d.lines()
+            .iter()
+            .map(|(_, v)| v.to_string())
+            .collect::<Vec<_>>()
+    );
+    let after = upload.bytes_to(announced, cut + Duration::from_millis(500), Instant::now());
+    assert!(
+        after > 0,
+        "the subflow over path 1 to the server's path-0 address stopped when path 0 went"
+    );
+    let summary = upload.finish();
+    assert!(summary.verified == Some(true), "byte-exact: {summary:?}");
+    net.path_up(0).unwrap();
+    let (stopped, _) = d.stop();
+    stopped.unwrap();
+}
+
 /// The failover proof: the daemon removes the endpoint of a NO-CARRIER link
 /// within a second, the transfer goes on byte-exact with no stall of a second, and the
 /// same connection carries bytes on path 1 again within 2 s of the link's return.

@@ -374,6 +374,11 @@ pub struct Upload {
 impl Upload {
     /// Starts a `seconds`-long verified upload to the server's path-0 address.
     pub fn start(net: &mptcp_testnet::TestNet, seconds: u64) -> Upload {
+        Self::start_to(net, seconds, 0)
+    }
+
+    /// Starts a `seconds`-long verified upload to the server's address on `path`.
+    pub fn start_to(net: &mptcp_testnet::TestNet, seconds: u64, path: usize) -> Upload {
         use mptcp_bench::{Client, ClientOptions, Server};
         let server = net
             .server()
@@ -381,7 +386,7 @@ impl Upload {
             .unwrap()
             .expect("bench server");
         let server = std::thread::spawn(move || server.serve(Some(1), None, &|_| {}).unwrap());
-        let target = std::net::SocketAddr::new(net.server().addr(0).unwrap(), 5201);
+        let target = std::net::SocketAddr::new(net.server().addr(path).unwrap(), 5201);
         let mut opts = ClientOptions::new(target);
         opts.duration = Some(Duration::from_secs(seconds));
         opts.interval = Duration::from_millis(100);
@@ -410,13 +415,28 @@ impl Upload {
     /// Bytes the subflows from `local` carried in the intervals that ended in
     /// `from..to`.
     pub fn bytes_on(&self, local: IpAddr, from: Instant, to: Instant) -> u64 {
+        self.bytes_where(from, to, |s| s.local.is_some_and(|a| a.ip() == local))
+    }
+
+    /// Bytes the subflows to `remote` carried in the intervals that ended in
+    /// `from..to`.
+    pub fn bytes_to(&self, remote: IpAddr, from: Instant, to: Instant) -> u64 {
+        self.bytes_where(from, to, |s| s.remote.is_some_and(|a| a.ip() == remote))
+    }
+
+    fn bytes_where(
+        &self,
+        from: Instant,
+        to: Instant,
+        which: impl Fn(&mptcp_bench::SubflowSample) -> bool,
+    ) -> u64 {
         self.intervals
             .lock()
             .unwrap()
             .iter()
             .filter(|(at, _)| *at > from && *at <= to)
             .flat_map(|(_, i)| i.subflows.iter())
-            .filter(|s| s.local.is_some_and(|a| a.ip() == local))
+            .filter(|s| which(s))
             .map(|s| s.bytes)
             .sum()
     }
