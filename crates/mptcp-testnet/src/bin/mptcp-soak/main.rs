@@ -249,7 +249,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let start = Instant::now();
     let deadline = start + schedule.duration;
     let timeline = Arc::new(Mutex::new(Timeline::default()));
-    let stats = work::Stats::default();
+    let stats = work::Stats::new(start);
     let outsider = work::Outsider::default();
     let pause = work::Pause::default();
     let view = daemons.view();

@@ -223,6 +223,20 @@ impl SoakNet {
         Ok(())
     }
 
+    /// `ss -tinM` of both hosts (every TCP socket and subflow with its `tcp_info`
+    /// and MPTCP tokens, every MPTCP socket) into `path`.
+    pub fn dump_sockets(&self, path: &Path) -> Result<(), String> {
+        let mut text = String::new();
+        for (name, host) in [("client", self.tn.client()), ("server", self.tn.server())] {
+            let out = host
+                .exec("ss", ["-tinM"])
+                .map_err(|e| format!("ss on the {name}: {e}"))?;
+            text.push_str(&format!("# {name}\n"));
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     pub fn sink_origin(&self) -> SocketAddr {
         SocketAddr::from((ORIGIN, SINK))
     }

@@ -84,6 +84,15 @@ pub fn report(c: &Context) -> bool {
         .filter(|(_, a)| matches!(a, Action::PathDown(_) | Action::AddrRemove(_)))
         .map(|(at, _)| *at)
         .collect();
+    // The path managers' mode when an op started: `--userspace` or in-kernel.
+    let userspace_at = |t: Instant| {
+        c.timeline
+            .events
+            .iter()
+            .rfind(|(at, a)| *at <= t && matches!(a, Action::PmMode(_)))
+            .is_some_and(|(_, a)| matches!(a, Action::PmMode(true)))
+    };
+    let mut failed_up_userspace = 0u64;
     let dials_failed = dial_failures(&c.args.dir);
     let (mut sent, mut verified, mut corrupt) = (0u64, 0u64, 0u64);
     let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
@@ -126,6 +135,9 @@ pub fn report(c: &Context) -> bool {
                     failed_dial += 1;
                 } else {
                     failed_up += 1;
+                    if userspace_at(op.start) {
+                        failed_up_userspace += 1;
+                    }
                     if failures.len() < 10 {
                         failures.push(format!(
                             "{:?} {:.1}-{:.1} s, {} B: {e}",
@@ -282,6 +294,15 @@ pub fn report(c: &Context) -> bool {
     row("largest transfer", largest.to_string(), "");
     row("failed with a path up", failed_up.to_string(), "0");
     row(
+        "  of which started under in-kernel / --userspace pm",
+        format!(
+            "{} / {}",
+            failed_up - failed_up_userspace,
+            failed_up_userspace
+        ),
+        "",
+    );
+    row(
         "failed, every path down",
         failed_down.to_string(),
         "counted",
@@ -395,6 +416,10 @@ pub fn report(c: &Context) -> bool {
     let mut out = out;
     out["mptcp_counters_moved"] = json!(c.counters_moved);
     out["no_strip"] = json!(c.args.no_strip);
+    out["failed_with_path_up_by_pm"] = json!({
+        "in_kernel": failed_up - failed_up_userspace,
+        "userspace": failed_up_userspace,
+    });
     out["checksum"] = json!(c.args.checksum);
     out["idle_timeout_s"] = json!(c.args.idle_timeout.as_secs());
     println!("{out}");

@@ -45,9 +45,53 @@ pub struct Op {
     pub local_port: Option<u16>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     pub ops: Mutex<Vec<Op>>,
+    /// The start of the run.
+    start: Instant,
+    /// Socket dumps taken when a client gave up waiting: how many, and when the
+    /// last was (ms after the start of the run).
+    dumps: AtomicUsize,
+    last_dump_ms: AtomicU64,
+}
+
+/// At most this many socket dumps a run, [`DUMP_EVERY`] apart.
+const MAX_DUMPS: usize = 12;
+const DUMP_EVERY: Duration = Duration::from_secs(10);
+
+impl Stats {
+    pub fn new(start: Instant) -> Stats {
+        Stats {
+            ops: Mutex::default(),
+            start,
+            dumps: AtomicUsize::new(0),
+            last_dump_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// A client waited [`IO_TIMEOUT`] for a byte: saves what every connection
+    /// and subflow of both hosts looked like (`stall-<seconds>.txt` in the run's
+    /// directory), a few times a run, for the report's stalled connections.
+    fn dump_stall(&self, net: &SoakNet, args: &Args) {
+        let now = self.start.elapsed();
+        let ms = now.as_millis() as u64;
+        let last = self.last_dump_ms.load(Ordering::SeqCst);
+        if self.dumps.load(Ordering::SeqCst) >= MAX_DUMPS
+            || (last > 0 && ms < last + DUMP_EVERY.as_millis() as u64)
+            || self
+                .last_dump_ms
+                .compare_exchange(last, ms.max(1), Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        self.dumps.fetch_add(1, Ordering::SeqCst);
+        let path = args.dir.join(format!("stall-{:.0}.txt", now.as_secs_f64()));
+        if let Err(e) = net.dump_sockets(&path) {
+            eprintln!("mptcp-soak: socket dump: {e}");
+        }
+    }
 }
 
 /// Waits until every listener accepts.
@@ -215,6 +259,14 @@ pub fn worker(
         progress.tick();
         op.end = Instant::now();
         op.longest_stall = progress.longest;
+        if let Err(e) = &res {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                stats.dump_stall(net, args);
+            }
+        }
         if let Err(e) = res {
             op.error = Some(e.to_string());
         }
