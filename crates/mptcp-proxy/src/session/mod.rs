@@ -362,11 +362,6 @@ async fn accept_loop<F: Front>(
                     pressure.freed();
                     drop(permit);
                 });
-                // Let the sessions already running (and the one just spawned)
-                // have their turn before the next accept: under a burst of
-                // connections (a storm) the accept loop would otherwise keep the
-                // worker, and each new session would push the older ones back.
-                tokio::task::yield_now().await;
             }
             Err(e) if sys::resource_exhausted(&e) => {
                 shared.metrics.error("accept_fd_limit");
