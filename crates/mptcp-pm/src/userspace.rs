@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mptcp_netlink::{EndpointFlags, Events, NewSubflow, PathManager};
+use mptcp_netlink::codec::AddressAttrs;
+use mptcp_netlink::{Endpoint, EndpointFlags, Events, NewSubflow, PathManager};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::{other_manager, Error, Options, Report};
@@ -105,6 +106,10 @@ pub struct UserspaceDaemon {
     sysctl: PmSysctl,
     original: String,
     status_path: PathBuf,
+    /// A server's paths of the last plan, as the endpoints they would be: a link's
+    /// loss keeps them, as the in-kernel mode keeps its endpoints (see
+    /// [`crate::plan()`]: clients reach the address over the other links).
+    announced: Vec<Endpoint>,
 }
 
 impl std::fmt::Debug for UserspaceDaemon {
@@ -176,6 +181,7 @@ impl UserspaceDaemon {
         let mut daemon = UserspaceDaemon {
             engine: Engine::new(opts.config.userspace.clone()),
             status_path: status_path(&opts.state_dir, netns),
+            announced: Vec::new(),
             opts,
             pm,
             events,
@@ -209,10 +215,26 @@ impl UserspaceDaemon {
             source: e,
         })?;
         let kernel = KernelView {
+            owned: self.announced.iter().map(|e| (e.id, e.address)).collect(),
+            endpoints: self.announced.clone(),
             remembered: self.memory.remembered.clone(),
             ..KernelView::default()
         };
         let plan = plan(&host, &self.opts.config, &kernel);
+        if self.opts.config.role == crate::Role::Server {
+            self.announced = plan
+                .endpoints
+                .iter()
+                .filter_map(|e| {
+                    Endpoint::try_from(&AddressAttrs {
+                        id: Some(e.id),
+                        flags: Some(e.flags.bits()),
+                        ..AddressAttrs::from_ip(e.address)
+                    })
+                    .ok()
+                })
+                .collect();
+        }
         let mut changed = false;
         for e in &plan.endpoints {
             changed |= self.memory.remembered.insert(e.address, e.id) != Some(e.id);

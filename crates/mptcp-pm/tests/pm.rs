@@ -1228,6 +1228,17 @@ impl Drop for KillOnDrop {
 /// subflow, and in the chaos soak left connections with none.
 #[test]
 fn pm_server_keeps_its_address_when_its_link_goes() {
+    server_link_loss(Kind::Kernel);
+}
+
+/// The same with `--userspace` on the server: the address it announced to each
+/// connection is not withdrawn, and that subflow is not closed.
+#[test]
+fn pm_userspace_server_keeps_its_address_when_its_link_goes() {
+    server_link_loss(Kind::Userspace);
+}
+
+fn server_link_loss(kind: Kind) {
     let net = testnet(None, Endpoints::None);
     let server_ns = net.server().name().to_string();
     let state = state_dir("server-link-loss");
@@ -1240,12 +1251,13 @@ fn pm_server_keeps_its_address_when_its_link_goes() {
     .unwrap();
     let mut d = PmDaemon::start(
         &server_ns,
-        Kind::Kernel,
+        kind,
         options(&state.join("state"), config.to_str()),
     );
     d.ready();
+    let kernel = kind == Kind::Kernel;
     assert!(
-        has_endpoint(net.server(), "198.18.0.2"),
+        !kernel || has_endpoint(net.server(), "198.18.0.2"),
         "{:?}",
         endpoints(net.server())
     );
@@ -1289,7 +1301,7 @@ fn pm_server_keeps_its_address_when_its_link_goes() {
     net.path_down(0).unwrap();
     std::thread::sleep(Duration::from_millis(2500));
     assert!(
-        has_endpoint(net.server(), "198.18.0.2"),
+        !kernel || has_endpoint(net.server(), "198.18.0.2"),
         "the server's daemon removed the endpoint of a link that lost carrier: {:?}",
         d.lines()
             .iter()

@@ -31,7 +31,10 @@
 //!   paths do not flap; sub-millisecond LAN RTTs never trigger a change).
 //! - `single`: no subflow is ever added.
 //! - Server side (any policy but `single`): every path's address is announced
-//!   (ADD_ADDR) to the client; a path that goes is withdrawn (RM_ADDR).
+//!   (ADD_ADDR) to the client; a path that goes is withdrawn (RM_ADDR). A server's
+//!   path outlives its link's loss while the address is there (the daemon keeps it
+//!   among the paths, as the in-kernel mode keeps its endpoints): clients reach the
+//!   address over the other links, and withdrawing it would close those subflows.
 //! - A path that becomes unusable has its subflows closed at once (the kernel moves
 //!   their data to the others) instead of waiting for them to time out.
 //!
