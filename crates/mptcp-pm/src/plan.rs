@@ -36,6 +36,13 @@ impl KernelView {
     fn is_ours(&self, ep: &Endpoint) -> bool {
         self.owned.get(&ep.id) == Some(&ep.address)
     }
+
+    /// Whether one of this daemon's endpoints has `address` now.
+    fn holds(&self, address: IpAddr) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| e.address == address && self.is_ours(e))
+    }
 }
 
 /// An endpoint the daemon wants.
@@ -225,13 +232,9 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
         // subflows that reach it over another path are alive, and removing the
         // endpoint would close them too (RM_ADDR). A client's subflows are bound
         // to their link: its endpoint goes with it.
-        let kept_while = (config.role == Role::Server
-            && kernel
-                .endpoints
-                .iter()
-                .any(|e| e.address == a.address && kernel.is_ours(e)))
-        .then(|| link.unusable())
-        .flatten();
+        let kept_while = (config.role == Role::Server && kernel.holds(a.address))
+            .then(|| link.unusable())
+            .flatten();
         let checked = check_address(host, config, link, a, rule, &foreign, kept_while.is_some())
             .and_then(|()| {
                 if hidden {

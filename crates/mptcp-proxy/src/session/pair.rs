@@ -288,46 +288,35 @@ async fn watchdog(
     // The acknowledged positions read during the current quiet stretch, and when.
     let mut baseline: Option<(Instant, Acked)> = None;
     loop {
-        let last = activity.last();
-        let Some(idle) = idle else {
-            tokio::time::sleep(tick).await;
-            if sampled_at != Some(activity.last()) {
-                sampled_at = Some(activity.last());
-                seen.sample();
-            }
-            continue;
-        };
-        let quiet_since = last.max(progress_at);
         let now = Instant::now();
-        let this_stretch = baseline.filter(|&(at, _)| at >= quiet_since);
-        if now >= quiet_since + idle {
-            let now_acked = acked();
-            match this_stretch {
-                Some((_, then)) if then != now_acked => {
-                    progress_at = now;
+        let wake = match idle {
+            None => now + tick,
+            Some(idle) => {
+                let quiet_since = activity.last().max(progress_at);
+                let this_stretch = baseline.filter(|&(at, _)| at >= quiet_since);
+                if now >= quiet_since + idle {
+                    let now_acked = acked();
+                    match this_stretch {
+                        Some((_, then)) if then == now_acked => return,
+                        Some(_) => progress_at = now,
+                        // Halfway was missed (this task ran late): look again in
+                        // half the timeout.
+                        None => progress_at = now.checked_sub(idle / 2).unwrap_or(now),
+                    }
                     baseline = Some((now, now_acked));
+                    continue;
                 }
-                Some(_) => return,
-                // Halfway was missed (this task ran late): read now and look
-                // again in half the timeout.
-                None => {
-                    progress_at = now.checked_sub(idle / 2).unwrap_or(now);
-                    baseline = Some((now, now_acked));
-                }
+                let next = if this_stretch.is_some() {
+                    quiet_since + idle
+                } else if now >= quiet_since + idle / 2 {
+                    baseline = Some((now, acked()));
+                    quiet_since + idle
+                } else {
+                    quiet_since + idle / 2
+                };
+                (now + tick).min(next)
             }
-            continue;
-        }
-        let mut half_read = this_stretch.is_some();
-        if !half_read && now >= quiet_since + idle / 2 {
-            baseline = Some((now, acked()));
-            half_read = true;
-        }
-        let next = if half_read {
-            quiet_since + idle
-        } else {
-            quiet_since + idle / 2
         };
-        let wake = (now + tick).min(next.max(now));
         tokio::time::sleep_until(wake.into()).await;
         let last = activity.last();
         if sampled_at != Some(last) {
