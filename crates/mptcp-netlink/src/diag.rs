@@ -48,6 +48,11 @@ impl NetlinkSerializable for DiagRequest {
 /// A dump of the sockets of `family`: MPTCP ones when `mptcp`, else TCP ones; with
 /// `INET_DIAG_INFO` (which also brings a TCP socket's ULP nest).
 fn dump(family: u8, mptcp: bool) -> Op<Vec<InetDiagMsg>> {
+    dump_states(family, mptcp, StateFlags::all())
+}
+
+/// A dump of the sockets of `family` in `states`, as [`dump`].
+fn dump_states(family: u8, mptcp: bool, states: StateFlags) -> Op<Vec<InetDiagMsg>> {
     let socket_id = if family == AF_INET {
         SocketId::new_v4()
     } else {
@@ -63,7 +68,7 @@ fn dump(family: u8, mptcp: bool) -> Op<Vec<InetDiagMsg>> {
             // The real protocol is in INET_DIAG_REQ_PROTOCOL when there is one.
             protocol: IPPROTO_TCP,
             extensions: ExtensionFlags::INFO,
-            states: StateFlags::all(),
+            states,
             socket_id,
         },
         attrs: attrs.into_bytes(),
@@ -248,6 +253,35 @@ pub fn connections() -> Result<Vec<Connection>, Error> {
         }
     }
     Ok(assemble(conns, subflows))
+}
+
+/// The local addresses of the namespace's listening MPTCP sockets, IPv4 and IPv6 (an
+/// unspecified address is a wildcard listener). One `sock_diag` dump per family of the
+/// listening sockets alone: no connection and no subflow is walked, so it is cheap
+/// enough to poll. Needs no privilege.
+///
+/// ```no_run
+/// for addr in mptcp_netlink::listeners()? {
+///     println!("MPTCP listener on {addr}");
+/// }
+/// # Ok::<(), mptcp_netlink::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`connections`].
+pub fn listeners() -> Result<Vec<SocketAddr>, Error> {
+    let mut sock = NlSocket::open(netlink_sys::protocols::NETLINK_SOCK_DIAG)?;
+    let mut out = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        out.extend(
+            sock.run(dump_states(family, true, StateFlags::LISTEN))?
+                .into_iter()
+                // The kernel filters by state; a reply in another one is not a listener.
+                .filter(|m| TcpState::from_raw(m.state) == TcpState::Listen)
+                .map(|m| m.local),
+        );
+    }
+    Ok(out)
 }
 
 /// Builds the connections from the MPTCP and the subflow sockets.

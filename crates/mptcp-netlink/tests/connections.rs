@@ -174,3 +174,28 @@ fn an_ipv6_connection_with_subflows_of_both_families() {
     assert!(conn.local.is_ipv6(), "{conn}");
     assert_eq!(conn.remote, server_addr);
 }
+
+#[test]
+fn listeners_lists_mptcp_listeners_only() {
+    let ns = common::netns("conn-listeners");
+    ns.run(|| {
+        let wildcard = ListenConfig::new().listen("0.0.0.0:0").unwrap();
+        let bound = ListenConfig::new().listen("127.0.0.1:0").unwrap();
+        let v6 = ListenConfig::new().listen("[::1]:0").unwrap();
+        // Neither a plain TCP listener nor a connection counts.
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _conn = Dialer::new().dial(bound.local_addr().unwrap()).unwrap();
+        let _accepted = bound.accept().unwrap();
+
+        let mut got = mptcp_netlink::listeners().unwrap();
+        got.sort();
+        let mut want = vec![
+            wildcard.local_addr().unwrap(),
+            bound.local_addr().unwrap(),
+            v6.local_addr().unwrap(),
+        ];
+        want.sort();
+        assert_eq!(got, want, "plain TCP listener {:?}", tcp.local_addr());
+    })
+    .unwrap();
+}

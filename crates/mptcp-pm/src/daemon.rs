@@ -143,6 +143,13 @@ pub enum Report {
         /// The addresses left out, with why.
         skipped: Vec<Skipped>,
     },
+    /// A server's addresses left unannounced because its MPTCP listeners are bound to
+    /// other addresses and would reset joins to them (said once per set; an empty set
+    /// says they are announced again).
+    NotAnnounced {
+        /// The addresses, with why.
+        skipped: Vec<Skipped>,
+    },
     /// `rp_filter` is strict (1) on interfaces with endpoints.
     RpFilterStrict {
         /// The interfaces.
@@ -275,6 +282,16 @@ impl fmt::Display for Report {
                 }
                 Ok(())
             }
+            Report::NotAnnounced { skipped } => match skipped.first() {
+                None => f.write_str("every usable address is announced again"),
+                Some(first) => {
+                    let addresses: Vec<String> =
+                        skipped.iter().map(|s| s.address.to_string()).collect();
+                    // The reason names the listeners, the same for every address of
+                    // a family: the first one says it.
+                    write!(f, "{} {}", addresses.join(", "), first.reason)
+                }
+            },
             Report::RpFilterStrict { interfaces, fixed } => {
                 if *fixed {
                     write!(f, "rp_filter set to 2 (loose) on {}", interfaces.join(", "))
@@ -404,6 +421,8 @@ pub struct Daemon {
     last_over: Vec<Skipped>,
     last_rp: Vec<String>,
     last_dry: Vec<Action>,
+    last_not_announced: Vec<Skipped>,
+    listeners: crate::host::ListenerWatch,
 }
 
 impl fmt::Debug for Daemon {
@@ -506,6 +525,8 @@ impl Daemon {
             publisher: None,
             last_over: Vec::new(),
             last_rp: Vec::new(),
+            last_not_announced: Vec::new(),
+            listeners: crate::host::ListenerWatch::default(),
             last_dry: Vec::new(),
         };
         daemon.save()?;
@@ -573,10 +594,11 @@ impl Daemon {
     /// reported (as a failed [`Report::Change`]) and retried on the next pass.
     pub fn reconcile(&mut self, log: &mut dyn FnMut(Report)) -> Result<Plan, Error> {
         loop {
-            let host = self
+            let mut host = self
                 .rtnl
                 .snapshot()
                 .map_err(|e| Error::io("cannot read the host's links and addresses", e))?;
+            host.mptcp_listeners = self.listeners.current.clone();
             let kernel = self.kernel_view()?;
             let plan = plan(&host, &self.opts.config, &kernel);
             self.report_once(&plan, &host, log);
@@ -765,6 +787,12 @@ impl Daemon {
             self.last_over = plan.over_capacity.clone();
         }
         let _ = host;
+        if plan.not_announced != self.last_not_announced {
+            log(Report::NotAnnounced {
+                skipped: plan.not_announced.clone(),
+            });
+            self.last_not_announced = plan.not_announced.clone();
+        }
         if plan.strict_rp_filter != self.last_rp {
             if !plan.strict_rp_filter.is_empty() {
                 let fixed = self.opts.fix_rp_filter && !self.opts.dry_run;
@@ -799,6 +827,10 @@ impl Daemon {
     /// When the first reconcile fails or the notification socket breaks; later
     /// failures are logged and retried.
     pub fn run(&mut self, stop: &AtomicBool, log: &mut dyn FnMut(Report)) -> Result<(), Error> {
+        let server = self.opts.config.role == Role::Server;
+        if server {
+            self.poll_listeners(log);
+        }
         let plan = self.reconcile(log)?;
         log(Report::Ready {
             endpoints: self.memory.owned.len(),
@@ -831,6 +863,9 @@ impl Daemon {
             } else if Instant::now() >= next_resync {
                 changed = true;
             }
+            // A server announces what its listeners take joins on: a service that
+            // starts, stops or rebinds changes the plan.
+            changed |= server && self.poll_listeners(log);
             if changed {
                 next_resync = Instant::now() + self.opts.config.resync_interval;
                 if let Err(e) = self.reconcile(log) {
@@ -842,6 +877,16 @@ impl Daemon {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         Ok(())
+    }
+
+    /// Reads the MPTCP listeners when due; whether they changed.
+    fn poll_listeners(&mut self, log: &mut dyn FnMut(Report)) -> bool {
+        self.listeners
+            .poll(Instant::now())
+            .unwrap_or_else(|message| {
+                log(Report::Error { message });
+                false
+            })
     }
 
     /// Ends the daemon: unless `--keep` (or a dry run), removes its endpoints and puts
@@ -962,9 +1007,12 @@ pub fn preview(config: &Config, state_dir: &std::path::Path) -> Result<(Plan, Ve
         state::netns_id().map_err(|e| Error::io("cannot identify the network namespace", e))?;
     let memory = state::peek(&state::state_path(state_dir, netns));
     let pm = PathManager::open()?;
-    let host = Rtnl::open()
+    let mut host = Rtnl::open()
         .and_then(|mut r| r.snapshot())
         .map_err(|e| Error::io("cannot read the host's links and addresses", e))?;
+    if config.role == Role::Server {
+        host.mptcp_listeners = mptcp_netlink::listeners()?;
+    }
     let endpoints = pm.endpoints()?;
     let mut owned = memory.owned;
     owned.retain(|id, addr| {

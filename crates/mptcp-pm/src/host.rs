@@ -118,6 +118,10 @@ pub struct HostState {
     /// The effective IPv4 `rp_filter` of each interface (the larger of `all` and the
     /// interface's own), where it could be read.
     pub rp_filter: BTreeMap<u32, u8>,
+    /// The local addresses of the listening MPTCP sockets (read by a server's daemon;
+    /// empty when none listens or they were not read). Joins to an address reach a
+    /// listener only if it is bound to that address or to the wildcard.
+    pub mptcp_listeners: Vec<std::net::SocketAddr>,
 }
 
 impl HostState {
@@ -140,5 +144,44 @@ impl fmt::Display for OperState {
             OperState::Dormant => "dormant",
             OperState::Up => "up",
         })
+    }
+}
+
+/// The MPTCP listeners a server's daemon watches: what it announces depends on the
+/// addresses they are bound to ([`HostState::mptcp_listeners`]). Read every
+/// [`ListenerWatch::EVERY`] (one `sock_diag` dump of listening sockets per family).
+#[derive(Debug, Default)]
+pub(crate) struct ListenerWatch {
+    /// The listeners last read, sorted.
+    pub(crate) current: Vec<std::net::SocketAddr>,
+    next: Option<std::time::Instant>,
+    failing: bool,
+}
+
+impl ListenerWatch {
+    pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// Reads the listeners when due. `Ok(true)` when they changed; an error once, when
+    /// reading starts failing (the last set stays in use).
+    pub(crate) fn poll(&mut self, now: std::time::Instant) -> Result<bool, String> {
+        if self.next.is_some_and(|t| now < t) {
+            return Ok(false);
+        }
+        self.next = Some(now + Self::EVERY);
+        match mptcp_netlink::listeners() {
+            Ok(mut found) => {
+                self.failing = false;
+                found.sort();
+                found.dedup();
+                let changed = found != self.current;
+                self.current = found;
+                Ok(changed)
+            }
+            Err(e) if !self.failing => {
+                self.failing = true;
+                Err(format!("cannot list the MPTCP listeners: {e}"))
+            }
+            Err(_) => Ok(false),
+        }
     }
 }

@@ -70,6 +70,17 @@
 //!   chaos soak found connections left with none). A dead link's address is not
 //!   announced anew, and subflows that did cross the dead link are left to the
 //!   kernel, which stops using them after a few retransmission timeouts.
+//! - **What a server announces.** A join is a SYN to the announced address and the
+//!   connection's port, which only a listener bound to that address or to the
+//!   wildcard takes. A server whose MPTCP services are bound to one address (a VIP on
+//!   `lo`, a container's address) would have every join to its other addresses
+//!   reset, and each reset costs a client with `laminar` endpoints one of its paths
+//!   for the rest of the connection. So the server role announces an address only
+//!   when every MPTCP listener takes joins on it (`[::]` takes IPv4 too; none
+//!   listening yet announces, as the service may start later); the listeners are
+//!   read every 2 s, and the addresses left out are reported once
+//!   ([`Report::NotAnnounced`]), with the listeners that refuse them. An interface
+//!   rule that says `signal` is obeyed as written.
 //! - **Ownership.** Only endpoints this daemon created are ever changed or removed
 //!   (their ids are kept in the state file, so a restarted daemon adopts them);
 //!   endpoints made by hand or by another tool are left alone, counted against the
@@ -170,8 +181,13 @@
 //!
 //! # Limits of this version
 //!
-//! - The userspace mode handles connections made while it runs; connections made
-//!   before it stay with the in-kernel path manager.
+//! - The userspace mode drives the connections of the userspace path manager, those
+//!   made before it started too (a restart; found every 2 s in a `sock_diag` sweep,
+//!   as are any whose events were lost, and brought to their policy at once).
+//!   Connections made under the in-kernel path manager stay with it (the kernel
+//!   fills `mptcp_info`'s limits only for those, and refuses commands for them);
+//!   connections made under a `--userspace` run are left to nobody by a switch to
+//!   the in-kernel mode.
 //! - Endpoints carry no port (a `signal` endpoint with a port makes the kernel listen
 //!   on it; configure those by hand, the daemon leaves them alone).
 //! - A default route is judged per interface and family, not by a route lookup from

@@ -111,6 +111,10 @@ pub struct Plan {
     /// Candidates that lost to the kernel's 8-endpoint cap (a subset of the reasons
     /// in `skipped`, kept apart so they are reported once).
     pub over_capacity: Vec<Skipped>,
+    /// A server's addresses not announced because its MPTCP listeners would reset
+    /// joins to them (a subset of `skipped`, kept apart so they are reported once).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_announced: Vec<Skipped>,
     /// Endpoints made by hand or another tool: left alone, counted against the cap.
     pub foreign: Vec<Endpoint>,
     /// The limits, or `None` when the configuration leaves them alone.
@@ -192,9 +196,53 @@ struct Candidate {
     reason: String,
 }
 
+/// Whether joins to `address` would reach the host's MPTCP listeners: a join is a TCP
+/// SYN to the announced address and the connection's port, which only a listener bound
+/// to that address or to the wildcard takes (`[::]` takes IPv4 too, as Linux's default
+/// `bindv6only = 0` has it). A service bound to one address (a VIP on `lo`, a
+/// container's address) resets every join to the others, and each reset costs a
+/// client with `laminar` endpoints one of its paths for the connection's lifetime.
+/// So a server's own addresses are announced only when every MPTCP listener takes
+/// joins on them; none listening yet (the service starts later) announces them.
+/// The kernel's listeners on a balancer join port are not services: left out.
+fn joins_refused(host: &HostState, address: IpAddr, join_port: Option<u16>) -> Result<(), String> {
+    let refusing: Vec<String> = host
+        .mptcp_listeners
+        .iter()
+        .filter(|l| Some(l.port()) != join_port)
+        .filter(|l| {
+            let ip = l.ip();
+            let wildcard = ip.is_unspecified() && (ip.is_ipv6() || address.is_ipv4());
+            !(wildcard || ip == address)
+        })
+        .map(|l| l.to_string())
+        .collect();
+    if refusing.is_empty() {
+        return Ok(());
+    }
+    let shown = refusing.len().min(4);
+    Err(format!(
+        "not announced: the MPTCP listener{} on {}{} would reset joins to it (bound to \
+         another address); bind the service to {} to have it announced",
+        if refusing.len() == 1 { "" } else { "s" },
+        refusing[..shown].join(", "),
+        if refusing.len() > shown {
+            format!(" and {} more", refusing.len() - shown)
+        } else {
+            String::new()
+        },
+        if address.is_ipv4() {
+            "0.0.0.0 or [::]"
+        } else {
+            "[::]"
+        }
+    ))
+}
+
 /// Makes the plan. Pure: the same inputs give the same plan.
 pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
     let mut skipped = Vec::new();
+    let mut not_announced = Vec::new();
     let mut candidates = Vec::new();
     let mut ordinals: BTreeMap<(u32, bool), usize> = BTreeMap::new();
     let foreign: Vec<Endpoint> = kernel
@@ -247,6 +295,13 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
                     Ok(())
                 }
             });
+        let checked = checked.and_then(|()| {
+            if server.is_none() || rule.and_then(|r| r.flags).is_some() {
+                return Ok(());
+            }
+            joins_refused(host, a.address, server.and_then(|s| s.join_port))
+                .inspect_err(|reason| not_announced.push(skip(reason.clone())))
+        });
         match checked {
             Err(reason) => skipped.push(skip(reason)),
             Ok(()) => {
@@ -418,6 +473,7 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
         role: config.role,
         endpoints,
         skipped,
+        not_announced,
         over_capacity,
         foreign,
         limits,
@@ -858,6 +914,62 @@ mod tests {
         // Drivers that never report an operational state are judged by their flags.
         h.links.get_mut(&3).unwrap().oper = OperState::Unknown;
         assert!(addresses(&plan(&h, &Config::default(), &kernel())).contains(&"198.18.1.1".into()));
+    }
+
+    #[test]
+    fn a_server_announces_only_addresses_its_listeners_take_joins_on() {
+        let server = Config {
+            role: Role::Server,
+            ..Config::default()
+        };
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let mut h = host();
+        // No MPTCP listener yet: announced (the service may start later).
+        let all = addresses(&plan(&h, &server, &kernel()));
+        assert!(all.contains(&"198.18.0.1".into()), "{all:?}");
+        // A wildcard listener takes joins on every address; [::] takes IPv4 too.
+        h.mptcp_listeners = vec![sa("[::]:443"), sa("[::]:80")];
+        assert_eq!(addresses(&plan(&h, &server, &kernel())), all);
+        // 0.0.0.0 takes no IPv6 join.
+        h.mptcp_listeners = vec![sa("0.0.0.0:443")];
+        let p = plan(&h, &server, &kernel());
+        assert_eq!(addresses(&p), ["198.18.0.1", "198.18.1.1"]);
+        assert!(
+            reason(&p, "2001:db8::1").ends_with("bind the service to [::] to have it announced"),
+            "{p:#?}"
+        );
+        // A service bound to one address (a VIP on lo) resets joins to the others.
+        h.mptcp_listeners = vec![sa("198.18.100.2:8443"), sa("0.0.0.0:443")];
+        let p = plan(&h, &server, &kernel());
+        assert!(p.endpoints.is_empty(), "{p:#?}");
+        let why = reason(&p, "198.18.0.1");
+        assert!(
+            why.starts_with("not announced: the MPTCP listener on 198.18.100.2:8443 would reset"),
+            "{why}"
+        );
+        assert!(why.contains("bind the service to 0.0.0.0 or [::]"), "{why}");
+        // ... except the address it is bound to.
+        h.mptcp_listeners = vec![sa("198.18.1.1:8443")];
+        assert_eq!(addresses(&plan(&h, &server, &kernel())), ["198.18.1.1"]);
+        // The kernel's own listener on a balancer join port is not a service.
+        let mut behind = server.clone();
+        behind.server.join_port = Some(20001);
+        behind.server.announce_own = true;
+        behind.server.vips = vec![ip("198.18.0.1")];
+        h.mptcp_listeners = vec![sa("198.18.0.1:20001"), sa("0.0.0.0:443")];
+        assert!(addresses(&plan(&h, &behind, &kernel())).contains(&"198.18.1.1".into()));
+        // An interface rule that says `signal` is obeyed; a client is not concerned.
+        h.mptcp_listeners = vec![sa("198.18.100.2:8443")];
+        let mut ruled = server.clone();
+        ruled.rules = vec![crate::config::Rule {
+            name: crate::config::Glob::new("wlan0").unwrap(),
+            flags: Some(EndpointFlags::SIGNAL),
+            priority: 0,
+            ipv4: None,
+            ipv6: None,
+        }];
+        assert_eq!(addresses(&plan(&h, &ruled, &kernel())), ["198.18.1.1"]);
+        assert!(addresses(&plan(&h, &Config::default(), &kernel())).len() >= 2);
     }
 
     #[test]

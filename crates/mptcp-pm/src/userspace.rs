@@ -6,9 +6,11 @@
 //! the host's links over rtnetlink (the same usable paths as the in-kernel mode, from
 //! [`crate::plan()`]), subflow measurements over `sock_diag` every 100 ms while a
 //! `handover` or `interactive` connection exists (every 2 s otherwise, to forget
-//! connections whose `closed` event was lost), timers. Every command is logged with
+//! connections whose `closed` event was lost and to adopt the established ones no
+//! event announced: those open before a restart, or whose events were lost), timers. Every command is logged with
 //! the engine's reason. A status file next to the lock serves `mptcp pm status`.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,10 +22,13 @@ use mptcp_netlink::{Endpoint, EndpointFlags, Events, NewSubflow, PathManager};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::{other_manager, Error, Options, Report};
-use crate::engine::{Command, ConnSample, ConnStatus, Decision, Engine, LocalPath, SubflowSample};
+use crate::engine::{
+    Adopted, Command, ConnSample, ConnStatus, Decision, Engine, LocalPath, SubflowSample,
+};
 use crate::plan::{plan, KernelView};
 use crate::rtnl::{Rtnl, Watcher};
 use crate::state::{self, Lock, Memory};
+use mptcp_net::TcpState;
 
 const EVENT_WAIT: Duration = Duration::from_millis(50);
 const MEASURE_EVERY: Duration = Duration::from_millis(100);
@@ -110,6 +115,13 @@ pub struct UserspaceDaemon {
     /// loss keeps them, as the in-kernel mode keeps its endpoints (see
     /// [`crate::plan()`]: clients reach the address over the other links).
     announced: Vec<Endpoint>,
+    /// A server's MPTCP listeners: it announces only what they take joins on.
+    listeners: crate::host::ListenerWatch,
+    last_not_announced: Vec<crate::plan::Skipped>,
+    /// Connections tracked from a dump rather than their events.
+    adopted: BTreeSet<u32>,
+    /// Connections the kernel said belong to another path manager.
+    foreign: BTreeSet<u32>,
 }
 
 impl std::fmt::Debug for UserspaceDaemon {
@@ -182,6 +194,10 @@ impl UserspaceDaemon {
             engine: Engine::new(opts.config.userspace.clone()),
             status_path: status_path(&opts.state_dir, netns),
             announced: Vec::new(),
+            listeners: crate::host::ListenerWatch::default(),
+            last_not_announced: Vec::new(),
+            adopted: BTreeSet::new(),
+            foreign: BTreeSet::new(),
             opts,
             pm,
             events,
@@ -209,11 +225,12 @@ impl UserspaceDaemon {
         })
     }
 
-    fn paths(&mut self) -> Result<Vec<LocalPath>, Error> {
-        let host = self.rtnl.snapshot().map_err(|e| Error::Io {
+    fn paths(&mut self, log: &mut dyn FnMut(Report)) -> Result<Vec<LocalPath>, Error> {
+        let mut host = self.rtnl.snapshot().map_err(|e| Error::Io {
             what: "cannot read the host's links and addresses".into(),
             source: e,
         })?;
+        host.mptcp_listeners = self.listeners.current.clone();
         let kernel = KernelView {
             owned: self.announced.iter().map(|e| (e.id, e.address)).collect(),
             endpoints: self.announced.clone(),
@@ -221,6 +238,12 @@ impl UserspaceDaemon {
             ..KernelView::default()
         };
         let plan = plan(&host, &self.opts.config, &kernel);
+        if plan.not_announced != self.last_not_announced {
+            log(Report::NotAnnounced {
+                skipped: plan.not_announced.clone(),
+            });
+            self.last_not_announced = plan.not_announced.clone();
+        }
         if self.opts.config.role == crate::Role::Server {
             self.announced = plan
                 .endpoints
@@ -288,8 +311,20 @@ impl UserspaceDaemon {
                 }
                 Command::Remove { token, id } => self.pm.remove(*token, *id),
             };
-            if result.is_err() {
-                self.engine.failed(now, &d.command);
+            match &result {
+                // An adopted connection of the in-kernel path manager (its limits
+                // all 0): not ours to drive.
+                Err(e)
+                    if self.adopted.contains(&d.command.token())
+                        && e.errno() == Some(libc::EINVAL) =>
+                {
+                    let token = d.command.token();
+                    self.engine.forget(token);
+                    self.adopted.remove(&token);
+                    self.foreign.insert(token);
+                }
+                Err(_) => self.engine.failed(now, &d.command),
+                Ok(()) => {}
             }
             log(Report::Policy {
                 decision: d,
@@ -302,6 +337,7 @@ impl UserspaceDaemon {
     fn measure(&mut self, now: Instant, log: &mut dyn FnMut(Report)) {
         match mptcp_netlink::connections() {
             Ok(conns) => {
+                self.adopt(now, &conns, log);
                 let samples: Vec<ConnSample> = conns
                     .into_iter()
                     .filter_map(|c| {
@@ -334,6 +370,67 @@ impl UserspaceDaemon {
         }
     }
 
+    /// Tracks the established connections of the userspace path manager that no
+    /// event announced: those open before this daemon started (a restart, a switch
+    /// from the in-kernel mode) and any whose events were lost. Without this they
+    /// would have nobody to re-create their subflows: a connection whose last
+    /// subflow dies then waits forever with data queued.
+    ///
+    /// The kernel fills the in-kernel limits of `mptcp_info` only for connections of
+    /// the in-kernel path manager, so a connection with a limit set is not ours; one
+    /// with none could still be (limits all 0): the kernel's "userspace PM not
+    /// selected" answer to the first command then drops it for good.
+    fn adopt(
+        &mut self,
+        now: Instant,
+        conns: &[mptcp_netlink::Connection],
+        log: &mut dyn FnMut(Report),
+    ) {
+        let listeners: Vec<SocketAddr> = conns
+            .iter()
+            .filter(|c| c.is_listener())
+            .map(|c| c.local)
+            .collect();
+        self.foreign
+            .retain(|t| conns.iter().any(|c| c.connection_token() == Some(*t)));
+        for c in conns {
+            let (Some(token), Some(info)) = (c.connection_token(), c.info.as_ref()) else {
+                continue;
+            };
+            let in_kernel = info.subflows_max != 0
+                || info.add_addr_signal_max != 0
+                || info.add_addr_accepted_max != 0
+                || info.local_addr_max != 0;
+            if c.state != TcpState::Established
+                || c.fallback()
+                || in_kernel
+                || self.foreign.contains(&token)
+                || self.engine.knows(token)
+            {
+                continue;
+            }
+            let server_side = listeners.iter().any(|l| {
+                l.port() == c.local.port() && (l.ip().is_unspecified() || l.ip() == c.local.ip())
+            });
+            let found = Adopted {
+                token,
+                local: c.local,
+                remote: c.remote,
+                server_side,
+                subflows: c
+                    .subflows
+                    .iter()
+                    .filter(|s| s.state == TcpState::Established)
+                    .map(|s| (s.local, s.remote, s.flags.is_backup()))
+                    .collect(),
+            };
+            self.adopted.insert(token);
+            let d = self.engine.adopt(now, &found);
+            self.apply(now, d, log);
+        }
+        self.adopted.retain(|t| self.engine.knows(*t));
+    }
+
     fn write_status(&self, now: Instant) {
         let status = StatusFile {
             pid: std::process::id(),
@@ -359,7 +456,11 @@ impl UserspaceDaemon {
     /// When the event or link sockets break.
     pub fn run(&mut self, stop: &AtomicBool, log: &mut dyn FnMut(Report)) -> Result<(), Error> {
         let now = Instant::now();
-        let paths = self.paths()?;
+        let server = self.opts.config.role == crate::Role::Server;
+        if server {
+            self.poll_listeners(now, log);
+        }
+        let paths = self.paths(log)?;
         let n = paths.len();
         let d = self.engine.set_paths(now, paths);
         self.apply(now, d, log);
@@ -394,13 +495,14 @@ impl UserspaceDaemon {
                     Err(e) => return Err(e.into()),
                 }
             }
-            let changed = self.watcher.wait(Duration::ZERO).map_err(|e| Error::Io {
+            let mut changed = self.watcher.wait(Duration::ZERO).map_err(|e| Error::Io {
                 what: "cannot read link notifications".into(),
                 source: e,
             })?;
             let now = Instant::now();
+            changed |= server && self.poll_listeners(now, log);
             if changed {
-                match self.paths() {
+                match self.paths(log) {
                     Ok(paths) => {
                         let d = self.engine.set_paths(now, paths);
                         self.apply(now, d, log);
@@ -410,7 +512,9 @@ impl UserspaceDaemon {
                     }),
                 }
             }
-            if now >= next_measure && !self.engine.is_empty() {
+            // Also when no connection is tracked: the sweep adopts those that no
+            // event announced.
+            if now >= next_measure {
                 self.measure(now, log);
                 next_measure = now
                     + if self.engine.wants_measurements() {
@@ -432,6 +536,14 @@ impl UserspaceDaemon {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         Ok(())
+    }
+
+    /// Reads the MPTCP listeners when due; whether they changed.
+    fn poll_listeners(&mut self, now: Instant, log: &mut dyn FnMut(Report)) -> bool {
+        self.listeners.poll(now).unwrap_or_else(|message| {
+            log(Report::Error { message });
+            false
+        })
     }
 
     /// Removes the in-kernel endpoints an in-kernel run of ours kept for its live

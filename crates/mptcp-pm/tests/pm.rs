@@ -1107,6 +1107,18 @@ struct Outcome {
     verified: bool,
 }
 
+/// Whether `cond` holds within 2 s (the daemon applies a plan right after saying it).
+fn soon(cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 fn has_endpoint(ns: &Netns, addr: &str) -> bool {
     endpoints(ns).iter().any(|e| e.address == ipaddr(addr))
 }
@@ -1323,6 +1335,97 @@ fn server_link_loss(kind: Kind) {
 /// The failover proof: the daemon removes the endpoint of a NO-CARRIER link
 /// within a second, the transfer goes on byte-exact with no stall of a second, and the
 /// same connection carries bytes on path 1 again within 2 s of the link's return.
+/// A server announces only the addresses its MPTCP listeners take joins on: a service
+/// bound to one address (here a VIP on `lo`) resets every join to the others, and
+/// each reset costs a client with laminar endpoints one of its paths for the
+/// connection's life (the chaos soak's connections lost their paths that way).
+#[test]
+fn pm_server_announces_only_where_its_listeners_take_joins() {
+    listener_bound_announcements(Kind::Kernel);
+}
+
+#[test]
+fn pm_userspace_server_announces_only_where_its_listeners_take_joins() {
+    listener_bound_announcements(Kind::Userspace);
+}
+
+fn listener_bound_announcements(kind: Kind) {
+    let net = testnet(None, Endpoints::None);
+    let server = net.server();
+    ip(
+        server.name(),
+        &["addr", "add", "198.18.100.2/32", "dev", "lo"],
+    );
+    let state = state_dir("listener-bound");
+    std::fs::create_dir_all(&*state).unwrap();
+    let config = state.join("pm.toml");
+    std::fs::write(
+        &config,
+        "role = \"server\"\nipv6 = false\nrequire_default_route = false\ninclude = [\"p*\"]\n",
+    )
+    .unwrap();
+    let mut d = PmDaemon::start(
+        server.name(),
+        kind,
+        options(&state.join("state"), config.to_str()),
+    );
+    d.ready();
+    let kernel = kind == Kind::Kernel;
+    // No MPTCP listener yet: announced.
+    assert!(
+        !kernel || has_endpoint(server, "198.18.0.2"),
+        "{:?}",
+        endpoints(server)
+    );
+    let since = d.lines().len();
+    let bound = server
+        .run(|| mptcp_net::ListenConfig::new().listen("198.18.100.2:7000"))
+        .unwrap()
+        .expect("listen on the VIP");
+    let (_, v) = d.wait_for("not_announced", since, Duration::from_secs(6), |v| {
+        v["event"] == "not_announced"
+    });
+    let skipped = v["skipped"].as_array().expect("skipped").clone();
+    let mut withheld: Vec<&str> = skipped
+        .iter()
+        .map(|s| s["address"].as_str().unwrap())
+        .collect();
+    withheld.sort();
+    assert_eq!(withheld, ["198.18.0.2", "198.18.1.2"], "{v}");
+    let reason = skipped[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("198.18.100.2:7000") && reason.contains("0.0.0.0"),
+        "{reason}"
+    );
+    if kernel {
+        assert!(
+            soon(|| !has_endpoint(server, "198.18.0.2") && !has_endpoint(server, "198.18.1.2")),
+            "{:?}",
+            endpoints(server)
+        );
+    }
+    // The service rebinds to the wildcard: announced again.
+    drop(bound);
+    let since = d.lines().len();
+    let _wildcard = server
+        .run(|| mptcp_net::ListenConfig::new().listen("0.0.0.0:7000"))
+        .unwrap()
+        .expect("listen on the wildcard");
+    let (_, v) = d.wait_for("announced again", since, Duration::from_secs(6), |v| {
+        v["event"] == "not_announced" && v["skipped"].as_array().is_some_and(|a| a.is_empty())
+    });
+    assert!(v["skipped"].as_array().unwrap().is_empty());
+    if kernel {
+        assert!(
+            soon(|| has_endpoint(server, "198.18.0.2") && has_endpoint(server, "198.18.1.2")),
+            "{:?}",
+            endpoints(server)
+        );
+    }
+    let (stopped, _) = d.stop();
+    stopped.unwrap();
+}
+
 #[test]
 fn pm_failover_no_carrier_during_a_transfer() {
     let o = failover_scenario(Manager::Ours);

@@ -575,3 +575,50 @@ fn pm_userspace_server_announces_its_other_addresses() {
     }
     d.stop().0.expect("the daemon stops cleanly");
 }
+
+/// A connection open before the daemon started (a restart: `kill -9` leaves the
+/// namespace on the userspace path manager, and the new run is started with --force)
+/// is found in the `sock_diag` sweep and driven like any other: without this, nobody
+/// would ever give it a subflow again, and one whose last subflow died would wait
+/// forever with its data queued (the chaos soak's stalled connections).
+#[test]
+fn pm_userspace_adopts_connections_open_before_it_started() {
+    let net = testnet(None, Endpoints::None);
+    net.client()
+        .set_sysctl("net.mptcp.pm_type", "1")
+        .expect("the userspace path manager (net.mptcp.pm_type)");
+    let listener = listen(&net, 7600);
+    let (client, mut server) = dial(&net, &listener, 7600);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(subflow_count(&client), 1, "no path manager ran yet");
+
+    let state = state_dir("us-adopt");
+    let cfg = write_config(&state, "require_default_route = false\n");
+    let mut opts = options(&state, Some(&cfg));
+    opts.force = true;
+    let mut d = PmDaemon::start(net.client().name(), Kind::Userspace, opts);
+    d.ready();
+    let (_, create) = d.wait_for(
+        "a create for the adopted connection",
+        0,
+        Duration::from_secs(5),
+        |v| v["event"] == "policy" && v["command"] == "create",
+    );
+    let reason = create["reason"].as_str().unwrap();
+    assert!(reason.contains("adopted"), "{create}");
+    assert_eq!(create["applied"], true, "{create}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while subflow_count(&client) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the adopted connection got no subflow"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its bytes still flow.
+    (&client).write_all(b"after").unwrap();
+    let mut buf = [0u8; 5];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after");
+    d.stop().0.expect("the daemon stops cleanly");
+}

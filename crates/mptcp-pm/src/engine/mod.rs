@@ -108,6 +108,21 @@ pub struct ConnSample {
     pub subflows: Vec<SubflowSample>,
 }
 
+/// A connection for [`Engine::adopt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// The connection token.
+    pub token: u32,
+    /// The MPTCP socket's local address and port.
+    pub local: SocketAddr,
+    /// Its peer.
+    pub remote: SocketAddr,
+    /// This host accepted it.
+    pub server_side: bool,
+    /// Its subflows: local, remote, backup.
+    pub subflows: Vec<(SocketAddr, SocketAddr, bool)>,
+}
+
 /// A userspace path-manager command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -355,58 +370,13 @@ impl Engine {
                     return Vec::new();
                 };
                 let server_side = ev.server_side.unwrap_or(false);
-                let paths = &self.paths;
-                let config = &self.config;
-                let c = self.conns.entry(token).or_insert_with(|| {
-                    let (policy, rule) = config.choose(local, remote);
-                    Conn {
-                        policy,
-                        primary_glob: rule.and_then(|r| r.primary.clone()),
-                        server_side,
-                        local,
-                        remote,
-                        established: false,
-                        subflows: vec![Sf {
-                            local,
-                            remote,
-                            on_path: path_of(paths, local.ip()).is_some(),
-                            backup: false,
-                            since: now,
-                            closing: false,
-                            health: Health::default(),
-                        }],
-                        want: BTreeMap::new(),
-                        attempts: BTreeMap::new(),
-                        announced: BTreeMap::new(),
-                        active: None,
-                        primary: None,
-                        switched_at: None,
-                        streak: (None, 0),
-                        missing: 0,
-                        last: None,
-                    }
-                });
+                if !self.conns.contains_key(&token) {
+                    let c =
+                        self.new_conn(now, local, remote, server_side, &[(local, remote, false)]);
+                    self.conns.insert(token, c);
+                }
                 if ev.kind == EventKind::Established {
-                    c.established = true;
-                    let first = c
-                        .subflows
-                        .first()
-                        .and_then(|s| path_of(&self.paths, s.local.ip()));
-                    if c.primary.is_none() {
-                        c.primary = c
-                            .primary_glob
-                            .as_ref()
-                            .and_then(|g| {
-                                self.paths
-                                    .iter()
-                                    .filter(|p| p.address.is_ipv4() == remote.is_ipv4())
-                                    .find(|p| g.matches(&p.interface))
-                            })
-                            .map(|p| p.id)
-                            .or(first);
-                        c.active = c.primary.or(first);
-                    }
-                    return self.reconcile(now, token, "connection established");
+                    return self.establish(now, token, "connection established");
                 }
                 Vec::new()
             }
@@ -487,6 +457,105 @@ impl Engine {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Marks connection `token` established (its primary path chosen) and reconciles.
+    fn establish(&mut self, now: Instant, token: u32, trigger: &str) -> Vec<Decision> {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return Vec::new();
+        };
+        c.established = true;
+        let first = c
+            .subflows
+            .first()
+            .and_then(|s| path_of(&self.paths, s.local.ip()));
+        if c.primary.is_none() {
+            let v4 = c.remote.is_ipv4();
+            c.primary = c
+                .primary_glob
+                .as_ref()
+                .and_then(|g| {
+                    self.paths
+                        .iter()
+                        .filter(|p| p.address.is_ipv4() == v4)
+                        .find(|p| g.matches(&p.interface))
+                })
+                .map(|p| p.id)
+                .or(first);
+            c.active = c.primary.or(first);
+        }
+        self.reconcile(now, token, trigger)
+    }
+
+    /// A connection's state, not yet established, with these subflows (local,
+    /// remote, backup).
+    fn new_conn(
+        &self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        server_side: bool,
+        subflows: &[(SocketAddr, SocketAddr, bool)],
+    ) -> Conn {
+        let (policy, rule) = self.config.choose(local, remote);
+        Conn {
+            policy,
+            primary_glob: rule.and_then(|r| r.primary.clone()),
+            server_side,
+            local,
+            remote,
+            established: false,
+            subflows: subflows
+                .iter()
+                .map(|&(local, remote, backup)| Sf {
+                    local,
+                    remote,
+                    on_path: path_of(&self.paths, local.ip()).is_some(),
+                    backup,
+                    since: now,
+                    closing: false,
+                    health: Health::default(),
+                })
+                .collect(),
+            want: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            announced: BTreeMap::new(),
+            active: None,
+            primary: None,
+            switched_at: None,
+            streak: (None, 0),
+            missing: 0,
+            last: None,
+        }
+    }
+
+    /// Whether connection `token` is tracked.
+    pub fn knows(&self, token: u32) -> bool {
+        self.conns.contains_key(&token)
+    }
+
+    /// An established connection that no event announced (it predates this daemon, or
+    /// its events were lost), found in a `sock_diag` dump: tracked from now on, and
+    /// brought to its policy at once (its missing subflows created). Known tokens are
+    /// left as they are.
+    pub fn adopt(&mut self, now: Instant, found: &Adopted) -> Vec<Decision> {
+        if self.conns.contains_key(&found.token) {
+            return Vec::new();
+        }
+        let c = self.new_conn(
+            now,
+            found.local,
+            found.remote,
+            found.server_side,
+            &found.subflows,
+        );
+        self.conns.insert(found.token, c);
+        self.establish(now, found.token, "adopted: found without its events")
+    }
+
+    /// Stops tracking connection `token` (the kernel says another path manager has it).
+    pub fn forget(&mut self, token: u32) {
+        self.conns.remove(&token);
     }
 
     /// A command the kernel refused: a create is tried again after a backoff; a

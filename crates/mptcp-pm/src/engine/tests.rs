@@ -449,3 +449,50 @@ fn ended_connections_are_forgotten() {
     e.measure(t, &[]);
     assert!(e.is_empty());
 }
+
+#[test]
+fn a_connection_found_without_events_is_adopted_and_repaired() {
+    let (mut e, now) = engine(Policy::Aggregate);
+    // Open before the daemon started; only its second subflow is left.
+    let found = Adopted {
+        token: T,
+        local: sa(FIRST),
+        remote: sa(SERVER),
+        server_side: false,
+        subflows: vec![(sa(SECOND), sa(SERVER), false)],
+    };
+    let d = e.adopt(now, &found);
+    assert!(d[0].reason.contains("adopted"), "{d:?}");
+    assert_eq!(commands(d), [create(1, false)]);
+    assert!(e.knows(T));
+    // Adopting it again changes nothing; its events, if they come late, neither.
+    assert!(e.adopt(now, &found).is_empty());
+    assert!(e
+        .event(now, &ev(EventKind::Established, FIRST, SERVER))
+        .is_empty());
+    // With no subflow at all, every path gets one.
+    e.forget(T);
+    assert!(!e.knows(T));
+    let bare = Adopted {
+        subflows: Vec::new(),
+        ..found.clone()
+    };
+    assert_eq!(
+        commands(e.adopt(now, &bare)),
+        [create(1, false), create(2, false)]
+    );
+    // A server-side connection gets the announcements (its own address aside).
+    e.forget(T);
+    let server = Adopted {
+        server_side: true,
+        ..found
+    };
+    assert_eq!(
+        commands(e.adopt(now, &server)),
+        [Command::Announce {
+            token: T,
+            id: 2,
+            address: "198.18.1.1".parse().unwrap()
+        }]
+    );
+}
