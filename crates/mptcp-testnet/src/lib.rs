@@ -189,8 +189,10 @@
 //! for the rest of the run).
 //!
 //! Outcomes (a table, then one JSON line, on stdout): bytes sent and verified (equal),
-//! failures while a path was up (0), failures of connections that lived through a
-//! blackout or through the killed proxy, and dials that failed while a path was cut
+//! failures while a path was up (0), failures during a blackout (or within 2 s of
+//! its end) and of connections through the killed proxy, failures after a blackout
+//! of connections that lived through it, every path back up (counted apart, not yet
+//! enforced: MPTCP should have carried them through), and dials that failed while a path was cut
 //! or lost its address (counted apart, expected: MPTCP guards established
 //! connections, not a handshake), the longest stall, RSS growth of each daemon
 //! instance idle after the warm-up against idle after the run (< 5%; after a quarter
