@@ -26,6 +26,9 @@ const C_FLAG_SYSCTL: &str = "net.mptcp.allow_join_initial_addr_port";
 const SETTLE: Duration = Duration::from_millis(30);
 /// The longest the daemon waits before looking at its stop flag.
 const TICK: Duration = Duration::from_millis(200);
+/// How often the connections a `--userspace` run left are listed again (to forget
+/// closed ones whose event was lost).
+const LEFTOVER_SWEEP: Duration = Duration::from_secs(2);
 
 /// Why the daemon cannot start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -423,6 +426,19 @@ pub struct Daemon {
     last_dry: Vec<Action>,
     last_not_announced: Vec<Skipped>,
     listeners: crate::host::ListenerWatch,
+    /// Connections a `--userspace` run left behind (made under the userspace path
+    /// manager, which the kernel keeps for their life), driven by the engine until
+    /// they close.
+    leftovers: Option<Leftovers>,
+}
+
+/// The userspace-PM connections an earlier `--userspace` run left: the kernel's
+/// in-kernel path manager will never touch them, and a server's kernel refuses
+/// every join to them while no process listens to path-manager events.
+struct Leftovers {
+    driver: crate::driver::Driver,
+    events: mptcp_netlink::Events,
+    next_sweep: Instant,
 }
 
 impl fmt::Debug for Daemon {
@@ -527,6 +543,7 @@ impl Daemon {
             last_rp: Vec::new(),
             last_not_announced: Vec::new(),
             listeners: crate::host::ListenerWatch::default(),
+            leftovers: None,
             last_dry: Vec::new(),
         };
         daemon.save()?;
@@ -832,6 +849,9 @@ impl Daemon {
             self.poll_listeners(log);
         }
         let plan = self.reconcile(log)?;
+        if !self.opts.dry_run {
+            self.find_leftovers(&plan, log);
+        }
         log(Report::Ready {
             endpoints: self.memory.owned.len(),
             limits: plan.limits.as_ref().map(|l| l.limits()),
@@ -868,15 +888,105 @@ impl Daemon {
             changed |= server && self.poll_listeners(log);
             if changed {
                 next_resync = Instant::now() + self.opts.config.resync_interval;
-                if let Err(e) = self.reconcile(log) {
-                    log(Report::Error {
+                match self.reconcile(log) {
+                    Ok(plan) => self.leftover_paths(&plan, log),
+                    Err(e) => log(Report::Error {
                         message: e.to_string(),
-                    });
+                    }),
                 }
             }
+            self.drive_leftovers(log);
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         Ok(())
+    }
+
+    /// Looks for connections of the userspace path manager (a `--userspace` run
+    /// before this one) and, if there are any, drives them from now on: subscribed to
+    /// path-manager events first (so none is missed, and so a server's kernel takes
+    /// joins to them again), then adopted from a `sock_diag` dump.
+    fn find_leftovers(&mut self, plan: &Plan, log: &mut dyn FnMut(Report)) {
+        let events = match mptcp_netlink::Events::subscribe() {
+            Ok(events) => events,
+            Err(e) => {
+                log(Report::Error {
+                    message: format!("cannot subscribe to path-manager events: {e}"),
+                });
+                return;
+            }
+        };
+        let mut driver = crate::driver::Driver::new(
+            crate::engine::Engine::new(self.opts.config.userspace.clone()),
+            false,
+        );
+        let now = Instant::now();
+        let d = driver
+            .engine
+            .set_paths(now, crate::driver::local_paths(plan));
+        driver.apply(&self.pm, now, d, log);
+        if let Err(e) = driver.sweep(&self.pm, now, log) {
+            log(Report::Error {
+                message: format!("cannot list the connections: {e}"),
+            });
+            return;
+        }
+        if !driver.is_empty() {
+            self.leftovers = Some(Leftovers {
+                driver,
+                events,
+                next_sweep: now + LEFTOVER_SWEEP,
+            });
+        }
+    }
+
+    /// The plan's paths to the leftovers' engine.
+    fn leftover_paths(&mut self, plan: &Plan, log: &mut dyn FnMut(Report)) {
+        if let Some(l) = &mut self.leftovers {
+            let now = Instant::now();
+            let d = l
+                .driver
+                .engine
+                .set_paths(now, crate::driver::local_paths(plan));
+            l.driver.apply(&self.pm, now, d, log);
+        }
+    }
+
+    /// Events, timers and the periodic sweep of the leftovers; they are let go
+    /// (and the event subscription with them) once the last one has closed.
+    fn drive_leftovers(&mut self, log: &mut dyn FnMut(Report)) {
+        let Some(l) = &mut self.leftovers else {
+            return;
+        };
+        for _ in 0..256 {
+            match l.events.next_timeout(Duration::ZERO) {
+                Ok(Some(ev)) => l.driver.event(&self.pm, Instant::now(), &ev, log),
+                Ok(None) => break,
+                Err(mptcp_netlink::Error::EventsLost) => {
+                    l.next_sweep = Instant::now();
+                    break;
+                }
+                Err(e) => {
+                    log(Report::Error {
+                        message: format!("path-manager events: {e}"),
+                    });
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let d = l.driver.engine.tick(now);
+        l.driver.apply(&self.pm, now, d, log);
+        if now >= l.next_sweep {
+            l.next_sweep = now + LEFTOVER_SWEEP;
+            if let Err(e) = l.driver.sweep(&self.pm, now, log) {
+                log(Report::Error {
+                    message: format!("cannot list the connections: {e}"),
+                });
+            }
+            if l.driver.is_empty() {
+                self.leftovers = None;
+            }
+        }
     }
 
     /// Reads the MPTCP listeners when due; whether they changed.

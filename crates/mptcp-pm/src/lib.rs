@@ -185,9 +185,11 @@
 //!   made before it started too (a restart; found every 2 s in a `sock_diag` sweep,
 //!   as are any whose events were lost, and brought to their policy at once).
 //!   Connections made under the in-kernel path manager stay with it (the kernel
-//!   fills `mptcp_info`'s limits only for those, and refuses commands for them);
-//!   connections made under a `--userspace` run are left to nobody by a switch to
-//!   the in-kernel mode.
+//!   fills `mptcp_info`'s limits only for those, and refuses commands for them).
+//! - A connection keeps the path manager it was made under. The in-kernel mode
+//!   drives the connections a `--userspace` run left with the same engine until they
+//!   close (subscribed to path-manager events meanwhile: a server's kernel refuses
+//!   every join to a userspace-PM connection while nobody listens to them).
 //! - Endpoints carry no port (a `signal` endpoint with a port makes the kernel listen
 //!   on it; configure those by hand, the daemon leaves them alone).
 //! - A default route is judged per interface and family, not by a route lookup from
@@ -197,6 +199,7 @@
 
 pub mod config;
 pub mod daemon;
+mod driver;
 pub mod engine;
 pub mod host;
 pub mod plan;

@@ -10,25 +10,21 @@
 //! event announced: those open before a restart, or whose events were lost), timers. Every command is logged with
 //! the engine's reason. A status file next to the lock serves `mptcp pm status`.
 
-use std::collections::BTreeSet;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mptcp_netlink::codec::AddressAttrs;
-use mptcp_netlink::{Endpoint, EndpointFlags, Events, NewSubflow, PathManager};
+use mptcp_netlink::{Endpoint, Events, PathManager};
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::{other_manager, Error, Options, Report};
-use crate::engine::{
-    Adopted, Command, ConnSample, ConnStatus, Decision, Engine, LocalPath, SubflowSample,
-};
+use crate::driver::Driver;
+use crate::engine::{ConnStatus, Decision, Engine, LocalPath};
 use crate::plan::{plan, KernelView};
 use crate::rtnl::{Rtnl, Watcher};
 use crate::state::{self, Lock, Memory};
-use mptcp_net::TcpState;
 
 const EVENT_WAIT: Duration = Duration::from_millis(50);
 const MEASURE_EVERY: Duration = Duration::from_millis(100);
@@ -107,7 +103,7 @@ pub struct UserspaceDaemon {
     watcher: Watcher,
     lock: Lock,
     memory: Memory,
-    engine: Engine,
+    driver: Driver,
     sysctl: PmSysctl,
     original: String,
     status_path: PathBuf,
@@ -118,16 +114,12 @@ pub struct UserspaceDaemon {
     /// A server's MPTCP listeners: it announces only what they take joins on.
     listeners: crate::host::ListenerWatch,
     last_not_announced: Vec<crate::plan::Skipped>,
-    /// Connections tracked from a dump rather than their events.
-    adopted: BTreeSet<u32>,
-    /// Connections the kernel said belong to another path manager.
-    foreign: BTreeSet<u32>,
 }
 
 impl std::fmt::Debug for UserspaceDaemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserspaceDaemon")
-            .field("connections", &self.engine.len())
+            .field("connections", &self.driver.engine.len())
             .finish_non_exhaustive()
     }
 }
@@ -191,13 +183,11 @@ impl UserspaceDaemon {
             ..memory
         };
         let mut daemon = UserspaceDaemon {
-            engine: Engine::new(opts.config.userspace.clone()),
+            driver: Driver::new(Engine::new(opts.config.userspace.clone()), true),
             status_path: status_path(&opts.state_dir, netns),
             announced: Vec::new(),
             listeners: crate::host::ListenerWatch::default(),
             last_not_announced: Vec::new(),
-            adopted: BTreeSet::new(),
-            foreign: BTreeSet::new(),
             opts,
             pm,
             events,
@@ -265,170 +255,19 @@ impl UserspaceDaemon {
         if changed {
             self.save()?;
         }
-        Ok(plan
-            .endpoints
-            .into_iter()
-            .map(|e| LocalPath {
-                id: e.id,
-                address: e.address,
-                ifindex: e.ifindex,
-                interface: e.interface,
-                priority: e.priority,
-                backup: e.flags.contains(EndpointFlags::BACKUP),
-            })
-            .collect())
+        Ok(crate::driver::local_paths(&plan))
     }
 
     fn apply(&mut self, now: Instant, decisions: Vec<Decision>, log: &mut dyn FnMut(Report)) {
-        for d in decisions {
-            let result = match &d.command {
-                Command::Create {
-                    token,
-                    local_id,
-                    local,
-                    ifindex,
-                    remote,
-                    backup,
-                } => self.pm.open_subflow(
-                    *token,
-                    &NewSubflow::new(*local_id, SocketAddr::new(*local, 0), *remote)
-                        .interface(*ifindex)
-                        .backup(*backup),
-                ),
-                Command::Destroy {
-                    token,
-                    local,
-                    remote,
-                } => self.pm.destroy_subflow(*token, *local, *remote),
-                Command::SetBackup {
-                    token,
-                    local,
-                    remote,
-                    backup,
-                } => self.pm.set_subflow_backup(*token, *local, *remote, *backup),
-                Command::Announce { token, id, address } => {
-                    self.pm.announce(*token, *id, *address, None)
-                }
-                Command::Remove { token, id } => self.pm.remove(*token, *id),
-            };
-            match &result {
-                // An adopted connection of the in-kernel path manager (its limits
-                // all 0): not ours to drive.
-                Err(e)
-                    if self.adopted.contains(&d.command.token())
-                        && e.errno() == Some(libc::EINVAL) =>
-                {
-                    let token = d.command.token();
-                    self.engine.forget(token);
-                    self.adopted.remove(&token);
-                    self.foreign.insert(token);
-                }
-                Err(_) => self.engine.failed(now, &d.command),
-                Ok(()) => {}
-            }
-            log(Report::Policy {
-                decision: d,
-                applied: result.is_ok(),
-                error: result.err().map(|e| e.to_string()),
-            });
-        }
+        self.driver.apply(&self.pm, now, decisions, log);
     }
 
     fn measure(&mut self, now: Instant, log: &mut dyn FnMut(Report)) {
-        match mptcp_netlink::connections() {
-            Ok(conns) => {
-                self.adopt(now, &conns, log);
-                let samples: Vec<ConnSample> = conns
-                    .into_iter()
-                    .filter_map(|c| {
-                        Some(ConnSample {
-                            token: c.token?,
-                            subflows: c
-                                .subflows
-                                .into_iter()
-                                .filter_map(|s| {
-                                    let t = s.tcp?;
-                                    Some(SubflowSample {
-                                        local: s.local,
-                                        remote: s.remote,
-                                        rtt: t.rtt,
-                                        rto: t.rto,
-                                        bytes_acked: t.bytes_acked.unwrap_or(0),
-                                        unacked: t.unacked,
-                                    })
-                                })
-                                .collect(),
-                        })
-                    })
-                    .collect();
-                let d = self.engine.measure(now, &samples);
-                self.apply(now, d, log);
-            }
-            Err(e) => log(Report::Error {
+        if let Err(e) = self.driver.sweep(&self.pm, now, log) {
+            log(Report::Error {
                 message: format!("cannot list the connections: {e}"),
-            }),
-        }
-    }
-
-    /// Tracks the established connections of the userspace path manager that no
-    /// event announced: those open before this daemon started (a restart, a switch
-    /// from the in-kernel mode) and any whose events were lost. Without this they
-    /// would have nobody to re-create their subflows: a connection whose last
-    /// subflow dies then waits forever with data queued.
-    ///
-    /// The kernel fills the in-kernel limits of `mptcp_info` only for connections of
-    /// the in-kernel path manager, so a connection with a limit set is not ours; one
-    /// with none could still be (limits all 0): the kernel's "userspace PM not
-    /// selected" answer to the first command then drops it for good.
-    fn adopt(
-        &mut self,
-        now: Instant,
-        conns: &[mptcp_netlink::Connection],
-        log: &mut dyn FnMut(Report),
-    ) {
-        let listeners: Vec<SocketAddr> = conns
-            .iter()
-            .filter(|c| c.is_listener())
-            .map(|c| c.local)
-            .collect();
-        self.foreign
-            .retain(|t| conns.iter().any(|c| c.connection_token() == Some(*t)));
-        for c in conns {
-            let (Some(token), Some(info)) = (c.connection_token(), c.info.as_ref()) else {
-                continue;
-            };
-            let in_kernel = info.subflows_max != 0
-                || info.add_addr_signal_max != 0
-                || info.add_addr_accepted_max != 0
-                || info.local_addr_max != 0;
-            if c.state != TcpState::Established
-                || c.fallback()
-                || in_kernel
-                || self.foreign.contains(&token)
-                || self.engine.knows(token)
-            {
-                continue;
-            }
-            let server_side = listeners.iter().any(|l| {
-                l.port() == c.local.port() && (l.ip().is_unspecified() || l.ip() == c.local.ip())
             });
-            let found = Adopted {
-                token,
-                local: c.local,
-                remote: c.remote,
-                server_side,
-                subflows: c
-                    .subflows
-                    .iter()
-                    .filter(|s| s.state == TcpState::Established)
-                    .map(|s| (s.local, s.remote, s.flags.is_backup()))
-                    .collect(),
-            };
-            self.adopted.insert(token);
-            let d = self.engine.adopt(now, &found);
-            self.apply(now, d, log);
         }
-        self.adopted.retain(|t| self.engine.knows(*t));
     }
 
     fn write_status(&self, now: Instant) {
@@ -438,8 +277,8 @@ impl UserspaceDaemon {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
-            paths: self.engine.paths().to_vec(),
-            connections: self.engine.status(now),
+            paths: self.driver.engine.paths().to_vec(),
+            connections: self.driver.engine.status(now),
         };
         // Written aside and renamed, so a reader never sees half a file.
         let tmp = self.status_path.with_extension("tmp");
@@ -462,7 +301,7 @@ impl UserspaceDaemon {
         }
         let paths = self.paths(log)?;
         let n = paths.len();
-        let d = self.engine.set_paths(now, paths);
+        let d = self.driver.engine.set_paths(now, paths);
         self.apply(now, d, log);
         log(Report::Ready {
             endpoints: n,
@@ -478,9 +317,7 @@ impl UserspaceDaemon {
             for _ in 0..256 {
                 match self.events.next_timeout(wait) {
                     Ok(Some(ev)) => {
-                        let now = Instant::now();
-                        let d = self.engine.event(now, &ev);
-                        self.apply(now, d, log);
+                        self.driver.event(&self.pm, Instant::now(), &ev, log);
                         wait = Duration::ZERO;
                     }
                     Ok(None) => break,
@@ -504,7 +341,7 @@ impl UserspaceDaemon {
             if changed {
                 match self.paths(log) {
                     Ok(paths) => {
-                        let d = self.engine.set_paths(now, paths);
+                        let d = self.driver.engine.set_paths(now, paths);
                         self.apply(now, d, log);
                     }
                     Err(e) => log(Report::Error {
@@ -517,13 +354,13 @@ impl UserspaceDaemon {
             if now >= next_measure {
                 self.measure(now, log);
                 next_measure = now
-                    + if self.engine.wants_measurements() {
+                    + if self.driver.engine.wants_measurements() {
                         MEASURE_EVERY
                     } else {
                         SWEEP_EVERY
                     };
             }
-            let d = self.engine.tick(now);
+            let d = self.driver.engine.tick(now);
             self.apply(now, d, log);
             if now >= next_status {
                 self.write_status(now);

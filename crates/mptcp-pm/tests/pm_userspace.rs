@@ -622,3 +622,70 @@ fn pm_userspace_adopts_connections_open_before_it_started() {
     assert_eq!(&buf, b"after");
     d.stop().0.expect("the daemon stops cleanly");
 }
+
+/// A connection made under a `--userspace` run keeps the userspace path manager for
+/// its life; the in-kernel run that follows (a switch of mode) drives it until it
+/// closes: its subflow, reset, is re-created. Without this nobody would (the chaos
+/// soak's connections across a switch of mode waited forever with no subflow).
+#[test]
+fn pm_in_kernel_drives_the_connections_a_userspace_run_left() {
+    let net = testnet(None, Endpoints::None);
+    let state = state_dir("us-leftover");
+    let listener = listen(&net, 7700);
+    let d = userspace(&net, &state, "require_default_route = false\n");
+    let (client, mut server) = dial(&net, &listener, 7700);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while subflow_count(&client) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no second subflow under --userspace"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.stop().0.expect("the userspace daemon stops cleanly");
+
+    let cfg = write_config(&state, "require_default_route = false\n");
+    let mut k = PmDaemon::start(
+        net.client().name(),
+        Kind::Kernel,
+        options(&state, Some(&cfg)),
+    );
+    k.ready();
+    let since = k.lines().len();
+    let out = net
+        .client()
+        .command("ss")
+        .args(["-K", "src", "198.18.1.1"])
+        .output()
+        .expect("ss (iproute2)");
+    assert!(
+        out.status.success(),
+        "ss -K: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, create) = k.wait_for(
+        "a create for the left connection",
+        since,
+        Duration::from_secs(5),
+        |v| v["event"] == "policy" && v["command"] == "create" && v["applied"] == true,
+    );
+    assert_eq!(create["local"], "198.18.1.1", "{create}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !client
+        .subflows()
+        .unwrap()
+        .iter()
+        .any(|s| s.local.is_some_and(|a| a.ip() == ipaddr("198.18.1.1")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reset subflow was not re-created"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (&client).write_all(b"still").unwrap();
+    let mut buf = [0u8; 5];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"still");
+    k.stop().0.expect("the in-kernel daemon stops cleanly");
+}
