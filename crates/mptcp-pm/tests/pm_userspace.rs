@@ -53,6 +53,24 @@ fn dial(net: &TestNet, listener: &std::net::TcpListener, port: u16) -> (TcpStrea
     (client, server)
 }
 
+/// Waits up to 3 s for `cond`, panicking with `what` otherwise.
+fn within_3s(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Writes `bytes` on `client` and reads them back on `server`.
+fn still_flows(client: &TcpStream, server: &mut TcpStream, bytes: &[u8]) {
+    let mut c = client;
+    c.write_all(bytes).unwrap();
+    let mut buf = vec![0u8; bytes.len()];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(buf, bytes);
+}
+
 fn subflow_count(s: &TcpStream) -> usize {
     s.subflows().unwrap().len()
 }
@@ -607,19 +625,10 @@ fn pm_userspace_adopts_connections_open_before_it_started() {
     let reason = create["reason"].as_str().unwrap();
     assert!(reason.contains("adopted"), "{create}");
     assert_eq!(create["applied"], true, "{create}");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while subflow_count(&client) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the adopted connection got no subflow"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Its bytes still flow.
-    (&client).write_all(b"after").unwrap();
-    let mut buf = [0u8; 5];
-    server.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"after");
+    within_3s("the adopted connection got no subflow", || {
+        subflow_count(&client) >= 2
+    });
+    still_flows(&client, &mut server, b"after");
     d.stop().0.expect("the daemon stops cleanly");
 }
 
@@ -634,14 +643,9 @@ fn pm_in_kernel_drives_the_connections_a_userspace_run_left() {
     let listener = listen(&net, 7700);
     let d = userspace(&net, &state, "require_default_route = false\n");
     let (client, mut server) = dial(&net, &listener, 7700);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while subflow_count(&client) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no second subflow under --userspace"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    within_3s("no second subflow under --userspace", || {
+        subflow_count(&client) >= 2
+    });
     d.stop().0.expect("the userspace daemon stops cleanly");
 
     let cfg = write_config(&state, "require_default_route = false\n");
@@ -670,22 +674,13 @@ fn pm_in_kernel_drives_the_connections_a_userspace_run_left() {
         |v| v["event"] == "policy" && v["command"] == "create" && v["applied"] == true,
     );
     assert_eq!(create["local"], "198.18.1.1", "{create}");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !client
-        .subflows()
-        .unwrap()
-        .iter()
-        .any(|s| s.local.is_some_and(|a| a.ip() == ipaddr("198.18.1.1")))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the reset subflow was not re-created"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (&client).write_all(b"still").unwrap();
-    let mut buf = [0u8; 5];
-    server.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"still");
+    within_3s("the reset subflow was not re-created", || {
+        client
+            .subflows()
+            .unwrap()
+            .iter()
+            .any(|s| s.local.is_some_and(|a| a.ip() == ipaddr("198.18.1.1")))
+    });
+    still_flows(&client, &mut server, b"still");
     k.stop().0.expect("the in-kernel daemon stops cleanly");
 }
