@@ -696,74 +696,15 @@ impl Daemon {
         action: &Action,
         implicit: &[(u8, IpAddr)],
     ) -> Result<(), mptcp_netlink::Error> {
-        match action {
-            Action::Remove { id, .. } => {
-                match self.pm.delete_endpoint(*id) {
-                    Ok(()) | Err(mptcp_netlink::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                self.memory.owned.remove(id);
-            }
-            Action::SetFlags { id, flags, .. } => self.pm.set_endpoint_flags(*id, *flags)?,
-            Action::Add { endpoint: p } => {
-                let mut new = NewEndpoint::new(p.address).flags(p.flags);
-                // The kernel replaces an implicit endpoint in place (its id, its
-                // subflows kept) only when the add names no id: with the id, it
-                // answers EBUSY (the id is taken), and the address would stay
-                // without our endpoint for good. Deleting the implicit one first
-                // would close the subflows that use it.
-                if !implicit.contains(&(p.id, p.address)) {
-                    new = new.id(p.id);
-                }
-                if p.ifindex != 0 {
-                    new = new.interface(p.ifindex);
-                }
-                if let Some(port) = p.port {
-                    new = new.port(port);
-                }
-                // Written ahead: killed between the kernel's add and the save after
-                // the pass, a daemon would leave an endpoint no state file names, which
-                // every later run takes for someone else's and never removes. A record
-                // of an add that did not happen is dropped at the next start (adoption
-                // needs the endpoint in the kernel, not implicit).
-                let before = self.memory.owned.insert(p.id, p.address);
-                let undo = |owned: &mut BTreeMap<u8, IpAddr>| match before {
-                    Some(a) => owned.insert(p.id, a),
-                    None => owned.remove(&p.id),
-                };
-                if let Some(lock) = &mut self.lock {
-                    if let Err(source) = lock.save(&self.memory) {
-                        undo(&mut self.memory.owned);
-                        return Err(mptcp_netlink::Error::Io {
-                            context: "cannot record the endpoint in the state file",
-                            source,
-                        });
-                    }
-                }
-                let added = match self.pm.add_endpoint(&new) {
-                    Ok(added) => added,
-                    Err(e) => {
-                        undo(&mut self.memory.owned);
-                        return Err(e);
-                    }
-                };
-                if added.id != p.id {
-                    undo(&mut self.memory.owned);
-                }
-                self.memory.owned.insert(added.id, added.address);
-                self.memory.remembered.insert(added.address, added.id);
-            }
-            Action::SetLimits {
-                subflows,
-                add_addr_accepted,
-                ..
-            } => {
-                self.pm.set_limits(Limits {
-                    subflows: *subflows,
-                    add_addr_accepted: *add_addr_accepted,
-                })?;
-                self.limits_changed = true;
-            }
+        apply_action(
+            &mut self.pm,
+            &mut self.memory,
+            self.lock.as_mut(),
+            action,
+            implicit,
+        )?;
+        if matches!(action, Action::SetLimits { .. }) {
+            self.limits_changed = true;
         }
         Ok(())
     }
@@ -1067,6 +1008,88 @@ pub(crate) fn addresses_in_use() -> Result<BTreeSet<IpAddr>, mptcp_netlink::Erro
         .filter(|s| !matches!(s.state, TcpState::TimeWait | TcpState::Close))
         .map(|s| s.local.ip().to_canonical())
         .collect())
+}
+
+/// Carries out one step of a plan on the kernel's endpoints and this daemon's
+/// record of them (written ahead of an add when there is a `lock`): the in-kernel
+/// mode's passes, and `--userspace` keeping the endpoints of the connections an
+/// in-kernel run left.
+pub(crate) fn apply_action(
+    pm: &mut PathManager,
+    memory: &mut Memory,
+    mut lock: Option<&mut Lock>,
+    action: &Action,
+    implicit: &[(u8, IpAddr)],
+) -> Result<(), mptcp_netlink::Error> {
+    match action {
+        Action::Remove { id, .. } => {
+            match pm.delete_endpoint(*id) {
+                Ok(()) | Err(mptcp_netlink::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            memory.owned.remove(id);
+        }
+        Action::SetFlags { id, flags, .. } => pm.set_endpoint_flags(*id, *flags)?,
+        Action::Add { endpoint: p } => {
+            let mut new = NewEndpoint::new(p.address).flags(p.flags);
+            // The kernel replaces an implicit endpoint in place (its id, its
+            // subflows kept) only when the add names no id: with the id, it
+            // answers EBUSY (the id is taken), and the address would stay
+            // without our endpoint for good. Deleting the implicit one first
+            // would close the subflows that use it.
+            if !implicit.contains(&(p.id, p.address)) {
+                new = new.id(p.id);
+            }
+            if p.ifindex != 0 {
+                new = new.interface(p.ifindex);
+            }
+            if let Some(port) = p.port {
+                new = new.port(port);
+            }
+            // Written ahead: killed between the kernel's add and the save after
+            // the pass, a daemon would leave an endpoint no state file names, which
+            // every later run takes for someone else's and never removes. A record
+            // of an add that did not happen is dropped at the next start (adoption
+            // needs the endpoint in the kernel, not implicit).
+            let before = memory.owned.insert(p.id, p.address);
+            let undo = |owned: &mut BTreeMap<u8, IpAddr>| match before {
+                Some(a) => owned.insert(p.id, a),
+                None => owned.remove(&p.id),
+            };
+            if let Some(lock) = &mut lock {
+                if let Err(source) = lock.save(memory) {
+                    undo(&mut memory.owned);
+                    return Err(mptcp_netlink::Error::Io {
+                        context: "cannot record the endpoint in the state file",
+                        source,
+                    });
+                }
+            }
+            let added = match pm.add_endpoint(&new) {
+                Ok(added) => added,
+                Err(e) => {
+                    undo(&mut memory.owned);
+                    return Err(e);
+                }
+            };
+            if added.id != p.id {
+                undo(&mut memory.owned);
+            }
+            memory.owned.insert(added.id, added.address);
+            memory.remembered.insert(added.address, added.id);
+        }
+        Action::SetLimits {
+            subflows,
+            add_addr_accepted,
+            ..
+        } => {
+            pm.set_limits(Limits {
+                subflows: *subflows,
+                add_addr_accepted: *add_addr_accepted,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the endpoints of `owned` whose address no live subflow uses (`in_use`) and

@@ -137,15 +137,25 @@ impl Driver {
     }
 
     /// One `sock_diag` dump: connections to adopt, then the subflow measurements
-    /// (which also forget connections gone without their `closed` event).
+    /// (which also forget connections gone without their `closed` event). Returns how
+    /// many established connections belong to the in-kernel path manager.
     pub(crate) fn sweep(
         &mut self,
         pm: &PathManager,
         now: Instant,
         log: &mut dyn FnMut(Report),
-    ) -> Result<(), mptcp_netlink::Error> {
+    ) -> Result<usize, mptcp_netlink::Error> {
         let conns = mptcp_netlink::connections()?;
         self.adopt(pm, now, &conns, log);
+        let in_kernel = conns
+            .iter()
+            .filter(|c| c.state == TcpState::Established && !c.fallback())
+            .filter(|c| {
+                c.connection_token()
+                    .is_some_and(|t| self.foreign.contains(&t))
+                    || c.info.as_ref().is_some_and(in_kernel_limits)
+            })
+            .count();
         let samples: Vec<ConnSample> = conns
             .into_iter()
             .filter_map(|c| {
@@ -171,7 +181,7 @@ impl Driver {
             .collect();
         let d = self.engine.measure(now, &samples);
         self.apply(pm, now, d, log);
-        Ok(())
+        Ok(in_kernel)
     }
 
     /// Tracks the established connections of the userspace path manager that no
@@ -202,13 +212,9 @@ impl Driver {
             let (Some(token), Some(info)) = (c.connection_token(), c.info.as_ref()) else {
                 continue;
             };
-            let in_kernel = info.subflows_max != 0
-                || info.add_addr_signal_max != 0
-                || info.add_addr_accepted_max != 0
-                || info.local_addr_max != 0;
             if c.state != TcpState::Established
                 || c.fallback()
-                || in_kernel
+                || in_kernel_limits(info)
                 || self.foreign.contains(&token)
                 || self.engine.knows(token)
             {
@@ -235,4 +241,12 @@ impl Driver {
         }
         self.adopted.retain(|t| self.engine.knows(*t));
     }
+}
+
+/// The kernel fills these only for connections of the in-kernel path manager.
+fn in_kernel_limits(info: &mptcp_net::MptcpInfo) -> bool {
+    info.subflows_max != 0
+        || info.add_addr_signal_max != 0
+        || info.add_addr_accepted_max != 0
+        || info.local_addr_max != 0
 }

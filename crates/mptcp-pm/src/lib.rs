@@ -186,10 +186,14 @@
 //!   as are any whose events were lost, and brought to their policy at once).
 //!   Connections made under the in-kernel path manager stay with it (the kernel
 //!   fills `mptcp_info`'s limits only for those, and refuses commands for them).
-//! - A connection keeps the path manager it was made under. The in-kernel mode
-//!   drives the connections a `--userspace` run left with the same engine until they
-//!   close (subscribed to path-manager events meanwhile: a server's kernel refuses
-//!   every join to a userspace-PM connection while nobody listens to them).
+//! - A connection keeps the path manager it was made under, so a switch of mode
+//!   hands the live ones over. The in-kernel mode drives the connections a
+//!   `--userspace` run left with the same engine until they close (subscribed to
+//!   path-manager events meanwhile: a server's kernel refuses every join to a
+//!   userspace-PM connection while nobody listens to them). `--userspace` keeps the
+//!   endpoints an in-kernel run of ours handed over following the links while
+//!   connections of the in-kernel path manager live (the kernel re-opens their
+//!   subflows only when an endpoint comes back), then releases them.
 //! - Endpoints carry no port (a `signal` endpoint with a port makes the kernel listen
 //!   on it; configure those by hand, the daemon leaves them alone).
 //! - A default route is judged per interface and family, not by a route lookup from

@@ -114,6 +114,12 @@ pub struct UserspaceDaemon {
     /// A server's MPTCP listeners: it announces only what they take joins on.
     listeners: crate::host::ListenerWatch,
     last_not_announced: Vec<crate::plan::Skipped>,
+    /// An in-kernel run of ours handed endpoints over: while connections of the
+    /// in-kernel path manager live, their endpoints follow the links as that run's
+    /// would ([`Self::keep_kernel_endpoints`]).
+    handing_over: bool,
+    /// Established connections of the in-kernel path manager at the last sweep.
+    kernel_conns: usize,
 }
 
 impl std::fmt::Debug for UserspaceDaemon {
@@ -188,6 +194,8 @@ impl UserspaceDaemon {
             announced: Vec::new(),
             listeners: crate::host::ListenerWatch::default(),
             last_not_announced: Vec::new(),
+            handing_over: !memory.owned.is_empty(),
+            kernel_conns: 0,
             opts,
             pm,
             events,
@@ -263,9 +271,62 @@ impl UserspaceDaemon {
     }
 
     fn measure(&mut self, now: Instant, log: &mut dyn FnMut(Report)) {
-        if let Err(e) = self.driver.sweep(&self.pm, now, log) {
-            log(Report::Error {
+        match self.driver.sweep(&self.pm, now, log) {
+            Ok(in_kernel) => self.kernel_conns = in_kernel,
+            Err(e) => log(Report::Error {
                 message: format!("cannot list the connections: {e}"),
+            }),
+        }
+    }
+
+    /// While connections an in-kernel run left are alive, their endpoints follow the
+    /// links as that run's would: a client's endpoint goes with its link and comes
+    /// back with it, which is what makes the kernel open subflows from it again on
+    /// those connections (it never re-opens one otherwise). The limits are left as
+    /// that run put them back. Once none is left, the endpoints are released.
+    fn keep_kernel_endpoints(&mut self, log: &mut dyn FnMut(Report)) {
+        let result = (|| -> Result<(), Error> {
+            let mut host = self.rtnl.snapshot().map_err(|e| Error::Io {
+                what: "cannot read the host's links and addresses".into(),
+                source: e,
+            })?;
+            host.mptcp_listeners = self.listeners.current.clone();
+            let kernel = KernelView {
+                endpoints: self.pm.endpoints()?,
+                owned: self.memory.owned.clone(),
+                remembered: self.memory.remembered.clone(),
+                laminar: true,
+                limits: None,
+            };
+            let plan = plan(&host, &self.opts.config, &kernel);
+            let implicit: Vec<(u8, std::net::IpAddr)> = kernel
+                .endpoints
+                .iter()
+                .filter(|e| e.flags.contains(mptcp_netlink::EndpointFlags::IMPLICIT))
+                .map(|e| (e.id, e.address))
+                .collect();
+            for action in plan.actions(&kernel) {
+                if matches!(action, crate::plan::Action::SetLimits { .. }) {
+                    continue;
+                }
+                let r = crate::daemon::apply_action(
+                    &mut self.pm,
+                    &mut self.memory,
+                    Some(&mut self.lock),
+                    &action,
+                    &implicit,
+                );
+                log(Report::Change {
+                    action,
+                    applied: r.is_ok(),
+                    error: r.err().map(|e| e.to_string()),
+                });
+            }
+            self.save()
+        })();
+        if let Err(e) = result {
+            log(Report::Error {
+                message: format!("keeping the in-kernel connections' endpoints: {e}"),
             });
         }
     }
@@ -338,6 +399,9 @@ impl UserspaceDaemon {
             })?;
             let now = Instant::now();
             changed |= server && self.poll_listeners(now, log);
+            if changed && self.handing_over && self.kernel_conns > 0 {
+                self.keep_kernel_endpoints(log);
+            }
             if changed {
                 match self.paths(log) {
                     Ok(paths) => {
@@ -366,9 +430,14 @@ impl UserspaceDaemon {
                 self.write_status(now);
                 next_status = now + STATUS_EVERY;
             }
-            if now >= next_release && !self.memory.owned.is_empty() {
-                self.release_handed_over(log);
+            if now >= next_release {
                 next_release = now + SWEEP_EVERY;
+                if self.handing_over && self.kernel_conns > 0 {
+                    self.keep_kernel_endpoints(log);
+                } else if !self.memory.owned.is_empty() {
+                    self.handing_over = false;
+                    self.release_handed_over(log);
+                }
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -684,3 +684,48 @@ fn pm_in_kernel_drives_the_connections_a_userspace_run_left() {
     still_flows(&client, &mut server, b"still");
     k.stop().0.expect("the in-kernel daemon stops cleanly");
 }
+
+/// The other way round: a connection made under an in-kernel run keeps the in-kernel
+/// path manager, which re-opens a subflow only when its endpoint comes back. The
+/// `--userspace` run that follows keeps those endpoints following the links while
+/// such connections live: path 1 cut and restored gives the connection a new
+/// subflow on it. (Before, the endpoints were only released once unused.)
+#[test]
+fn pm_userspace_keeps_the_endpoints_of_connections_an_in_kernel_run_left() {
+    let net = testnet(None, Endpoints::None);
+    let state = state_dir("us-handover");
+    let cfg = write_config(&state, "require_default_route = false\n");
+    let listener = listen(&net, 7800);
+    let mut k = PmDaemon::start(
+        net.client().name(),
+        Kind::Kernel,
+        options(&state, Some(&cfg)),
+    );
+    k.ready();
+    let (client, mut server) = dial(&net, &listener, 7800);
+    let path1 = ipaddr("198.18.1.1");
+    let on_path1 = |c: &TcpStream| -> Vec<u16> {
+        c.subflows()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.local)
+            .filter(|a| a.ip() == path1)
+            .map(|a| a.port())
+            .collect()
+    };
+    within_3s("no subflow on path 1 under the in-kernel run", || {
+        !on_path1(&client).is_empty()
+    });
+    let before = on_path1(&client);
+    k.stop().0.expect("the in-kernel daemon stops cleanly");
+
+    let d = userspace(&net, &state, "require_default_route = false\n");
+    net.path_down(1).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    net.path_up(1).unwrap();
+    within_3s("no new subflow on path 1 after it came back", || {
+        on_path1(&client).iter().any(|p| !before.contains(p))
+    });
+    still_flows(&client, &mut server, b"again");
+    d.stop().0.expect("the userspace daemon stops cleanly");
+}
