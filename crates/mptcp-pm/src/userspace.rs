@@ -223,12 +223,18 @@ impl UserspaceDaemon {
         })
     }
 
-    fn paths(&mut self, log: &mut dyn FnMut(Report)) -> Result<Vec<LocalPath>, Error> {
+    /// The host's links and addresses, with the MPTCP listeners last read.
+    fn host(&mut self) -> Result<crate::host::HostState, Error> {
         let mut host = self.rtnl.snapshot().map_err(|e| Error::Io {
             what: "cannot read the host's links and addresses".into(),
             source: e,
         })?;
         host.mptcp_listeners = self.listeners.current.clone();
+        Ok(host)
+    }
+
+    fn paths(&mut self, log: &mut dyn FnMut(Report)) -> Result<Vec<LocalPath>, Error> {
+        let host = self.host()?;
         let kernel = KernelView {
             owned: self.announced.iter().map(|e| (e.id, e.address)).collect(),
             endpoints: self.announced.clone(),
@@ -286,11 +292,7 @@ impl UserspaceDaemon {
     /// that run put them back. Once none is left, the endpoints are released.
     fn keep_kernel_endpoints(&mut self, log: &mut dyn FnMut(Report)) {
         let result = (|| -> Result<(), Error> {
-            let mut host = self.rtnl.snapshot().map_err(|e| Error::Io {
-                what: "cannot read the host's links and addresses".into(),
-                source: e,
-            })?;
-            host.mptcp_listeners = self.listeners.current.clone();
+            let host = self.host()?;
             let kernel = KernelView {
                 endpoints: self.pm.endpoints()?,
                 owned: self.memory.owned.clone(),
