@@ -114,9 +114,11 @@ pub struct UserspaceDaemon {
     /// A server's MPTCP listeners: it announces only what they take joins on.
     listeners: crate::host::ListenerWatch,
     last_not_announced: Vec<crate::plan::Skipped>,
-    /// An in-kernel run of ours handed endpoints over: while connections of the
-    /// in-kernel path manager live, their endpoints follow the links as that run's
-    /// would ([`Self::keep_kernel_endpoints`]).
+    /// Connections of the in-kernel path manager (made before this run: none can be
+    /// made during it) may still live: while they do, the endpoints they need follow
+    /// the links as an in-kernel run's would ([`Self::keep_kernel_endpoints`]), even
+    /// when the run before left none (it had removed them all, its links down). Off
+    /// for good once a sweep finds none.
     handing_over: bool,
     /// Established connections of the in-kernel path manager at the last sweep.
     kernel_conns: usize,
@@ -194,7 +196,7 @@ impl UserspaceDaemon {
             announced: Vec::new(),
             listeners: crate::host::ListenerWatch::default(),
             last_not_announced: Vec::new(),
-            handing_over: !memory.owned.is_empty(),
+            handing_over: true,
             kernel_conns: 0,
             opts,
             pm,
@@ -436,9 +438,11 @@ impl UserspaceDaemon {
                 next_release = now + SWEEP_EVERY;
                 if self.handing_over && self.kernel_conns > 0 {
                     self.keep_kernel_endpoints(log);
-                } else if !self.memory.owned.is_empty() {
+                } else {
                     self.handing_over = false;
-                    self.release_handed_over(log);
+                    if !self.memory.owned.is_empty() {
+                        self.release_handed_over(log);
+                    }
                 }
             }
         }

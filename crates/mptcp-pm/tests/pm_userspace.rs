@@ -692,6 +692,18 @@ fn pm_in_kernel_drives_the_connections_a_userspace_run_left() {
 /// subflow on it. (Before, the endpoints were only released once unused.)
 #[test]
 fn pm_userspace_keeps_the_endpoints_of_connections_an_in_kernel_run_left() {
+    kernel_connection_handed_over(false);
+}
+
+/// The same when the in-kernel run stopped during a blackout: it had removed every
+/// endpoint (their links were down), so it handed none over, and the connection had
+/// no subflow left; the `--userspace` run gives it endpoints when the links return.
+#[test]
+fn pm_userspace_hands_over_even_when_the_in_kernel_run_left_no_endpoint() {
+    kernel_connection_handed_over(true);
+}
+
+fn kernel_connection_handed_over(blackout: bool) {
     let net = testnet(None, Endpoints::None);
     let state = state_dir("us-handover");
     let cfg = write_config(&state, "require_default_route = false\n");
@@ -717,11 +729,22 @@ fn pm_userspace_keeps_the_endpoints_of_connections_an_in_kernel_run_left() {
         !on_path1(&client).is_empty()
     });
     let before = on_path1(&client);
+    if blackout {
+        net.path_down(0).unwrap();
+        net.path_down(1).unwrap();
+        within_3s("the in-kernel run kept an endpoint of a dead link", || {
+            common::endpoints(net.client()).is_empty()
+        });
+    }
     k.stop().0.expect("the in-kernel daemon stops cleanly");
 
     let d = userspace(&net, &state, "require_default_route = false\n");
-    net.path_down(1).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    if blackout {
+        net.path_up(0).unwrap();
+    } else {
+        net.path_down(1).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+    }
     net.path_up(1).unwrap();
     within_3s("no new subflow on path 1 after it came back", || {
         on_path1(&client).iter().any(|p| !before.contains(p))
