@@ -235,15 +235,18 @@ impl UserspaceDaemon {
         Ok(host)
     }
 
-    fn paths(&mut self, log: &mut dyn FnMut(Report)) -> Result<Vec<LocalPath>, Error> {
-        let host = self.host()?;
+    fn paths(
+        &mut self,
+        host: &crate::host::HostState,
+        log: &mut dyn FnMut(Report),
+    ) -> Result<Vec<LocalPath>, Error> {
         let kernel = KernelView {
             owned: self.announced.iter().map(|e| (e.id, e.address)).collect(),
             endpoints: self.announced.clone(),
             remembered: self.memory.remembered.clone(),
             ..KernelView::default()
         };
-        let plan = plan(&host, &self.opts.config, &kernel);
+        let plan = plan(host, &self.opts.config, &kernel);
         if plan.not_announced != self.last_not_announced {
             log(Report::NotAnnounced {
                 skipped: plan.not_announced.clone(),
@@ -292,9 +295,12 @@ impl UserspaceDaemon {
     /// back with it, which is what makes the kernel open subflows from it again on
     /// those connections (it never re-opens one otherwise). The limits are left as
     /// that run put them back. Once none is left, the endpoints are released.
-    fn keep_kernel_endpoints(&mut self, log: &mut dyn FnMut(Report)) {
+    fn keep_kernel_endpoints(
+        &mut self,
+        host: &crate::host::HostState,
+        log: &mut dyn FnMut(Report),
+    ) {
         let result = (|| -> Result<(), Error> {
-            let host = self.host()?;
             let kernel = KernelView {
                 endpoints: self.pm.endpoints()?,
                 owned: self.memory.owned.clone(),
@@ -302,7 +308,7 @@ impl UserspaceDaemon {
                 laminar: true,
                 limits: None,
             };
-            let plan = plan(&host, &self.opts.config, &kernel);
+            let plan = plan(host, &self.opts.config, &kernel);
             let implicit: Vec<(u8, std::net::IpAddr)> = kernel
                 .endpoints
                 .iter()
@@ -364,7 +370,8 @@ impl UserspaceDaemon {
         if server {
             self.poll_listeners(now, log);
         }
-        let paths = self.paths(log)?;
+        let host = self.host()?;
+        let paths = self.paths(&host, log)?;
         let n = paths.len();
         let d = self.driver.engine.set_paths(now, paths);
         self.apply(now, d, log);
@@ -375,7 +382,7 @@ impl UserspaceDaemon {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         self.write_status(now);
         let (mut next_measure, mut next_status) = (now, now + STATUS_EVERY);
-        let mut next_release = now;
+        let (mut next_release, mut next_keep) = (now, now);
         while !stop.load(Ordering::SeqCst) {
             // Events first: they are what connections wait on.
             let mut wait = EVENT_WAIT;
@@ -403,11 +410,16 @@ impl UserspaceDaemon {
             })?;
             let now = Instant::now();
             changed |= server && self.poll_listeners(now, log);
-            if changed && self.handing_over && self.kernel_conns > 0 {
-                self.keep_kernel_endpoints(log);
-            }
             if changed {
-                match self.paths(log) {
+                // One reading of the host for the paths and the handed-over endpoints.
+                let paths = self.host().and_then(|host| {
+                    if self.handing_over && self.kernel_conns > 0 {
+                        self.keep_kernel_endpoints(&host, log);
+                        next_keep = now + self.opts.config.resync_interval;
+                    }
+                    self.paths(&host, log)
+                });
+                match paths {
                     Ok(paths) => {
                         let d = self.driver.engine.set_paths(now, paths);
                         self.apply(now, d, log);
@@ -437,7 +449,17 @@ impl UserspaceDaemon {
             if now >= next_release {
                 next_release = now + SWEEP_EVERY;
                 if self.handing_over && self.kernel_conns > 0 {
-                    self.keep_kernel_endpoints(log);
+                    // Links changing are handled as they come; this pass starts the
+                    // hand-over and repairs drift, as the in-kernel mode's resync.
+                    if now >= next_keep {
+                        next_keep = now + self.opts.config.resync_interval;
+                        match self.host() {
+                            Ok(host) => self.keep_kernel_endpoints(&host, log),
+                            Err(e) => log(Report::Error {
+                                message: e.to_string(),
+                            }),
+                        }
+                    }
                 } else {
                     self.handing_over = false;
                     if !self.memory.owned.is_empty() {

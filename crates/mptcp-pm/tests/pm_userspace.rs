@@ -71,6 +71,21 @@ fn still_flows(client: &TcpStream, server: &mut TcpStream, bytes: &[u8]) {
     assert_eq!(buf, bytes);
 }
 
+/// Resets the client's subflows on path 1 (`ss -K`, SOCK_DESTROY).
+fn reset_path1_subflows(net: &TestNet) {
+    let out = net
+        .client()
+        .command("ss")
+        .args(["-K", "src", "198.18.1.1"])
+        .output()
+        .expect("ss (iproute2)");
+    assert!(
+        out.status.success(),
+        "ss -K: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn subflow_count(s: &TcpStream) -> usize {
     s.subflows().unwrap().len()
 }
@@ -218,17 +233,7 @@ fn path_return(userspace_pm: bool, cut: Cut) -> Return {
             net.path_up(1).unwrap();
         }
         Cut::Reset => {
-            let out = net
-                .client()
-                .command("ss")
-                .args(["-K", "src", "198.18.1.1"])
-                .output()
-                .expect("ss (iproute2)");
-            assert!(
-                out.status.success(),
-                "ss -K: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            reset_path1_subflows(&net);
         }
     }
     let at = Instant::now();
@@ -656,17 +661,7 @@ fn pm_in_kernel_drives_the_connections_a_userspace_run_left() {
     );
     k.ready();
     let since = k.lines().len();
-    let out = net
-        .client()
-        .command("ss")
-        .args(["-K", "src", "198.18.1.1"])
-        .output()
-        .expect("ss (iproute2)");
-    assert!(
-        out.status.success(),
-        "ss -K: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reset_path1_subflows(&net);
     let (_, create) = k.wait_for(
         "a create for the left connection",
         since,
