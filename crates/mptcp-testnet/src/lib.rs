@@ -207,10 +207,14 @@
 //! dials seen by tcpdump on its uplink (only the origin's sink) while a host outside
 //! `--allow` asks it for a trap port every 2 s (always refused). A violated outcome
 //! exits 1 and prints the seed and the command that replays the run; the daemons'
-//! logs, every operation (`ops.jsonl`), every RSS and descriptor sample
+//! logs, every operation (`ops.jsonl`), every failed one with its class and the
+//! path managers' mode (`failed.jsonl`), the faults as carried out (`events.jsonl`),
+//! the MPTCP counters that moved on each host in each second (`counters.jsonl`:
+//! refused joins, resets, checksum failures...), every RSS and descriptor sample
 //! (`samples.jsonl`) and, when a client gave up waiting (its 60 s timeout), what
 //! every connection and subflow of both hosts looked like then (`stall-<s>.txt`,
-//! `ss -tinM`, at most 12 a run) stay in the run's directory. Failures with a path
+//! `ss -tinM`, at most 12 a run) stay in the run's directory; times in all of them
+//! are seconds from the start of the load. Failures with a path
 //! up are also split by the path managers' mode when the operation started. The
 //! proxies' idle timeout is `--idle-timeout` (20 s by default: short enough for the
 //! connections a blackout orphaned to be gone before the memory readings).

@@ -255,6 +255,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let view = daemons.view();
     let warmup = Duration::from_secs(args.seconds / 4);
     let mut quiet = None;
+    let stop_counters = AtomicBool::new(false);
     let result = std::thread::scope(|s| -> Result<(), String> {
         let workers: Vec<_> = (0..args.concurrency)
             .map(|i| {
@@ -277,10 +278,13 @@ fn run(args: &Args) -> Result<bool, String> {
                 deadline,
             )
         });
+        let counters_handle = s.spawn(|| counter_log(&net, &args.dir, start, &stop_counters));
         let fault_result = faults::run(&schedule, &net, &mut daemons, &timeline, start);
         for w in workers {
             let _ = w.join();
         }
+        stop_counters.store(true, Ordering::SeqCst);
+        let _ = counters_handle.join();
         let _ = out_handle.join();
         quiet = quiet_handle.join().ok();
         fault_result
@@ -322,6 +326,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let trap = sinks.trap_accepts();
     let samples = samples.join().unwrap_or_default();
     let _ = report::dump_samples(&samples, start, &args.dir);
+    let _ = report::dump_events(&timeline.lock().expect("timeline"), start, &args.dir);
 
     let ctx = report::Context {
         args,
@@ -355,6 +360,51 @@ fn kernel_counters(net: &net::SoakNet) -> Vec<Option<mptcp_testnet::Counters>> {
         .iter()
         .map(|h| h.netns().counters().ok())
         .collect()
+}
+
+/// Every second until `stop`, the MPTCP counters (`MPTcpExt`) that moved on each
+/// host in that second, as JSON lines in `counters.jsonl` (`at`: seconds from the
+/// start, `host`, then counter -> increase): when joins were refused, subflows reset
+/// or fell back, next to `events.jsonl` and `ops.jsonl`, for the post-mortem of a
+/// stall.
+fn counter_log(net: &net::SoakNet, dir: &std::path::Path, start: Instant, stop: &AtomicBool) {
+    use std::io::Write;
+    let path = dir.join("counters.jsonl");
+    let file = match std::fs::File::create(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mptcp-soak: cannot create {}: {e}", path.display());
+            return;
+        }
+    };
+    let mut out = std::io::LineWriter::new(file);
+    let hosts = [("client", net.tn.client()), ("server", net.tn.server())];
+    let mut last: Vec<_> = hosts
+        .iter()
+        .map(|(_, h)| h.netns().counters().ok())
+        .collect();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_secs(1));
+        let at = (start.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        for ((host, h), prev) in hosts.iter().zip(last.iter_mut()) {
+            let Ok(now) = h.netns().counters() else {
+                continue;
+            };
+            if let Some(p) = prev.as_ref() {
+                let delta = now.delta(p);
+                let mut line = serde_json::json!({"at": at, "host": host});
+                let mut moved = false;
+                for (_, name, v) in delta.non_zero().filter(|(g, _, _)| *g == "MPTcpExt") {
+                    line[name] = serde_json::json!(v);
+                    moved = true;
+                }
+                if moved {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            *prev = Some(now);
+        }
+    }
 }
 
 /// The MPTCP counters (`MPTcpExt`) that moved on each host since `before`, by host:

@@ -107,6 +107,8 @@ pub fn report(c: &Context) -> bool {
     let (mut ok_ops, mut longest_stall, mut largest) = (0u64, Duration::ZERO, 0u64);
     let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
+    // Every failed op with its class, into `failed.jsonl` for the post-mortem.
+    let mut failed_log: Vec<Value> = Vec::new();
     for op in ops.iter() {
         largest = largest.max(op.size);
         if op.corrupt {
@@ -132,14 +134,18 @@ pub fn report(c: &Context) -> bool {
                 // is to carry a connection through one, so a stall that began in a
                 // blackout and outlived it until the client's timeout failed with
                 // every path back up.
+                let class;
                 if op.route == Route::Proxy && overlaps(life, &proxy_down) {
                     failed_proxy += 1;
+                    class = "proxy_killed";
                 } else if during(op.end, &blackouts) {
                     failed_down += 1;
+                    class = "all_paths_down";
                 } else if overlaps(life, &blackouts) {
                     // Counted apart, not yet a violation: what the 10-minute soak
                     // still has most of (README, "Chaos soak").
                     failed_after_blackout += 1;
+                    class = "after_blackout_paths_back";
                 } else if path_losses.iter().any(|&at| op.start <= at && at <= op.end)
                     && op
                         .local_port
@@ -149,8 +155,10 @@ pub fn report(c: &Context) -> bool {
                     // the SYN left over it (its source address fixed), and MPTCP
                     // guards established connections, not a handshake.
                     failed_dial += 1;
+                    class = "dial_path_went";
                 } else {
                     failed_up += 1;
+                    class = "path_up";
                     if userspace_at(op.start) {
                         failed_up_userspace += 1;
                     }
@@ -164,8 +172,24 @@ pub fn report(c: &Context) -> bool {
                         ));
                     }
                 }
+                failed_log.push(json!({
+                    "class": class,
+                    "pm": if userspace_at(op.start) { "userspace" } else { "in-kernel" },
+                    "route": format!("{:?}", op.route),
+                    "start": round1((op.start - c.start).as_secs_f64()),
+                    "end": round1((op.end - c.start).as_secs_f64()),
+                    "size": op.size,
+                    "sent": op.sent,
+                    "verified": op.verified,
+                    "longest_stall_ms": op.longest_stall.as_millis() as u64,
+                    "local_port": op.local_port,
+                    "error": e,
+                }));
             }
         }
+    }
+    if let Err(e) = write_lines(&c.args.dir.join("failed.jsonl"), &failed_log) {
+        eprintln!("mptcp-soak: cannot write failed.jsonl: {e}");
     }
     // Memory: idle after the warm-up against idle after the run, for every daemon
     // instance that lived through both. Descriptors: idle before the load against
@@ -504,6 +528,26 @@ pub fn dump_samples(
     f.flush()
 }
 
+/// The faults as they were carried out, as JSON lines in `events.jsonl` (`at`:
+/// seconds from the start, `action`), to read next to `ops.jsonl` and
+/// `counters.jsonl`.
+pub fn dump_events(
+    timeline: &crate::Timeline,
+    start: Instant,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("events.jsonl"))?);
+    for (at, action) in &timeline.events {
+        let line = json!({
+            "at": round1(at.saturating_duration_since(start).as_secs_f64()),
+            "action": format!("{action:?}"),
+        });
+        writeln!(f, "{line}")?;
+    }
+    f.flush()
+}
+
 /// Every operation as a JSON line in `ops.jsonl` (times from the start), for the
 /// post-mortem of a failed run.
 pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io::Result<()> {
@@ -522,6 +566,15 @@ pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io
             "handed": op.handed,
             "local_port": op.local_port,
         });
+        writeln!(f, "{line}")?;
+    }
+    f.flush()
+}
+
+fn write_lines(path: &std::path::Path, lines: &[Value]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for line in lines {
         writeln!(f, "{line}")?;
     }
     f.flush()
