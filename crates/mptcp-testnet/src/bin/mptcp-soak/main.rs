@@ -39,15 +39,19 @@ pub struct Args {
     pub no_strip: bool,
     /// DSS checksums on both hosts (`--checksum`: `net.mptcp.checksum_enabled`).
     pub checksum: bool,
+    /// `net.ipv4.tcp_rto_max_ms` on both hosts (`--rto-max-ms MS`), else the
+    /// kernel's (120 s).
+    pub rto_max_ms: Option<u64>,
     /// The proxies' `--idle-timeout` (`--idle-timeout SECS`).
     pub idle_timeout: Duration,
 }
 
 const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] [--seed S] \
 [--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json] \
-[--tolerate OUTCOME]... [--no-strip] [--checksum] [--idle-timeout SECS] (OUTCOME: a JSON \
+[--tolerate OUTCOME]... [--no-strip] [--checksum] [--rto-max-ms MS] [--idle-timeout SECS] (OUTCOME: a JSON \
 key, e.g. failed_with_path_up: reported, not fatal; --no-strip: the schedule's MPTCP-strip \
-episodes change nothing; --checksum: DSS checksums on both hosts; --idle-timeout: the \
+episodes change nothing; --checksum: DSS checksums on both hosts; --rto-max-ms: the \
+longest TCP retransmission timeout on both hosts (net.ipv4.tcp_rto_max_ms); --idle-timeout: the \
 proxies', default 20)";
 
 fn parse_args() -> Result<Args, String> {
@@ -64,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         tolerate: Vec::new(),
         no_strip: false,
         checksum: false,
+        rto_max_ms: None,
         idle_timeout: Duration::from_secs(20),
     };
     let mut it = std::env::args().skip(1);
@@ -108,6 +113,13 @@ fn parse_args() -> Result<Args, String> {
             "--max-size" => args.max_size = num(&value)?,
             "--rate-mbit" => args.rate_mbit = num(&value)? as u32,
             "--idle-timeout" => args.idle_timeout = Duration::from_secs(num(&value)?),
+            "--rto-max-ms" => {
+                let ms = num(&value)?;
+                if !(1000..=120_000).contains(&ms) {
+                    return Err("--rto-max-ms: 1000 to 120000".into());
+                }
+                args.rto_max_ms = Some(ms);
+            }
             _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
         }
     }
@@ -185,7 +197,7 @@ fn main() -> ExitCode {
         Ok(false) => {
             eprintln!(
                 "mptcp-soak: FAILED (seed {}); replay with: scripts/soak --seconds {} --seed {} \
-                 --concurrency {} --min-size {} --max-size {} --rate-mbit {} --idle-timeout {}{}{}; \
+                 --concurrency {} --min-size {} --max-size {} --rate-mbit {} --idle-timeout {}{}{}{}; \
                  logs in {}",
                 args.seed,
                 args.seconds,
@@ -197,6 +209,7 @@ fn main() -> ExitCode {
                 args.idle_timeout.as_secs(),
                 if args.no_strip { " --no-strip" } else { "" },
                 if args.checksum { " --checksum" } else { "" },
+                args.rto_max_ms.map(|ms| format!(" --rto-max-ms {ms}")).unwrap_or_default(),
                 args.dir.display()
             );
             ExitCode::FAILURE
@@ -216,7 +229,7 @@ fn run(args: &Args) -> Result<bool, String> {
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
     let schedule = Schedule::new(args.seed, Duration::from_secs(args.seconds), args.rate_mbit);
     eprintln!(
-        "mptcp-soak: seed {}, {} s, {} workers, sizes {}..{} B, 3 x {} Mbit/s, {} scheduled events{}{}, logs in {}",
+        "mptcp-soak: seed {}, {} s, {} workers, sizes {}..{} B, 3 x {} Mbit/s, {} scheduled events{}{}{}, logs in {}",
         args.seed,
         args.seconds,
         args.concurrency,
@@ -226,6 +239,7 @@ fn run(args: &Args) -> Result<bool, String> {
         schedule.events.len(),
         if args.no_strip { " (strips left out)" } else { "" },
         if args.checksum { ", DSS checksums on" } else { "" },
+        args.rto_max_ms.map(|ms| format!(", TCP RTO at most {ms} ms")).unwrap_or_default(),
         args.dir.display()
     );
     let tn = TestNet::builder()
@@ -234,7 +248,7 @@ fn run(args: &Args) -> Result<bool, String> {
         .endpoints(Endpoints::None)
         .build()
         .map_err(|e| format!("cannot build the test network: {e}"))?;
-    let net = net::SoakNet::new(tn, args.no_strip, args.checksum)?;
+    let net = net::SoakNet::new(tn, args.no_strip, args.checksum, args.rto_max_ms)?;
     let sinks = sink::Sinks::start(&net)?;
     let mut daemons = Daemons::start(args, &net)?;
     let capture = net::Capture::start(&net, &args.dir)?;

@@ -41,7 +41,12 @@ fn exec(ns: &Netns, prog: &str, args: &[&str]) -> Result<(), String> {
 }
 
 impl SoakNet {
-    pub fn new(tn: TestNet, no_strip: bool, checksum: bool) -> Result<SoakNet, String> {
+    pub fn new(
+        tn: TestNet,
+        no_strip: bool,
+        checksum: bool,
+        rto_max_ms: Option<u64>,
+    ) -> Result<SoakNet, String> {
         let origin = Netns::new("origin").map_err(|e| format!("origin namespace: {e}"))?;
         let server = tn.server();
         exec(
@@ -100,6 +105,12 @@ impl SoakNet {
             for host in [tn.client(), tn.server()] {
                 host.set_sysctl("net.mptcp.checksum_enabled", "1")
                     .map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(ms) = rto_max_ms {
+            for host in [tn.client(), tn.server()] {
+                host.set_sysctl("net.ipv4.tcp_rto_max_ms", &ms.to_string())
+                    .map_err(|e| format!("net.ipv4.tcp_rto_max_ms (Linux 6.15 or later): {e}"))?;
             }
         }
         let net = SoakNet {
