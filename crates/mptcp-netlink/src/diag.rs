@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use mptcp_net::{MptcpInfo, TcpState};
 use netlink_packet_core::{
-    Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_DUMP,
-    NLM_F_REQUEST,
+    Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK,
+    NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY};
@@ -25,13 +25,18 @@ use crate::Error;
 /// (which that crate does not model): `INET_DIAG_REQ_PROTOCOL` names protocols above 255.
 #[derive(Debug)]
 struct DiagRequest {
+    /// `SOCK_DIAG_BY_FAMILY` or [`SOCK_DESTROY`].
+    ty: u16,
     request: InetRequest,
     attrs: Vec<u8>,
 }
 
+/// `SOCK_DESTROY` (`linux/sock_diag.h`): abort the one socket the request names.
+const SOCK_DESTROY: u16 = 21;
+
 impl NetlinkSerializable for DiagRequest {
     fn message_type(&self) -> u16 {
-        SOCK_DIAG_BY_FAMILY
+        self.ty
     }
 
     fn buffer_len(&self) -> usize {
@@ -63,6 +68,7 @@ fn dump_states(family: u8, mptcp: bool, states: StateFlags) -> Op<Vec<InetDiagMs
         attrs.u32_ne(INET_DIAG_REQ_PROTOCOL, IPPROTO_MPTCP);
     }
     let payload = DiagRequest {
+        ty: SOCK_DIAG_BY_FAMILY,
         request: InetRequest {
             family,
             // The real protocol is in INET_DIAG_REQ_PROTOCOL when there is one.
@@ -124,6 +130,9 @@ pub struct Subflow {
     pub ifindex: u32,
     /// The socket's inode.
     pub inode: u32,
+    /// The socket's cookie (`idiag_cookie`): names this very socket to
+    /// [`abort_subflow`], never a later one that reused its addresses.
+    pub cookie: u64,
     /// The subflow's `struct tcp_info` (`INET_DIAG_INFO`): RTT, RTO, bytes acked,
     /// unacked segments, ... `None` when the kernel sent none or it did not parse.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
@@ -284,6 +293,78 @@ pub fn listeners() -> Result<Vec<SocketAddr>, Error> {
     Ok(out)
 }
 
+/// Aborts one subflow as `ss -K` does (`SOCK_DESTROY`): the kernel resets it (a RST
+/// to the peer), and its MPTCP connection closes it, freeing its place among the
+/// connection's subflows (the in-kernel path manager accepts at most its `subflows`
+/// limit of joins). Works whatever path manager the connection has; the socket is
+/// named by its addresses, bound interface and cookie, so a later socket that reused
+/// the addresses is never touched.
+///
+/// ```no_run
+/// // Reset every subflow of the namespace that has received nothing for a minute.
+/// for conn in mptcp_netlink::connections()? {
+///     for sf in &conn.subflows {
+///         let silent = sf.tcp.as_ref().map(|t| t.last_data_recv.min(t.last_ack_recv));
+///         if silent.is_some_and(|d| d.as_secs() >= 60) {
+///             mptcp_netlink::abort_subflow(sf)?;
+///         }
+///     }
+/// }
+/// # Ok::<(), mptcp_netlink::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Kernel`] with `ENOENT` when the socket is gone, `EPERM` without
+/// CAP_NET_ADMIN, `EOPNOTSUPP` when the kernel lacks `CONFIG_INET_DIAG_DESTROY`; as
+/// [`connections`] when the netlink socket cannot be opened.
+pub fn abort_subflow(subflow: &Subflow) -> Result<(), Error> {
+    let mut sock = NlSocket::open(netlink_sys::protocols::NETLINK_SOCK_DIAG)?;
+    sock.run(destroy_request(subflow))
+}
+
+/// The `SOCK_DESTROY` request for `subflow`'s TCP socket.
+fn destroy_request(subflow: &Subflow) -> Op<()> {
+    let family = if subflow.local.is_ipv4() {
+        AF_INET
+    } else {
+        AF_INET6
+    };
+    let low = (subflow.cookie as u32).to_ne_bytes();
+    let high = ((subflow.cookie >> 32) as u32).to_ne_bytes();
+    let mut cookie = [0u8; 8];
+    cookie[..4].copy_from_slice(&low);
+    cookie[4..].copy_from_slice(&high);
+    let payload = DiagRequest {
+        ty: SOCK_DESTROY,
+        request: InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::all(),
+            socket_id: SocketId {
+                source_port: subflow.local.port(),
+                destination_port: subflow.remote.port(),
+                source_address: subflow.local.ip(),
+                destination_address: subflow.remote.ip(),
+                interface_id: subflow.ifindex,
+                cookie,
+            },
+        },
+        attrs: Vec::new(),
+    };
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+    msg.finalize();
+    let mut request = vec![0; msg.buffer_len()];
+    msg.serialize(&mut request);
+    Op {
+        name: "abort a subflow",
+        request,
+        finish: Box::new(|_| Ok(())),
+    }
+}
+
 /// Builds the connections from the MPTCP and the subflow sockets.
 fn assemble(conns: Vec<InetDiagMsg>, subflows: Vec<InetDiagMsg>) -> Vec<Connection> {
     // Subflows by token, in dump order: one pass instead of one scan per connection
@@ -324,6 +405,7 @@ fn assemble(conns: Vec<InetDiagMsg>, subflows: Vec<InetDiagMsg>) -> Vec<Connecti
                             token_remote: ulp.token_remote,
                             ifindex: s.ifindex,
                             inode: s.inode,
+                            cookie: s.cookie,
                             tcp: s
                                 .info
                                 .as_deref()

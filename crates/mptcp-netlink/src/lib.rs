@@ -94,7 +94,7 @@ pub use codec::{
     NewSubflow, ResetReason, MAX_LIMIT,
 };
 pub use counters::Counters;
-pub use diag::{connections, listeners, Connection, Subflow};
+pub use diag::{abort_subflow, connections, listeners, Connection, Subflow};
 pub use error::Error;
 pub use events::Events;
 pub use filter::{AddrFilter, ConnectionFilter};

@@ -199,3 +199,47 @@ fn listeners_lists_mptcp_listeners_only() {
     })
     .unwrap();
 }
+
+/// `abort_subflow` resets the one subflow it names: the subflow is gone from the
+/// connection (which, being MPTCP, stays open for others), and a second abort of
+/// the same socket is `ENOENT`.
+#[test]
+fn abort_subflow_resets_the_subflow_it_names() {
+    let ns = common::netns("conn-abort");
+    ns.run(|| {
+        let listener = ListenConfig::new().listen("127.0.0.1:0").unwrap();
+        let client = Dialer::new().dial(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (&client).write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        (&server).read_exact(&mut b).unwrap();
+        let local = client.local_addr().unwrap();
+        let subflows_of_client = || {
+            connections()
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.local == local)
+                .flat_map(|c| c.subflows)
+                .collect::<Vec<_>>()
+        };
+        let subflow = subflows_of_client()
+            .into_iter()
+            .find(|s| s.local == local)
+            .expect("the client's initial subflow");
+        mptcp_netlink::abort_subflow(&subflow).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while subflows_of_client()
+            .iter()
+            .any(|s| s.local == local && s.state != TcpState::Close)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the aborted subflow is still there"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let again = mptcp_netlink::abort_subflow(&subflow).unwrap_err();
+        assert_eq!(again.errno(), Some(libc::ENOENT), "{again}");
+    })
+    .unwrap();
+}

@@ -190,6 +190,28 @@ pub enum Report {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A server reset a subflow its peer had replaced: between the same two
+    /// addresses it heard nothing for 15 s while a newer one hears the peer (a
+    /// client that lost a path and joined again over it once back; the server never
+    /// heard of the close). It held one of the connection's join places.
+    SubflowReplaced {
+        /// The connection's token.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<u32>,
+        /// The subflow's local end.
+        local: std::net::SocketAddr,
+        /// The subflow's remote end.
+        remote: std::net::SocketAddr,
+        /// Milliseconds it heard nothing from the peer.
+        silent_ms: u64,
+        /// The peer's end of the subflow that replaced it.
+        by: std::net::SocketAddr,
+        /// Reset (`false`: dry run, or it failed).
+        applied: bool,
+        /// Why it failed, if it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A reconcile failed; the next notification or resync tries again.
     Error {
         /// What failed.
@@ -318,6 +340,34 @@ impl fmt::Display for Report {
                 Ok(())
             }
             Report::Error { message } => write!(f, "error: {message}"),
+            Report::SubflowReplaced {
+                token,
+                local,
+                remote,
+                silent_ms,
+                by,
+                applied,
+                error,
+            } => {
+                if let Some(t) = token {
+                    write!(f, "{t:08x}: ")?;
+                }
+                let verb = if *applied || error.is_some() {
+                    "reset"
+                } else {
+                    "would reset"
+                };
+                write!(
+                    f,
+                    "{verb} subflow {local} <- {remote} (nothing from the peer for {:.0} s; \
+                     it joined again from {by}, which it is heard on)",
+                    *silent_ms as f64 / 1000.0
+                )?;
+                if let Some(e) = error {
+                    write!(f, ": failed: {e}")?;
+                }
+                Ok(())
+            }
             Report::PathManager {
                 sysctl,
                 value,
@@ -802,6 +852,7 @@ impl Daemon {
             sd_notify::NotifyState::Status(&format!("{} endpoint(s)", self.memory.owned.len())),
         ]);
         let mut next_resync = Instant::now() + self.opts.config.resync_interval;
+        let mut next_reap = Instant::now() + crate::reap::REAP_EVERY;
         while !stop.load(Ordering::SeqCst) {
             let now = Instant::now();
             let wait = next_resync.saturating_duration_since(now).min(TICK);
@@ -837,6 +888,15 @@ impl Daemon {
                 }
             }
             self.drive_leftovers(log);
+            if server && Instant::now() >= next_reap {
+                next_reap = Instant::now() + crate::reap::REAP_EVERY;
+                match mptcp_netlink::connections() {
+                    Ok(conns) => crate::reap::reap(&conns, self.opts.dry_run, log),
+                    Err(e) => log(Report::Error {
+                        message: format!("cannot list the connections: {e}"),
+                    }),
+                }
+            }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         Ok(())

@@ -42,6 +42,9 @@ pub(crate) struct Driver {
     adopted: BTreeSet<u32>,
     /// Connections the kernel said belong to another path manager.
     foreign: BTreeSet<u32>,
+    /// Each sweep also resets the subflows peers replaced (a server: see
+    /// [`crate::reap`]).
+    pub(crate) reap: bool,
 }
 
 impl Driver {
@@ -51,6 +54,7 @@ impl Driver {
             follow_new,
             adopted: BTreeSet::new(),
             foreign: BTreeSet::new(),
+            reap: false,
         }
     }
 
@@ -146,6 +150,9 @@ impl Driver {
         log: &mut dyn FnMut(Report),
     ) -> Result<usize, mptcp_netlink::Error> {
         let conns = mptcp_netlink::connections()?;
+        if self.reap {
+            crate::reap::reap(&conns, false, log);
+        }
         self.adopt(pm, now, &conns, log);
         let in_kernel = conns
             .iter()

@@ -81,6 +81,17 @@
 //!   read every 2 s, and the addresses left out are reported once
 //!   ([`Report::NotAnnounced`]), with the listeners that refuse them. An interface
 //!   rule that says `signal` is obeyed as written.
+//! - **Subflows a client replaced.** A client that loses a path closes its subflow
+//!   over it and, once the path is back, joins again between the same two addresses;
+//!   the RST of the close died with the path, and a server with nothing to send on the
+//!   old subflow keeps it for the connection's life, holding one of the 8 places for
+//!   joins (the chaos soak found up to 63 connections at 8, refusing joins, one with
+//!   five subflows between the same two addresses). In both modes the server role
+//!   resets (`SOCK_DESTROY`, as `ss -K`) a subflow that has heard nothing from the
+//!   peer for 15 s while another of the same connection, between the same two
+//!   addresses, heard from it within 5 s; checked every 5 s (`--userspace`: every
+//!   sweep), each reset reported ([`Report::SubflowReplaced`]). A silent subflow
+//!   alone on its addresses (a backup, an idle connection) is never touched.
 //! - **Ownership.** Only endpoints this daemon created are ever changed or removed
 //!   (their ids are kept in the state file, so a restarted daemon adopts them);
 //!   endpoints made by hand or by another tool are left alone, counted against the
@@ -208,6 +219,7 @@ pub mod engine;
 pub mod host;
 pub mod plan;
 pub mod publish;
+mod reap;
 pub mod rtnl;
 pub mod state;
 pub mod userspace;

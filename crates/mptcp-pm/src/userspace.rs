@@ -190,8 +190,10 @@ impl UserspaceDaemon {
             pm_restore: Some(original.clone()),
             ..memory
         };
+        let mut driver = Driver::new(Engine::new(opts.config.userspace.clone()), true);
+        driver.reap = opts.config.role == crate::Role::Server;
         let mut daemon = UserspaceDaemon {
-            driver: Driver::new(Engine::new(opts.config.userspace.clone()), true),
+            driver,
             status_path: status_path(&opts.state_dir, netns),
             announced: Vec::new(),
             listeners: crate::host::ListenerWatch::default(),

@@ -1455,3 +1455,172 @@ fn pm_failover_side_by_side_with_mptcpd() {
         "mptcpd left the endpoint of a NO-CARRIER link in place: {o:?}"
     );
 }
+
+/// A server resets the subflows its peer replaced. The client (its `--userspace`
+/// daemon re-opens a subflow that was reset) loses its path-1 subflow with the RST
+/// dropped on the way, as over a path that died: the server never hears of it and,
+/// having nothing to send on it, would keep it for the connection's life, holding one
+/// of the connection's places for joins. The client joins again over path 1; once
+/// the old subflow has heard nothing for 15 s while the new one carries the upload,
+/// the server's daemon resets it.
+#[test]
+fn pm_server_resets_the_subflows_its_peer_replaced() {
+    replaced_subflow(Kind::Kernel);
+}
+
+/// The same with `--userspace` on the server.
+#[test]
+fn pm_userspace_server_resets_the_subflows_its_peer_replaced() {
+    replaced_subflow(Kind::Userspace);
+}
+
+/// The server's subflows from `addr`: (local, remote) of each.
+fn server_subflows_from(net: &TestNet, addr: IpAddr) -> Vec<(SocketAddr, SocketAddr)> {
+    net.server()
+        .run(|| {
+            mptcp_netlink::connections()
+                .unwrap()
+                .into_iter()
+                .flat_map(|c| c.subflows)
+                .filter(|s| s.remote.ip() == addr)
+                .map(|s| (s.local, s.remote))
+                .collect()
+        })
+        .unwrap()
+}
+
+fn replaced_subflow(kind: Kind) {
+    let net = testnet(Some(20), Endpoints::None);
+    let state = state_dir("replaced-subflow");
+    std::fs::create_dir_all(&*state).unwrap();
+    let server_cfg = state.join("server.toml");
+    std::fs::write(
+        &server_cfg,
+        "role = \"server\"\nipv6 = false\nrequire_default_route = false\n",
+    )
+    .unwrap();
+    let client_cfg = state.join("client.toml");
+    std::fs::write(
+        &client_cfg,
+        "role = \"client\"\nipv6 = false\nrequire_default_route = false\n",
+    )
+    .unwrap();
+    let mut server = PmDaemon::start(
+        net.server().name(),
+        kind,
+        options(&state.join("server"), server_cfg.to_str()),
+    );
+    server.ready();
+    let mut client = PmDaemon::start(
+        net.client().name(),
+        Kind::Userspace,
+        options(&state.join("client"), client_cfg.to_str()),
+    );
+    client.ready();
+
+    let path1 = ipaddr("198.18.1.1");
+    let upload = Upload::start(&net, 32);
+    assert!(
+        upload
+            .wait_until(Duration::from_secs(10), |u| {
+                u.bytes_on(path1, u.started, Instant::now()) > 0
+            })
+            .is_some(),
+        "no subflow over path 1 carried bytes"
+    );
+    let old: Vec<u16> = upload.ports_on(path1);
+    assert!(!old.is_empty());
+    // The client's path-1 subflow goes, and nothing of it reaches the server any
+    // more, its RST included, as over a path that died: the client's packets of that
+    // subflow are dropped, and so are the server's to it (which would draw a RST).
+    let client_ns = net.client().name().to_string();
+    let run = |args: &[&str]| {
+        let out = net
+            .client()
+            .command("iptables")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "iptables {args:?} in {client_ns}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for port in &old {
+        let port = port.to_string();
+        run(&[
+            "-w", "-A", "OUTPUT", "-p", "tcp", "--sport", &port, "-j", "DROP",
+        ]);
+        run(&[
+            "-w", "-A", "INPUT", "-p", "tcp", "--dport", &port, "-j", "DROP",
+        ]);
+    }
+    let out = net
+        .client()
+        .command("ss")
+        .args(["-K", "-t", "src", "198.18.1.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ss -K: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reset_at = Instant::now();
+    assert!(
+        upload
+            .wait_until(Duration::from_secs(10), |u| {
+                u.ports_on_since(path1, reset_at)
+                    .iter()
+                    .any(|p| !old.contains(p))
+            })
+            .is_some(),
+        "the client did not join again over path 1: {:?}",
+        client
+            .lines()
+            .iter()
+            .map(|(_, v)| v.to_string())
+            .collect::<Vec<_>>()
+    );
+    let stale: Vec<(SocketAddr, SocketAddr)> = server_subflows_from(&net, path1)
+        .into_iter()
+        .filter(|(_, r)| old.contains(&r.port()))
+        .collect();
+    assert!(
+        !stale.is_empty(),
+        "the server heard of the reset after all (the test needs it not to)"
+    );
+    let (_, report) = server.wait_for("subflow_replaced", 0, Duration::from_secs(30), |v| {
+        v["event"] == "subflow_replaced"
+            && v["applied"] == true
+            && stale.iter().any(|(_, r)| v["remote"] == r.to_string())
+    });
+    assert!(report["silent_ms"].as_u64().unwrap() >= 15_000, "{report}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server_subflows_from(&net, path1)
+        .iter()
+        .any(|s| stale.contains(s))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced subflow is still there"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Only the replaced ones: the subflow that replaced it is untouched.
+    assert!(
+        server
+            .lines()
+            .iter()
+            .filter(|(_, v)| v["event"] == "subflow_replaced")
+            .all(|(_, v)| stale.iter().any(|(_, r)| v["remote"] == r.to_string())),
+        "{:?}",
+        server.lines()
+    );
+    let summary = upload.finish();
+    assert!(summary.verified == Some(true), "byte-exact: {summary:?}");
+    let _ = client.stop();
+    let (status, _) = server.stop();
+    assert!(status.is_ok(), "{status:?}");
+}

@@ -1,0 +1,184 @@
+//! A server's subflows its peer has replaced.
+//!
+//! A client whose path fails closes its subflow over it and, once the path is back,
+//! opens a new one between the same two addresses. When the path was dead, the
+//! server never heard of the close (the RST was lost with the path), and a server
+//! that has nothing to send on that subflow never finds out: it stays established
+//! for the connection's life. Such a subflow keeps its place among the connection's
+//! joins (the in-kernel path manager takes at most its `subflows` limit, 8 at most,
+//! and refuses the rest: `MPJoinRejected`), and with DSS checksums on it can hold the
+//! start of a mapping whose end will never come. The chaos soak's dumps held up to
+//! 63 server connections at 8 subflows, one with five between the same two addresses.
+//!
+//! The rule: between the same two addresses, a subflow that has heard nothing from
+//! the peer (no data, no acknowledgement) for [`SILENT_FOR`] while another one of the
+//! same connection heard from it within [`SIBLING_HEARD_WITHIN`] was replaced; it is
+//! reset (`SOCK_DESTROY`, as `ss -K`), which frees its place.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mptcp_netlink::{Connection, Subflow};
+
+use crate::daemon::Report;
+
+/// How long a replaced subflow has heard nothing from the peer.
+pub(crate) const SILENT_FOR: Duration = Duration::from_secs(15);
+
+/// How recently the subflow that replaced it heard from the peer.
+pub(crate) const SIBLING_HEARD_WITHIN: Duration = Duration::from_secs(5);
+
+/// How often a server looks for them.
+pub(crate) const REAP_EVERY: Duration = Duration::from_secs(5);
+
+/// A subflow another one replaced.
+#[derive(Debug, Clone)]
+pub(crate) struct Replaced {
+    /// The connection's token.
+    pub token: Option<u32>,
+    /// The subflow to reset.
+    pub subflow: Subflow,
+    /// How long it has heard nothing from the peer.
+    pub silent: Duration,
+    /// The peer's end of the subflow that replaced it.
+    pub by: SocketAddr,
+}
+
+/// How long `s` has heard nothing from the peer: the later of the last data and the
+/// last acknowledgement received. `None` without `tcp_info`.
+fn silence(s: &Subflow) -> Option<Duration> {
+    s.tcp
+        .as_ref()
+        .map(|t| t.last_data_recv.min(t.last_ack_recv))
+}
+
+/// The subflows of `conns` that the peer replaced, by the rule of the module docs.
+pub(crate) fn replaced(conns: &[Connection]) -> Vec<Replaced> {
+    let mut out = Vec::new();
+    for c in conns {
+        let ends: Vec<Ends> = c
+            .subflows
+            .iter()
+            .map(|s| Ends {
+                local: s.local,
+                remote: s.remote,
+                silent: silence(s),
+            })
+            .collect();
+        for (i, by) in replaced_among(&ends) {
+            out.push(Replaced {
+                token: c.connection_token(),
+                subflow: c.subflows[i].clone(),
+                silent: ends[i].silent.unwrap_or_default(),
+                by,
+            });
+        }
+    }
+    out
+}
+
+/// Resets the subflows of `conns` their peer replaced (with `dry_run`, only says
+/// so), one report each. One that is already gone (`ENOENT`) is not reported.
+pub(crate) fn reap(conns: &[Connection], dry_run: bool, log: &mut dyn FnMut(Report)) {
+    for r in replaced(conns) {
+        let result = if dry_run {
+            Ok(())
+        } else {
+            mptcp_netlink::abort_subflow(&r.subflow)
+        };
+        if matches!(&result, Err(e) if e.errno() == Some(libc::ENOENT)) {
+            continue;
+        }
+        log(Report::SubflowReplaced {
+            token: r.token,
+            local: r.subflow.local,
+            remote: r.subflow.remote,
+            silent_ms: r.silent.as_millis() as u64,
+            by: r.by,
+            applied: !dry_run && result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+        });
+    }
+}
+
+/// What the rule reads of a subflow.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// How long it has heard nothing from the peer; `None`: unknown.
+    silent: Option<Duration>,
+}
+
+/// The indexes of the replaced subflows among one connection's, each with the peer's
+/// end of the subflow that replaced it.
+fn replaced_among(subflows: &[Ends]) -> Vec<(usize, SocketAddr)> {
+    subflows
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.silent.is_some_and(|q| q >= SILENT_FOR))
+        .filter_map(|(i, s)| {
+            subflows
+                .iter()
+                .enumerate()
+                .filter(|&(j, o)| {
+                    j != i && o.local.ip() == s.local.ip() && o.remote.ip() == s.remote.ip()
+                })
+                .find(|(_, o)| o.silent.is_some_and(|q| q <= SIBLING_HEARD_WITHIN))
+                .map(|(_, o)| (i, o.remote))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends(local: &str, remote: &str, silent_s: Option<u64>) -> Ends {
+        Ends {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            silent: silent_s.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn a_silent_subflow_replaced_between_the_same_addresses_is_reaped() {
+        let subflows = [
+            // The initial subflow, busy.
+            ends("198.18.100.2:5124", "198.18.0.1:40000", Some(0)),
+            // Two over path 1 the client gave up on, and the one it opened since.
+            ends("198.18.100.2:5124", "198.18.1.1:41000", Some(40)),
+            ends("198.18.100.2:5124", "198.18.1.1:42000", Some(16)),
+            ends("198.18.100.2:5124", "198.18.1.1:43000", Some(1)),
+        ];
+        let got = replaced_among(&subflows);
+        let peer: SocketAddr = "198.18.1.1:43000".parse().unwrap();
+        assert_eq!(got, vec![(1, peer), (2, peer)]);
+    }
+
+    #[test]
+    fn nothing_is_reaped_without_a_sibling_that_hears_the_peer() {
+        // An idle connection: every subflow silent, two between the same addresses.
+        let idle = [
+            ends("198.18.100.2:5124", "198.18.1.1:41000", Some(600)),
+            ends("198.18.100.2:5124", "198.18.1.1:42000", Some(300)),
+        ];
+        assert!(replaced_among(&idle).is_empty());
+        // A silent subflow alone on its addresses (another path is busy): the peer
+        // did not replace it, maybe it is a backup.
+        let alone = [
+            ends("198.18.100.2:5124", "198.18.0.1:40000", Some(0)),
+            ends("198.18.100.2:5124", "198.18.1.1:41000", Some(600)),
+            ends("198.18.1.2:5124", "198.18.1.1:41001", Some(0)),
+        ];
+        assert!(replaced_among(&alone).is_empty());
+        // Not silent long enough yet, or silence unknown (no tcp_info).
+        let young = [
+            ends("198.18.100.2:5124", "198.18.1.1:41000", Some(14)),
+            ends("198.18.100.2:5124", "198.18.1.1:42000", None),
+            ends("198.18.100.2:5124", "198.18.1.1:43000", Some(0)),
+        ];
+        assert!(replaced_among(&young).is_empty());
+    }
+}
