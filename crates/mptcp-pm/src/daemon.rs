@@ -191,7 +191,7 @@ pub enum Report {
         error: Option<String>,
     },
     /// A server reset a subflow its peer had replaced: between the same two
-    /// addresses it heard nothing for 15 s while a newer one hears the peer (a
+    /// addresses it heard nothing for 6 s while a newer one hears the peer (a
     /// client that lost a path and joined again over it once back; the server never
     /// heard of the close). It held one of the connection's join places.
     SubflowReplaced {

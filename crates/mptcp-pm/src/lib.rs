@@ -88,8 +88,8 @@
 //!   joins (the chaos soak found up to 63 connections at 8, refusing joins, one with
 //!   five subflows between the same two addresses). In both modes the server role
 //!   resets (`SOCK_DESTROY`, as `ss -K`) a subflow that has heard nothing from the
-//!   peer for 15 s while another of the same connection, between the same two
-//!   addresses, heard from it within 5 s; checked every 5 s (`--userspace`: every
+//!   peer for 6 s while another of the same connection, between the same two
+//!   addresses, heard from it within 2 s; checked every 2 s (`--userspace`: every
 //!   sweep), each reset reported ([`Report::SubflowReplaced`]). A silent subflow
 //!   alone on its addresses (a backup, an idle connection) is never touched.
 //! - **Ownership.** Only endpoints this daemon created are ever changed or removed
