@@ -72,13 +72,16 @@ impl Stats {
 
     /// A client waited [`IO_TIMEOUT`] for a byte: saves what every connection
     /// and subflow of both hosts looked like (`stall-<seconds>.txt` in the run's
-    /// directory), a few times a run, for the report's stalled connections.
+    /// directory), a few times a run, for the report's stalled connections; spread
+    /// over the run (at least [`DUMP_EVERY`] and a [`MAX_DUMPS`]th of it apart), so
+    /// that the late stalls are seen too.
     fn dump_stall(&self, net: &SoakNet, args: &Args) {
         let now = self.start.elapsed();
         let ms = now.as_millis() as u64;
         let last = self.last_dump_ms.load(Ordering::SeqCst);
+        let every = DUMP_EVERY.max(Duration::from_secs(args.seconds / MAX_DUMPS as u64));
         if self.dumps.load(Ordering::SeqCst) >= MAX_DUMPS
-            || (last > 0 && ms < last + DUMP_EVERY.as_millis() as u64)
+            || (last > 0 && ms < last + every.as_millis() as u64)
             || self
                 .last_dump_ms
                 .compare_exchange(last, ms.max(1), Ordering::SeqCst, Ordering::SeqCst)
