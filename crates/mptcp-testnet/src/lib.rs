@@ -188,6 +188,13 @@
 //! MPTCP-dropping middlebox, but a SYN dialled across one turned active MPTCP off
 //! for the rest of the run).
 //!
+//! A client fails an operation when no byte of it moved for 60 s. An upload is
+//! judged by its bytes reaching the sink: the relays take a whole one into their
+//! MPTCP send buffers, so its client may wait for the sink's answer long after its
+//! last write, and it gives up only once the sink has received nothing of it for
+//! 60 s (at most 10 minutes in all; those that waited longer than 60 s and completed
+//! are counted).
+//!
 //! Outcomes (a table, then one JSON line, on stdout): bytes sent and verified (equal),
 //! failures while a path was up (0), failures during a blackout (or within 2 s of
 //! its end) and of connections through the killed proxy, failures after a blackout

@@ -107,6 +107,9 @@ pub fn report(c: &Context) -> bool {
     let (mut ok_ops, mut longest_stall, mut largest) = (0u64, Duration::ZERO, 0u64);
     let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
+    // Transfers that completed although their client waited more than the 60 s
+    // timeout for the answer (their bytes kept arriving, slowly).
+    let mut slow_ok = 0u64;
     // Every failed op with its class, into `failed.jsonl` for the post-mortem.
     let mut failed_log: Vec<Value> = Vec::new();
     for op in ops.iter() {
@@ -121,6 +124,9 @@ pub fn report(c: &Context) -> bool {
                 sent += op.sent;
                 verified += op.verified;
                 longest_stall = longest_stall.max(op.longest_stall);
+                if op.waited_past_timeout {
+                    slow_ok += 1;
+                }
                 *by_route
                     .entry(match op.route {
                         Route::Proxy => "proxy",
@@ -183,6 +189,7 @@ pub fn report(c: &Context) -> bool {
                     "verified": op.verified,
                     "longest_stall_ms": op.longest_stall.as_millis() as u64,
                     "local_port": op.local_port,
+                    "waited_past_timeout": op.waited_past_timeout,
                     "error": e,
                 }));
             }
@@ -332,6 +339,11 @@ pub fn report(c: &Context) -> bool {
         "",
     );
     row("largest transfer", largest.to_string(), "");
+    row(
+        "completed, answer waited > 60 s (bytes arriving)",
+        slow_ok.to_string(),
+        "counted",
+    );
     row("failed with a path up", failed_up.to_string(), "0");
     row(
         "  of which started under in-kernel / --userspace pm",
@@ -462,6 +474,7 @@ pub fn report(c: &Context) -> bool {
     out["mptcp_counters_moved"] = json!(c.counters_moved);
     out["no_strip"] = json!(c.args.no_strip);
     out["failed_after_blackout_paths_back"] = json!(failed_after_blackout);
+    out["completed_waiting_past_timeout"] = json!(slow_ok);
     out["failed_with_path_up_by_pm"] = json!({
         "in_kernel": failed_up - failed_up_userspace,
         "userspace": failed_up_userspace,
@@ -565,6 +578,7 @@ pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io
             "error": op.error,
             "handed": op.handed,
             "local_port": op.local_port,
+            "waited_past_timeout": op.waited_past_timeout,
         });
         writeln!(f, "{line}")?;
     }

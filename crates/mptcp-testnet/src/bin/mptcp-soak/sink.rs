@@ -9,11 +9,12 @@
 //!   `stream ^ round`; the sink checks them and answers `resp` bytes of pattern
 //!   `!(stream ^ round)` (a mismatch closes the connection).
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mptcp_testnet::soak::{locate, pattern_at};
 
@@ -21,6 +22,23 @@ use crate::net::{self, SoakNet};
 
 /// Liveness bound of every read and write (not a performance target).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When the sink last received bytes of each transfer stream (by stream), so that a
+/// client waiting for its answer can tell bytes that stopped arriving (a stall) from
+/// bytes still arriving slowly.
+static ARRIVALS: Mutex<BTreeMap<u64, Instant>> = Mutex::new(BTreeMap::new());
+
+/// When the sink last received bytes of transfer `stream`.
+pub fn last_arrival(stream: u64) -> Option<Instant> {
+    ARRIVALS.lock().ok()?.get(&stream).copied()
+}
+
+/// Forgets `stream` (its op is over).
+pub fn forget_arrivals(stream: u64) {
+    if let Ok(mut a) = ARRIVALS.lock() {
+        a.remove(&stream);
+    }
+}
 const CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
@@ -203,6 +221,9 @@ fn serve(mut conn: TcpStream, stats: &SinkStats) {
             let ok = read_verify(&mut conn, stream, arg, |n| {
                 count += n as u64;
                 verified.fetch_add(n as u64, Ordering::Relaxed);
+                if let Ok(mut a) = ARRIVALS.lock() {
+                    a.insert(stream, Instant::now());
+                }
             });
             let Ok(bad) = ok else { return };
             if let Some(m) = &bad {

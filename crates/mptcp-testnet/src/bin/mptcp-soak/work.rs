@@ -43,6 +43,9 @@ pub struct Op {
     /// The local port of its connection to the client daemon (the `client` of
     /// that daemon's record).
     pub local_port: Option<u16>,
+    /// A transfer whose client waited more than [`IO_TIMEOUT`] for the sink's
+    /// answer while its bytes still reached the sink (see [`wait_answer`]).
+    pub waited_past_timeout: bool,
 }
 
 #[derive(Debug)]
@@ -142,10 +145,66 @@ struct Progress {
 
 impl Progress {
     fn tick(&mut self) {
-        let now = Instant::now();
-        self.longest = self.longest.max(now - self.last);
-        self.last = now;
+        self.advance_to(Instant::now());
     }
+
+    /// Bytes moved at `at` (if later than the last move).
+    fn advance_to(&mut self, at: Instant) {
+        if at > self.last {
+            self.longest = self.longest.max(at - self.last);
+            self.last = at;
+        }
+    }
+}
+
+/// How often a client waiting for the sink's answer looks whether its bytes still
+/// arrive.
+const ANSWER_POLL: Duration = Duration::from_secs(5);
+
+/// The longest a client waits for the sink's answer while its bytes still arrive.
+const ANSWER_CAP: Duration = Duration::from_secs(600);
+
+/// Reads the sink's answer to transfer `stream`. The relays take a whole upload into
+/// their MPTCP send buffers (megabytes), so the answer may come long after the last
+/// write: the client gives up once no byte of the transfer has reached the sink for
+/// [`IO_TIMEOUT`] (a stall), not while they still arrive (paths cut to a few Mbit/s
+/// and shared by 200 transfers), and never after [`ANSWER_CAP`]. The op's longest
+/// stall then counts the gaps between bytes reaching the sink.
+fn wait_answer(
+    conn: &mut TcpStream,
+    stream: u64,
+    answer: &mut [u8],
+    progress: &mut Progress,
+    op: &mut Op,
+) -> io::Result<()> {
+    conn.set_read_timeout(Some(ANSWER_POLL))?;
+    let started = Instant::now();
+    let mut got = 0;
+    while got < answer.len() {
+        match conn.read(&mut answer[got..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if let Some(at) = crate::sink::last_arrival(stream) {
+                    progress.advance_to(at);
+                }
+                if progress.last.elapsed() >= IO_TIMEOUT || started.elapsed() >= ANSWER_CAP {
+                    return Err(e);
+                }
+                if started.elapsed() >= IO_TIMEOUT {
+                    op.waited_past_timeout = true;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    conn.set_read_timeout(Some(IO_TIMEOUT))
 }
 
 /// The quiet point after the warm-up: the workers finish their ops and wait, so the
@@ -257,8 +316,10 @@ pub fn worker(
             size,
             handed: false,
             local_port: None,
+            waited_past_timeout: false,
         };
         let res = one_op(net, route, stream, size, &plan, &mut op, &mut progress);
+        crate::sink::forget_arrivals(stream);
         progress.tick();
         op.end = Instant::now();
         op.longest_stall = progress.longest;
@@ -368,7 +429,7 @@ fn one_op(
             progress.tick();
         })?;
         let mut answer = [0u8; 9];
-        conn.read_exact(&mut answer)?;
+        wait_answer(&mut conn, stream, &mut answer, progress, op)?;
         let count = u64::from_be_bytes(answer[1..].try_into().expect("8 bytes"));
         op.sent = written;
         if answer[0] != 1 || count != size {
