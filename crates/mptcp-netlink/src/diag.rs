@@ -34,6 +34,19 @@ struct DiagRequest {
 /// `SOCK_DESTROY` (`linux/sock_diag.h`): abort the one socket the request names.
 const SOCK_DESTROY: u16 = 21;
 
+impl DiagRequest {
+    /// The whole netlink message, with header `flags`.
+    fn into_message(self, flags: u16) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(self));
+        msg.finalize();
+        let mut request = vec![0; msg.buffer_len()];
+        msg.serialize(&mut request);
+        request
+    }
+}
+
 impl NetlinkSerializable for DiagRequest {
     fn message_type(&self) -> u16 {
         self.ty
@@ -79,12 +92,7 @@ fn dump_states(family: u8, mptcp: bool, states: StateFlags) -> Op<Vec<InetDiagMs
         },
         attrs: attrs.into_bytes(),
     };
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
-    msg.finalize();
-    let mut request = vec![0; msg.buffer_len()];
-    msg.serialize(&mut request);
+    let request = payload.into_message(NLM_F_REQUEST | NLM_F_DUMP);
     Op {
         name: if mptcp {
             "list MPTCP sockets"
@@ -352,12 +360,7 @@ fn destroy_request(subflow: &Subflow) -> Op<()> {
         },
         attrs: Vec::new(),
     };
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
-    msg.finalize();
-    let mut request = vec![0; msg.buffer_len()];
-    msg.serialize(&mut request);
+    let request = payload.into_message(NLM_F_REQUEST | NLM_F_ACK);
     Op {
         name: "abort a subflow",
         request,

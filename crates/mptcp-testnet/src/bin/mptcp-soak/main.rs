@@ -392,32 +392,22 @@ fn counter_log(net: &net::SoakNet, dir: &std::path::Path, start: Instant, stop: 
         }
     };
     let mut out = std::io::LineWriter::new(file);
-    let hosts = [("client", net.tn.client()), ("server", net.tn.server())];
-    let mut last: Vec<_> = hosts
-        .iter()
-        .map(|(_, h)| h.netns().counters().ok())
-        .collect();
+    let mut last = kernel_counters(net);
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_secs(1));
         let at = (start.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-        for ((host, h), prev) in hosts.iter().zip(last.iter_mut()) {
-            let Ok(now) = h.netns().counters() else {
+        let now = kernel_counters(net);
+        for (host, moved) in counters_moved(&now, &last) {
+            if moved.is_empty() {
                 continue;
-            };
-            if let Some(p) = prev.as_ref() {
-                let delta = now.delta(p);
-                let mut line = serde_json::json!({"at": at, "host": host});
-                let mut moved = false;
-                for (_, name, v) in delta.non_zero().filter(|(g, _, _)| *g == "MPTcpExt") {
-                    line[name] = serde_json::json!(v);
-                    moved = true;
-                }
-                if moved {
-                    let _ = writeln!(out, "{line}");
-                }
             }
-            *prev = Some(now);
+            let mut line = serde_json::json!({"at": at, "host": host});
+            for (name, v) in moved {
+                line[name] = serde_json::json!(v);
+            }
+            let _ = writeln!(out, "{line}");
         }
+        last = now;
     }
 }
 
@@ -428,7 +418,15 @@ fn kernel_counters_moved(
     net: &net::SoakNet,
     before: &[Option<mptcp_testnet::Counters>],
 ) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let now = kernel_counters(net);
+    counters_moved(&kernel_counters(net), before)
+}
+
+/// The MPTCP counters that moved between two readings of [`kernel_counters`], by host
+/// (a host missing from either reading is left out).
+fn counters_moved(
+    now: &[Option<mptcp_testnet::Counters>],
+    before: &[Option<mptcp_testnet::Counters>],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
     ["client", "server"]
         .iter()
         .zip(now.iter().zip(before))

@@ -140,6 +140,7 @@ pub fn report(c: &Context) -> bool {
                 // is to carry a connection through one, so a stall that began in a
                 // blackout and outlived it until the client's timeout failed with
                 // every path back up.
+                let userspace = userspace_at(op.start);
                 let class;
                 if op.route == Route::Proxy && overlaps(life, &proxy_down) {
                     failed_proxy += 1;
@@ -165,7 +166,7 @@ pub fn report(c: &Context) -> bool {
                 } else {
                     failed_up += 1;
                     class = "path_up";
-                    if userspace_at(op.start) {
+                    if userspace {
                         failed_up_userspace += 1;
                     }
                     if failures.len() < 10 {
@@ -180,7 +181,7 @@ pub fn report(c: &Context) -> bool {
                 }
                 failed_log.push(json!({
                     "class": class,
-                    "pm": if userspace_at(op.start) { "userspace" } else { "in-kernel" },
+                    "pm": if userspace { "userspace" } else { "in-kernel" },
                     "route": format!("{:?}", op.route),
                     "start": round1((op.start - c.start).as_secs_f64()),
                     "end": round1((op.end - c.start).as_secs_f64()),
@@ -549,16 +550,17 @@ pub fn dump_events(
     start: Instant,
     dir: &std::path::Path,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("events.jsonl"))?);
-    for (at, action) in &timeline.events {
-        let line = json!({
-            "at": round1(at.saturating_duration_since(start).as_secs_f64()),
-            "action": format!("{action:?}"),
-        });
-        writeln!(f, "{line}")?;
-    }
-    f.flush()
+    let lines: Vec<Value> = timeline
+        .events
+        .iter()
+        .map(|(at, action)| {
+            json!({
+                "at": round1(at.saturating_duration_since(start).as_secs_f64()),
+                "action": format!("{action:?}"),
+            })
+        })
+        .collect();
+    write_lines(&dir.join("events.jsonl"), &lines)
 }
 
 /// Every operation as a JSON line in `ops.jsonl` (times from the start), for the

@@ -286,6 +286,11 @@ fn serve(mut conn: TcpStream, stats: &SinkStats) {
         }
         _ => {
             stats.corrupt.fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "mptcp-soak: sink: CORRUPTED header from {}: {:02x?}",
+                conn.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+                head
+            );
         }
     }
 }
