@@ -212,6 +212,24 @@ pub enum Report {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// An endpoint removed and added again so that the kernel re-opens subflows
+    /// from it on the connections of its in-kernel path manager that lost theirs
+    /// (a client; see the crate docs, "Subflows the kernel does not re-open").
+    Rearmed {
+        /// The endpoint's id.
+        id: u8,
+        /// Its address.
+        address: IpAddr,
+        /// Connections with no subflow at all that lacked it.
+        stuck: usize,
+        /// Connections with subflows that lost theirs from it.
+        degraded: usize,
+        /// Removed (the add that follows is a change of its own).
+        applied: bool,
+        /// Why it failed, if it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A reconcile failed; the next notification or resync tries again.
     Error {
         /// What failed.
@@ -340,6 +358,25 @@ impl fmt::Display for Report {
                 Ok(())
             }
             Report::Error { message } => write!(f, "error: {message}"),
+            Report::Rearmed {
+                id,
+                address,
+                stuck,
+                degraded,
+                applied: _,
+                error,
+            } => {
+                write!(
+                    f,
+                    "re-arm {address} id {id}: removed to be added again, for {stuck} \
+                     connection(s) with no subflow left and {degraded} that lost theirs from it \
+                     (the in-kernel path manager re-opens one only after its endpoint returns)"
+                )?;
+                if let Some(e) = error {
+                    write!(f, ": failed: {e}")?;
+                }
+                Ok(())
+            }
             Report::SubflowReplaced {
                 token,
                 local,
@@ -480,6 +517,10 @@ pub struct Daemon {
     /// manager, which the kernel keeps for their life), driven by the engine until
     /// they close.
     leftovers: Option<Leftovers>,
+    /// A client's in-kernel connections that lost subflows (see [`crate::rearm`]).
+    rearmer: crate::rearm::Rearmer,
+    /// A server's subflows its peer replaced (see [`crate::reap`]).
+    reaper: crate::reap::Reaper,
 }
 
 /// The userspace-PM connections an earlier `--userspace` run left: the kernel's
@@ -594,6 +635,8 @@ impl Daemon {
             last_not_announced: Vec::new(),
             listeners: crate::host::ListenerWatch::default(),
             leftovers: None,
+            rearmer: crate::rearm::Rearmer::new(crate::rearm::Pace::IN_KERNEL),
+            reaper: crate::reap::Reaper::default(),
             last_dry: Vec::new(),
         };
         daemon.save()?;
@@ -853,6 +896,7 @@ impl Daemon {
         ]);
         let mut next_resync = Instant::now() + self.opts.config.resync_interval;
         let mut next_reap = Instant::now() + crate::reap::REAP_EVERY;
+        let mut next_rearm = Instant::now() + crate::rearm::CHECK_EVERY;
         while !stop.load(Ordering::SeqCst) {
             let now = Instant::now();
             let wait = next_resync.saturating_duration_since(now).min(TICK);
@@ -891,10 +935,39 @@ impl Daemon {
             if server && Instant::now() >= next_reap {
                 next_reap = Instant::now() + crate::reap::REAP_EVERY;
                 match mptcp_netlink::connections() {
-                    Ok(conns) => crate::reap::reap(&conns, self.opts.dry_run, log),
+                    Ok(conns) => self
+                        .reaper
+                        .reap(Instant::now(), &conns, self.opts.dry_run, log),
                     Err(e) => log(Report::Error {
                         message: format!("cannot list the connections: {e}"),
                     }),
+                }
+            }
+            if !server && !self.opts.dry_run && Instant::now() >= next_rearm {
+                next_rearm = Instant::now() + crate::rearm::CHECK_EVERY;
+                let removed = match mptcp_netlink::connections() {
+                    Ok(conns) => rearm_endpoints(
+                        &mut self.pm,
+                        &mut self.memory,
+                        &mut self.rearmer,
+                        &conns,
+                        log,
+                    ),
+                    Err(e) => {
+                        log(Report::Error {
+                            message: format!("cannot list the connections: {e}"),
+                        });
+                        false
+                    }
+                };
+                // The plan adds them back at once.
+                if removed {
+                    match self.reconcile(log) {
+                        Ok(plan) => self.leftover_paths(&plan, log),
+                        Err(e) => log(Report::Error {
+                            message: e.to_string(),
+                        }),
+                    }
                 }
             }
         }
@@ -1150,6 +1223,48 @@ pub(crate) fn apply_action(
         }
     }
     Ok(())
+}
+
+/// Removes the endpoints of ours that a client's in-kernel connections lost their
+/// subflows from and need re-armed ([`crate::rearm`]), one report each; the caller
+/// adds them back (its plan wants them). Whether any was removed.
+pub(crate) fn rearm_endpoints(
+    pm: &mut PathManager,
+    memory: &mut Memory,
+    rearmer: &mut crate::rearm::Rearmer,
+    conns: &[mptcp_netlink::Connection],
+    log: &mut dyn FnMut(Report),
+) -> bool {
+    let endpoints = match pm.endpoints() {
+        Ok(e) => e,
+        Err(e) => {
+            log(Report::Error {
+                message: format!("cannot list the endpoints: {e}"),
+            });
+            return false;
+        }
+    };
+    let ours: BTreeSet<u8> = memory.owned.keys().copied().collect();
+    let mut removed = false;
+    for r in rearmer.check(Instant::now(), conns, &endpoints, &ours) {
+        let action = Action::Remove {
+            id: r.id,
+            address: r.address,
+            reason: "re-arm".into(),
+        };
+        // No lock: a removal is recorded by the save after the pass.
+        let result = apply_action(pm, memory, None, &action, &[]);
+        removed |= result.is_ok();
+        log(Report::Rearmed {
+            id: r.id,
+            address: r.address,
+            stuck: r.stuck,
+            degraded: r.degraded,
+            applied: result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+        });
+    }
+    removed
 }
 
 /// Deletes the endpoints of `owned` whose address no live subflow uses (`in_use`) and

@@ -45,6 +45,7 @@ pub(crate) struct Driver {
     /// Each sweep also resets the subflows peers replaced (a server: see
     /// [`crate::reap`]).
     pub(crate) reap: bool,
+    reaper: crate::reap::Reaper,
 }
 
 impl Driver {
@@ -55,6 +56,7 @@ impl Driver {
             adopted: BTreeSet::new(),
             foreign: BTreeSet::new(),
             reap: false,
+            reaper: crate::reap::Reaper::default(),
         }
     }
 
@@ -150,8 +152,19 @@ impl Driver {
         log: &mut dyn FnMut(Report),
     ) -> Result<usize, mptcp_netlink::Error> {
         let conns = mptcp_netlink::connections()?;
+        Ok(self.sweep_dump(pm, now, conns, log))
+    }
+
+    /// [`Driver::sweep`] on a dump already made.
+    pub(crate) fn sweep_dump(
+        &mut self,
+        pm: &PathManager,
+        now: Instant,
+        conns: Vec<Connection>,
+        log: &mut dyn FnMut(Report),
+    ) -> usize {
         if self.reap {
-            crate::reap::reap(&conns, false, log);
+            self.reaper.reap(now, &conns, false, log);
         }
         self.adopt(pm, now, &conns, log);
         let in_kernel = conns
@@ -188,7 +201,7 @@ impl Driver {
             .collect();
         let d = self.engine.measure(now, &samples);
         self.apply(pm, now, d, log);
-        Ok(in_kernel)
+        in_kernel
     }
 
     /// Tracks the established connections of the userspace path manager that no
@@ -251,7 +264,7 @@ impl Driver {
 }
 
 /// The kernel fills these only for connections of the in-kernel path manager.
-fn in_kernel_limits(info: &mptcp_net::MptcpInfo) -> bool {
+pub(crate) fn in_kernel_limits(info: &mptcp_net::MptcpInfo) -> bool {
     info.subflows_max != 0
         || info.add_addr_signal_max != 0
         || info.add_addr_accepted_max != 0

@@ -92,6 +92,26 @@
 //!   addresses, heard from it within 2 s; checked every 2 s (`--userspace`: every
 //!   sweep), each reset reported ([`Report::SubflowReplaced`]). A silent subflow
 //!   alone on its addresses (a backup, an idle connection) is never touched.
+//! - **Subflows the kernel does not re-open.** The in-kernel path manager opens a
+//!   subflow from each endpoint once per connection; one that dies while its
+//!   endpoint stays (a reset, a middlebox stripping MPTCP, a server giving up on it)
+//!   is never opened again (mptcp_net-next #440), and a connection that lost them all
+//!   waits forever with its data queued (the chaos soak: 70 to 84 of the 91 failures
+//!   after a blackout of a 10-minute run). Only an endpoint's removal re-arms it. So
+//!   a client (the in-kernel mode, and `--userspace` while connections an in-kernel
+//!   run left live) looks every 2 s: an endpoint that a connection with no
+//!   established subflow has lacked for a while, or that one which still moves has
+//!   lost (having had a subflow from it), is removed and added again at once; the
+//!   kernel then opens subflows from it on every connection that lacks one. The
+//!   other connections' subflows from that address close and re-open meanwhile, so
+//!   the in-kernel mode waits long (10 s for a connection with no subflow, at most
+//!   every 30 s an endpoint; 30 s and 120 s for one that still moves), `--userspace`
+//!   less (3 s and 10 s; 10 s and 60 s: only the connections it keeps endpoints for
+//!   use them); stuck connections get one endpoint a round, and a connection 3
+//!   rounds without recovering (its far end gone) is left alone. Each one reported
+//!   ([`Report::Rearmed`]). Measured on mptcp-testnet (`cargo nextest run -p
+//!   mptcp-pm-daemon rearm`): a connection left with no subflow given one 12 s after
+//!   in the in-kernel mode, 6 s after under `--userspace`.
 //! - **Ownership.** Only endpoints this daemon created are ever changed or removed
 //!   (their ids are kept in the state file, so a restarted daemon adopts them);
 //!   endpoints made by hand or by another tool are left alone, counted against the
@@ -174,7 +194,7 @@
 //! | scenario | userspace `aggregate` | in-kernel PM, static endpoints |
 //! |---|---|---|
 //! | path 1's link down 1.5 s, then up | bytes on path 1 again 60 ms after, over a new subflow; longest stall 405 ms | 523 ms after, over the old subflow once its retransmission timer fires; stall 817 ms |
-//! | path 1's subflow reset (`ss -K`), path fine | re-created, bytes again after 584 ms (0.5 s backoff) | never (mptcp_net-next #440) |
+//! | path 1's subflow reset (`ss -K`), path fine | re-created, bytes again after 584 ms (0.5 s backoff) | never (mptcp_net-next #440); the daemon re-arms its endpoint (above) |
 //!
 //! - `handover`: the backup path carried 0.00-0.17 % while the primary worked; primary
 //!   cut: the longest stall 31-63 ms; primary back: traffic on it again 3.3 s after
@@ -204,7 +224,8 @@
 //!   userspace-PM connection while nobody listens to them). `--userspace` keeps the
 //!   endpoints an in-kernel run of ours handed over following the links while
 //!   connections of the in-kernel path manager live (the kernel re-opens their
-//!   subflows only when an endpoint comes back), then releases them.
+//!   subflows only when an endpoint comes back), re-arms them for those connections
+//!   as the in-kernel mode does (above), then releases them.
 //! - Endpoints carry no port (a `signal` endpoint with a port makes the kernel listen
 //!   on it; configure those by hand, the daemon leaves them alone).
 //! - A default route is judged per interface and family, not by a route lookup from
@@ -220,6 +241,7 @@ pub mod host;
 pub mod plan;
 pub mod publish;
 mod reap;
+mod rearm;
 pub mod rtnl;
 pub mod state;
 pub mod userspace;

@@ -19,10 +19,18 @@
 //! The rule: between the same two addresses, a subflow that has heard nothing from
 //! the peer (no data, no acknowledgement) for [`SILENT_FOR`] while another one of the
 //! same connection heard from it within [`SIBLING_HEARD_WITHIN`] was replaced; it is
-//! reset (`SOCK_DESTROY`, as `ss -K`), which frees its place.
+//! reset (`SOCK_DESTROY`, as `ss -K`), which frees its place. Never on behalf of an
+//! *older* sibling: a client that closed a subflow still drains the data queued on
+//! it (FIN-WAIT-1 on its side, established on ours, heard), while the new one it
+//! opened may wait out a retransmission timeout on a congested path; the soak's
+//! 10-minute run reset such new subflows, which the client's in-kernel path manager
+//! then never re-opened. Age is when the daemon first saw a subflow (its sweeps are
+//! 2 s apart); subflows first seen in the same sweep (those open when it started)
+//! count as the same age.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mptcp_netlink::{Connection, Subflow};
 
@@ -58,8 +66,55 @@ fn silence(s: &Subflow) -> Option<Duration> {
         .map(|t| t.last_data_recv.min(t.last_ack_recv))
 }
 
-/// The subflows of `conns` that the peer replaced, by the rule of the module docs.
-pub(crate) fn replaced(conns: &[Connection]) -> Vec<Replaced> {
+/// When each subflow was first seen, by cookie: what the rule knows of their ages.
+#[derive(Debug, Default)]
+pub(crate) struct Reaper {
+    first_seen: HashMap<u64, Instant>,
+}
+
+impl Reaper {
+    /// Resets the subflows of `conns` their peer replaced (with `dry_run`, only says
+    /// so), one report each. One that is already gone (`ENOENT`) is not reported.
+    pub(crate) fn reap(
+        &mut self,
+        now: Instant,
+        conns: &[Connection],
+        dry_run: bool,
+        log: &mut dyn FnMut(Report),
+    ) {
+        let live: std::collections::HashSet<u64> = conns
+            .iter()
+            .flat_map(|c| c.subflows.iter().map(|s| s.cookie))
+            .collect();
+        self.first_seen.retain(|c, _| live.contains(c));
+        for &c in &live {
+            self.first_seen.entry(c).or_insert(now);
+        }
+        for r in replaced(conns, &self.first_seen) {
+            let result = if dry_run {
+                Ok(())
+            } else {
+                mptcp_netlink::abort_subflow(&r.subflow)
+            };
+            if matches!(&result, Err(e) if e.errno() == Some(libc::ENOENT)) {
+                continue;
+            }
+            log(Report::SubflowReplaced {
+                token: r.token,
+                local: r.subflow.local,
+                remote: r.subflow.remote,
+                silent_ms: r.silent.as_millis() as u64,
+                by: r.by,
+                applied: !dry_run && result.is_ok(),
+                error: result.err().map(|e| e.to_string()),
+            });
+        }
+    }
+}
+
+/// The subflows of `conns` that the peer replaced, by the rule of the module docs;
+/// `first_seen` dates them (by cookie).
+pub(crate) fn replaced(conns: &[Connection], first_seen: &HashMap<u64, Instant>) -> Vec<Replaced> {
     let mut out = Vec::new();
     for c in conns {
         let ends: Vec<Ends> = c
@@ -69,6 +124,7 @@ pub(crate) fn replaced(conns: &[Connection]) -> Vec<Replaced> {
                 local: s.local,
                 remote: s.remote,
                 silent: silence(s),
+                seen: first_seen.get(&s.cookie).copied(),
             })
             .collect();
         for (i, by) in replaced_among(&ends) {
@@ -83,30 +139,6 @@ pub(crate) fn replaced(conns: &[Connection]) -> Vec<Replaced> {
     out
 }
 
-/// Resets the subflows of `conns` their peer replaced (with `dry_run`, only says
-/// so), one report each. One that is already gone (`ENOENT`) is not reported.
-pub(crate) fn reap(conns: &[Connection], dry_run: bool, log: &mut dyn FnMut(Report)) {
-    for r in replaced(conns) {
-        let result = if dry_run {
-            Ok(())
-        } else {
-            mptcp_netlink::abort_subflow(&r.subflow)
-        };
-        if matches!(&result, Err(e) if e.errno() == Some(libc::ENOENT)) {
-            continue;
-        }
-        log(Report::SubflowReplaced {
-            token: r.token,
-            local: r.subflow.local,
-            remote: r.subflow.remote,
-            silent_ms: r.silent.as_millis() as u64,
-            by: r.by,
-            applied: !dry_run && result.is_ok(),
-            error: result.err().map(|e| e.to_string()),
-        });
-    }
-}
-
 /// What the rule reads of a subflow.
 #[derive(Debug, Clone, Copy)]
 struct Ends {
@@ -114,6 +146,8 @@ struct Ends {
     remote: SocketAddr,
     /// How long it has heard nothing from the peer; `None`: unknown.
     silent: Option<Duration>,
+    /// When it was first seen; `None`: unknown.
+    seen: Option<Instant>,
 }
 
 /// The indexes of the replaced subflows among one connection's, each with the peer's
@@ -130,6 +164,8 @@ fn replaced_among(subflows: &[Ends]) -> Vec<(usize, SocketAddr)> {
                 .filter(|&(j, o)| {
                     j != i && o.local.ip() == s.local.ip() && o.remote.ip() == s.remote.ip()
                 })
+                // Not on behalf of an older one.
+                .filter(|(_, o)| !matches!((s.seen, o.seen), (Some(a), Some(b)) if a > b))
                 .find(|(_, o)| o.silent.is_some_and(|q| q <= SIBLING_HEARD_WITHIN))
                 .map(|(_, o)| (i, o.remote))
         })
@@ -145,7 +181,30 @@ mod tests {
             local: local.parse().unwrap(),
             remote: remote.parse().unwrap(),
             silent: silent_s.map(Duration::from_secs),
+            seen: None,
         }
+    }
+
+    #[test]
+    fn a_new_subflow_is_not_reaped_for_an_older_one_still_draining() {
+        let t0 = Instant::now();
+        let at = |s: u64| Some(t0 + Duration::from_secs(s));
+        // The client closed 41000 (it still drains what was queued on it: heard) and
+        // opened 42000, waiting out a retransmission timeout: silent, but newer.
+        let mut old = ends("198.18.100.2:5124", "198.18.1.1:41000", Some(0));
+        old.seen = at(0);
+        let mut new = ends("198.18.100.2:5124", "198.18.1.1:42000", Some(10));
+        new.seen = at(20);
+        assert!(replaced_among(&[old, new]).is_empty());
+        // The usual case, the old one silent and the new one heard: reaped; and one
+        // first seen in the same sweep as its sibling counts as their age.
+        let (mut old, mut new) = (old, new);
+        old.silent = Some(Duration::from_secs(10));
+        new.silent = Some(Duration::ZERO);
+        let peer: SocketAddr = "198.18.1.1:42000".parse().unwrap();
+        assert_eq!(replaced_among(&[old, new]), vec![(0, peer)]);
+        new.seen = old.seen;
+        assert_eq!(replaced_among(&[old, new]), vec![(0, peer)]);
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub struct UserspaceDaemon {
     handing_over: bool,
     /// Established connections of the in-kernel path manager at the last sweep.
     kernel_conns: usize,
+    /// Those that lost subflows (see [`crate::rearm`]).
+    rearmer: crate::rearm::Rearmer,
 }
 
 impl std::fmt::Debug for UserspaceDaemon {
@@ -200,6 +202,7 @@ impl UserspaceDaemon {
             last_not_announced: Vec::new(),
             handing_over: true,
             kernel_conns: 0,
+            rearmer: crate::rearm::Rearmer::new(crate::rearm::Pace::LEFTOVERS),
             opts,
             pm,
             events,
@@ -284,11 +287,36 @@ impl UserspaceDaemon {
     }
 
     fn measure(&mut self, now: Instant, log: &mut dyn FnMut(Report)) {
-        match self.driver.sweep(&self.pm, now, log) {
-            Ok(in_kernel) => self.kernel_conns = in_kernel,
-            Err(e) => log(Report::Error {
-                message: format!("cannot list the connections: {e}"),
-            }),
+        let conns = match mptcp_netlink::connections() {
+            Ok(conns) => conns,
+            Err(e) => {
+                log(Report::Error {
+                    message: format!("cannot list the connections: {e}"),
+                });
+                return;
+            }
+        };
+        // A client keeping an in-kernel run's endpoints also re-arms them for those
+        // connections that lost subflows (the kernel re-opens none otherwise).
+        let rearm = self.handing_over
+            && self.kernel_conns > 0
+            && self.opts.config.role != crate::Role::Server
+            && crate::daemon::rearm_endpoints(
+                &mut self.pm,
+                &mut self.memory,
+                &mut self.rearmer,
+                &conns,
+                log,
+            );
+        self.kernel_conns = self.driver.sweep_dump(&self.pm, now, conns, log);
+        if rearm {
+            // Added back at once, as the links say.
+            match self.host() {
+                Ok(host) => self.keep_kernel_endpoints(&host, log),
+                Err(e) => log(Report::Error {
+                    message: e.to_string(),
+                }),
+            }
         }
     }
 

@@ -698,31 +698,52 @@ fn pm_userspace_hands_over_even_when_the_in_kernel_run_left_no_endpoint() {
     kernel_connection_handed_over(true);
 }
 
-fn kernel_connection_handed_over(blackout: bool) {
+/// A testnet whose client runs the in-kernel mode, and a connection dialled under it
+/// that has a subflow on path 1 (the listener kept: joins arrive on it).
+struct KernelRun {
+    net: TestNet,
+    _listener: std::net::TcpListener,
+    state: mptcp_testnet::support::TestDir,
+    daemon: PmDaemon,
+    client: TcpStream,
+    server: TcpStream,
+}
+
+fn kernel_run_with_a_connection(label: &str, port: u16) -> KernelRun {
     let net = testnet(None, Endpoints::None);
-    let state = state_dir("us-handover");
+    let state = state_dir(label);
     let cfg = write_config(&state, "require_default_route = false\n");
-    let listener = listen(&net, 7800);
-    let mut k = PmDaemon::start(
+    let listener = listen(&net, port);
+    let mut daemon = PmDaemon::start(
         net.client().name(),
         Kind::Kernel,
         options(&state, Some(&cfg)),
     );
-    k.ready();
-    let (client, mut server) = dial(&net, &listener, 7800);
-    let path1 = ipaddr("198.18.1.1");
-    let on_path1 = |c: &TcpStream| -> Vec<u16> {
-        c.subflows()
-            .unwrap()
-            .iter()
-            .filter_map(|s| s.local)
-            .filter(|a| a.ip() == path1)
-            .map(|a| a.port())
-            .collect()
-    };
+    daemon.ready();
+    let (client, server) = dial(&net, &listener, port);
     within_3s("no subflow on path 1 under the in-kernel run", || {
-        !on_path1(&client).is_empty()
+        !ports_from(&client, "198.18.1.1").is_empty()
     });
+    KernelRun {
+        net,
+        _listener: listener,
+        state,
+        daemon,
+        client,
+        server,
+    }
+}
+
+fn kernel_connection_handed_over(blackout: bool) {
+    let KernelRun {
+        net,
+        _listener,
+        state,
+        daemon: k,
+        client,
+        mut server,
+    } = kernel_run_with_a_connection("us-handover", 7800);
+    let on_path1 = |c: &TcpStream| ports_from(c, "198.18.1.1");
     let before = on_path1(&client);
     if blackout {
         net.path_down(0).unwrap();
@@ -746,4 +767,112 @@ fn kernel_connection_handed_over(blackout: bool) {
     });
     still_flows(&client, &mut server, b"again");
     d.stop().0.expect("the userspace daemon stops cleanly");
+}
+
+/// Resets every subflow of the client from `addresses` (`ss -K`, SOCK_DESTROY).
+fn reset_subflows_from(net: &TestNet, addresses: &[&str]) {
+    for a in addresses {
+        let out = net
+            .client()
+            .command("ss")
+            .args(["-K", "src", a])
+            .output()
+            .expect("ss (iproute2)");
+        assert!(
+            out.status.success(),
+            "ss -K: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The local ports of `c`'s established subflows from `address`.
+fn ports_from(c: &TcpStream, address: &str) -> Vec<u16> {
+    let address = ipaddr(address);
+    c.subflows()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.local)
+        .filter(|a| a.ip() == address)
+        .map(|a| a.port())
+        .collect()
+}
+
+/// Waits for the daemon's `rearmed` report made after `since` that `pred` accepts,
+/// then for a new subflow from `address` (a port not in `before`).
+fn rearmed_and_back(
+    d: &mut PmDaemon,
+    since: usize,
+    timeout: Duration,
+    client: &TcpStream,
+    address: &str,
+    before: &[u16],
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let (_, r) = d.wait_for("a re-arm", since, timeout, |v| {
+        v["event"] == "rearmed" && v["applied"] == true && pred(v)
+    });
+    within_3s(&format!("no new subflow from {address} after {r}"), || {
+        ports_from(client, address)
+            .iter()
+            .any(|p| !before.contains(p))
+    });
+    r
+}
+
+/// The in-kernel path manager never re-opens a subflow that died while its endpoint
+/// stayed (mptcp_net-next #440): a connection whose subflows were all reset while its
+/// paths stayed up waits forever. The in-kernel mode removes an endpoint and adds it
+/// back, which makes the kernel open a subflow from it again (10 s after, the
+/// in-kernel mode's pace; the degraded case's longer waits are unit-tested).
+#[test]
+fn pm_in_kernel_rearms_a_connection_left_with_no_subflow() {
+    rearm_after_every_subflow_reset(false);
+}
+
+/// The same for the connections an in-kernel run left to a `--userspace` one (the
+/// chaos soak's case: every subflow of such connections gone while the links stayed,
+/// and nobody to give them one again), at its quicker pace (3 s).
+#[test]
+fn pm_userspace_rearms_the_connections_an_in_kernel_run_left() {
+    rearm_after_every_subflow_reset(true);
+}
+
+fn rearm_after_every_subflow_reset(then_userspace: bool) {
+    let KernelRun {
+        net,
+        _listener,
+        state,
+        daemon: mut d,
+        client,
+        mut server,
+    } = kernel_run_with_a_connection("rearm", 7900);
+    if then_userspace {
+        d.stop().0.expect("the in-kernel daemon stops cleanly");
+        d = userspace(&net, &state, "require_default_route = false\n");
+    }
+    let since = d.lines().len();
+    let before = ports_from(&client, "198.18.0.1");
+    let t = Instant::now();
+    reset_subflows_from(&net, &["198.18.0.1", "198.18.1.1"]);
+    // The connection keeps its initial subflow's socket, closed.
+    within_3s("a subflow still established after ss -K", || {
+        client
+            .subflows()
+            .unwrap()
+            .iter()
+            .all(|s| s.tcp.state != mptcp_net::TcpState::Established)
+    });
+    let r = rearmed_and_back(
+        &mut d,
+        since,
+        Duration::from_secs(if then_userspace { 10 } else { 16 }),
+        &client,
+        "198.18.0.1",
+        &before,
+        |v| v["address"] == "198.18.0.1" && v["stuck"] == 1,
+    );
+    eprintln!("re-armed {:?} after the resets: {r}", t.elapsed());
+    still_flows(&client, &mut server, b"again");
+    d.stop().0.expect("the daemon stops cleanly");
 }
