@@ -73,17 +73,7 @@ fn still_flows(client: &TcpStream, server: &mut TcpStream, bytes: &[u8]) {
 
 /// Resets the client's subflows on path 1 (`ss -K`, SOCK_DESTROY).
 fn reset_path1_subflows(net: &TestNet) {
-    let out = net
-        .client()
-        .command("ss")
-        .args(["-K", "src", "198.18.1.1"])
-        .output()
-        .expect("ss (iproute2)");
-    assert!(
-        out.status.success(),
-        "ss -K: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reset_subflows_from(net, &["198.18.1.1"]);
 }
 
 fn subflow_count(s: &TcpStream) -> usize {
