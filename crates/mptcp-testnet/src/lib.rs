@@ -220,7 +220,8 @@
 //! refused joins, resets, checksum failures...), every RSS and descriptor sample
 //! (`samples.jsonl`) and, when a client gave up waiting (its 60 s timeout), what
 //! every connection and subflow of both hosts looked like then (`stall-<s>.txt`,
-//! `ss -tinM`, at most 12 a run) stay in the run's directory; times in all of them
+//! `ss -tinM`, at most 12 a run; with `--sample-every SECS` also every SECS seconds,
+//! `sample-<s>.txt`) stay in the run's directory; times in all of them
 //! are seconds from the start of the load. Failures with a path
 //! up are also split by the path managers' mode when the operation started. The
 //! proxies' idle timeout is `--idle-timeout` (20 s by default: short enough for the

@@ -44,15 +44,20 @@ pub struct Args {
     pub rto_max_ms: Option<u64>,
     /// The proxies' `--idle-timeout` (`--idle-timeout SECS`).
     pub idle_timeout: Duration,
+    /// `ss -tinM` of both hosts every this many seconds into `sample-<s>.txt`
+    /// (`--sample-every SECS`), for following connections through a run.
+    pub sample_every: Option<u64>,
 }
 
 const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] [--seed S] \
 [--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json] \
-[--tolerate OUTCOME]... [--no-strip] [--checksum] [--rto-max-ms MS] [--idle-timeout SECS] (OUTCOME: a JSON \
+[--tolerate OUTCOME]... [--no-strip] [--checksum] [--rto-max-ms MS] [--idle-timeout SECS] \
+[--sample-every SECS] (OUTCOME: a JSON \
 key, e.g. failed_with_path_up: reported, not fatal; --no-strip: the schedule's MPTCP-strip \
 episodes change nothing; --checksum: DSS checksums on both hosts; --rto-max-ms: the \
 longest TCP retransmission timeout on both hosts (net.ipv4.tcp_rto_max_ms); --idle-timeout: the \
-proxies', default 20)";
+proxies', default 20; --sample-every: every connection and subflow of both hosts (ss -tinM) \
+every SECS seconds into sample-<s>.txt)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -70,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         checksum: false,
         rto_max_ms: None,
         idle_timeout: Duration::from_secs(20),
+        sample_every: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -119,6 +125,13 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--rto-max-ms: 1000 to 120000".into());
                 }
                 args.rto_max_ms = Some(ms);
+            }
+            "--sample-every" => {
+                let secs = num(&value)?;
+                if !(5..=600).contains(&secs) {
+                    return Err("--sample-every: 5 to 600 seconds".into());
+                }
+                args.sample_every = Some(secs);
             }
             _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
         }
@@ -292,7 +305,15 @@ fn run(args: &Args) -> Result<bool, String> {
                 deadline,
             )
         });
-        let counters_handle = s.spawn(|| counter_log(&net, &args.dir, start, &stop_counters));
+        let counters_handle = s.spawn(|| {
+            counter_log(
+                &net,
+                &args.dir,
+                start,
+                args.sample_every.map(Duration::from_secs),
+                &stop_counters,
+            )
+        });
         let fault_result = faults::run(&schedule, &net, &mut daemons, &timeline, start);
         for w in workers {
             let _ = w.join();
@@ -381,7 +402,13 @@ fn kernel_counters(net: &net::SoakNet) -> Vec<Option<mptcp_testnet::Counters>> {
 /// start, `host`, then counter -> increase): when joins were refused, subflows reset
 /// or fell back, next to `events.jsonl` and `ops.jsonl`, for the post-mortem of a
 /// stall.
-fn counter_log(net: &net::SoakNet, dir: &std::path::Path, start: Instant, stop: &AtomicBool) {
+fn counter_log(
+    net: &net::SoakNet,
+    dir: &std::path::Path,
+    start: Instant,
+    sample_every: Option<Duration>,
+    stop: &AtomicBool,
+) {
     use std::io::Write;
     let path = dir.join("counters.jsonl");
     let file = match std::fs::File::create(&path) {
@@ -393,9 +420,19 @@ fn counter_log(net: &net::SoakNet, dir: &std::path::Path, start: Instant, stop: 
     };
     let mut out = std::io::LineWriter::new(file);
     let mut last = kernel_counters(net);
+    let mut next_sample = sample_every.map(|_| start);
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_secs(1));
         let at = (start.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+        if let (Some(every), Some(next)) = (sample_every, next_sample) {
+            if Instant::now() >= next {
+                next_sample = Some(next + every);
+                let path = dir.join(format!("sample-{}.txt", at.round() as u64));
+                if let Err(e) = net.dump_sockets(&path) {
+                    eprintln!("mptcp-soak: {e}");
+                }
+            }
+        }
         let now = kernel_counters(net);
         for (host, moved) in counters_moved(&now, &last) {
             if moved.is_empty() {
