@@ -221,11 +221,7 @@ impl Driver {
         conns: &[Connection],
         log: &mut dyn FnMut(Report),
     ) {
-        let listeners: Vec<SocketAddr> = conns
-            .iter()
-            .filter(|c| c.is_listener())
-            .map(|c| c.local)
-            .collect();
+        let listeners = listeners(conns);
         self.foreign
             .retain(|t| conns.iter().any(|c| c.connection_token() == Some(*t)));
         for c in conns {
@@ -240,9 +236,7 @@ impl Driver {
             {
                 continue;
             }
-            let server_side = listeners.iter().any(|l| {
-                l.port() == c.local.port() && (l.ip().is_unspecified() || l.ip() == c.local.ip())
-            });
+            let server_side = accepted(&listeners, c);
             let found = Adopted {
                 token,
                 local: c.local,
@@ -261,6 +255,22 @@ impl Driver {
         }
         self.adopted.retain(|t| self.engine.knows(*t));
     }
+}
+
+/// The local addresses of the listeners in a dump.
+pub(crate) fn listeners(conns: &[Connection]) -> Vec<SocketAddr> {
+    conns
+        .iter()
+        .filter(|c| c.is_listener())
+        .map(|c| c.local)
+        .collect()
+}
+
+/// Whether `c` was accepted from one of `listeners` (the server side of it).
+pub(crate) fn accepted(listeners: &[SocketAddr], c: &Connection) -> bool {
+    listeners
+        .iter()
+        .any(|l| l.port() == c.local.port() && (l.ip().is_unspecified() || l.ip() == c.local.ip()))
 }
 
 /// The kernel fills these only for connections of the in-kernel path manager.

@@ -154,7 +154,7 @@ impl Rearmer {
         self.attempts.retain(|t, _| live.contains(t));
         // By endpoint: the stuck and the degraded connections that lacked it long
         // enough (and were not given up on).
-        let mut due: BTreeMap<u8, (Vec<u32>, Vec<u32>)> = BTreeMap::new();
+        let mut due: BTreeMap<u8, (IpAddr, Vec<u32>, Vec<u32>)> = BTreeMap::new();
         for c in conns {
             let had = self.had.entry(c.token).or_default();
             for &(id, address) in endpoints {
@@ -181,11 +181,13 @@ impl Rearmer {
                 };
                 let given_up = self.attempts.get(&c.token).copied().unwrap_or(0) >= MAX_ATTEMPTS;
                 if now.duration_since(since) >= wait && !given_up {
-                    let e = due.entry(id).or_default();
+                    let e = due
+                        .entry(id)
+                        .or_insert_with(|| (address, Vec::new(), Vec::new()));
                     if stuck {
-                        e.0.push(c.token);
-                    } else {
                         e.1.push(c.token);
+                    } else {
+                        e.2.push(c.token);
                     }
                 }
             }
@@ -202,10 +204,10 @@ impl Rearmer {
         // one re-armed longest ago.
         let stuck_pick = due
             .iter()
-            .filter(|(id, (stuck, _))| {
+            .filter(|(id, (_, stuck, _))| {
                 !stuck.is_empty() && rested(&self.last, **id, self.pace.stuck_every)
             })
-            .max_by_key(|(id, (stuck, _))| {
+            .max_by_key(|(id, (_, stuck, _))| {
                 (
                     stuck.len(),
                     std::cmp::Reverse(self.last.get(id).copied()),
@@ -215,7 +217,7 @@ impl Rearmer {
             .map(|(id, _)| *id);
         let picked: Vec<u8> = due
             .iter()
-            .filter(|(id, (_, degraded))| {
+            .filter(|(id, (_, _, degraded))| {
                 Some(**id) == stuck_pick
                     || (!degraded.is_empty() && rested(&self.last, **id, self.pace.degraded_every))
             })
@@ -223,7 +225,9 @@ impl Rearmer {
             .collect();
         let mut out = Vec::new();
         for id in picked {
-            let (stuck, degraded) = due.remove(&id).unwrap_or_default();
+            let Some((address, stuck, degraded)) = due.remove(&id) else {
+                continue;
+            };
             let stuck = if Some(id) == stuck_pick {
                 stuck
             } else {
@@ -235,11 +239,6 @@ impl Rearmer {
                 // It waits its full time again before the next re-arm made for it.
                 self.lacking.retain(|&(tok, _), _| tok != *t);
             }
-            let address = endpoints
-                .iter()
-                .find(|(i, _)| *i == id)
-                .map(|&(_, a)| a)
-                .expect("an endpoint of the list");
             out.push(Rearm {
                 id,
                 address,
@@ -255,20 +254,12 @@ impl Rearmer {
 /// fallen back, with the in-kernel limits in their `mptcp_info` (the kernel fills
 /// those only for its own path manager's), not accepted from one of the listeners.
 fn client_conns(conns: &[Connection]) -> Vec<Conn> {
-    let listeners: Vec<std::net::SocketAddr> = conns
-        .iter()
-        .filter(|c| c.is_listener())
-        .map(|c| c.local)
-        .collect();
+    let listeners = crate::driver::listeners(conns);
     conns
         .iter()
         .filter(|c| c.state == TcpState::Established && !c.fallback())
         .filter(|c| c.info.as_ref().is_some_and(crate::driver::in_kernel_limits))
-        .filter(|c| {
-            !listeners.iter().any(|l| {
-                l.port() == c.local.port() && (l.ip().is_unspecified() || l.ip() == c.local.ip())
-            })
-        })
+        .filter(|c| !crate::driver::accepted(&listeners, c))
         .filter_map(|c| {
             Some(Conn {
                 token: c.connection_token()?,
