@@ -440,10 +440,16 @@ fn client_reset_in_the_backlog_is_not_dialled() {
     require_mptcp();
     let (backend, echo) = echo_backend(2);
     let proxy = start(Route::new(any(), backend.to_string()).max_conns(1));
-    let first = mptcp_client(proxy.addr);
-    assert!(round_trip(&first, b"one").unwrap() == b"one");
-    // The only slot is taken: the second client (plain TCP, as storms are) waits
-    // in the backlog, and resets.
+    // The first client holds the only slot: an echo, but no half-close (a
+    // finished round trip would end its session, and free the slot, before the
+    // second client even connects).
+    let mut first = mptcp_client(proxy.addr);
+    first.write_all(b"one").unwrap();
+    let mut one = [0u8; 3];
+    first.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"one");
+    // The second client (plain TCP, as storms are) waits in the backlog, and
+    // resets.
     let second = TcpStream::connect(proxy.addr).unwrap();
     socket2::SockRef::from(&second)
         .set_linger(Some(Duration::ZERO))
