@@ -99,6 +99,26 @@
 //!   `setsockopt` calls per connection (HAProxy, the connection-rate anchor, sets
 //!   none either by default), and the idle timeout ends pairs whose peer vanished.
 //!
+//! # Dials that lost their SYNs
+//!
+//! When an MPTCP SYN and its first two retransmissions go unanswered, the kernel
+//! sends the next SYN without MPTCP (`net.mptcp.syn_retrans_before_tcp_fallback`),
+//! guessing that a middlebox drops MPTCP options. After an outage, or while the
+//! local address was briefly gone, the guess is wrong, and the upstream connection
+//! is plain TCP for its whole life: one path, lost with that path. So the relay
+//! dials once more, to the same address, when an MPTCP dial fell back *and* had
+//! retransmitted its SYN; the path has just answered, so that SYN is answered
+//! within a few round trips (the wait is four of the first connection's round
+//! trips, 100 ms to 1 s). An MPTCP answer replaces the first connection, closed
+//! before a byte was sent on it (the upstream sees one empty connection); plain
+//! TCP again, an error or no answer keeps the first. A peer without MPTCP answers
+//! the first SYN without it, so is never dialled twice. The record says
+//! [`RecordCore::upstream_redialed`]; `mptcp_proxy_redials_total{outcome}` counts
+//! them. With the kernel's blackhole detection on (`net.mptcp.blackhole_timeout`,
+//! default 3600 s), such a fallback whose first plain SYN is answered turns active
+//! MPTCP off for the whole host; the second dial is then plain TCP too (outcome
+//! `fell_back`), and `mptcp doctor` says so.
+//!
 //! # Memory per connection
 //!
 //! Bounded, and independent of the transfer's size. A direction moves bytes in

@@ -8,6 +8,7 @@
 //! | `mptcp_proxy_bytes_total` | counter | `route`, `direction` (`to_upstream`/`to_client`) |
 //! | `mptcp_proxy_errors_total` | counter | `route`, `kind` (see [`ErrorKind`](crate::EndReason::error_kind)) |
 //! | `mptcp_proxy_relay_total` | counter | `route`, `mode` (`splice`/`copy`/`mixed`) |
+//! | `mptcp_proxy_redials_total` | counter | `route`, `outcome` (`mptcp`/`fell_back`/`failed`/`timed_out`): second dials after a fallback caused by lost SYNs |
 //!
 //! They are served by [`mptcp_metrics::serve`] (text format 0.0.4, labels sorted by
 //! name), on [`Config::metrics`](crate::Config::metrics) for a proxy.
@@ -29,6 +30,7 @@ pub struct Metrics {
     bytes: IntCounterVec,
     errors: IntCounterVec,
     relay: IntCounterVec,
+    redials: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -70,6 +72,11 @@ impl Metrics {
                     "relay_total",
                     "Relayed connections by how their bytes moved",
                     &["route", "mode"],
+                )?,
+                redials: registry.counter_vec(
+                    "redials_total",
+                    "MPTCP dials made again because the first fell back to TCP after losing its SYNs, by outcome",
+                    &["route", "outcome"],
                 )?,
                 registry: registry.clone(),
             })
@@ -156,6 +163,15 @@ impl RouteMetrics {
             _ => 2,
         };
         self.relay[i].inc();
+    }
+
+    /// A second dial after a SYN-loss fallback, by outcome. Rare: looked up by
+    /// label each time.
+    pub(crate) fn redial(&self, outcome: &str) {
+        self.metrics
+            .redials
+            .with_label_values(&[&self.route, outcome])
+            .inc();
     }
 
     /// Errors are rare: looked up by label each time.

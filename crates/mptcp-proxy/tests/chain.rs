@@ -299,3 +299,65 @@ fn proxy_aggregation_two_shaped_paths() {
         "proxied MPTCP / one path = {ratio:.2}, want >= 1.8"
     );
 }
+
+/// The kernel sends an MPTCP dial's third SYN without MPTCP when the first two
+/// were lost: the client-side proxy then dials again, and relays over MPTCP
+/// rather than over a plain TCP connection bound to one path for life.
+#[test]
+fn proxy_redials_with_mptcp_when_the_first_syns_were_lost() {
+    let chain = Chain::new(testnet(None));
+    // Blackhole detection would turn active MPTCP off for the whole client
+    // namespace after this fallback (its first plain SYN is answered): off, as on
+    // a multipath host with no MPTCP-dropping middlebox (the crate docs say why).
+    chain
+        .net
+        .client()
+        .netns()
+        .set_sysctl("net.mptcp.blackhole_timeout", "0")
+        .unwrap();
+    let port = SERVER_PROXY_PORT.to_string();
+    let rule = [
+        "OUTPUT", "-p", "tcp", "--syn", "--dport", &port, "-j", "DROP",
+    ];
+    let iptables = |action: &str| {
+        let args = [&["-w", action][..], &rule].concat();
+        let out = chain.net.client().netns().exec("iptables", args);
+        out.unwrap_or_else(|e| panic!("this test needs iptables: {e}"));
+    };
+    let backend = echo(chain.backend_listener(), 2);
+    iptables("-A");
+    let client = chain.client();
+    // SYNs at 0 and 1 s are lost; the one at 3 s, without MPTCP, is answered.
+    thread::sleep(Duration::from_millis(2200));
+    iptables("-D");
+    let data = pattern(1 << 20);
+    let back = round_trip(&client, &data).unwrap();
+    assert!(back == data, "the echo differs");
+    let c = &chain.client_proxy.wait_records(1)[0];
+    assert_eq!(c.end, EndReason::Closed, "{c:?}");
+    assert!(c.upstream_redialed, "{c:?}");
+    assert_eq!(c.upstream_mptcp, Some(MptcpStatus::Active), "{c:?}");
+    let text = chain.client_proxy.metrics.encode();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("mptcp_proxy_redials_total{outcome=\"mptcp\",") && l.ends_with(" 1")
+        ),
+        "{text}"
+    );
+    // The server side saw the first, plain TCP connection close empty, and the
+    // second carry the data over MPTCP.
+    let s = chain.server_proxy.wait_records(2);
+    let (empty, used): (Vec<_>, Vec<_>) = s.iter().partition(|r| r.bytes_to_upstream == 0);
+    assert_eq!((empty.len(), used.len()), (1, 1), "{s:?}");
+    assert_eq!(empty[0].client_mptcp, Some(MptcpStatus::PlainTcp), "{s:?}");
+    assert_eq!(used[0].client_mptcp, Some(MptcpStatus::Active), "{s:?}");
+    assert_eq!(used[0].bytes_to_upstream, data.len() as u64, "{s:?}");
+    backend.join().unwrap().unwrap();
+    // A dial whose SYN is answered at once is made once, whatever it yields.
+    let backend = echo(chain.backend_listener(), 1);
+    assert!(round_trip(&chain.client(), b"again").unwrap() == b"again");
+    backend.join().unwrap().unwrap();
+    let c = &chain.client_proxy.wait_records(2)[1];
+    assert!(!c.upstream_redialed, "{c:?}");
+    assert_eq!(chain.server_proxy.wait_records(3).len(), 3);
+}

@@ -17,6 +17,7 @@ mod record;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -171,11 +172,86 @@ pub(crate) trait Front: Send + Sync + 'static {
 pub(crate) struct Dial<'a> {
     shared: &'a Shared,
     pressure: &'a Pressure,
+    /// The upstream is a second dial (see [`Dial::second_chance`]).
+    redialed: AtomicBool,
 }
 
-impl Dial<'_> {
-    /// Dials `target` (an address, or `HOST:PORT`).
+/// How long a second dial after a SYN-loss fallback may take: four of the first
+/// connection's round trips, within these bounds.
+const REDIAL_WAIT_MIN: Duration = Duration::from_millis(100);
+const REDIAL_WAIT_MAX: Duration = Duration::from_secs(1);
+
+impl<'a> Dial<'a> {
+    fn new(shared: &'a Shared, pressure: &'a Pressure) -> Dial<'a> {
+        Dial {
+            shared,
+            pressure,
+            redialed: AtomicBool::new(false),
+        }
+    }
+
+    /// Dials `target` (an address, or `HOST:PORT`); an MPTCP dial the kernel
+    /// turned into plain TCP because its SYNs were lost gets a second chance
+    /// ([`Dial::second_chance`]).
     pub(crate) async fn dial<A>(&self, target: A) -> io::Result<TcpStream>
+    where
+        A: tokio::net::ToSocketAddrs + Copy + std::fmt::Display + Send,
+    {
+        let first = self.dial_once(target).await?;
+        Ok(self.second_chance(first).await)
+    }
+
+    /// Whether the upstream came from a second dial.
+    pub(crate) fn redialed(&self) -> bool {
+        self.redialed.load(Ordering::Relaxed)
+    }
+
+    /// The kernel sends a connection's third SYN without MPTCP when the first two
+    /// went unanswered (`net.mptcp.syn_retrans_before_tcp_fallback`), taking the
+    /// loss for a middlebox that drops MPTCP options. Across an outage or an
+    /// address that came back, that guess is wrong, and costly: the connection is
+    /// plain TCP for life, and is lost with its one path. So an MPTCP dial that
+    /// fell back *and* retransmitted its SYN is made once more, to the same
+    /// address: the path has just answered, so the new SYN is answered within a
+    /// few round trips. An MPTCP answer replaces the first connection (closed
+    /// before any byte was sent on it: the upstream sees an empty connection);
+    /// anything else (plain TCP again, an error, no answer in time) keeps it.
+    /// A peer that does not speak MPTCP answers the first SYN without it: no
+    /// retransmission, no second dial. Counted by outcome in
+    /// `mptcp_proxy_redials_total`.
+    async fn second_chance(&self, first: TcpStream) -> TcpStream {
+        if !self.shared.dialer.multipath_tcp()
+            || first.mptcp_status().ok() != Some(MptcpStatus::FellBack)
+        {
+            return first;
+        }
+        let Some(tcp) = first.subflows().ok().and_then(|s| s.into_iter().next()) else {
+            return first;
+        };
+        let Ok(peer) = first.peer_addr() else {
+            return first;
+        };
+        if tcp.tcp.total_retrans == 0 {
+            return first;
+        }
+        let wait = (tcp.tcp.rtt * 4).clamp(REDIAL_WAIT_MIN, REDIAL_WAIT_MAX);
+        let outcome = match tokio::time::timeout(wait, self.shared.dialer.dial_async(peer)).await {
+            Ok(Ok(second)) if second.mptcp_status().ok() == Some(MptcpStatus::Active) => {
+                tracing::debug!(route = %self.shared.name, "{peer}: fell back after lost SYNs; redialed with MPTCP");
+                self.shared.metrics.redial("mptcp");
+                self.redialed.store(true, Ordering::Relaxed);
+                return second;
+            }
+            Ok(Ok(_)) => "fell_back",
+            Ok(Err(_)) => "failed",
+            Err(_) => "timed_out",
+        };
+        tracing::debug!(route = %self.shared.name, "{peer}: fell back after lost SYNs; second dial {outcome}, kept plain TCP");
+        self.shared.metrics.redial(outcome);
+        first
+    }
+
+    async fn dial_once<A>(&self, target: A) -> io::Result<TcpStream>
     where
         A: tokio::net::ToSocketAddrs + Copy + std::fmt::Display + Send,
     {
@@ -393,7 +469,7 @@ async fn session<F: Front>(
     let mut record = front.record(RecordCore::new(peer, client_mptcp));
     let _ = client.set_nodelay(true);
 
-    let dial = Dial { shared, pressure };
+    let dial = Dial::new(shared, pressure);
     let reached = tokio::select! {
         r = front.reach(&mut client, &dial, &mut record) => r,
         () = forced(&mut phase) => {
@@ -414,6 +490,7 @@ async fn session<F: Front>(
         core.upstream = upstream.peer_addr().ok();
     }
     core.upstream_mptcp = front.upstream_status(&upstream);
+    core.upstream_redialed = dial.redialed();
     let _upstream_counted = Counted::new(&shared.metrics, Side::Upstream, core.upstream_mptcp);
     let _ = upstream.set_nodelay(true);
 

@@ -29,6 +29,11 @@ pub struct RecordCore {
     /// The upstream connection's MPTCP status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_mptcp: Option<MptcpStatus>,
+    /// The first dial fell back to plain TCP because its SYNs were lost, and this
+    /// upstream is the second dial, made with MPTCP (see the crate docs, "Dials
+    /// that lost their SYNs").
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upstream_redialed: bool,
     /// Most subflows seen at once on the client connection (1 for plain TCP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_subflows: Option<u32>,
@@ -58,6 +63,7 @@ impl RecordCore {
             upstream: None,
             client_mptcp,
             upstream_mptcp: None,
+            upstream_redialed: false,
             client_subflows: None,
             upstream_subflows: None,
             bytes_to_upstream: 0,
