@@ -113,7 +113,7 @@
 //! before a byte was sent on it (the upstream sees one empty connection); plain
 //! TCP again, an error or no answer keeps the first. A peer without MPTCP answers
 //! the first SYN without it, so is never dialled twice. The record says
-//! [`RecordCore::upstream_redialed`]; `mptcp_proxy_redials_total{outcome}` counts
+//! [`RecordCore::upstream_redial`]; `mptcp_proxy_redials_total{outcome}` counts
 //! them. With the kernel's blackhole detection on (`net.mptcp.blackhole_timeout`,
 //! default 3600 s), such a fallback whose first plain SYN is answered turns active
 //! MPTCP off for the whole host; the second dial is then plain TCP too (outcome
@@ -213,4 +213,4 @@ pub use conn::{ConnRecord, EndReason};
 pub use metrics::Metrics;
 pub use proxy::{Callback, Proxy};
 pub use relay::{RelayMode, Side};
-pub use session::{OnEnd, RecordCore, RunSummary, ShutdownHandle};
+pub use session::{OnEnd, RecordCore, Redial, RunSummary, ShutdownHandle};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{echo, pattern, round_trip, sink, start_config_in, upload, Running};
 use mptcp_net::MptcpStatus;
-use mptcp_proxy::{Config, EndReason, ProxyProtocol, Route};
+use mptcp_proxy::{Config, EndReason, ProxyProtocol, Redial, Route};
 use mptcp_testnet::TestNet;
 
 fn testnet(rate_mbit: Option<u32>) -> TestNet {
@@ -335,7 +335,7 @@ fn proxy_redials_with_mptcp_when_the_first_syns_were_lost() {
     assert!(back == data, "the echo differs");
     let c = &chain.client_proxy.wait_records(1)[0];
     assert_eq!(c.end, EndReason::Closed, "{c:?}");
-    assert!(c.upstream_redialed, "{c:?}");
+    assert_eq!(c.upstream_redial, Some(Redial::Mptcp), "{c:?}");
     assert_eq!(c.upstream_mptcp, Some(MptcpStatus::Active), "{c:?}");
     let text = chain.client_proxy.metrics.encode();
     assert!(
@@ -358,6 +358,6 @@ fn proxy_redials_with_mptcp_when_the_first_syns_were_lost() {
     assert!(round_trip(&chain.client(), b"again").unwrap() == b"again");
     backend.join().unwrap().unwrap();
     let c = &chain.client_proxy.wait_records(2)[1];
-    assert!(!c.upstream_redialed, "{c:?}");
+    assert_eq!(c.upstream_redial, None, "{c:?}");
     assert_eq!(chain.server_proxy.wait_records(3).len(), 3);
 }

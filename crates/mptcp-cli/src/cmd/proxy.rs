@@ -58,8 +58,8 @@ resets them at once. The PROXY v2 header carries TLV 0xEC (1 byte: 0 plain TCP,
 
 JSON lines: {\"type\": \"listening\", \"route\", \"listen\", \"to\", \"metrics\"},
 {\"type\": \"connection\", \"time\", \"route\", \"client\", \"upstream\", \"client_mptcp\",
-\"upstream_mptcp\" (active|fell_back|plain_tcp), \"upstream_redialed\" (true when the first
-dial fell back to TCP after losing its SYNs and a second one got MPTCP), \"client_subflows\",
+\"upstream_mptcp\" (active|fell_back|plain_tcp), \"upstream_redial\" (mptcp|fell_back|failed|
+timed_out: the first dial fell back to TCP after losing its SYNs; what a second gave), \"client_subflows\",
 \"upstream_subflows\", \"bytes_to_upstream\", \"bytes_to_client\", \"duration\" (seconds),
 \"relay\" (splice|copy|mixed), \"end\" (closed|client_reset|upstream_reset|client_error|upstream_error|
 idle_timeout|connect_timeout|connect_refused|connect_failed|shutdown), \"error\"},
@@ -452,8 +452,8 @@ fn format_record(out: &Output, at: SystemTime, r: &ConnRecord) -> Result<String,
         r.relay.map_or("-", |m| m.as_str()),
         out.paint(end_style, r.end.as_str()),
     );
-    if r.upstream_redialed {
-        line.push_str(" redialed");
+    if let Some(redial) = r.upstream_redial {
+        line.push_str(&format!(" redial {}", redial.as_str()));
     }
     if let Some(e) = &r.error {
         line.push_str(&format!(" ({e})"));

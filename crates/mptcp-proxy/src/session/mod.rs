@@ -17,7 +17,6 @@ mod record;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +33,7 @@ use crate::sys;
 
 pub(crate) use pair::{relay_pair, Counted, RelayEnd, RelaySettings};
 pub(crate) use record::record_core;
-pub use record::RecordCore;
+pub use record::{RecordCore, Redial};
 
 /// Where a proxy or a gateway is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,8 +171,8 @@ pub(crate) trait Front: Send + Sync + 'static {
 pub(crate) struct Dial<'a> {
     shared: &'a Shared,
     pressure: &'a Pressure,
-    /// The upstream is a second dial (see [`Dial::second_chance`]).
-    redialed: AtomicBool,
+    /// What a second dial gave (see [`Dial::second_chance`]).
+    redial: std::sync::Mutex<Option<Redial>>,
 }
 
 /// How long a second dial after a SYN-loss fallback may take: four of the first
@@ -186,7 +185,7 @@ impl<'a> Dial<'a> {
         Dial {
             shared,
             pressure,
-            redialed: AtomicBool::new(false),
+            redial: std::sync::Mutex::new(None),
         }
     }
 
@@ -201,9 +200,14 @@ impl<'a> Dial<'a> {
         Ok(self.second_chance(first).await)
     }
 
-    /// Whether the upstream came from a second dial.
-    pub(crate) fn redialed(&self) -> bool {
-        self.redialed.load(Ordering::Relaxed)
+    /// What a second dial gave, if one was made.
+    pub(crate) fn redial(&self) -> Option<Redial> {
+        *self.redial.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn redialed(&self, outcome: Redial) {
+        self.shared.metrics.redial(outcome.as_str());
+        *self.redial.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
     }
 
     /// The kernel sends a connection's third SYN without MPTCP when the first two
@@ -238,16 +242,15 @@ impl<'a> Dial<'a> {
         let outcome = match tokio::time::timeout(wait, self.shared.dialer.dial_async(peer)).await {
             Ok(Ok(second)) if second.mptcp_status().ok() == Some(MptcpStatus::Active) => {
                 tracing::debug!(route = %self.shared.name, "{peer}: fell back after lost SYNs; redialed with MPTCP");
-                self.shared.metrics.redial("mptcp");
-                self.redialed.store(true, Ordering::Relaxed);
+                self.redialed(Redial::Mptcp);
                 return second;
             }
-            Ok(Ok(_)) => "fell_back",
-            Ok(Err(_)) => "failed",
-            Err(_) => "timed_out",
+            Ok(Ok(_)) => Redial::FellBack,
+            Ok(Err(_)) => Redial::Failed,
+            Err(_) => Redial::TimedOut,
         };
-        tracing::debug!(route = %self.shared.name, "{peer}: fell back after lost SYNs; second dial {outcome}, kept plain TCP");
-        self.shared.metrics.redial(outcome);
+        tracing::debug!(route = %self.shared.name, "{peer}: fell back after lost SYNs; second dial {}, kept plain TCP", outcome.as_str());
+        self.redialed(outcome);
         first
     }
 
@@ -490,7 +493,7 @@ async fn session<F: Front>(
         core.upstream = upstream.peer_addr().ok();
     }
     core.upstream_mptcp = front.upstream_status(&upstream);
-    core.upstream_redialed = dial.redialed();
+    core.upstream_redial = dial.redial();
     let _upstream_counted = Counted::new(&shared.metrics, Side::Upstream, core.upstream_mptcp);
     let _ = upstream.set_nodelay(true);
 

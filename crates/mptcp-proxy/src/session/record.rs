@@ -29,11 +29,11 @@ pub struct RecordCore {
     /// The upstream connection's MPTCP status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_mptcp: Option<MptcpStatus>,
-    /// The first dial fell back to plain TCP because its SYNs were lost, and this
-    /// upstream is the second dial, made with MPTCP (see the crate docs, "Dials
-    /// that lost their SYNs").
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub upstream_redialed: bool,
+    /// The first dial fell back to plain TCP because its SYNs were lost, and a
+    /// second was made: what it gave (see the crate docs, "Dials that lost their
+    /// SYNs"). `None`: one dial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_redial: Option<Redial>,
     /// Most subflows seen at once on the client connection (1 for plain TCP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_subflows: Option<u32>,
@@ -56,6 +56,34 @@ pub struct RecordCore {
     pub error: Option<String>,
 }
 
+/// What the second dial after a SYN-loss fallback gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Redial {
+    /// An MPTCP connection, which replaced the first.
+    Mptcp,
+    /// Plain TCP again: the first was kept.
+    FellBack,
+    /// An error: the first was kept.
+    Failed,
+    /// No answer in time: the first was kept.
+    TimedOut,
+}
+
+impl Redial {
+    /// The name in records and in the `outcome` label of
+    /// `mptcp_proxy_redials_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Redial::Mptcp => "mptcp",
+            Redial::FellBack => "fell_back",
+            Redial::Failed => "failed",
+            Redial::TimedOut => "timed_out",
+        }
+    }
+}
+
 impl RecordCore {
     pub(crate) fn new(client: SocketAddr, client_mptcp: Option<MptcpStatus>) -> RecordCore {
         RecordCore {
@@ -63,7 +91,7 @@ impl RecordCore {
             upstream: None,
             client_mptcp,
             upstream_mptcp: None,
-            upstream_redialed: false,
+            upstream_redial: None,
             client_subflows: None,
             upstream_subflows: None,
             bytes_to_upstream: 0,

@@ -100,7 +100,9 @@ pub fn report(c: &Context) -> bool {
             .is_some_and(|(_, a)| matches!(a, Action::PmMode(true)))
     };
     let (mut failed_up_userspace, mut failed_after_blackout) = (0u64, 0u64);
-    let dials_failed = dial_failures(&c.args.dir);
+    let daemon_records = client_daemon_records(&c.args.dir);
+    let dials_failed = dial_failures(&daemon_records);
+    let (redialed, redialed_mptcp) = redials(&daemon_records);
     let (mut sent, mut verified, mut corrupt) = (0u64, 0u64, 0u64);
     let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
     let mut failed_dial = 0u64;
@@ -252,7 +254,9 @@ pub fn report(c: &Context) -> bool {
     // request/response loop keeps one for all its rounds), and the client daemons
     // dial at most once per connection handed to them, plus once for the readiness
     // check's connection to the client proxy (its dial can come after the first
-    // scrape); so ops ok <= connects <= handed + 1. Nothing established is left.
+    // scrape), plus once for each second dial after a SYN-loss fallback (their
+    // records say); so ops ok <= connects <= handed + 1 + redials. Nothing
+    // established is left.
     let delta = |name: &str| {
         metric(&c.scrape_after, name, "client") - metric(&c.scrape_before, name, "client")
     };
@@ -263,8 +267,9 @@ pub fn report(c: &Context) -> bool {
     let connects = syn_tx + disabled + token_fallback;
     let handed = ops.iter().filter(|op| op.handed).count() as u64;
     let established_left = sum_metric(&c.scrape_after, "mptcp_connections{", &["established"]);
+    let most = handed + 1 + redialed;
     let exporter_ok =
-        ok_ops as f64 <= connects && connects <= (handed + 1) as f64 && established_left == 0.0;
+        ok_ops as f64 <= connects && connects <= most as f64 && established_left == 0.0;
     // The converter: every SYN on its uplink goes to the origin's sink.
     let allowed = format!("{}.{}", net::ORIGIN, net::SINK);
     let outside = c.dials.iter().filter(|d| **d != allowed).count() as u64 + c.trap;
@@ -393,13 +398,18 @@ pub fn report(c: &Context) -> bool {
     );
     row("endpoints left", endpoints_left.to_string(), "0");
     row(
-        "exporter: ops ok <= connects <= handed+1",
-        format!("{ok_ops} <= {connects:.0} <= {}", handed + 1),
+        "exporter: ops ok <= connects <= handed+1+redials",
+        format!("{ok_ops} <= {connects:.0} <= {most}"),
         "consistent",
     );
     row(
         "  of which active MPTCP disabled",
         format!("{disabled:.0} ({blackholes:.0} blackholes)"),
+        "",
+    );
+    row(
+        "relays' second dials after lost SYNs",
+        format!("{redialed} ({redialed_mptcp} got MPTCP)"),
         "",
     );
     row(
@@ -460,6 +470,8 @@ pub fn report(c: &Context) -> bool {
         "exporter_client_token_fallback": token_fallback,
         "exporter_client_blackholes": blackholes,
         "client_connections_handed": handed,
+        "relay_redials": redialed,
+        "relay_redials_mptcp": redialed_mptcp,
         "exporter_established_left": established_left,
         "exporter_consistent": exporter_ok,
         "converter_dials": c.dials.len(),
@@ -486,34 +498,56 @@ pub fn report(c: &Context) -> bool {
     violations.is_empty()
 }
 
-/// The client ports of the connections whose dial failed, from the client daemons'
-/// records (`end` `connect_failed`; `client` `127.0.0.1:PORT`). A port reused by
-/// another connection of the run may be named too: it only ever moves a failed op
-/// whose life saw a path go from one class of expected failures to another.
-fn dial_failures(dir: &std::path::Path) -> std::collections::HashSet<(Route, u16)> {
-    let mut out = std::collections::HashSet::new();
+/// The client daemons' connection records (`proxy-client.out`, `gateway.out`),
+/// each with its route.
+fn client_daemon_records(dir: &std::path::Path) -> Vec<(Route, Value)> {
+    let mut out = Vec::new();
     for (file, route) in [
         ("proxy-client.out", Route::Proxy),
         ("gateway.out", Route::Gateway),
     ] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            if v["end"] != "connect_failed" {
-                continue;
-            }
-            let port = v["client"]
-                .as_str()
-                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-                .map(|a| a.port());
-            if let Some(p) = port {
-                out.insert((route, p));
-            }
+        out.extend(
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .map(|v| (route, v)),
+        );
+    }
+    out
+}
+
+/// The client ports of the connections whose dial failed, from the client daemons'
+/// records (`end` `connect_failed`; `client` `127.0.0.1:PORT`). A port reused by
+/// another connection of the run may be named too: it only ever moves a failed op
+/// whose life saw a path go from one class of expected failures to another.
+fn dial_failures(records: &[(Route, Value)]) -> std::collections::HashSet<(Route, u16)> {
+    let mut out = std::collections::HashSet::new();
+    for (route, v) in records {
+        if v["end"] != "connect_failed" {
+            continue;
+        }
+        let port = v["client"]
+            .as_str()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port());
+        if let Some(p) = port {
+            out.insert((*route, p));
         }
     }
     out
+}
+
+/// The client daemons' second dials after a SYN-loss fallback (`upstream_redial`
+/// in their records), and how many of them got MPTCP. Each is one more MPTCP
+/// `connect()` than the connections handed to the daemons.
+fn redials(records: &[(Route, Value)]) -> (u64, u64) {
+    let outcomes: Vec<&Value> = records
+        .iter()
+        .map(|(_, v)| &v["upstream_redial"])
+        .filter(|r| !r.is_null())
+        .collect();
+    let mptcp = outcomes.iter().filter(|r| **r == "mptcp").count() as u64;
+    (outcomes.len() as u64, mptcp)
 }
 
 /// Every RSS and descriptor sample as a JSON line in `samples.jsonl` (daemon,
