@@ -470,8 +470,6 @@ pub fn report(c: &Context) -> bool {
         "exporter_client_token_fallback": token_fallback,
         "exporter_client_blackholes": blackholes,
         "client_connections_handed": handed,
-        "relay_redials": redialed,
-        "relay_redials_mptcp": redialed_mptcp,
         "exporter_established_left": established_left,
         "exporter_consistent": exporter_ok,
         "converter_dials": c.dials.len(),
@@ -493,6 +491,8 @@ pub fn report(c: &Context) -> bool {
         "userspace": failed_up_userspace,
     });
     out["checksum"] = json!(c.args.checksum);
+    out["relay_redials"] = json!(redialed);
+    out["relay_redials_mptcp"] = json!(redialed_mptcp);
     out["idle_timeout_s"] = json!(c.args.idle_timeout.as_secs());
     println!("{out}");
     violations.is_empty()
