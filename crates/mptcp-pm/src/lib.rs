@@ -63,6 +63,14 @@
 //!   endpoints come back (with the ids they had) and the kernel opens subflows on
 //!   live connections again. mptcpd forgets such a link without removing its
 //!   endpoint (its issues #263, #281, #282, #334), leaving subflows on a dead path.
+//!   Except when every link a client holds endpoints on is lost at once (a
+//!   blackout, a single-homed host off its network): there is no other link to
+//!   carry on over, and removing them would close every subflow of every
+//!   connection, the initial ones included. A connection left with none cannot get
+//!   one back once its peer has closed its side (the kernel refuses joins to an
+//!   MPTCP socket that is no longer established: the chaos soak's uploads whose
+//!   answer was on the way when the links went), so the endpoints stay, and the
+//!   subflows carry on when a link returns; those of links still lost then go.
 //!   A server keeps the `signal` endpoints it holds through a link's loss, for as
 //!   long as the address is there: a host accepts its addresses on any interface and
 //!   answers by its routes, so clients can reach that address over the other links,

@@ -254,6 +254,7 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
 
     let server = (config.role == Role::Server).then_some(&config.server);
     let vips: &[IpAddr] = server.map_or(&[], |s| &s.vips);
+    let outage = config.role == Role::Client && cut_off(host, config, kernel, &foreign);
     for a in &host.addresses {
         let ipv6 = a.address.is_ipv6();
         let link = host.links.get(&a.ifindex);
@@ -279,8 +280,9 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
         // any of its addresses on any interface, and answers by its routes), so
         // subflows that reach it over another path are alive, and removing the
         // endpoint would close them too (RM_ADDR). A client's subflows are bound
-        // to their link: its endpoint goes with it.
-        let kept_while = (config.role == Role::Server && kernel.holds(a.address))
+        // to their link: its endpoint goes with it, unless every link is lost
+        // ([`cut_off`]).
+        let kept_while = ((config.role == Role::Server || outage) && kernel.holds(a.address))
             .then(|| link.unusable())
             .flatten();
         let checked = check_address(host, config, link, a, rule, &foreign, kept_while.is_some())
@@ -325,8 +327,13 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
                 }
                 if let Some(why) = &kept_while {
                     reason.push_str(&format!(
-                        "; kept while {why}: a server's address stays reachable over its \
-                         other links"
+                        "; kept while {why}: {}",
+                        if outage {
+                            "every link is lost, so connections keep their subflows for \
+                             the first link back rather than lose them all"
+                        } else {
+                            "a server's address stays reachable over its other links"
+                        }
                     ));
                 }
                 if config.require_default_route {
@@ -483,6 +490,29 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
 }
 
 /// Why `a` gets no endpoint, checking the interface first, then the address.
+/// Whether a client is cut off: it holds endpoints, and no address it could make
+/// one of is on a usable link (every link lost at once in a blackout, or a
+/// single-homed host off its network). Removing a lost link's endpoint makes the
+/// kernel close the subflows from it, so that connections carry on over the other
+/// links; when there is no other link, it only takes every connection's every
+/// subflow, the initial one included. A connection left with none cannot get one
+/// back once its peer has closed its side (the kernel refuses joins to an MPTCP
+/// socket that is no longer established), and in the in-kernel mode nothing
+/// re-opens them on the connections that remain (mptcp_net-next #440). So a client
+/// keeps them: its subflows wait in their retransmission timers and carry on when
+/// a link returns. When one comes back while others are still lost, those go as
+/// usual.
+fn cut_off(host: &HostState, config: &Config, kernel: &KernelView, foreign: &[Endpoint]) -> bool {
+    let holds_any = host.addresses.iter().any(|a| kernel.holds(a.address));
+    holds_any
+        && !host.addresses.iter().any(|a| {
+            host.links.get(&a.ifindex).is_some_and(|link| {
+                let rule = config.rule_for(&link.name);
+                check_address(host, config, link, a, rule, foreign, false).is_ok()
+            })
+        })
+}
+
 fn check_address(
     host: &HostState,
     config: &Config,
@@ -534,7 +564,11 @@ fn check_address(
     if f.deprecated && a.flags.has(AddrFlags::DEPRECATED) {
         return Err("deprecated (preferred lifetime over)".into());
     }
-    if config.require_default_route && !host.has_default_route(a.ifindex, ipv6) {
+    // A lost link takes its routes with it: a waived link state waives them too.
+    if config.require_default_route
+        && !link_state_waived
+        && !host.has_default_route(a.ifindex, ipv6)
+    {
         return Err(format!(
             "no {family} default route via {} (add one, or set require_default_route = false)",
             link.name
@@ -1012,6 +1046,55 @@ mod tests {
         assert_eq!(
             reason(&plan(&h, &Config::default(), &k), "198.18.1.1"),
             "wlan0 is down"
+        );
+    }
+
+    #[test]
+    fn a_client_keeps_its_endpoints_while_every_link_is_lost() {
+        let client = Config::default();
+        let flags = EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR;
+        let mut k = kernel();
+        for (id, a, ifindex) in [(1, "198.18.0.1", 2), (2, "198.18.1.1", 3)] {
+            k.endpoints.push(endpoint(id, a, flags, Some(ifindex)));
+            k.owned.insert(id, ip(a));
+        }
+        let mut h = host();
+        // Both links lost, their default routes with them: a blackout.
+        h.links.get_mut(&2).unwrap().admin_up = false;
+        h.links.get_mut(&3).unwrap().lower_up = false;
+        h.default_routes.clear();
+        let p = plan(&h, &client, &k);
+        for (id, a, why) in [
+            (1, "198.18.0.1", "eth0 is down"),
+            (2, "198.18.1.1", "wlan0 has no carrier"),
+        ] {
+            let kept = p
+                .endpoints
+                .iter()
+                .find(|e| e.address == ip(a))
+                .unwrap_or_else(|| panic!("{a} kept: {p:#?}"));
+            assert_eq!((kept.id, kept.flags), (id, flags));
+            assert!(
+                kept.reason.contains(&format!("kept while {why}"))
+                    && kept.reason.contains("every link is lost"),
+                "{}",
+                kept.reason
+            );
+        }
+        // Nothing held yet (a start during the outage): nothing to keep.
+        assert!(plan(&h, &client, &kernel()).endpoints.is_empty());
+        // One link back: the one still lost goes, as a client's always did.
+        h.links.get_mut(&2).unwrap().admin_up = true;
+        h.default_routes.push(DefaultRoute {
+            ipv6: false,
+            ifindex: 2,
+            table: 254,
+        });
+        let p = plan(&h, &client, &k);
+        assert!(addresses(&p).contains(&"198.18.0.1".into()));
+        assert_eq!(
+            reason(&p, "198.18.1.1"),
+            "wlan0 has no carrier (NO-CARRIER)"
         );
     }
 

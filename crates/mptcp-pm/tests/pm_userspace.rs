@@ -680,12 +680,59 @@ fn pm_userspace_keeps_the_endpoints_of_connections_an_in_kernel_run_left() {
     kernel_connection_handed_over(false);
 }
 
-/// The same when the in-kernel run stopped during a blackout: it had removed every
-/// endpoint (their links were down), so it handed none over, and the connection had
-/// no subflow left; the `--userspace` run gives it endpoints when the links return.
+/// The same when the in-kernel run stopped while path 1 was cut: it had removed
+/// that link's endpoint, so it handed none over for it, and the connection had no
+/// subflow on it; the `--userspace` run gives it the endpoint when the link returns.
 #[test]
 fn pm_userspace_hands_over_even_when_the_in_kernel_run_left_no_endpoint() {
     kernel_connection_handed_over(true);
+}
+
+/// A blackout (every link of the client lost at once) removes no endpoint: there is
+/// no other link to carry on over, and removing them would close every subflow,
+/// the initial one included. Here the server answers and closes its side during
+/// the blackout: a client left with no subflow could never join again (the kernel
+/// refuses joins to a connection that is no longer established), and the answer
+/// would never arrive. Kept, the subflows carry it when the links return.
+#[test]
+fn pm_in_kernel_keeps_its_endpoints_through_a_blackout() {
+    let KernelRun {
+        net,
+        _listener,
+        state: _state,
+        daemon: k,
+        client,
+        mut server,
+    } = kernel_run_with_a_connection("blackout", 7830);
+    let before = common::addresses(net.client());
+    let subflows = client.subflows().unwrap().len();
+    net.path_down(0).unwrap();
+    net.path_down(1).unwrap();
+    // Longer than the daemon takes to remove a lost link's endpoint (tens of ms).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        common::addresses(net.client()),
+        before,
+        "endpoints removed during the blackout"
+    );
+    assert_eq!(
+        client.subflows().unwrap().len(),
+        subflows,
+        "subflows closed"
+    );
+    server.write_all(b"answer").unwrap();
+    server.shutdown(std::net::Shutdown::Write).unwrap();
+    net.path_up(0).unwrap();
+    net.path_up(1).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    (&client)
+        .read_to_end(&mut got)
+        .expect("the answer sent during the blackout, and its end");
+    assert_eq!(got, b"answer");
+    k.stop().0.expect("the in-kernel daemon stops cleanly");
 }
 
 /// A testnet whose client runs the in-kernel mode, and a connection dialled under it
@@ -724,7 +771,7 @@ fn kernel_run_with_a_connection(label: &str, port: u16) -> KernelRun {
     }
 }
 
-fn kernel_connection_handed_over(blackout: bool) {
+fn kernel_connection_handed_over(cut_before_stop: bool) {
     let KernelRun {
         net,
         _listener,
@@ -735,19 +782,16 @@ fn kernel_connection_handed_over(blackout: bool) {
     } = kernel_run_with_a_connection("us-handover", 7800);
     let on_path1 = |c: &TcpStream| ports_from(c, "198.18.1.1");
     let before = on_path1(&client);
-    if blackout {
-        net.path_down(0).unwrap();
+    if cut_before_stop {
         net.path_down(1).unwrap();
-        within_3s("the in-kernel run kept an endpoint of a dead link", || {
-            common::endpoints(net.client()).is_empty()
+        within_3s("the in-kernel run kept the endpoint of a dead link", || {
+            !common::addresses(net.client()).contains(&ipaddr("198.18.1.1"))
         });
     }
     k.stop().0.expect("the in-kernel daemon stops cleanly");
 
     let d = userspace(&net, &state, "require_default_route = false\n");
-    if blackout {
-        net.path_up(0).unwrap();
-    } else {
+    if !cut_before_stop {
         net.path_down(1).unwrap();
         std::thread::sleep(Duration::from_millis(1500));
     }

@@ -516,14 +516,15 @@ fn client_daemon_records(dir: &std::path::Path) -> Vec<(Route, Value)> {
     out
 }
 
-/// The client ports of the connections whose dial failed, from the client daemons'
-/// records (`end` `connect_failed`; `client` `127.0.0.1:PORT`). A port reused by
+/// The client ports of the connections whose dial failed or got no answer, from
+/// the client daemons' records (`end` `connect_failed` or `connect_timeout`, not a
+/// refusal; `client` `127.0.0.1:PORT`). A port reused by
 /// another connection of the run may be named too: it only ever moves a failed op
 /// whose life saw a path go from one class of expected failures to another.
 fn dial_failures(records: &[(Route, Value)]) -> std::collections::HashSet<(Route, u16)> {
     let mut out = std::collections::HashSet::new();
     for (route, v) in records {
-        if v["end"] != "connect_failed" {
+        if v["end"] != "connect_failed" && v["end"] != "connect_timeout" {
             continue;
         }
         let port = v["client"]
