@@ -482,6 +482,9 @@ async fn session<F: Front>(
         }
     };
     drop(dialing);
+    // Also when the front end failed after its dial (a handshake with the
+    // upstream): the second dial was made all the same.
+    record.core().upstream_redial = dial.redial();
     let Some((mut upstream, pending)) = reached else {
         drop(client);
         finish(front, record, started, on_end.as_ref());
@@ -493,7 +496,6 @@ async fn session<F: Front>(
         core.upstream = upstream.peer_addr().ok();
     }
     core.upstream_mptcp = front.upstream_status(&upstream);
-    core.upstream_redial = dial.redial();
     let _upstream_counted = Counted::new(&shared.metrics, Side::Upstream, core.upstream_mptcp);
     let _ = upstream.set_nodelay(true);
 

@@ -516,7 +516,9 @@ fn quiet_point(
         std::thread::sleep(Duration::from_millis(20));
     }
     let workers_idle = pause.waiting() == workers;
-    let fds_back = Instant::now() + idle_timeout + Duration::from_secs(5);
+    // A relay keeps a connection past its idle timeout while the peer still
+    // acknowledges bytes (slowly, after a blackout): up to two idle timeouts.
+    let fds_back = Instant::now() + idle_timeout * 2 + Duration::from_secs(5);
     // The daemons holding more descriptors than before the load (connections).
     let busy = |now: &BTreeMap<String, (u32, daemons::Sample)>| -> Vec<String> {
         now.iter()
