@@ -199,10 +199,14 @@ fn client_reset_reaches_the_backend_as_a_reset() {
 #[test]
 fn backend_down_client_closed_then_next_client_served() {
     require_mptcp();
-    // A port with no listener: bind one, note its address, close it.
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = backend.local_addr().unwrap();
-    drop(backend);
+    // A port with no listener, and that no other test can take meanwhile: a socket
+    // bound to it, not listening (a closed port could be bound again by a test
+    // running alongside, and the dial would reach that listener).
+    let backend = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    backend
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let addr = backend.local_addr().unwrap().as_socket().unwrap();
     let connect_timeout = Duration::from_secs(2);
     let proxy = start(Route::new(any(), addr.to_string()).connect_timeout(connect_timeout));
     let started = Instant::now();
@@ -220,8 +224,9 @@ fn backend_down_client_closed_then_next_client_served() {
     );
     assert_eq!(proxy.wait_records(1)[0].end, EndReason::ConnectRefused);
 
-    // The backend comes up: the next client is served.
-    let listener = TcpListener::bind(addr).unwrap();
+    // The backend comes up, on the same socket: the next client is served.
+    backend.listen(8).unwrap();
+    let listener: TcpListener = backend.into();
     let server = thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.write_all(b"up").unwrap();
