@@ -489,7 +489,6 @@ pub fn plan(host: &HostState, config: &Config, kernel: &KernelView) -> Plan {
     }
 }
 
-/// Why `a` gets no endpoint, checking the interface first, then the address.
 /// Whether a client is cut off: it holds endpoints, and no address it could make
 /// one of is on a usable link (every link lost at once in a blackout, or a
 /// single-homed host off its network). Removing a lost link's endpoint makes the
@@ -513,6 +512,7 @@ fn cut_off(host: &HostState, config: &Config, kernel: &KernelView, foreign: &[En
         })
 }
 
+/// Why `a` gets no endpoint, checking the interface first, then the address.
 fn check_address(
     host: &HostState,
     config: &Config,

@@ -806,17 +806,9 @@ fn kernel_connection_handed_over(cut_before_stop: bool) {
 /// Resets every subflow of the client from `addresses` (`ss -K`, SOCK_DESTROY).
 fn reset_subflows_from(net: &TestNet, addresses: &[&str]) {
     for a in addresses {
-        let out = net
-            .client()
-            .command("ss")
-            .args(["-K", "src", a])
-            .output()
-            .expect("ss (iproute2)");
-        assert!(
-            out.status.success(),
-            "ss -K: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(e) = net.client().exec("ss", ["-K", "src", a]) {
+            panic!("ss -K (iproute2): {e}");
+        }
     }
 }
 

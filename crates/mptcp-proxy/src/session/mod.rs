@@ -172,7 +172,7 @@ pub(crate) struct Dial<'a> {
     shared: &'a Shared,
     pressure: &'a Pressure,
     /// What a second dial gave (see [`Dial::second_chance`]).
-    redial: std::sync::Mutex<Option<Redial>>,
+    redial: std::sync::OnceLock<Redial>,
 }
 
 /// How long a second dial after a SYN-loss fallback may take: four of the first
@@ -185,7 +185,7 @@ impl<'a> Dial<'a> {
         Dial {
             shared,
             pressure,
-            redial: std::sync::Mutex::new(None),
+            redial: std::sync::OnceLock::new(),
         }
     }
 
@@ -202,12 +202,13 @@ impl<'a> Dial<'a> {
 
     /// What a second dial gave, if one was made.
     pub(crate) fn redial(&self) -> Option<Redial> {
-        *self.redial.lock().unwrap_or_else(|e| e.into_inner())
+        self.redial.get().copied()
     }
 
     fn redialed(&self, outcome: Redial) {
         self.shared.metrics.redial(outcome.as_str());
-        *self.redial.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        // One second dial a session at most: set once.
+        let _ = self.redial.set(outcome);
     }
 
     /// The kernel sends a connection's third SYN without MPTCP when the first two
@@ -232,12 +233,12 @@ impl<'a> Dial<'a> {
         let Some(tcp) = first.subflows().ok().and_then(|s| s.into_iter().next()) else {
             return first;
         };
-        let Ok(peer) = first.peer_addr() else {
-            return first;
-        };
         if tcp.tcp.total_retrans == 0 {
             return first;
         }
+        let Ok(peer) = first.peer_addr() else {
+            return first;
+        };
         let wait = (tcp.tcp.rtt * 4).clamp(REDIAL_WAIT_MIN, REDIAL_WAIT_MAX);
         let outcome = match tokio::time::timeout(wait, self.shared.dialer.dial_async(peer)).await {
             Ok(Ok(second)) if second.mptcp_status().ok() == Some(MptcpStatus::Active) => {
