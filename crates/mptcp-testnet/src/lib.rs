@@ -191,9 +191,12 @@
 //! A client fails an operation when no byte of it moved for 60 s. An upload is
 //! judged by its bytes reaching the sink: the relays take a whole one into their
 //! MPTCP send buffers, so its client may wait for the sink's answer long after its
-//! last write, and it gives up only once the sink has received nothing of it for
-//! 60 s (at most 10 minutes in all; those that waited longer than 60 s and completed
-//! are counted).
+//! last write, and one of its writes may block for long while the relays' buffers
+//! drain; it gives up only once the sink has received nothing of it for 60 s (at
+//! most 10 minutes of waiting; those that waited longer than 60 s for the answer
+//! and completed are counted, and the longest blocked write is reported apart). A
+//! stall is the longest time nothing of an operation moved: a write returning,
+//! bytes reaching the sink, bytes of the answer.
 //!
 //! Outcomes (a table, then one JSON line, on stdout): bytes sent and verified (equal),
 //! failures while a path was up (0), failures during a blackout (or within 2 s of

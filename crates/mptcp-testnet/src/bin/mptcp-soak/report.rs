@@ -107,6 +107,9 @@ pub fn report(c: &Context) -> bool {
     let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
     let mut failed_dial = 0u64;
     let (mut ok_ops, mut longest_stall, mut largest) = (0u64, Duration::ZERO, 0u64);
+    // The longest a client's write blocked in a completed transfer (the relays'
+    // buffers full, bytes still reaching the sink: not a stall).
+    let mut longest_write_block = Duration::ZERO;
     let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     // Transfers that completed although their client waited more than the 60 s
@@ -126,6 +129,7 @@ pub fn report(c: &Context) -> bool {
                 sent += op.sent;
                 verified += op.verified;
                 longest_stall = longest_stall.max(op.longest_stall);
+                longest_write_block = longest_write_block.max(op.longest_write_block);
                 if op.waited_past_timeout {
                     slow_ok += 1;
                 }
@@ -191,6 +195,7 @@ pub fn report(c: &Context) -> bool {
                     "sent": op.sent,
                     "verified": op.verified,
                     "longest_stall_ms": op.longest_stall.as_millis() as u64,
+                    "longest_write_block_ms": op.longest_write_block.as_millis() as u64,
                     "local_port": op.local_port,
                     "waited_past_timeout": op.waited_past_timeout,
                     "error": e,
@@ -383,6 +388,11 @@ pub fn report(c: &Context) -> bool {
         "",
     );
     row(
+        "longest blocked write (bytes arriving)",
+        format!("{} ms", longest_write_block.as_millis()),
+        "",
+    );
+    row(
         "rss growth, idle after vs after warm-up (max)",
         if quiet_idle {
             format!("{rss_max:.1} %")
@@ -486,6 +496,7 @@ pub fn report(c: &Context) -> bool {
     out["no_strip"] = json!(c.args.no_strip);
     out["failed_after_blackout_paths_back"] = json!(failed_after_blackout);
     out["completed_waiting_past_timeout"] = json!(slow_ok);
+    out["longest_write_block_ms"] = json!(longest_write_block.as_millis() as u64);
     out["failed_with_path_up_by_pm"] = json!({
         "in_kernel": failed_up - failed_up_userspace,
         "userspace": failed_up_userspace,
@@ -612,6 +623,7 @@ pub fn dump_ops(stats: &Stats, start: Instant, dir: &std::path::Path) -> std::io
             "sent": op.sent,
             "verified": op.verified,
             "longest_stall_ms": op.longest_stall.as_millis() as u64,
+            "longest_write_block_ms": op.longest_write_block.as_millis() as u64,
             "error": op.error,
             "handed": op.handed,
             "local_port": op.local_port,

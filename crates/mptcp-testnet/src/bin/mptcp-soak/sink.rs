@@ -175,21 +175,55 @@ pub fn read_verify(
     Ok(bad)
 }
 
+/// A socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO` expired): `EAGAIN`, or
+/// `ETIMEDOUT` as some kernels say it.
+pub fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Writes `len` bytes of pattern `stream`; calls `progress` per chunk.
 pub fn write_pattern(
     conn: &mut TcpStream,
     stream: u64,
     len: u64,
+    progress: impl FnMut(usize),
+) -> io::Result<()> {
+    write_pattern_waiting(conn, stream, len, progress, Err)
+}
+
+/// [`write_pattern`] that lives through write timeouts: when a write times out
+/// (`SO_SNDTIMEO`) with nothing written, `waited` is given the error and decides
+/// (`Ok`: write on, `Err`: give up); bytes a write took before it timed out are
+/// counted, never written twice.
+pub fn write_pattern_waiting(
+    conn: &mut TcpStream,
+    stream: u64,
+    len: u64,
     mut progress: impl FnMut(usize),
+    mut waited: impl FnMut(io::Error) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut off = 0u64;
     while off < len {
         let n = (len - off).min(CHUNK as u64) as usize;
         pattern_at(stream, off, &mut buf[..n]);
-        conn.write_all(&buf[..n])?;
+        let mut done = 0;
+        while done < n {
+            match conn.write(&buf[done..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => {
+                    done += k;
+                    progress(k);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if timed_out(&e) => waited(e)?,
+                Err(e) => return Err(e),
+            }
+        }
         off += n as u64;
-        progress(n);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! proxy pair or the gateway + converter until the deadline, each op recorded; and an
 //! outsider on the origin host that asks the converter for a connection it must refuse.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +13,7 @@ use mptcp_testnet::soak::{transfer_size, Rng};
 
 use crate::daemons::Daemons;
 use crate::net::{self, SoakNet};
-use crate::sink::{read_verify, write_pattern, IO_TIMEOUT};
+use crate::sink::{read_verify, timed_out, write_pattern, write_pattern_waiting, IO_TIMEOUT};
 use crate::Args;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +47,9 @@ pub struct Op {
     /// A transfer whose client waited more than [`IO_TIMEOUT`] for the sink's
     /// answer while its bytes still reached the sink (see [`wait_answer`]).
     pub waited_past_timeout: bool,
+    /// The longest a write of this transfer's client blocked (the time between two
+    /// writes returning), bytes reaching the sink meanwhile or not.
+    pub longest_write_block: Duration,
 }
 
 #[derive(Debug)]
@@ -155,6 +159,17 @@ impl Progress {
             self.last = at;
         }
     }
+
+    /// For a client waiting since `since` (a write blocked, or the answer not
+    /// come): takes the bytes of transfer `stream` that reached the sink as
+    /// progress, and says whether to wait on: none arrived for [`IO_TIMEOUT`], or
+    /// [`ANSWER_CAP`] spent waiting, is a stall.
+    fn wait_on(&mut self, stream: u64, since: Instant) -> bool {
+        if let Some(at) = crate::sink::last_arrival(stream) {
+            self.advance_to(at);
+        }
+        self.last.elapsed() < IO_TIMEOUT && since.elapsed() < ANSWER_CAP
+    }
 }
 
 /// How often a client waiting for the sink's answer looks whether its bytes still
@@ -163,6 +178,54 @@ const ANSWER_POLL: Duration = Duration::from_secs(5);
 
 /// The longest a client waits for the sink's answer while its bytes still arrive.
 const ANSWER_CAP: Duration = Duration::from_secs(600);
+
+/// Writes transfer `stream` (`size` bytes). The client's writes block while the
+/// relays' buffers are full, and a relay writing into a socket whose buffer holds
+/// megabytes is woken only once a third of it is free: on a path cut to a few
+/// Mbit/s and shared by 200 transfers, one write can block for tens of seconds
+/// while the bytes before it keep reaching the sink. So, as [`wait_answer`], the
+/// client gives up once no byte of the transfer has reached the sink for
+/// [`IO_TIMEOUT`] (or after [`ANSWER_CAP`] of blocked writes), not while they still
+/// arrive; bytes reaching the sink count as the transfer's progress, and the
+/// longest time between two of its writes returning is kept apart
+/// ([`Op::longest_write_block`]). Returns the bytes written.
+fn write_upload(
+    conn: &mut TcpStream,
+    stream: u64,
+    size: u64,
+    progress: &mut Progress,
+    op: &mut Op,
+) -> io::Result<u64> {
+    conn.set_write_timeout(Some(ANSWER_POLL))?;
+    let progress = RefCell::new(progress);
+    let mut written = 0u64;
+    let mut last_write = Instant::now();
+    let mut longest_block = Duration::ZERO;
+    let mut first_wait: Option<Instant> = None;
+    let res = write_pattern_waiting(
+        conn,
+        stream,
+        size,
+        |n| {
+            written += n as u64;
+            longest_block = longest_block.max(last_write.elapsed());
+            last_write = Instant::now();
+            progress.borrow_mut().tick();
+        },
+        |e| {
+            let since = *first_wait.get_or_insert_with(Instant::now);
+            if progress.borrow_mut().wait_on(stream, since) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        },
+    );
+    op.longest_write_block = longest_block.max(last_write.elapsed());
+    res?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(written)
+}
 
 /// Reads the sink's answer to transfer `stream`. The relays take a whole upload into
 /// their MPTCP send buffers (megabytes), so the answer may come long after the last
@@ -185,16 +248,8 @@ fn wait_answer(
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if let Some(at) = crate::sink::last_arrival(stream) {
-                    progress.advance_to(at);
-                }
-                if progress.last.elapsed() >= IO_TIMEOUT || started.elapsed() >= ANSWER_CAP {
+            Err(e) if timed_out(&e) => {
+                if !progress.wait_on(stream, started) {
                     return Err(e);
                 }
                 if started.elapsed() >= IO_TIMEOUT {
@@ -317,6 +372,7 @@ pub fn worker(
             handed: false,
             local_port: None,
             waited_past_timeout: false,
+            longest_write_block: Duration::ZERO,
         };
         let res = one_op(net, route, stream, size, &plan, &mut op, &mut progress);
         crate::sink::forget_arrivals(stream);
@@ -324,10 +380,7 @@ pub fn worker(
         op.end = Instant::now();
         op.longest_stall = progress.longest;
         if let Err(e) = &res {
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) {
+            if timed_out(e) {
                 stats.dump_stall(net, args);
             }
         }
@@ -423,11 +476,7 @@ fn one_op(
         head.extend_from_slice(&stream.to_be_bytes());
         head.extend_from_slice(&size.to_be_bytes());
         conn.write_all(&head)?;
-        let mut written = 0u64;
-        write_pattern(&mut conn, stream, size, |n| {
-            written += n as u64;
-            progress.tick();
-        })?;
+        let written = write_upload(&mut conn, stream, size, progress, op)?;
         let mut answer = [0u8; 9];
         wait_answer(&mut conn, stream, &mut answer, progress, op)?;
         let count = u64::from_be_bytes(answer[1..].try_into().expect("8 bytes"));
