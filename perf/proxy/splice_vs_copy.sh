@@ -2,7 +2,8 @@
 # mptcp proxy on loopback: one bulk connection through the relay, in its three
 # ways of moving bytes: copy (the default: 64 KiB, then a 1 MiB bulk buffer),
 # copy64k (--bulk-buffer 0: 64 KiB reads and writes throughout), splice (--splice;
-# used only between TCP sockets, so on MPTCP legs it copies like the default);
+# used only between TCP sockets, so on MPTCP legs it copies like the default),
+# and nolowat (the default without TCP_NOTSENT_LOWAT: --notsent-lowat 0);
 # with MPTCP on both legs and plain TCP on both legs.
 # Prints median [min-max] throughput and the proxy's CPU seconds per GB relayed.
 #
@@ -37,6 +38,7 @@ run() {
     if [ "$mode" != direct ]; then
         [ "$mode" = copy64k ] && extra=(--bulk-buffer 0)
         [ "$mode" = splice ] && extra=(--splice)
+        [ "$mode" = nolowat ] && extra=(--notsent-lowat 0)
         "$M" --netns "$NS" proxy --listen 127.0.0.1:5301 --to 127.0.0.1:5201 --threads 1 \
             "${ptcp[@]}" "${extra[@]}" >/dev/null 2>&1 &
         p=$!
@@ -60,9 +62,9 @@ PY
 
 for round in $(seq "$ROUNDS"); do
     for family in mptcp tcp; do
-        modes=(direct splice copy64k copy)
+        modes=(direct splice copy64k nolowat copy)
         # Odd rounds in reverse order, so drift hits every mode alike.
-        [ $((round % 2)) = 1 ] && modes=(copy copy64k splice direct)
+        [ $((round % 2)) = 1 ] && modes=(copy nolowat copy64k splice direct)
         for mode in "${modes[@]}"; do run "$family" "$mode"; done
     done
 done
@@ -73,7 +75,7 @@ rows = [l.split() for l in open(sys.argv[1])]
 print(f"loopback, one connection, {sys.argv[3]} s x {sys.argv[2]} rounds, median [min-max]")
 print(f"{'legs':6} {'mode':7} {'Mbit/s':>22} {'proxy CPU-s per GB':>26}")
 for family in ("mptcp", "tcp"):
-    for mode in ("direct", "splice", "copy64k", "copy"):
+    for mode in ("direct", "splice", "copy64k", "nolowat", "copy"):
         r = [x for x in rows if x[0] == family and x[1] == mode]
         mb = [float(x[2]) for x in r]
         cpu = [float(x[3]) for x in r]

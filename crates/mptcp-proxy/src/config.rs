@@ -71,6 +71,9 @@ pub const DEFAULT_COPY_BUFFER: usize = 64 * 1024;
 pub const DEFAULT_BULK_BUFFER: usize = 1024 * 1024;
 /// Default for [`Route::backlog`].
 pub const DEFAULT_BACKLOG: i32 = 4096;
+/// Default for [`Route::notsent_lowat`]: 1 MiB written but not yet sent per
+/// socket.
+pub const DEFAULT_NOTSENT_LOWAT: u32 = 1024 * 1024;
 
 /// One listening address relayed to one upstream.
 ///
@@ -123,6 +126,11 @@ pub struct Route {
     pub splice: bool,
     /// The listen backlog (capped by the kernel at `net.core.somaxconn`).
     pub backlog: i32,
+    /// The most bytes each relayed socket holds written but not yet sent
+    /// (`TCP_NOTSENT_LOWAT`) before the relay stops reading from the other side;
+    /// `None`: the kernel's default (`net.ipv4.tcp_notsent_lowat`, no limit but the
+    /// send buffer). See the crate docs, "Bytes held in send buffers".
+    pub notsent_lowat: Option<u32>,
 }
 
 impl Route {
@@ -142,6 +150,7 @@ impl Route {
             bulk_buffer: DEFAULT_BULK_BUFFER,
             splice: false,
             backlog: DEFAULT_BACKLOG,
+            notsent_lowat: Some(DEFAULT_NOTSENT_LOWAT),
         }
     }
 
@@ -188,6 +197,11 @@ impl Route {
     /// Sets [`Route::bulk_buffer`] (at most [`MAX_BUFFER`]).
     pub fn bulk_buffer(mut self, bytes: usize) -> Self {
         self.bulk_buffer = bytes.min(MAX_BUFFER);
+        self
+    }
+    /// Sets [`Route::notsent_lowat`] (`None` or `Some(0)`: the kernel's default).
+    pub fn notsent_lowat(mut self, bytes: Option<u32>) -> Self {
+        self.notsent_lowat = bytes.filter(|&b| b > 0);
         self
     }
     /// Sets [`Route::splice`].
@@ -341,6 +355,8 @@ struct FileRoute {
     #[allow(dead_code)]
     force_copy: bool,
     backlog: Option<i32>,
+    /// Bytes; 0 for the kernel's default.
+    notsent_lowat: Option<u32>,
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -433,6 +449,9 @@ impl Config {
             if let Some(b) = r.backlog {
                 route = route.backlog(b);
             }
+            if let Some(b) = r.notsent_lowat {
+                route = route.notsent_lowat(Some(b));
+            }
             route.validate()?;
             routes.push(route);
         }
@@ -490,6 +509,7 @@ to = "[2001:db8::2]:80"
 max_conns = 10
 connect_timeout = "250ms"
 idle_timeout = "off"
+notsent_lowat = 0
 
 [[route]]
 name = "b"
@@ -497,6 +517,12 @@ listen = "[::]:8081"
 to = "backend:81"
 listen_tcp = true
 proxy_protocol = "v1"
+notsent_lowat = 65536
+
+[[route]]
+name = "c"
+listen = "[::]:8082"
+to = "backend:82"
 "#,
         )
         .unwrap();
@@ -509,6 +535,9 @@ proxy_protocol = "v1"
         assert_eq!(c.routes[1].proxy_protocol, ProxyProtocol::V1);
         assert!(c.routes[1].listen_tcp);
         assert_eq!(c.routes[1].idle_timeout, Some(DEFAULT_IDLE_TIMEOUT));
+        assert_eq!(c.routes[0].notsent_lowat, None);
+        assert_eq!(c.routes[1].notsent_lowat, Some(65536));
+        assert_eq!(c.routes[2].notsent_lowat, Some(DEFAULT_NOTSENT_LOWAT));
     }
 
     #[test]

@@ -163,6 +163,7 @@ async fn bind_route(route: Route, metrics: &Arc<Metrics>) -> io::Result<BoundRou
             copy_buffer: route.copy_buffer,
             bulk_buffer: route.bulk_buffer,
             try_splice: route.splice,
+            notsent_lowat: route.notsent_lowat,
         },
         max_conns: route.max_conns,
     };

@@ -626,3 +626,89 @@ fn proxy_protocol_v2_carries_the_mptcp_flag() {
     let v = parse_through_proxy(ProxyProtocol::V2, false);
     assert_eq!(v["tlvs"]["0xec"], "00", "plain TCP client: {v}");
 }
+
+/// `TCP_NOTSENT_LOWAT` of the open TCP/MPTCP sockets of this process whose peer is
+/// `peer`, read through `/proc/self/fd`: the relay's own sockets, which the test
+/// cannot reach otherwise.
+fn notsent_lowat_towards(peer: SocketAddr) -> Vec<u32> {
+    use std::os::fd::BorrowedFd;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let link = std::fs::read_link(entry.path()).unwrap_or_default();
+        if !link.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        // SAFETY: `fd` is open in this process (listed just now) and only read
+        // through this borrow, which ends before the loop goes on; the sockets
+        // looked for stay open while the test holds its connection.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&fd);
+        let Some(p) = sock.peer_addr().ok().and_then(|a| a.as_socket()) else {
+            continue;
+        };
+        if p == peer {
+            found.push(sock.tcp_notsent_lowat().unwrap());
+        }
+    }
+    found
+}
+
+#[test]
+fn relayed_sockets_carry_the_notsent_lowat_setting() {
+    require_mptcp();
+    let kernel: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_notsent_lowat")
+        .expect("net.ipv4.tcp_notsent_lowat")
+        .trim()
+        .parse()
+        .expect("a number");
+    // Left alone, a TCP socket reads back the sysctl and an MPTCP one 0 ("unset").
+    let unset = [0, kernel];
+    type Setting = (&'static str, fn(Route) -> Route, Option<u32>);
+    let settings: [Setting; 3] = [
+        ("default", |r| r, Some(mptcp_proxy::DEFAULT_NOTSENT_LOWAT)),
+        (
+            "64 KiB",
+            |r| r.notsent_lowat(Some(64 * 1024)),
+            Some(64 * 1024),
+        ),
+        ("off", |r| r.notsent_lowat(None), None),
+    ];
+    for (name, set, want) in settings {
+        let (backend, echo) = echo_backend(1);
+        let proxy = start(set(Route::new(any(), backend.to_string())));
+        let client = mptcp_client(proxy.addr);
+        // One byte there and back: the session has dialled and set its sockets up.
+        (&client).write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        (&client).read_exact(&mut one).unwrap();
+        for (side, found) in [
+            (
+                "client",
+                notsent_lowat_towards(client.local_addr().unwrap()),
+            ),
+            ("upstream", notsent_lowat_towards(backend)),
+        ] {
+            assert_eq!(
+                found.len(),
+                1,
+                "{name}: one relay socket to the {side}: {found:?}"
+            );
+            match want {
+                Some(w) => assert_eq!(found[0], w, "{name}: the relay's socket to the {side}"),
+                None => assert!(
+                    unset.contains(&found[0]),
+                    "{name}: the relay's socket to the {side} has {} (unset: {unset:?})",
+                    found[0]
+                ),
+            }
+        }
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        (&client).read_to_end(&mut rest).unwrap();
+        echo.join().unwrap().unwrap();
+        proxy.stop();
+    }
+}

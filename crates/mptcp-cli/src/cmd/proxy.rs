@@ -49,6 +49,7 @@ Config file (TOML; unknown keys are refused):
   connect_timeout = \"5s\"
   idle_timeout = \"5m\"          # \"off\" for none
   bulk_buffer = 1048576         # bytes; 65536 or less: none
+  notsent_lowat = 1048576       # bytes unsent per socket; 0: the kernel's default
   splice = false
 
 Durations: 500ms, 5s, 2m, or a number of seconds. SIGTERM or Ctrl-C: stop accepting,
@@ -128,6 +129,12 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(0..=(64 << 20)),
           conflicts_with = "config")]
     pub bulk_buffer: Option<u64>,
+    /// Most bytes each relayed socket holds written but not yet sent before the
+    /// relay stops reading the other side (TCP_NOTSENT_LOWAT; default 1048576; 0:
+    /// the kernel's default, the whole send buffer).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32),
+          conflicts_with = "config")]
+    pub notsent_lowat: Option<u32>,
     /// Serve Prometheus metrics on http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -209,6 +216,9 @@ impl ProxyArgs {
                 }
                 if let Some(t) = self.idle_timeout {
                     route = route.idle_timeout((!t.is_zero()).then_some(t));
+                }
+                if let Some(b) = self.notsent_lowat {
+                    route = route.notsent_lowat(Some(b));
                 }
                 let mut c = Config::new(vec![route]);
                 c.drain_timeout = DEFAULT_DRAIN_TIMEOUT;

@@ -153,11 +153,14 @@ pub struct GatewayConfig {
     pub max_conns: usize,
     /// How long connections may finish after shutdown.
     pub drain_timeout: Duration,
+    /// `TCP_NOTSENT_LOWAT` of both sockets of a relayed connection (`None`: the
+    /// kernel's default), as [`Route::notsent_lowat`](crate::Route::notsent_lowat).
+    pub notsent_lowat: Option<u32>,
 }
 
 impl GatewayConfig {
     /// Defaults: TFO off, 5 s handshake and connect timeouts, 5 min idle,
-    /// 10,000 connections, 10 s drain.
+    /// 10,000 connections, 10 s drain, 1 MiB unsent per socket.
     pub fn new(listen: SocketAddr, mode: Mode) -> GatewayConfig {
         GatewayConfig {
             listen,
@@ -173,6 +176,7 @@ impl GatewayConfig {
             idle_timeout: Some(crate::DEFAULT_IDLE_TIMEOUT),
             max_conns: 10_000,
             drain_timeout: crate::DEFAULT_DRAIN_TIMEOUT,
+            notsent_lowat: Some(crate::DEFAULT_NOTSENT_LOWAT),
         }
     }
 
@@ -531,6 +535,7 @@ impl Gateway {
                 copy_buffer: crate::DEFAULT_COPY_BUFFER,
                 bulk_buffer: crate::DEFAULT_BULK_BUFFER,
                 try_splice: false,
+                notsent_lowat: config.notsent_lowat,
             },
             max_conns: config.max_conns,
         };

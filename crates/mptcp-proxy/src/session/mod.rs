@@ -472,6 +472,7 @@ async fn session<F: Front>(
     let _client_counted = Counted::new(&shared.metrics, Side::Client, client_mptcp);
     let mut record = front.record(RecordCore::new(peer, client_mptcp));
     let _ = client.set_nodelay(true);
+    sys::set_notsent_lowat(&client, shared.relay.notsent_lowat);
 
     let dial = Dial::new(shared, pressure);
     let reached = tokio::select! {
@@ -499,6 +500,7 @@ async fn session<F: Front>(
     core.upstream_mptcp = front.upstream_status(&upstream);
     let _upstream_counted = Counted::new(&shared.metrics, Side::Upstream, core.upstream_mptcp);
     let _ = upstream.set_nodelay(true);
+    sys::set_notsent_lowat(&upstream, shared.relay.notsent_lowat);
 
     let greeted = tokio::select! {
         ok = front.greet(&mut client, &mut upstream, pending, &mut record) => ok,

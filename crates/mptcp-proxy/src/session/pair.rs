@@ -24,6 +24,8 @@ pub(crate) struct RelaySettings {
     pub(crate) bulk_buffer: usize,
     /// Splice bulk transfers between plain TCP sockets instead of copying them.
     pub(crate) try_splice: bool,
+    /// `TCP_NOTSENT_LOWAT` of both sockets of a pair (`None`: left alone).
+    pub(crate) notsent_lowat: Option<u32>,
 }
 
 /// How the relay of a pair ended.

@@ -128,6 +128,9 @@ fn configs(args: &ProxyArgs) -> Result<Vec<GatewayConfig>, Error> {
         if let Some(d) = args.drain_timeout {
             c.drain_timeout = d;
         }
+        if let Some(b) = args.notsent_lowat {
+            c.notsent_lowat = (b > 0).then_some(b);
+        }
         out.push(c);
     };
     push(g.convert, Mode::Convert);

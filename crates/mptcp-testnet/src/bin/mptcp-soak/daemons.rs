@@ -87,7 +87,15 @@ impl Daemons {
         let svc = |port: u16| format!("{}:{port}", net::SERVICE);
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut list = BTreeMap::new();
-        let mut add = |name: &str, argv: Vec<String>| {
+        // `--notsent-lowat` for the four relays, when the soak was given one.
+        let relay_extra: Vec<String> = args
+            .notsent_lowat
+            .map(|b| vec!["--notsent-lowat".to_string(), b.to_string()])
+            .unwrap_or_default();
+        let mut add = |name: &str, mut argv: Vec<String>| {
+            if argv.iter().any(|a| a == "proxy") {
+                argv.extend(relay_extra.iter().cloned());
+            }
             list.insert(
                 name.to_string(),
                 Daemon {

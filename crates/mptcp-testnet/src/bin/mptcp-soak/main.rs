@@ -47,17 +47,20 @@ pub struct Args {
     /// `ss -tinM` of both hosts every this many seconds into `sample-<s>.txt`
     /// (`--sample-every SECS`), for following connections through a run.
     pub sample_every: Option<u64>,
+    /// The relays' `--notsent-lowat` (`--notsent-lowat BYTES`), else theirs.
+    pub notsent_lowat: Option<u64>,
 }
 
 const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] [--seed S] \
 [--concurrency N] [--min-size BYTES] [--max-size BYTES] [--rate-mbit N] [--dir DIR] [--json] \
 [--tolerate OUTCOME]... [--no-strip] [--checksum] [--rto-max-ms MS] [--idle-timeout SECS] \
-[--sample-every SECS] (OUTCOME: a JSON \
+[--sample-every SECS] [--notsent-lowat BYTES] (OUTCOME: a JSON \
 key, e.g. failed_with_path_up: reported, not fatal; --no-strip: the schedule's MPTCP-strip \
 episodes change nothing; --checksum: DSS checksums on both hosts; --rto-max-ms: the \
 longest TCP retransmission timeout on both hosts (net.ipv4.tcp_rto_max_ms); --idle-timeout: the \
 proxies', default 20; --sample-every: every connection and subflow of both hosts (ss -tinM) \
-every SECS seconds into sample-<s>.txt)";
+every SECS seconds into sample-<s>.txt; --notsent-lowat: the four relays' \
+--notsent-lowat, 0 for the kernel's default)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -76,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         rto_max_ms: None,
         idle_timeout: Duration::from_secs(20),
         sample_every: None,
+        notsent_lowat: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -125,6 +129,13 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--rto-max-ms: 1000 to 120000".into());
                 }
                 args.rto_max_ms = Some(ms);
+            }
+            "--notsent-lowat" => {
+                let b = num(&value)?;
+                if b > u64::from(u32::MAX) {
+                    return Err("--notsent-lowat: at most 4294967295 bytes".into());
+                }
+                args.notsent_lowat = Some(b);
             }
             "--sample-every" => {
                 let secs = num(&value)?;
