@@ -157,7 +157,8 @@
 //! ([`Route::notsent_lowat`], 1 MiB by default, `--notsent-lowat`): it counts
 //! as writable while fewer bytes than that wait unsent (bytes sent and not yet
 //! acknowledged are not limited), and the relay reads on as the path drains.
-//! MPTCP sockets take it at the connection level (Linux 6.x). `0` leaves the
+//! MPTCP sockets take it at the connection level where the kernel supports it
+//! (6.18 does; one that refuses it leaves the relay as it was). `0` leaves the
 //! kernel's default.
 //!
 //! The price is wakeups: the relay writes at most about half the limit per

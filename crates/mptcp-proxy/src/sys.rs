@@ -249,8 +249,8 @@ pub(crate) fn set_reset_on_close(socket: &impl AsFd) {
 
 /// `setsockopt(TCP_NOTSENT_LOWAT)` when `bytes` is set: the socket reports itself
 /// writable only while fewer bytes than that wait unsent (MPTCP sockets too, at the
-/// connection level, Linux 6.x). A failure is logged, not fatal: the relay works
-/// without it, holding more in the send buffer.
+/// connection level, where the kernel takes it: 6.18 does). A failure is logged,
+/// not fatal: the relay works without it, holding more in the send buffer.
 pub(crate) fn set_notsent_lowat(socket: &impl AsFd, bytes: Option<u32>) {
     let Some(bytes) = bytes else { return };
     if let Err(e) = SockRef::from(socket).set_tcp_notsent_lowat(bytes) {

@@ -185,8 +185,8 @@ const ANSWER_CAP: Duration = Duration::from_secs(600);
 /// Mbit/s and shared by 200 transfers, one write can block for tens of seconds
 /// while the bytes before it keep reaching the sink. So, as [`wait_answer`], the
 /// client gives up once no byte of the transfer has reached the sink for
-/// [`IO_TIMEOUT`] (or after [`ANSWER_CAP`] of blocked writes), not while they still
-/// arrive; bytes reaching the sink count as the transfer's progress, and the
+/// [`IO_TIMEOUT`] (or [`ANSWER_CAP`] after its first write that blocked past
+/// [`ANSWER_POLL`]), not while they still arrive; bytes reaching the sink count as the transfer's progress, and the
 /// longest time between two of its writes returning is kept apart
 /// ([`Op::longest_write_block`]). Returns the bytes written.
 fn write_upload(
