@@ -111,6 +111,8 @@ pub fn report(c: &Context) -> bool {
     // buffers full, bytes still reaching the sink: not a stall).
     let mut longest_write_block = Duration::ZERO;
     let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
+    // The completed operations' stalls and blocked writes, by route (ms).
+    let mut stalls_by_route: BTreeMap<&str, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     // Transfers that completed although their client waited more than the 60 s
     // timeout for the answer (their bytes kept arriving, slowly).
@@ -133,12 +135,14 @@ pub fn report(c: &Context) -> bool {
                 if op.waited_past_timeout {
                     slow_ok += 1;
                 }
-                *by_route
-                    .entry(match op.route {
-                        Route::Proxy => "proxy",
-                        Route::Gateway => "gateway",
-                    })
-                    .or_default() += 1;
+                let route = match op.route {
+                    Route::Proxy => "proxy",
+                    Route::Gateway => "gateway",
+                };
+                *by_route.entry(route).or_default() += 1;
+                let (stalls, blocks) = stalls_by_route.entry(route).or_default();
+                stalls.push(op.longest_stall.as_millis() as u64);
+                blocks.push(op.longest_write_block.as_millis() as u64);
             }
             Some(e) => {
                 // A killed proxy loses every connection it carries: any op alive
@@ -497,6 +501,7 @@ pub fn report(c: &Context) -> bool {
     out["failed_after_blackout_paths_back"] = json!(failed_after_blackout);
     out["completed_waiting_past_timeout"] = json!(slow_ok);
     out["longest_write_block_ms"] = json!(longest_write_block.as_millis() as u64);
+    out["stall_ms_by_route"] = stall_summary(stalls_by_route);
     out["failed_with_path_up_by_pm"] = json!({
         "in_kernel": failed_up - failed_up_userspace,
         "userspace": failed_up_userspace,
@@ -645,4 +650,53 @@ fn write_lines(path: &std::path::Path, lines: &[Value]) -> std::io::Result<()> {
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+/// The median, 99th percentile, maximum and count over 40 s of each route's
+/// completed operations' longest stalls and longest blocked writes (ms): where the
+/// long ones are, at a glance.
+fn stall_summary(by_route: BTreeMap<&str, (Vec<u64>, Vec<u64>)>) -> Value {
+    let summary = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)));
+        json!({
+            "p50": at(0.5),
+            "p99": at(0.99),
+            "max": v.last(),
+            "over_40s": v.iter().filter(|&&ms| ms > 40_000).count(),
+        })
+    };
+    let mut out = serde_json::Map::new();
+    for (route, (stalls, blocks)) in by_route {
+        out.insert(
+            route.to_string(),
+            json!({"stall": summary(stalls), "write_block": summary(blocks)}),
+        );
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stall_summary_per_route() {
+        let mut by_route = BTreeMap::new();
+        by_route.insert(
+            "gateway",
+            (vec![61_000, 1_000, 2_000, 45_000], vec![0, 5, 90_000, 7]),
+        );
+        by_route.insert("proxy", (vec![300], vec![10]));
+        let v = stall_summary(by_route);
+        assert_eq!(v["gateway"]["stall"]["p50"], 45_000);
+        assert_eq!(v["gateway"]["stall"]["p99"], 61_000);
+        assert_eq!(v["gateway"]["stall"]["max"], 61_000);
+        assert_eq!(v["gateway"]["stall"]["over_40s"], 2);
+        assert_eq!(v["gateway"]["write_block"]["over_40s"], 1);
+        assert_eq!(v["gateway"]["write_block"]["max"], 90_000);
+        assert_eq!(v["proxy"]["stall"]["p50"], 300);
+        assert_eq!(v["proxy"]["stall"]["p99"], 300);
+        assert_eq!(v["proxy"]["write_block"]["over_40s"], 0);
+    }
 }
