@@ -110,9 +110,12 @@ pub fn report(c: &Context) -> bool {
     // The longest a client's write blocked in a completed transfer (the relays'
     // buffers full, bytes still reaching the sink: not a stall).
     let mut longest_write_block = Duration::ZERO;
-    let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
-    // The completed operations' stalls and blocked writes, by route (ms).
+    // The completed operations' stalls and blocked writes, by route (ms); how many
+    // operations each route completed is their count.
     let mut stalls_by_route: BTreeMap<&str, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
+    let ops_on = |by: &BTreeMap<&str, (Vec<u64>, Vec<u64>)>, route: &str| {
+        by.get(route).map_or(0, |(stalls, _)| stalls.len() as u64)
+    };
     let mut failures: Vec<String> = Vec::new();
     // Transfers that completed although their client waited more than the 60 s
     // timeout for the answer (their bytes kept arriving, slowly).
@@ -139,7 +142,6 @@ pub fn report(c: &Context) -> bool {
                     Route::Proxy => "proxy",
                     Route::Gateway => "gateway",
                 };
-                *by_route.entry(route).or_default() += 1;
                 let (stalls, blocks) = stalls_by_route.entry(route).or_default();
                 stalls.push(op.longest_stall.as_millis() as u64);
                 blocks.push(op.longest_write_block.as_millis() as u64);
@@ -341,8 +343,8 @@ pub fn report(c: &Context) -> bool {
         "operations ok (proxy / gateway)",
         format!(
             "{} / {}",
-            by_route.get("proxy").unwrap_or(&0),
-            by_route.get("gateway").unwrap_or(&0)
+            ops_on(&stalls_by_route, "proxy"),
+            ops_on(&stalls_by_route, "gateway")
         ),
         "",
     );
@@ -458,8 +460,8 @@ pub fn report(c: &Context) -> bool {
         "concurrency": c.args.concurrency,
         "rate_mbit": c.args.rate_mbit,
         "ops_ok": ok_ops,
-        "ops_proxy": by_route.get("proxy").copied().unwrap_or(0),
-        "ops_gateway": by_route.get("gateway").copied().unwrap_or(0),
+        "ops_proxy": ops_on(&stalls_by_route, "proxy"),
+        "ops_gateway": ops_on(&stalls_by_route, "gateway"),
         "bytes_sent": sent,
         "bytes_verified": verified,
         "sink_bytes_checked": sink.verified.load(Ordering::Relaxed),
