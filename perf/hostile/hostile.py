@@ -2,11 +2,12 @@
 """Hostile clients against a running daemon, and a well-behaved client beside them.
 
 Usage: hostile.py TARGET KIND PID [--idle N] [--seconds S] [--echo ADDR] [--attacker-cpu N]
-                   [--good-cpus LIST] [--good N]
+                   [--good-cpus LIST] [--good N] [--label NAME]
        hostile.py good TARGET KIND N PAUSE ECHO CPUS   (the well-behaved client alone)
   TARGET  host:port of the daemon's listener
   KIND    relay | socks5 | http_connect | convert | exporter
   PID     the daemon's pid (RSS and descriptors sampled from /proc every second)
+  NAME    the "target" field of the JSON line (default KIND; e.g. haproxy for KIND relay)
 
 Phases: the good client alone (baseline), then the same while N idle connections
 (slowloris), byte-a-second senders, garbage and oversized messages, connect-and-
@@ -22,6 +23,12 @@ def rss_fds(pid):
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+def cpu_s(pid):
+    """User + system CPU seconds of the process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 def p99(xs):
     xs = sorted(xs)
@@ -216,6 +223,7 @@ async def main():
     pace = max(0.002, seconds / n_good - 0.01)
     base_lat, base_failed = await good_series(host, port, kind, echo, n_good, pause=pace)
     start = rss_fds(pid)
+    cpu_start = cpu_s(pid)
     if attacker_cpu >= 0:
         # The attackers on one core, as if on another host; the daemon and the
         # good client (another process) keep the others.
@@ -229,18 +237,19 @@ async def main():
     await asyncio.sleep(1)
     load_lat, load_failed = await good_series(host, port, kind, echo, n_good, pause=pace)
     done = await asyncio.gather(*tasks)
+    cpu_attack = cpu_s(pid) - cpu_start
     peak = max(samples) if samples else start
     stop.set()
     await samp
     for s in conns:
         s.close()
     print(json.dumps({
-        "kind": kind, "idle_conns": len(conns), "slow_senders": 100, "good_requests": n_good,
+        "kind": kind, "target": opt.get("--label", kind), "idle_conns": len(conns), "slow_senders": 100, "good_requests": n_good,
         "junk_and_reset_conns": done[1], "tight_scrapes": done[2] if kind == "exporter" else None,
         "p99_idle_ms": round(p99(base_lat) * 1000, 2), "p99_attack_ms": round(p99(load_lat) * 1000, 2),
         "p99_ratio": round(p99(load_lat) / p99(base_lat), 2),
         "good_failed_idle": base_failed, "good_failed_attack": load_failed,
-        "attacker_cpu": attacker_cpu,
+        "attacker_cpu": attacker_cpu, "daemon_cpu_s_attack": round(cpu_attack, 2),
         "rss_kib_start": start[0], "rss_kib_peak": max(s[0] for s in samples or [start]),
         "fds_start": start[1], "fds_peak": max(s[1] for s in samples or [start]),
     }))
