@@ -57,6 +57,15 @@
 //!   with the `TCP_FASTOPEN` socket option (queue 1024; the kernel also needs
 //!   `net.ipv4.tcp_fastopen` bit 0x2), the gateway with `TCP_FASTOPEN_CONNECT`
 //!   (bit 0x1, the default). Cookies are the kernel's.
+//! - No `TCP_DEFER_ACCEPT` on the converter's listener, though its clients
+//!   speak first and it would keep connect-and-reset storms out of `accept()`
+//!   (measured: the converter's p99 under `perf/hostile/run.sh`'s attack fell
+//!   2-3x in two runs). On Linux 6.18 it delays every MP_JOIN: the kernel drops
+//!   a bare third ACK while the defer period runs, the third ACK of a join is
+//!   one, and the join is taken only once the server's SYN-ACK retransmissions
+//!   reach the defer count (7.2-7.4 s for 5 s, 1.1 s for 1 s;
+//!   `perf/gateway/defer_accept_join.sh` reproduces it with two Python
+//!   sockets). A converter exists for its MPTCP clients' extra subflows.
 //!
 //! # Not done yet
 //!
