@@ -126,7 +126,10 @@
 //! more, and only during a burst does it hold a pipe (splice) or a buffer (copy).
 //!
 //! - one tokio task holding both directions' state and the two sockets: an idle
-//!   connection costs that and two descriptors, nothing more. Measured: with
+//!   connection costs that and two descriptors, nothing more, and no CPU: its
+//!   idle-timeout watchdog sleeps until bytes move or the timeout needs a look
+//!   (measured: 5,000 idle relayed connections, relay CPU 0.1 % of a core; 3.3 %
+//!   when the watchdog woke once a second). Measured: with
 //!   5,000 connections open at once, `mptcp proxy --threads 2` had an RSS of
 //!   36 MB, runtime, metrics and the two threads' buffer pools (up to 4 MiB each)
 //!   included, so about 7.3 KiB per connection (the

@@ -10,6 +10,7 @@ use mptcp_metrics::prometheus::IntCounter;
 use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use crate::sys::{self, Pipe, SPLICE_CHUNK};
 
@@ -93,11 +94,18 @@ pub(crate) fn relay_mode(a: &Direction, b: &Direction) -> Option<RelayMode> {
     }
 }
 
-/// When a byte last moved, for the idle timeout.
+/// When a byte last moved, for the idle timeout; and the wake-up of a watchdog
+/// that dozes through a quiet connection (see [`Activity::doze`]).
 #[derive(Debug)]
 pub(crate) struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    /// Set while the watchdog sleeps past its usual tick: the next transfer wakes it.
+    dozing: AtomicBool,
+    wake: Notify,
+    /// How many times the watchdog woke (tests).
+    #[cfg(test)]
+    pub(crate) naps: std::sync::atomic::AtomicU32,
 }
 
 impl Activity {
@@ -105,17 +113,52 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            dozing: AtomicBool::new(false),
+            wake: Notify::new(),
+            #[cfg(test)]
+            naps: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
-    fn touch(&self) {
+    /// A transfer: records its time, and wakes a dozing watchdog. SeqCst on both
+    /// atomics (here and in `doze`): either the watchdog sees this time before it
+    /// sleeps, or this sees it dozing and wakes it.
+    pub(crate) fn touch(&self) {
         let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(ms, Ordering::SeqCst);
+        if self.dozing.load(Ordering::SeqCst) && self.dozing.swap(false, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sleeps until `until` (`None`: until woken), or until the next transfer
+    /// when none happened since `seen` (the time of the last one the watchdog
+    /// saw); returns at once when one did. An idle connection then costs its
+    /// watchdog no wake-up a second, only those its idle timeout needs.
+    pub(crate) async fn doze(&self, seen: Instant, until: Option<Instant>) {
+        let woken = self.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        self.dozing.store(true, Ordering::SeqCst);
+        if self.last() != seen {
+            self.dozing.store(false, Ordering::SeqCst);
+            return;
+        }
+        match until {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => {}
+                    () = &mut woken => {}
+                }
+            }
+            None => woken.await,
+        }
+        self.dozing.store(false, Ordering::SeqCst);
     }
 
     /// The instant of the last transfer (or of the start).
     pub(crate) fn last(&self) -> Instant {
-        self.start + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+        self.start + std::time::Duration::from_millis(self.last_ms.load(Ordering::SeqCst))
     }
 }
 

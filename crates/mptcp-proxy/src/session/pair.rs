@@ -265,8 +265,9 @@ fn acked(s: &TcpStream, status: Option<MptcpStatus>) -> Option<u64> {
 }
 
 /// Returns when the connection has been idle for `idle`; meanwhile samples the
-/// subflow counts once a second while bytes move (an idle connection costs a
-/// timer, not system calls).
+/// subflow counts once a second while bytes move. A quiet connection costs
+/// neither system calls nor a wake-up a second: the watchdog dozes until the next
+/// transfer or until its idle timeout needs a look (half of `idle`, then `idle`).
 ///
 /// Idle means that the relay read and wrote nothing for `idle` **and** that the
 /// peers acknowledged none of the bytes it had written meanwhile. A socket's send
@@ -291,8 +292,9 @@ async fn watchdog(
     let mut baseline: Option<(Instant, Acked)> = None;
     loop {
         let now = Instant::now();
-        let wake = match idle {
-            None => now + tick,
+        // The next tick, and the next time the idle timeout needs a look.
+        let (wake, deadline) = match idle {
+            None => (now + tick, None),
             Some(idle) => {
                 let quiet_since = activity.last().max(progress_at);
                 let this_stretch = baseline.filter(|&(at, _)| at >= quiet_since);
@@ -316,14 +318,126 @@ async fn watchdog(
                 } else {
                     quiet_since + idle / 2
                 };
-                (now + tick).min(next)
+                ((now + tick).min(next), Some(next))
             }
         };
+        let last = activity.last();
+        if sampled_at == Some(last) {
+            // Quiet since the last sample: nothing to sample until bytes move
+            // again, so no tick; the next transfer or the deadline wakes it,
+            // and a transfer is sampled a tick later, as while bytes move.
+            activity.doze(last, deadline).await;
+            #[cfg(test)]
+            activity.naps.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         tokio::time::sleep_until(wake.into()).await;
+        #[cfg(test)]
+        activity.naps.fetch_add(1, Ordering::Relaxed);
         let last = activity.last();
         if sampled_at != Some(last) {
             sampled_at = Some(last);
             seen.sample();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two connected loopback streams.
+    async fn streams() -> (TcpStream, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    fn seen<'a>(client: &'a TcpStream, upstream: &'a TcpStream) -> SubflowsSeen<'a> {
+        SubflowsSeen {
+            client,
+            upstream,
+            client_status: Some(MptcpStatus::PlainTcp),
+            upstream_status: Some(MptcpStatus::PlainTcp),
+            client_max: AtomicU32::new(0),
+            upstream_max: AtomicU32::new(0),
+            sampled: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `watch` for `d` (it must not end meanwhile).
+    async fn run_for(
+        watch: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+        d: Duration,
+    ) {
+        tokio::select! {
+            () = watch => panic!("the watchdog ended within {d:?}"),
+            () = tokio::time::sleep(d) => {}
+        }
+    }
+
+    /// A quiet connection's watchdog wakes once (its first sample) and then
+    /// only for a transfer (at once) or its idle timeout, not once a second:
+    /// 5,000 idle relayed connections were 5,000 wake-ups a second.
+    #[tokio::test]
+    async fn a_quiet_connection_wakes_its_watchdog_only_for_a_transfer() {
+        let (client, upstream) = streams().await;
+        let seen = seen(&client, &upstream);
+        let activity = Activity::new();
+        let naps = || activity.naps.load(Ordering::Relaxed);
+        let watch = watchdog(&activity, Some(Duration::from_secs(600)), &seen, || {
+            (None, None)
+        });
+        tokio::pin!(watch);
+        run_for(watch.as_mut(), Duration::from_millis(3500)).await;
+        assert_eq!(naps(), 1, "one tick, then asleep (a tick a second is 3)");
+        assert!(
+            seen.sampled.load(Ordering::Relaxed),
+            "the first tick samples"
+        );
+        activity.touch();
+        run_for(watch.as_mut(), Duration::from_millis(300)).await;
+        assert_eq!(naps(), 2, "the transfer woke it");
+        // Bytes moved: it samples a tick later, then dozes again.
+        run_for(watch.as_mut(), Duration::from_millis(3000)).await;
+        assert_eq!(naps(), 3);
+    }
+
+    /// Dozing keeps the idle timeout: a connection quiet for `idle`, whose
+    /// peers acknowledged nothing meanwhile, still ends its watchdog at `idle`.
+    #[tokio::test]
+    async fn a_dozing_watchdog_still_ends_an_idle_connection() {
+        let (client, upstream) = streams().await;
+        let seen = seen(&client, &upstream);
+        let activity = Activity::new();
+        let started = Instant::now();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            watchdog(&activity, Some(Duration::from_secs(3)), &seen, || {
+                (Some(7), Some(7))
+            }),
+        )
+        .await
+        .expect("the idle timeout of 3 s ended the watchdog");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(3), "ended after {took:?}");
+        let naps = activity.naps.load(Ordering::Relaxed);
+        assert!(naps <= 3, "{naps} wake-ups for a 3 s timeout");
+    }
+
+    /// Without an idle timeout a quiet connection's watchdog sleeps until bytes move.
+    #[tokio::test]
+    async fn without_an_idle_timeout_a_quiet_watchdog_sleeps_until_a_transfer() {
+        let (client, upstream) = streams().await;
+        let seen = seen(&client, &upstream);
+        let activity = Activity::new();
+        let watch = watchdog(&activity, None, &seen, || (None, None));
+        tokio::pin!(watch);
+        run_for(watch.as_mut(), Duration::from_millis(2500)).await;
+        assert_eq!(activity.naps.load(Ordering::Relaxed), 1);
+        activity.touch();
+        run_for(watch.as_mut(), Duration::from_millis(300)).await;
+        assert_eq!(activity.naps.load(Ordering::Relaxed), 2);
     }
 }
