@@ -95,24 +95,10 @@ fi
 want convert && start convert "$MPTCP_BIN" proxy --convert 127.0.0.1:${port[convert]} --allow 127.0.0.0/8 \
     --metrics 127.0.0.1:${metrics[convert]}
 want exporter && start exporter "$MPTCP_BIN" exporter --listen 127.0.0.1:${port[exporter]}
+# As `mptcp proxy --listen` is run; as many connections as the descriptor limit
+# allows (two descriptors each).
 haproxy_cfg() { # port
-    # As `mptcp proxy --listen` is run: one thread, the same backlog, 5 min idle;
-    # as many connections as the descriptor limit allows (two descriptors each).
-    cat <<CFG
-global
-    maxconn $(( $(ulimit -n) / 2 - 100 ))
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-frontend relay
-    bind 127.0.0.1:$1 backlog 4096
-    default_backend upstream
-backend upstream
-    server s 127.0.0.1:$echo_port
-CFG
+    "$here/../haproxy-relay.cfg.sh" "$1" "$echo_port" $(( $(ulimit -n) / 2 - 100 ))
 }
 if want haproxy; then
     haproxy_cfg "${port[haproxy]}" > "$here/.haproxy.cfg"

@@ -4,7 +4,7 @@
 # CPU time (utime + stime from /proc) is read over SECS seconds. Loopback only.
 #   perf/proxy/idle_cpu.sh [N] [SECS]        (default 5000 connections, 20 s)
 # Rows: `mptcp proxy` (MPTCP sockets, the default) and HAProxy 2.6 in TCP mode
-# (one thread, 5 min timeouts) when installed. MPTCP_BIN: the mptcp binary
+# (perf/haproxy-relay.cfg.sh: one thread, 5 min timeouts) when installed. MPTCP_BIN: the mptcp binary
 # (default: build it in release mode).
 # Measured 2026-12-07 (2 cores, 6.18), 5,000 connections, 20 s: mptcp proxy 0.01-0.02 s
 # (0.1 % of a core), HAProxy 0.01 s; 0.66 s (3.3 %) before the relay's idle-timeout watchdog dozed
@@ -56,21 +56,7 @@ PY
 sleep 1
 measure "mptcp proxy" "$!" "$port"
 if command -v haproxy >/dev/null; then
-    cat > "$here/.idle-haproxy.cfg" <<CFG
-global
-    maxconn $((n + 1000))
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-frontend relay
-    bind 127.0.0.1:$((port + 1))
-    default_backend upstream
-backend upstream
-    server s 127.0.0.1:$echo_port
-CFG
+    "$here/../haproxy-relay.cfg.sh" $((port + 1)) "$echo_port" $((n + 1000)) > "$here/.idle-haproxy.cfg"
     haproxy -db -f "$here/.idle-haproxy.cfg" >/dev/null 2>&1 & pids+=($!)
     sleep 1
     rm -f "$here/.idle-haproxy.cfg"
