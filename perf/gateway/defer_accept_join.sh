@@ -23,15 +23,9 @@ defers=("$@"); [ ${#defers[@]} -gt 0 ] || defers=(0 1 5)
 c=dajc$$ s=dajs$$
 cleanup() { ip netns del "$c" 2>/dev/null || true; ip netns del "$s" 2>/dev/null || true; }
 trap cleanup EXIT
-ip netns add "$c"; ip netns add "$s"
-for i in 1 2; do
-    ip link add c$i netns "$c" type veth peer s$i netns "$s"
-    ip -n "$c" addr add 198.18.$i.1/24 dev c$i; ip -n "$s" addr add 198.18.$i.2/24 dev s$i
-    ip -n "$c" link set c$i up; ip -n "$s" link set s$i up
-done
-ip -n "$c" link set lo up; ip -n "$s" link set lo up
-ip netns exec "$c" ip mptcp limits set subflows 2 add_addr_accepted 2
-ip netns exec "$s" ip mptcp limits set subflows 2 add_addr_accepted 2
+# shellcheck source=perf/two-path-netns.sh
+. "$(dirname "$0")/../two-path-netns.sh"
+two_path_netns "$c" "$s"
 ip netns exec "$s" ip mptcp endpoint add 198.18.2.2 dev s2 signal
 for defer in "${defers[@]}"; do
     ip netns exec "$s" python3 - "$defer" <<'PY' & server=$!

@@ -63,7 +63,13 @@
 //!
 //! - **Half-close is carried**: when one direction reaches end of stream, the
 //!   relay shuts down the write side of the other socket (`shutdown(SHUT_WR)`),
-//!   and the other direction goes on until its own end of stream.
+//!   and the other direction goes on until its own end of stream. Towards an
+//!   MPTCP peer, the end of stream waits until the peer has acknowledged every
+//!   byte before it (looked at again when the pace of the acknowledgements says
+//!   the last byte is in, 1-250 ms on; up to 1 s apart while none come; 120 s at
+//!   most): the kernel refuses new subflows of a connection that has sent its
+//!   DATA_FIN, so bytes written just before it over a path that then failed
+//!   could never be repaired over another path. It costs the FIN a round trip.
 //! - **A reset is carried as a reset**: an error on either socket (`ECONNRESET`,
 //!   `EPIPE`, a timeout) ends both directions, and both sockets are closed with
 //!   `SO_LINGER` 0, so the peer on the other side gets a RST, never a clean FIN

@@ -4,9 +4,10 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mptcp_metrics::prometheus::IntCounter;
+use mptcp_net::MptcpExt;
 use serde::Serialize;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -183,7 +184,21 @@ pub(crate) struct Way<'a> {
     pub(crate) copy_buffer: usize,
     pub(crate) bulk_buffer: usize,
     pub(crate) try_splice: bool,
+    /// `dst` is an MPTCP connection (not fallen back): its end of stream waits
+    /// until the peer acknowledged the bytes before it ([`Way::await_delivery`]).
+    pub(crate) dst_mptcp: bool,
 }
+
+/// The longest a direction holds back its end of stream from an MPTCP peer that
+/// has not acknowledged the bytes before it (then it is passed on all the same):
+/// the kernel's longest retransmission timeout.
+const DELIVERY_WAIT_CAP: Duration = Duration::from_secs(120);
+
+/// The shortest and longest pauses between two looks at what an MPTCP peer
+/// acknowledged while acknowledgements come in, and the longest while none do.
+const DELIVERY_POLL_MIN: Duration = Duration::from_millis(1);
+const DELIVERY_POLL_MAX: Duration = Duration::from_millis(250);
+const DELIVERY_STALL_POLL_MAX: Duration = Duration::from_secs(1);
 
 impl Way<'_> {
     fn src_err(&self, error: io::Error) -> RelayError {
@@ -259,6 +274,7 @@ impl Way<'_> {
                 _ => {}
             }
         }
+        self.await_delivery().await;
         self.stats.done.store(true, Ordering::Release);
         if self.other.done.load(Ordering::Acquire) {
             // Both ways are finished and both sockets are about to be closed,
@@ -266,6 +282,57 @@ impl Way<'_> {
             return Ok(());
         }
         sys::shutdown_write(self.dst).map_err(|e| self.dst_err(e))
+    }
+
+    /// Before an MPTCP connection's end of stream (our DATA_FIN, by `shutdown`
+    /// or `close`): waits until the peer acknowledged every byte written to it,
+    /// or [`DELIVERY_WAIT_CAP`]. The kernel (6.18 included) takes new subflows
+    /// only while an MPTCP connection is established both ways: once this side
+    /// has sent its DATA_FIN it neither accepts an MP_JOIN (the join's third ACK
+    /// is refused) nor opens one, and it closes the connection as
+    /// soon as its last subflow goes. So bytes written just before the FIN, over
+    /// a path that failed meanwhile, could reach the peer only if that very path
+    /// came back: the connection could not be repaired over another one, which
+    /// is what MPTCP is for (the chaos soak's "failed after a blackout": an
+    /// answer and the FIN behind it stranded for a minute while the client's
+    /// new subflows were refused; `perf/proxy/data_fin_join.sh`). Held back until the bytes are acknowledged,
+    /// the FIN costs one round trip more; a connection whose paths are all gone
+    /// waits here until the idle timeout (the watchdog) or the cap ends it.
+    async fn await_delivery(&self) {
+        if !self.dst_mptcp {
+            return;
+        }
+        let Some(mut left) = unacknowledged(self.dst).filter(|&n| n > 0) else {
+            return;
+        };
+        let start = Instant::now();
+        let mut looked = start;
+        let mut pause = DELIVERY_POLL_MIN;
+        loop {
+            if start.elapsed() >= DELIVERY_WAIT_CAP {
+                tracing::debug!(
+                    "the {} had not acknowledged {left} bytes after {DELIVERY_WAIT_CAP:?}; ending the stream all the same",
+                    self.dst_side.as_str()
+                );
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            let now = Instant::now();
+            let Some(n) = unacknowledged(self.dst).filter(|&n| n > 0) else {
+                return;
+            };
+            pause = if n < left {
+                // Acknowledgements come in: look again about when, at this
+                // pace, the last byte is in (a bulk upload's FIN is not held
+                // back much longer than its bytes took).
+                let estimate = (now - looked).mul_f64(n as f64 / (left - n) as f64);
+                estimate.clamp(DELIVERY_POLL_MIN, DELIVERY_POLL_MAX)
+            } else {
+                // Nothing moves (a path failed): look less and less often.
+                (pause * 2).clamp(DELIVERY_POLL_MIN, DELIVERY_STALL_POLL_MAX)
+            };
+            (left, looked) = (n, now);
+        }
     }
 
     fn spliced_before(&self) -> bool {
@@ -382,6 +449,14 @@ impl Way<'_> {
             }
         }
     }
+}
+
+/// Bytes written to an MPTCP connection that its peer has not acknowledged at
+/// the data level (`mptcpi_write_seq - mptcpi_snd_una`); `None` when
+/// `MPTCP_INFO` cannot be read (a fallen-back or closed connection).
+fn unacknowledged(s: &TcpStream) -> Option<u64> {
+    let info = s.mptcp_info().ok()??;
+    Some(info.write_seq.wrapping_sub(info.snd_una))
 }
 
 #[derive(Debug, PartialEq, Eq)]

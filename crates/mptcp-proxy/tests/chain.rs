@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{echo, pattern, round_trip, sink, start_config_in, upload, Running};
 use mptcp_net::MptcpStatus;
 use mptcp_proxy::{Config, EndReason, ProxyProtocol, Redial, Route};
-use mptcp_testnet::TestNet;
+use mptcp_testnet::{Endpoints, TestNet};
 
 fn testnet(rate_mbit: Option<u32>) -> TestNet {
     let mut b = TestNet::builder().paths(2);
@@ -360,4 +360,95 @@ fn proxy_redials_with_mptcp_when_the_first_syns_were_lost() {
     let c = &chain.client_proxy.wait_records(2)[1];
     assert_eq!(c.upstream_redial, None, "{c:?}");
     assert_eq!(chain.server_proxy.wait_records(3).len(), 3);
+}
+
+/// An answer written, and its end of stream passed on, just after the only path
+/// its MPTCP connection had went dark: the client opens a subflow over another
+/// path, and the answer, then the end of stream, come over it. (The relay holds
+/// its DATA_FIN until the bytes before it are acknowledged: once it has sent
+/// one, the kernel resets every new subflow of the connection, and the answer
+/// would stay on the dead path; perf/proxy/data_fin_join.sh shows both cases
+/// without the relay.)
+#[test]
+fn proxy_answer_then_close_reaches_the_client_over_a_path_opened_later() {
+    let net = TestNet::builder()
+        .paths(2)
+        .endpoints(Endpoints::None)
+        .build()
+        .unwrap_or_else(|e| {
+            panic!("this test needs a 2-path test network (root, iproute2, MPTCP): {e}")
+        });
+    let net = Arc::new(net);
+    for host in [net.client(), net.server()] {
+        host.exec(
+            "ip",
+            [
+                "mptcp",
+                "limits",
+                "set",
+                "subflows",
+                "2",
+                "add_addr_accepted",
+                "2",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("this test needs `ip mptcp` (iproute2): {e}"));
+    }
+    let listen = format!("0.0.0.0:{SERVER_PROXY_PORT}").parse().unwrap();
+    let route = Route::new(listen, format!("127.0.0.1:{BACKEND_PORT}")).to_tcp(true);
+    let server_proxy = proxy_in(&net, true, route);
+    let backend = net
+        .server()
+        .run(|| TcpListener::bind(("127.0.0.1", BACKEND_PORT)))
+        .unwrap()
+        .unwrap();
+    let (asked, ask) = std::sync::mpsc::channel::<()>();
+    let (answer, answer_now) = std::sync::mpsc::channel::<()>();
+    let backend = thread::spawn(move || {
+        let (mut conn, _) = backend.accept().unwrap();
+        let mut req = [0u8; 2];
+        conn.read_exact(&mut req).unwrap();
+        asked.send(()).unwrap();
+        answer_now.recv().unwrap();
+        conn.write_all(b"123456789").unwrap();
+        // Dropped: the relay passes the end of stream on.
+    });
+    let server = SocketAddr::new(net.server().addr(0).unwrap(), SERVER_PROXY_PORT);
+    let mut client = net
+        .client()
+        .run(|| mptcp_net::Dialer::new().dial(server))
+        .unwrap()
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    client.write_all(b"go").unwrap();
+    ask.recv_timeout(Duration::from_secs(10))
+        .expect("the request reached the backend");
+    net.path_down(0).unwrap();
+    answer.send(()).unwrap();
+    backend.join().unwrap();
+    // The relay has written the answer (and, before this fix, its FIN) into the
+    // dead path by now.
+    thread::sleep(Duration::from_millis(1500));
+    let path1 = net.client().addr(1).unwrap().to_string();
+    net.client()
+        .exec("ip", ["mptcp", "endpoint", "add", &path1, "subflow"])
+        .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let read = (&client).read_to_end(&mut got);
+    println!(
+        "{:?} after the new path: {read:?}, {got:?}",
+        started.elapsed()
+    );
+    assert!(
+        read.is_ok() && got == b"123456789",
+        "the answer and its end of stream did not come over the new path: {read:?}, got {got:?}; server proxy: {:?}",
+        server_proxy.records.lock().unwrap()
+    );
+    drop(client);
+    let s = &server_proxy.wait_records(1)[0];
+    assert_eq!(s.end, EndReason::Closed, "{s:?}");
+    assert_eq!(s.bytes_to_client, 9, "{s:?}");
 }

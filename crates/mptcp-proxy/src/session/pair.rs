@@ -162,6 +162,12 @@ pub(crate) async fn relay_pair(
     let splice =
         settings.try_splice && !mptcp(record.client_mptcp) && !mptcp(record.upstream_mptcp);
     let way = |src, dst, src_side, dst_side, stats, other, counter| Way {
+        dst_mptcp: if dst_side == Side::Client {
+            record.client_mptcp
+        } else {
+            record.upstream_mptcp
+        }
+        .is_some_and(|st| st.is_active()),
         src,
         dst,
         src_side,
