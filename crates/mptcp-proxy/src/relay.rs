@@ -299,7 +299,9 @@ impl Way<'_> {
     /// the FIN costs one round trip more; a connection whose paths are all gone
     /// waits here until the idle timeout (the watchdog) or the cap ends it.
     async fn await_delivery(&self) {
-        if !self.dst_mptcp {
+        if !self.dst_mptcp || self.stats.bytes.load(Ordering::Relaxed) == 0 {
+            // Nothing relayed this way: nothing worth a system call (a
+            // handshake reply written before the relay began is not waited for).
             return;
         }
         let Some(mut left) = unacknowledged(self.dst).filter(|&n| n > 0) else {
