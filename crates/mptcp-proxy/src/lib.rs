@@ -114,8 +114,9 @@
 //! is plain TCP for its whole life: one path, lost with that path. So the relay
 //! dials once more, to the same address, when an MPTCP dial fell back *and* had
 //! retransmitted its SYN; the path has just answered, so that SYN is answered
-//! within a few round trips (the wait is four of the first connection's round
-//! trips, 100 ms to 1 s). An MPTCP answer replaces the first connection, closed
+//! within a few round trips, or on its one retransmission (the wait is four of
+//! the first connection's round trips, 100 ms to 1 s, plus the kernel's 1 s first
+//! SYN timeout). An MPTCP answer replaces the first connection, closed
 //! before a byte was sent on it (the upstream sees one empty connection); plain
 //! TCP again, an error or no answer keeps the first. A peer without MPTCP answers
 //! the first SYN without it, so is never dialled twice. The record says

@@ -176,9 +176,16 @@ pub(crate) struct Dial<'a> {
 }
 
 /// How long a second dial after a SYN-loss fallback may take: four of the first
-/// connection's round trips, within these bounds.
+/// connection's round trips, within these bounds, plus [`REDIAL_SYN_RTO`].
 const REDIAL_WAIT_MIN: Duration = Duration::from_millis(100);
 const REDIAL_WAIT_MAX: Duration = Duration::from_secs(1);
+/// The kernel's first SYN retransmission timeout: a second dial may lose its
+/// first SYN too (the path that lost the first dial's is often still queueing
+/// or flapping) and is answered on the retransmission. Without this margin, 8
+/// second dials of one 10-minute soak gave up within their 4 round trips and
+/// kept plain TCP, and 5 of those died with their path's address a few seconds
+/// later.
+const REDIAL_SYN_RTO: Duration = Duration::from_secs(1);
 
 impl<'a> Dial<'a> {
     fn new(shared: &'a Shared, pressure: &'a Pressure) -> Dial<'a> {
@@ -218,7 +225,7 @@ impl<'a> Dial<'a> {
     /// plain TCP for life, and is lost with its one path. So an MPTCP dial that
     /// fell back *and* retransmitted its SYN is made once more, to the same
     /// address: the path has just answered, so the new SYN is answered within a
-    /// few round trips. An MPTCP answer replaces the first connection (closed
+    /// few round trips, or on its retransmission a second later. An MPTCP answer replaces the first connection (closed
     /// before any byte was sent on it: the upstream sees an empty connection);
     /// anything else (plain TCP again, an error, no answer in time) keeps it.
     /// A peer that does not speak MPTCP answers the first SYN without it: no
@@ -239,7 +246,7 @@ impl<'a> Dial<'a> {
         let Ok(peer) = first.peer_addr() else {
             return first;
         };
-        let wait = (tcp.tcp.rtt * 4).clamp(REDIAL_WAIT_MIN, REDIAL_WAIT_MAX);
+        let wait = (tcp.tcp.rtt * 4).clamp(REDIAL_WAIT_MIN, REDIAL_WAIT_MAX) + REDIAL_SYN_RTO;
         let outcome = match tokio::time::timeout(wait, self.shared.dialer.dial_async(peer)).await {
             Ok(Ok(second)) if second.mptcp_status().ok() == Some(MptcpStatus::Active) => {
                 tracing::debug!(route = %self.shared.name, "{peer}: fell back after lost SYNs; redialed with MPTCP");
