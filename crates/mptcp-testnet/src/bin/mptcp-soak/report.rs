@@ -160,6 +160,16 @@ pub fn report(c: &Context) -> bool {
                 } else if during(op.end, &blackouts) {
                     failed_down += 1;
                     class = "all_paths_down";
+                } else if overlaps(life, &blackouts)
+                    && op
+                        .local_port
+                        .is_some_and(|p| dials_failed.contains(&(op.route, p)))
+                {
+                    // The daemon's dial ran out of time (5 s) while its SYNs went
+                    // into a blackout: the one sent after it would have come
+                    // after the timeout. Every path was down for that connection.
+                    failed_down += 1;
+                    class = "dial_in_blackout";
                 } else if overlaps(life, &blackouts) {
                     // Counted apart, not yet a violation: what the 10-minute soak
                     // still has most of (README, "Chaos soak").
