@@ -146,6 +146,36 @@
 //! path lives until TCP gives up on it (`net.ipv4.tcp_retries2`) or the
 //! endpoint is removed (which network managers and mptcpd do).
 //!
+//! # Half-closing: after the FIN, no new path
+//!
+//! Once a side has sent its end of stream (`shutdown(Write)` or `close`,
+//! MPTCP's DATA_FIN), the kernel (6.18 included) neither opens nor accepts a
+//! new subflow for that connection, and closes it when its last subflow goes.
+//! Bytes written just before the FIN over a path that fails at that moment
+//! can then only arrive over that same path, if it comes back. Where an
+//! answer matters, wait until the peer has acknowledged it before shutting
+//! down: `mptcp_info()`'s `write_seq` and `snd_una` meet when it has.
+//! (`mptcp proxy` does so on its MPTCP legs.)
+//!
+//! ```no_run
+//! use std::io::Write;
+//! use std::net::Shutdown;
+//! use std::time::{Duration, Instant};
+//! use mptcp_net::{Dialer, MptcpExt};
+//!
+//! let mut stream = Dialer::new().dial("198.18.0.2:7000")?;
+//! stream.write_all(b"the last answer")?;
+//! let deadline = Instant::now() + Duration::from_secs(60);
+//! while let Some(info) = stream.mptcp_info()? {
+//!     if info.write_seq == info.snd_una || Instant::now() >= deadline {
+//!         break;
+//!     }
+//!     std::thread::sleep(Duration::from_millis(10));
+//! }
+//! stream.shutdown(Shutdown::Write)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Features
 //!
 //! - `tokio`: [`Dialer::dial_async`], [`ListenConfig::listen_async`].
