@@ -74,6 +74,8 @@ const MODE_FALLBACK: u8 = 4;
 pub(crate) struct Direction {
     pub(crate) bytes: AtomicU64,
     mode: AtomicU8,
+    /// This direction read end of stream from its source.
+    eof: AtomicBool,
     /// This direction reached end of stream and passed it on.
     done: AtomicBool,
 }
@@ -274,6 +276,7 @@ impl Way<'_> {
                 _ => {}
             }
         }
+        self.stats.eof.store(true, Ordering::Release);
         self.await_delivery().await;
         self.stats.done.store(true, Ordering::Release);
         if self.other.done.load(Ordering::Acquire) {
@@ -304,6 +307,14 @@ impl Way<'_> {
             // handshake reply written before the relay began is not waited for).
             return;
         }
+        // The other direction read end of stream from our destination: that
+        // peer sent its DATA_FIN, so its connection takes no new subflow
+        // whatever we do; holding ours back would only delay the close. (The
+        // second direction to end never waits: one look a connection.)
+        let peer_done = || self.other.eof.load(Ordering::Acquire);
+        if peer_done() {
+            return;
+        }
         let Some(mut left) = unacknowledged(self.dst).filter(|&n| n > 0) else {
             return;
         };
@@ -320,6 +331,9 @@ impl Way<'_> {
             }
             tokio::time::sleep(pause).await;
             let now = Instant::now();
+            if peer_done() {
+                return;
+            }
             let Some(n) = unacknowledged(self.dst).filter(|&n| n > 0) else {
                 return;
             };
