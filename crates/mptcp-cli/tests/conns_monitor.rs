@@ -80,10 +80,20 @@ fn conns_shows_a_live_two_subflow_connection() {
             "bytes_received",
             "bytes_acked",
             "bytes_retrans",
+            "bytes_unacked",
+            "path_manager",
             "subflows"
         ])
     );
     let info = stream.mptcp_info().unwrap().expect("MPTCP is active");
+    // One extra subflow, from the client's one endpoint; everything acknowledged.
+    let pm = &conn["path_manager"];
+    assert_eq!(pm["subflows"], 1, "{conn}");
+    assert_eq!(pm["subflows_max"], info.subflows_max, "{conn}");
+    assert_eq!(pm["local_addr_used"], info.local_addr_used, "{conn}");
+    assert_eq!(pm["local_addr_max"], info.local_addr_max, "{conn}");
+    assert_eq!(pm["add_addr_accepted_max"], info.add_addr_accepted_max, "{conn}");
+    assert_eq!(conn["bytes_unacked"], 0, "{conn}");
     assert_eq!(conn["token"], info.token);
     assert_eq!(conn["local"], stream.local_addr().unwrap().to_string());
     assert_eq!(conn["remote"], stream.peer_addr().unwrap().to_string());

@@ -43,10 +43,12 @@ Examples:
 
 JSON: {\"time\", \"connections\": [{\"token\", \"local\", \"remote\", \"state\", \"fallback\",
 \"subflow_count\", \"bytes_sent\", \"bytes_received\", \"bytes_acked\", \"bytes_retrans\",
-\"subflows\": [{\"local\", \"remote\", \"state\", \"local_id\", \"remote_id\", \"backup\", \"join\",
+\"bytes_unacked\", \"path_manager\": {\"subflows\", \"subflows_max\", \"local_addr_used\",
+\"local_addr_max\", \"add_addr_signal\", \"add_addr_signal_max\", \"add_addr_accepted\",
+\"add_addr_accepted_max\"}, \"subflows\": [{\"local\", \"remote\", \"state\", \"local_id\", \"remote_id\", \"backup\", \"join\",
 \"flags\": [...]}]}]}; with --watch one such document per line. States are snake_case
 (established, syn_sent, listen, ...). A field without a value is left out: token for a
-listener, bytes_* before Linux 6.5, local_id/remote_id when the kernel gave none.";
+listener, bytes_* before Linux 6.5, bytes_unacked and path_manager after a fallback, local_id/remote_id when the kernel gave none.";
 
 /// `mptcp conns`.
 #[derive(Debug, Args)]
@@ -128,8 +130,38 @@ pub struct ConnectionJson {
     /// Bytes retransmitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_retrans: Option<u64>,
+    /// Bytes written and not yet acknowledged at the data level
+    /// (`mptcpi_write_seq - mptcpi_snd_una`): a connection with bytes here and no
+    /// subflow is stuck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_unacked: Option<u64>,
+    /// What the kernel's path manager has used of its limits on this connection:
+    /// when it opens no more subflows, this says which limit it sees reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_manager: Option<PathManagerJson>,
     /// The subflows.
     pub subflows: Vec<SubflowJson>,
+}
+
+/// A connection's path-manager counters (`struct mptcp_info`), each with its limit.
+#[derive(Debug, Serialize)]
+pub struct PathManagerJson {
+    /// Extra subflows counted against `subflows_max` (`mptcpi_subflows`).
+    pub subflows: u8,
+    /// The limit (`mptcpi_subflows_max`).
+    pub subflows_max: u8,
+    /// Local endpoints used for subflows (`mptcpi_local_addr_used`).
+    pub local_addr_used: u8,
+    /// The endpoints it may use (`mptcpi_local_addr_max`).
+    pub local_addr_max: u8,
+    /// Addresses it announced (`mptcpi_add_addr_signal`).
+    pub add_addr_signal: u8,
+    /// The limit (`mptcpi_add_addr_signal_max`).
+    pub add_addr_signal_max: u8,
+    /// Peer announcements it took (`mptcpi_add_addr_accepted`).
+    pub add_addr_accepted: u8,
+    /// The limit (`mptcpi_add_addr_accepted_max`).
+    pub add_addr_accepted_max: u8,
 }
 
 /// A subflow in JSON.
@@ -196,6 +228,19 @@ impl From<&Connection> for ConnectionJson {
             bytes_received: info.and_then(|i| i.bytes_received),
             bytes_acked: info.and_then(|i| i.bytes_acked),
             bytes_retrans: info.and_then(|i| i.bytes_retrans),
+            bytes_unacked: info
+                .filter(|_| !c.fallback())
+                .map(|i| i.write_seq.wrapping_sub(i.snd_una)),
+            path_manager: info.filter(|_| !c.fallback()).map(|i| PathManagerJson {
+                subflows: i.subflows,
+                subflows_max: i.subflows_max,
+                local_addr_used: i.local_addr_used,
+                local_addr_max: i.local_addr_max,
+                add_addr_signal: i.add_addr_signal,
+                add_addr_signal_max: i.add_addr_signal_max,
+                add_addr_accepted: i.add_addr_accepted,
+                add_addr_accepted_max: i.add_addr_accepted_max,
+            }),
             subflows: ordered(c).into_iter().map(SubflowJson::from).collect(),
         }
     }

@@ -44,8 +44,9 @@ pub struct Args {
     pub rto_max_ms: Option<u64>,
     /// The proxies' `--idle-timeout` (`--idle-timeout SECS`).
     pub idle_timeout: Duration,
-    /// `ss -tinM` of both hosts every this many seconds into `sample-<s>.txt`
-    /// (`--sample-every SECS`), for following connections through a run.
+    /// `ss -tinM` and `mptcp conns --json` of both hosts every this many seconds
+    /// into `sample-<s>.txt` (`--sample-every SECS`), for following connections
+    /// through a run.
     pub sample_every: Option<u64>,
     /// The relays' `--notsent-lowat` (`--notsent-lowat BYTES`), else theirs.
     pub notsent_lowat: Option<u64>,
@@ -58,8 +59,8 @@ const USAGE: &str = "usage: mptcp-soak --mptcp PATH [--minutes N | --seconds N] 
 key, e.g. failed_with_path_up: reported, not fatal; --no-strip: the schedule's MPTCP-strip \
 episodes change nothing; --checksum: DSS checksums on both hosts; --rto-max-ms: the \
 longest TCP retransmission timeout on both hosts (net.ipv4.tcp_rto_max_ms); --idle-timeout: the \
-proxies', default 20; --sample-every: every connection and subflow of both hosts (ss -tinM) \
-every SECS seconds into sample-<s>.txt; --notsent-lowat: the four relays' \
+proxies', default 20; --sample-every: every connection and subflow of both hosts (ss -tinM, \
+then mptcp conns --json) every SECS seconds into sample-<s>.txt; --notsent-lowat: the four relays' \
 --notsent-lowat, 0 for the kernel's default)";
 
 fn parse_args() -> Result<Args, String> {
@@ -272,7 +273,9 @@ fn run(args: &Args) -> Result<bool, String> {
         .endpoints(Endpoints::None)
         .build()
         .map_err(|e| format!("cannot build the test network: {e}"))?;
-    let net = net::SoakNet::new(tn, args.no_strip, args.checksum, args.rto_max_ms)?;
+    let mut net = net::SoakNet::new(tn, args.no_strip, args.checksum, args.rto_max_ms)?;
+    // Absolute: the dumps run it inside the hosts' namespaces by its path.
+    net.mptcp = Some(std::fs::canonicalize(&args.mptcp).unwrap_or_else(|_| args.mptcp.clone()));
     let sinks = sink::Sinks::start(&net)?;
     let mut daemons = Daemons::start(args, &net)?;
     let capture = net::Capture::start(&net, &args.dir)?;

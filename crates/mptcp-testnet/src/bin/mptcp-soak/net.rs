@@ -32,6 +32,10 @@ pub struct SoakNet {
     pub origin: Netns,
     /// `--no-strip`: [`SoakNet::strip`] changes nothing.
     no_strip: bool,
+    /// The `mptcp` binary: socket dumps add `mptcp conns --json` (every field of
+    /// each connection's `mptcp_info`, the path manager's counters included, which
+    /// `ss` leaves out).
+    pub mptcp: Option<std::path::PathBuf>,
 }
 
 fn exec(ns: &Netns, prog: &str, args: &[&str]) -> Result<(), String> {
@@ -117,6 +121,7 @@ impl SoakNet {
             tn,
             origin,
             no_strip,
+            mptcp: None,
         };
         for p in 0..SOAK_PATHS {
             net.service_route(p)?;
@@ -235,7 +240,8 @@ impl SoakNet {
     }
 
     /// `ss -tinM` of both hosts (every TCP socket and subflow with its `tcp_info`
-    /// and MPTCP tokens, every MPTCP socket) into `path`.
+    /// and MPTCP tokens, every MPTCP socket), then `mptcp conns --json` of both, into
+    /// `path`.
     pub fn dump_sockets(&self, path: &Path) -> Result<(), String> {
         let mut text = String::new();
         for (name, host) in [("client", self.tn.client()), ("server", self.tn.server())] {
@@ -244,6 +250,18 @@ impl SoakNet {
                 .map_err(|e| format!("ss on the {name}: {e}"))?;
             text.push_str(&format!("# {name}\n"));
             text.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        if let Some(mptcp) = &self.mptcp {
+            let prog = mptcp.to_string_lossy();
+            for (name, host) in [("client", self.tn.client()), ("server", self.tn.server())] {
+                // A failure here costs this part only: the ss output above stays.
+                text.push_str(&format!("# {name} mptcp conns --json\n"));
+                match host.exec(&prog, ["conns", "--json"]) {
+                    Ok(out) => text.push_str(&String::from_utf8_lossy(&out.stdout)),
+                    Err(e) => text.push_str(&format!("(mptcp conns on the {name}: {e})")),
+                }
+                text.push('\n');
+            }
         }
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
     }
