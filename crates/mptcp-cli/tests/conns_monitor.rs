@@ -92,7 +92,10 @@ fn conns_shows_a_live_two_subflow_connection() {
     assert_eq!(pm["subflows_max"], info.subflows_max, "{conn}");
     assert_eq!(pm["local_addr_used"], info.local_addr_used, "{conn}");
     assert_eq!(pm["local_addr_max"], info.local_addr_max, "{conn}");
-    assert_eq!(pm["add_addr_accepted_max"], info.add_addr_accepted_max, "{conn}");
+    assert_eq!(
+        pm["add_addr_accepted_max"], info.add_addr_accepted_max,
+        "{conn}"
+    );
     assert_eq!(conn["bytes_unacked"], 0, "{conn}");
     assert_eq!(conn["token"], info.token);
     assert_eq!(conn["local"], stream.local_addr().unwrap().to_string());

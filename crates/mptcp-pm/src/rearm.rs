@@ -18,7 +18,12 @@
 //! too often ([`Pace`]: 10 s then at most every 30 s for a stuck connection in the
 //! in-kernel mode, 3 s and 10 s for those `--userspace` keeps; 30 s / 120 s and
 //! 10 s / 60 s for a degraded one); for the stuck connections one endpoint a
-//! round (the one most of them lack): one subflow is what they need. A connection
+//! round (the one most of them lack): one subflow is what they need. An endpoint
+//! that is a moving connection's only path is not re-armed for a degraded one, and
+//! for a stuck one only when every candidate is (then the one that strands the
+//! fewest): a re-arm closes that connection's last subflow, and if the joins that
+//! follow fail (another path stripping MPTCP at that moment, in the soak) it is
+//! stuck in turn. A connection
 //! gets [`MAX_ATTEMPTS`] re-arms without recovering, then is left alone. The cost:
 //! the other connections' subflows from that address close and the kernel opens them
 //! again at once (their data is sent again over the others meanwhile), so the
@@ -199,27 +204,48 @@ impl Rearmer {
             last.get(&id)
                 .is_none_or(|&at| now.duration_since(at) >= every)
         };
+        // The connections whose every established subflow is from `address`: a
+        // re-arm of it closes them all, and they are stuck in turn unless its new
+        // joins get through (a soak re-armed path 1 while MPTCP was stripped on
+        // path 2: four uploads that moved only over path 1 lost it, the kernel's
+        // new joins went partly over path 2 and were reset, every endpoint then
+        // counted as used on them, and they waited for the next re-arm past
+        // their client's timeout).
+        let strands = |address: IpAddr| {
+            conns
+                .iter()
+                .filter(|c| !c.on.is_empty() && c.on.iter().all(|a| *a == address))
+                .count()
+        };
         // One endpoint for the stuck connections: a subflow from it is all they need
-        // (the others then count as degraded). The one most of them lack, then the
-        // one re-armed longest ago.
+        // (the others then count as degraded). One that is no other connection's
+        // only path, then the one most of them lack, then the one that strands the
+        // fewest, then the one re-armed longest ago.
         let stuck_pick = due
             .iter()
             .filter(|(id, (_, stuck, _))| {
                 !stuck.is_empty() && rested(&self.last, **id, self.pace.stuck_every)
             })
-            .max_by_key(|(id, (_, stuck, _))| {
+            .max_by_key(|(id, (address, stuck, _))| {
+                let stranded = strands(*address);
                 (
+                    stranded == 0,
                     stuck.len(),
+                    std::cmp::Reverse(stranded),
                     std::cmp::Reverse(self.last.get(id).copied()),
                     std::cmp::Reverse(**id),
                 )
             })
             .map(|(id, _)| *id);
+        // For degraded connections (which still move) only an endpoint that is no
+        // connection's only path.
         let picked: Vec<u8> = due
             .iter()
-            .filter(|(id, (_, _, degraded))| {
+            .filter(|(id, (address, _, degraded))| {
                 Some(**id) == stuck_pick
-                    || (!degraded.is_empty() && rested(&self.last, **id, self.pace.degraded_every))
+                    || (!degraded.is_empty()
+                        && rested(&self.last, **id, self.pace.degraded_every)
+                        && strands(*address) == 0)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -392,22 +418,62 @@ mod tests {
             &mixed,
             &endpoints(),
         );
+        // Path 0 is connection 1's only path: path 1 serves both, in one re-arm.
         assert_eq!(
             got,
-            vec![
-                Rearm {
-                    id: 1,
-                    address: ip(P0),
-                    stuck: 1,
-                    degraded: 0,
-                },
-                Rearm {
-                    id: 2,
-                    address: ip(P1),
-                    stuck: 0,
-                    degraded: 1,
-                },
-            ]
+            vec![Rearm {
+                id: 2,
+                address: ip(P1),
+                stuck: 1,
+                degraded: 1,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_rearm_leaves_alone_an_endpoint_that_is_a_moving_connections_only_path() {
+        let mut r = Rearmer::new(PACE);
+        let t0 = Instant::now();
+        // Connection 7 is stuck; connection 8 moves over path 0 only (it lost path 1
+        // and lacks it: degraded); connection 9 over both.
+        let seen = [conn(7, &[P0, P1]), conn(8, &[P0, P1]), conn(9, &[P0, P1])];
+        r.step(t0, &seen, &endpoints());
+        let now = [conn(7, &[]), conn(8, &[P0]), conn(9, &[P0, P1])];
+        r.step(t0 + CHECK_EVERY, &now, &endpoints());
+        // Path 1 for the stuck one (path 0 would close connection 8's only subflow),
+        // and it serves the degraded one too.
+        let t1 = t0 + CHECK_EVERY + PACE.degraded_after;
+        assert_eq!(
+            r.step(t1, &now, &endpoints()),
+            vec![Rearm {
+                id: 2,
+                address: ip(P1),
+                stuck: 1,
+                degraded: 1,
+            }]
+        );
+        // Every endpoint some moving connection's only path: the stuck one still
+        // gets one (the one that strands the fewest), a degraded one none.
+        let mut r = Rearmer::new(PACE);
+        let seen = [
+            conn(1, &[P0, P1]),
+            conn(2, &[P0, P1]),
+            conn(3, &[P0, P1]),
+            conn(4, &[P0, P1]),
+        ];
+        r.step(t0, &seen, &endpoints());
+        let now = [conn(1, &[]), conn(2, &[P0]), conn(3, &[P1]), conn(4, &[P1])];
+        r.step(t0 + CHECK_EVERY, &now, &endpoints());
+        let got = r.step(t0 + CHECK_EVERY + PACE.degraded_after, &now, &endpoints());
+        assert_eq!(
+            got,
+            vec![Rearm {
+                id: 1,
+                address: ip(P0),
+                stuck: 1,
+                degraded: 2,
+            }],
+            "path 0 strands one connection (2), path 1 two (3 and 4, which lack path 0)"
         );
     }
 
