@@ -154,7 +154,8 @@
 //! Bytes written just before the FIN over a path that fails at that moment
 //! can then only arrive over that same path, if it comes back. Where an
 //! answer matters, wait until the peer has acknowledged it before shutting
-//! down: `mptcp_info()`'s `write_seq` and `snd_una` meet when it has.
+//! down: `mptcp_info()`'s [`bytes_unacked`](MptcpInfo::bytes_unacked) is 0
+//! when it has.
 //! (`mptcp proxy` does so on its MPTCP legs.)
 //!
 //! ```no_run
@@ -167,7 +168,7 @@
 //! stream.write_all(b"the last answer")?;
 //! let deadline = Instant::now() + Duration::from_secs(60);
 //! while let Some(info) = stream.mptcp_info()? {
-//!     if info.write_seq == info.snd_una || Instant::now() >= deadline {
+//!     if info.bytes_unacked() == 0 || Instant::now() >= deadline {
 //!         break;
 //!     }
 //!     std::thread::sleep(Duration::from_millis(10));

@@ -468,11 +468,10 @@ impl Way<'_> {
 }
 
 /// Bytes written to an MPTCP connection that its peer has not acknowledged at
-/// the data level (`mptcpi_write_seq - mptcpi_snd_una`); `None` when
-/// `MPTCP_INFO` cannot be read (a fallen-back or closed connection).
+/// the data level; `None` when `MPTCP_INFO` cannot be read (a fallen-back or
+/// closed connection).
 fn unacknowledged(s: &TcpStream) -> Option<u64> {
-    let info = s.mptcp_info().ok()??;
-    Some(info.write_seq.wrapping_sub(info.snd_una))
+    Some(s.mptcp_info().ok()??.bytes_unacked())
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -22,6 +22,10 @@ fn testnet(rate_mbit: Option<u32>) -> TestNet {
     if let Some(r) = rate_mbit {
         b = b.rate_mbit(r);
     }
+    build(b)
+}
+
+fn build(b: mptcp_testnet::TestNetBuilder) -> TestNet {
     b.build().unwrap_or_else(|e| {
         panic!("this test needs a 2-path test network (root, iproute2, MPTCP): {e}")
     })
@@ -371,14 +375,9 @@ fn proxy_redials_with_mptcp_when_the_first_syns_were_lost() {
 /// without the relay.)
 #[test]
 fn proxy_answer_then_close_reaches_the_client_over_a_path_opened_later() {
-    let net = TestNet::builder()
-        .paths(2)
-        .endpoints(Endpoints::None)
-        .build()
-        .unwrap_or_else(|e| {
-            panic!("this test needs a 2-path test network (root, iproute2, MPTCP): {e}")
-        });
-    let net = Arc::new(net);
+    let net = Arc::new(build(
+        TestNet::builder().paths(2).endpoints(Endpoints::None),
+    ));
     for host in [net.client(), net.server()] {
         host.exec(
             "ip",

@@ -228,9 +228,7 @@ impl From<&Connection> for ConnectionJson {
             bytes_received: info.and_then(|i| i.bytes_received),
             bytes_acked: info.and_then(|i| i.bytes_acked),
             bytes_retrans: info.and_then(|i| i.bytes_retrans),
-            bytes_unacked: info
-                .filter(|_| !c.fallback())
-                .map(|i| i.write_seq.wrapping_sub(i.snd_una)),
+            bytes_unacked: info.filter(|_| !c.fallback()).map(|i| i.bytes_unacked()),
             path_manager: info.filter(|_| !c.fallback()).map(|i| PathManagerJson {
                 subflows: i.subflows,
                 subflows_max: i.subflows_max,

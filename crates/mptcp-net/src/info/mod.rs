@@ -184,6 +184,16 @@ pub struct MptcpInfo {
     pub last_ack_recv: Option<Duration>,
 }
 
+impl MptcpInfo {
+    /// Bytes written and not yet acknowledged by the peer at the data level
+    /// (`write_seq - snd_una`): 0 once everything written has been delivered.
+    /// (A half-close waits for it where an answer matters: see the crate docs,
+    /// "Half-closing".)
+    pub fn bytes_unacked(&self) -> u64 {
+        self.write_seq.wrapping_sub(self.snd_una)
+    }
+}
+
 /// TCP state of a subflow (`tcpi_state`, the kernel's `TCP_*` states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
