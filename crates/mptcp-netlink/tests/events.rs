@@ -8,15 +8,24 @@ use std::time::{Duration, Instant};
 
 use mptcp_net::{Dialer, ListenConfig};
 use mptcp_netlink::{Event, EventKind, Events, PathManager};
-use mptcp_testnet::TestNet;
+use mptcp_testnet::{Host, TestNet};
 
 const PORT: u16 = 5201;
 
-fn testnet() -> TestNet {
+fn testnet(paths: usize) -> TestNet {
     TestNet::builder()
-        .paths(2)
+        .paths(paths)
         .build()
-        .unwrap_or_else(|e| panic!("this test needs a 2-path test network: {e}"))
+        .unwrap_or_else(|e| panic!("this test needs a {paths}-path test network: {e}"))
+}
+
+/// An MPTCP listener on the server's path-0 address, and that address.
+fn listen(server: &Host) -> (std::net::TcpListener, SocketAddr) {
+    let listener = server
+        .run(|| ListenConfig::new().listen(("0.0.0.0", PORT)))
+        .unwrap()
+        .expect("listen");
+    (listener, SocketAddr::new(server.addr(0).unwrap(), PORT))
 }
 
 /// Reads events until `done` says so, for at most `limit`.
@@ -45,7 +54,7 @@ fn position(seen: &[Event], kind: EventKind) -> usize {
 
 #[test]
 fn a_two_path_connection_yields_its_events_in_order() {
-    let net = testnet();
+    let net = testnet(2);
     let (client, server) = (net.client(), net.server());
     let mut client_events = client
         .run(Events::subscribe)
@@ -56,11 +65,7 @@ fn a_two_path_connection_yields_its_events_in_order() {
         .unwrap()
         .expect("subscribe (server)");
 
-    let listener = server
-        .run(|| ListenConfig::new().listen(("0.0.0.0", PORT)))
-        .unwrap()
-        .expect("listen");
-    let server_addr = SocketAddr::new(server.addr(0).unwrap(), PORT);
+    let (listener, server_addr) = listen(server);
     let mut stream = client
         .run(|| Dialer::new().dial(server_addr))
         .unwrap()
@@ -165,4 +170,52 @@ fn a_two_path_connection_yields_its_events_in_order() {
         Duration::from_secs(5),
         |s| s.iter().any(|e| e.kind == EventKind::ListenerClosed),
     );
+}
+
+#[test]
+fn a_burst_of_events_nobody_reads_meanwhile_is_kept() {
+    // 400 connections open and close while the subscriber reads nothing: about 1,200
+    // events, more than a socket with the default receive buffer (rmem_default)
+    // holds: without the larger queue this fails with EventsLost.
+    const CONNECTIONS: usize = 400;
+    let net = testnet(1);
+    let (client, server) = (net.client(), net.server());
+    let mut events = server
+        .run(Events::subscribe)
+        .unwrap()
+        .expect("subscribe (server)");
+    let (listener, server_addr) = listen(server);
+    let dialer = Dialer::new();
+    for _ in 0..CONNECTIONS {
+        let mut stream = client
+            .run(|| dialer.dial(server_addr))
+            .unwrap()
+            .expect("dial");
+        let (mut accepted, _) = listener.accept().expect("accept");
+        // One byte each way: both sides fully established.
+        stream.write_all(b"x").unwrap();
+        let mut buf = [0; 1];
+        accepted.read_exact(&mut buf).unwrap();
+        accepted.write_all(b"y").unwrap();
+        stream.read_exact(&mut buf).unwrap();
+    }
+    let (mut created, mut established) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while created < CONNECTIONS || established < CONNECTIONS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out with {created} created and {established} established events"
+        );
+        match events.next_timeout(left) {
+            Ok(Some(e)) if e.kind == EventKind::Created => created += 1,
+            Ok(Some(e)) if e.kind == EventKind::Established => established += 1,
+            Ok(_) => {}
+            Err(e) => panic!(
+                "after {created} created and {established} established events: {e} \
+                 (the subscription's receive queue overflowed)"
+            ),
+        }
+    }
+    assert_eq!((created, established), (CONNECTIONS, CONNECTIONS));
 }
