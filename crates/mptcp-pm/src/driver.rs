@@ -232,7 +232,18 @@ impl Driver {
                 || c.fallback()
                 || in_kernel_limits(info)
                 || self.foreign.contains(&token)
-                || self.engine.knows(token)
+                || self.engine.is_established(token)
+            {
+                continue;
+            }
+            // Announced ("created") but not yet established for the engine: its
+            // "established" event is still to come unless it was lost. The kernel
+            // sends it once the connection is fully established (a subflow says so;
+            // it takes no new subflow before), so only then, or when no subflow is
+            // left to wait on, is the event taken as lost.
+            if self.engine.knows(token)
+                && !c.subflows.is_empty()
+                && !c.subflows.iter().any(|s| s.flags.fully_established())
             {
                 continue;
             }

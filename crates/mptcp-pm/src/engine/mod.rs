@@ -534,14 +534,29 @@ impl Engine {
         self.conns.contains_key(&token)
     }
 
+    /// Whether connection `token` is tracked and established: its policy applies.
+    /// A connection announced by its "created" event waits for its "established" one.
+    pub fn is_established(&self, token: u32) -> bool {
+        self.conns.get(&token).is_some_and(|c| c.established)
+    }
+
     /// An established connection that no event announced (it predates this daemon, or
     /// its events were lost), found in a `sock_diag` dump: tracked from now on, and
-    /// brought to its policy at once (its missing subflows created). Known tokens are
-    /// left as they are.
+    /// brought to its policy at once (its missing subflows created). Established
+    /// connections already tracked are left as they are; one tracked but not yet
+    /// established is taken as found (its "established" event may have been lost).
     pub fn adopt(&mut self, now: Instant, found: &Adopted) -> Vec<Decision> {
-        if self.conns.contains_key(&found.token) {
+        if self.is_established(found.token) {
             return Vec::new();
         }
+        // One announced by its "created" event whose "established" one was lost
+        // (the event socket overflowed) would wait for it forever, with no subflow
+        // ever added: taken as found, like one with no event at all.
+        let trigger = if self.knows(found.token) {
+            "adopted: found established, its event lost"
+        } else {
+            "adopted: found without its events"
+        };
         let c = self.new_conn(
             now,
             found.local,
@@ -550,7 +565,7 @@ impl Engine {
             &found.subflows,
         );
         self.conns.insert(found.token, c);
-        self.establish(now, found.token, "adopted: found without its events")
+        self.establish(now, found.token, trigger)
     }
 
     /// Stops tracking connection `token` (the kernel says another path manager has it).

@@ -451,6 +451,35 @@ fn ended_connections_are_forgotten() {
 }
 
 #[test]
+fn a_connection_whose_established_event_was_lost_is_adopted_from_a_dump() {
+    let (mut e, now) = engine(Policy::Aggregate);
+    // "Created" came, "established" was lost when the event socket overflowed: the
+    // connection is tracked but gets no subflow.
+    assert!(e
+        .event(now, &ev(EventKind::Created, FIRST, SERVER))
+        .is_empty());
+    assert!(e.knows(T));
+    assert!(!e.is_established(T));
+    // A dump finds it established: its policy applies from then on.
+    let found = Adopted {
+        token: T,
+        local: sa(FIRST),
+        remote: sa(SERVER),
+        server_side: false,
+        subflows: vec![(sa(FIRST), sa(SERVER), false)],
+    };
+    let d = e.adopt(now, &found);
+    assert!(d[0].reason.contains("its event lost"), "{d:?}");
+    assert_eq!(commands(d), [create(2, false)]);
+    assert!(e.is_established(T));
+    // Once established, dumps and the late event change nothing.
+    assert!(e.adopt(now, &found).is_empty());
+    assert!(e
+        .event(now, &ev(EventKind::Established, FIRST, SERVER))
+        .is_empty());
+}
+
+#[test]
 fn a_connection_found_without_events_is_adopted_and_repaired() {
     let (mut e, now) = engine(Policy::Aggregate);
     // Open before the daemon started; only its second subflow is left.
