@@ -3,7 +3,7 @@
 //! ends both directions.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use mptcp_metrics::prometheus::IntCounter;
@@ -78,6 +78,18 @@ pub(crate) struct Direction {
     eof: AtomicBool,
     /// This direction reached end of stream and passed it on.
     done: AtomicBool,
+    /// The destination's subflows (1 + the extra ones) at the first look of
+    /// [`Way::await_delivery`]; 0 when it did not look. The record's subflow
+    /// sample at the first end of stream takes it instead of asking again.
+    dst_subflows: AtomicU32,
+}
+
+impl Direction {
+    /// The destination's subflow count read while holding back its end of
+    /// stream, if this direction did.
+    pub(crate) fn dst_subflows_seen(&self) -> Option<u32> {
+        Some(self.dst_subflows.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
 }
 
 /// What two directions amount to.
@@ -315,9 +327,16 @@ impl Way<'_> {
         if peer_done() {
             return;
         }
-        let Some(mut left) = unacknowledged(self.dst).filter(|&n| n > 0) else {
+        let Some(info) = self.dst.mptcp_info().ok().flatten() else {
             return;
         };
+        self.stats
+            .dst_subflows
+            .store(u32::from(info.subflows) + 1, Ordering::Relaxed);
+        let mut left = info.bytes_unacked();
+        if left == 0 {
+            return;
+        }
         let start = Instant::now();
         let mut looked = start;
         let mut pause = DELIVERY_POLL_MIN;

@@ -17,6 +17,7 @@ mod record;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,6 +174,9 @@ pub(crate) struct Dial<'a> {
     pressure: &'a Pressure,
     /// What a second dial gave (see [`Dial::second_chance`]).
     redial: std::sync::OnceLock<Redial>,
+    /// The MPTCP status [`Dial::second_chance`] read of the stream it returned,
+    /// by descriptor: the session's record takes it rather than asking again.
+    status: std::sync::Mutex<Option<(RawFd, Option<MptcpStatus>)>>,
 }
 
 /// How long a second dial after a SYN-loss fallback may take: four of the first
@@ -193,6 +197,7 @@ impl<'a> Dial<'a> {
             shared,
             pressure,
             redial: std::sync::OnceLock::new(),
+            status: std::sync::Mutex::new(None),
         }
     }
 
@@ -210,6 +215,19 @@ impl<'a> Dial<'a> {
     /// What a second dial gave, if one was made.
     pub(crate) fn redial(&self) -> Option<Redial> {
         self.redial.get().copied()
+    }
+
+    /// The MPTCP status of `stream` if this dial already read it (it returned
+    /// that stream): one `getsockopt` a connection fewer.
+    fn known_status(&self, stream: &TcpStream) -> Option<Option<MptcpStatus>> {
+        let known = *self.status.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .filter(|(fd, _)| *fd == stream.as_raw_fd())
+            .map(|(_, status)| status)
+    }
+
+    fn remember(&self, stream: &TcpStream, status: Option<MptcpStatus>) {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = Some((stream.as_raw_fd(), status));
     }
 
     fn redialed(&self, outcome: Redial) {
@@ -232,9 +250,12 @@ impl<'a> Dial<'a> {
     /// retransmission, no second dial. Counted by outcome in
     /// `mptcp_proxy_redials_total`.
     async fn second_chance(&self, first: TcpStream) -> TcpStream {
-        if !self.shared.dialer.multipath_tcp()
-            || first.mptcp_status().ok() != Some(MptcpStatus::FellBack)
-        {
+        if !self.shared.dialer.multipath_tcp() {
+            return first;
+        }
+        let status = first.mptcp_status().ok();
+        self.remember(&first, status);
+        if status != Some(MptcpStatus::FellBack) {
             return first;
         }
         let Some(tcp) = first.subflows().ok().and_then(|s| s.into_iter().next()) else {
@@ -249,6 +270,7 @@ impl<'a> Dial<'a> {
         let wait = (tcp.tcp.rtt * 4).clamp(REDIAL_WAIT_MIN, REDIAL_WAIT_MAX) + REDIAL_SYN_RTO;
         let outcome = match tokio::time::timeout(wait, self.shared.dialer.dial_async(peer)).await {
             Ok(Ok(second)) if second.mptcp_status().ok() == Some(MptcpStatus::Active) => {
+                self.remember(&second, Some(MptcpStatus::Active));
                 tracing::debug!(route = %self.shared.name, "{peer}: fell back after lost SYNs; redialed with MPTCP");
                 self.redialed(Redial::Mptcp);
                 return second;
@@ -504,7 +526,9 @@ async fn session<F: Front>(
     if core.upstream.is_none() {
         core.upstream = upstream.peer_addr().ok();
     }
-    core.upstream_mptcp = front.upstream_status(&upstream);
+    core.upstream_mptcp = dial
+        .known_status(&upstream)
+        .unwrap_or_else(|| front.upstream_status(&upstream));
     let _upstream_counted = Counted::new(&shared.metrics, Side::Upstream, core.upstream_mptcp);
     let _ = upstream.set_nodelay(true);
     sys::set_notsent_lowat(&upstream, shared.relay.notsent_lowat);

@@ -88,6 +88,10 @@ fn max_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
 struct SubflowsSeen<'a> {
     client: &'a TcpStream,
     upstream: &'a TcpStream,
+    /// The directions writing to the upstream and to the client: the one that
+    /// held back its end of stream read its destination's subflows already.
+    to_upstream: &'a Direction,
+    to_client: &'a Direction,
     client_status: Option<MptcpStatus>,
     upstream_status: Option<MptcpStatus>,
     client_max: AtomicU32,
@@ -98,11 +102,21 @@ struct SubflowsSeen<'a> {
 impl SubflowsSeen<'_> {
     /// Samples both sides now.
     fn sample(&self) {
+        self.sample_or_take(false);
+    }
+
+    /// Samples both sides now; with `take_looked`, a side whose subflows the
+    /// end-of-stream hold has just read is not asked again.
+    fn sample_or_take(&self, take_looked: bool) {
         self.sampled.store(true, Ordering::Relaxed);
-        if let Some(n) = subflows(self.client, self.client_status) {
+        let looked = |d: &Direction| d.dst_subflows_seen().filter(|_| take_looked);
+        let client = looked(self.to_client).or_else(|| subflows(self.client, self.client_status));
+        if let Some(n) = client {
             self.client_max.fetch_max(n, Ordering::Relaxed);
         }
-        if let Some(n) = subflows(self.upstream, self.upstream_status) {
+        let upstream =
+            looked(self.to_upstream).or_else(|| subflows(self.upstream, self.upstream_status));
+        if let Some(n) = upstream {
             self.upstream_max.fetch_max(n, Ordering::Relaxed);
         }
     }
@@ -112,7 +126,7 @@ impl SubflowsSeen<'_> {
     /// already have taken its subflows down: a short transfer would show one.)
     fn first_end(&self, ended_first: &AtomicBool) {
         if !ended_first.swap(true, Ordering::Relaxed) {
-            self.sample();
+            self.sample_or_take(true);
         }
     }
 
@@ -201,6 +215,8 @@ pub(crate) async fn relay_pair(
     let seen = SubflowsSeen {
         client,
         upstream,
+        to_upstream: &up,
+        to_client: &down,
         client_status: record.client_mptcp,
         upstream_status: record.upstream_mptcp,
         client_max: AtomicU32::new(0),
@@ -364,6 +380,9 @@ mod tests {
         SubflowsSeen {
             client,
             upstream,
+            // No end-of-stream hold in these tests: directions that never looked.
+            to_upstream: Box::leak(Box::default()),
+            to_client: Box::leak(Box::default()),
             client_status: Some(MptcpStatus::PlainTcp),
             upstream_status: Some(MptcpStatus::PlainTcp),
             client_max: AtomicU32::new(0),
