@@ -3,7 +3,7 @@
 # --listen --to`: TCP mode, one thread, 5 min idle timeouts (the relay's
 # default), a 4096 backlog, relaying 127.0.0.1:LISTEN_PORT to 127.0.0.1:UPSTREAM_PORT.
 #   perf/haproxy-relay.cfg.sh LISTEN_PORT UPSTREAM_PORT MAXCONN > FILE
-# (perf/hostile/run.sh, perf/proxy/idle_cpu.sh)
+# (perf/hostile/run.sh, perf/proxy/idle_cpu.sh, perf/proxy/syscalls.sh)
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 LISTEN_PORT UPSTREAM_PORT MAXCONN" >&2; exit 2; }
 cat <<CFG
