@@ -343,9 +343,14 @@ fn chain(fastopen: bool) {
             !out.status.success(),
             "a wrong SOCKS5 password was accepted"
         );
+        // In the order the sessions ended, not the order they began.
         let recs = authed.wait_records(2);
-        assert_eq!(recs[0].end, GatewayEnd::Closed, "{recs:?}");
-        assert_eq!(recs[1].end, GatewayEnd::BadHandshake, "{recs:?}");
+        let ended = |end: GatewayEnd| recs.iter().filter(|r| r.end == end).count();
+        assert_eq!(
+            (ended(GatewayEnd::Closed), ended(GatewayEnd::BadHandshake)),
+            (1, 1),
+            "{recs:?}"
+        );
     }
     // 1c. No converter: the gateway dials the destination itself, over MPTCP
     // (the web server is plain TCP: the dial falls back on the wire).
@@ -407,16 +412,17 @@ fn chain(fastopen: bool) {
             "mptcp_proxy_connections_active{mptcp=\"active\",route=\"convert\",side=\"client\"} 0";
         assert!(text.contains(line), "no {line:?} in:\n{text}");
     }
+    // A record is written when its session ends, which can be after the next
+    // client started (the relay ends once both ways are done): in any order.
     let gw = gateway.wait_records(4);
-    let modes: Vec<Mode> = gw.iter().map(|r| r.mode).collect();
+    let count = |mode: Mode| gw.iter().filter(|r| r.mode == mode).count();
     assert_eq!(
-        modes,
-        [
-            Mode::Socks5,
-            Mode::Socks5,
-            Mode::HttpConnect,
-            Mode::Transparent
-        ],
+        (
+            count(Mode::Socks5),
+            count(Mode::HttpConnect),
+            count(Mode::Transparent)
+        ),
+        (2, 1, 1),
         "{gw:?}"
     );
     for r in &gw {
