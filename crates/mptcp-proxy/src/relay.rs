@@ -78,9 +78,9 @@ pub(crate) struct Direction {
     eof: AtomicBool,
     /// This direction reached end of stream and passed it on.
     done: AtomicBool,
-    /// The destination's subflows (1 + the extra ones) at the first look of
-    /// [`Way::await_delivery`]; 0 when it did not look. The record's subflow
-    /// sample at the first end of stream takes it instead of asking again.
+    /// The most subflows (1 + the extra ones) [`Way::await_delivery`] saw on the
+    /// destination; 0 when it did not look. The record's subflow sample at the
+    /// first end of stream takes it instead of asking again.
     dst_subflows: AtomicU32,
 }
 
@@ -229,6 +229,18 @@ impl Way<'_> {
         }
     }
 
+    /// Bytes written to the destination (an MPTCP connection) that its peer has
+    /// not acknowledged at the data level, noting its subflows as it goes;
+    /// `None` when `MPTCP_INFO` cannot be read (a fallen-back or closed
+    /// connection).
+    fn unacknowledged(&self) -> Option<u64> {
+        let info = self.dst.mptcp_info().ok()??;
+        self.stats
+            .dst_subflows
+            .fetch_max(u32::from(info.subflows) + 1, Ordering::Relaxed);
+        Some(info.bytes_unacked())
+    }
+
     fn moved(&self, n: usize) {
         self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
         self.counter.inc_by(n as u64);
@@ -327,16 +339,9 @@ impl Way<'_> {
         if peer_done() {
             return;
         }
-        let Some(info) = self.dst.mptcp_info().ok().flatten() else {
+        let Some(mut left) = self.unacknowledged().filter(|&n| n > 0) else {
             return;
         };
-        self.stats
-            .dst_subflows
-            .store(u32::from(info.subflows) + 1, Ordering::Relaxed);
-        let mut left = info.bytes_unacked();
-        if left == 0 {
-            return;
-        }
         let start = Instant::now();
         let mut looked = start;
         let mut pause = DELIVERY_POLL_MIN;
@@ -353,7 +358,7 @@ impl Way<'_> {
             if peer_done() {
                 return;
             }
-            let Some(n) = unacknowledged(self.dst).filter(|&n| n > 0) else {
+            let Some(n) = self.unacknowledged().filter(|&n| n > 0) else {
                 return;
             };
             pause = if n < left {
@@ -484,13 +489,6 @@ impl Way<'_> {
             }
         }
     }
-}
-
-/// Bytes written to an MPTCP connection that its peer has not acknowledged at
-/// the data level; `None` when `MPTCP_INFO` cannot be read (a fallen-back or
-/// closed connection).
-fn unacknowledged(s: &TcpStream) -> Option<u64> {
-    Some(s.mptcp_info().ok()??.bytes_unacked())
 }
 
 #[derive(Debug, PartialEq, Eq)]
