@@ -351,6 +351,31 @@ fn endpoints_check(facts: &Facts) -> Check {
              server, --signal instead of --subflow"
         ));
     }
+    // Linux 6.18 counts a `subflow laminar` endpoint again in a connection's
+    // `local_addr_used` each time it opens a subflow from it towards an address the
+    // peer announced, and removing the endpoint takes only one back: past the limit
+    // the connection gets no subflow from any endpoint again (mptcp-pm's crate docs,
+    // "Flags").
+    let both = EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR;
+    if let Some(e) = used.iter().find(|e| e.flags.contains(both)) {
+        return Check::new(
+            ID,
+            WHAT,
+            Status::Warn,
+            format!(
+                "{e}: `laminar` beside `subflow` makes the kernel count this address again                  in a connection's used addresses each time it follows an announcement                  from it; past local_addr_max the connection opens no subflow at all,                  even after its endpoints are removed and added back"
+            ),
+        )
+        .fix(format!(
+            "mptcp endpoint del --id {id}; mptcp endpoint add {} --id {id} --subflow{}              (add --fullmesh to follow announcements from every path)",
+            e.address,
+            e.ifindex
+                .and(e.interface.as_deref())
+                .map(|i| format!(" --dev {i}"))
+                .unwrap_or_default(),
+            id = e.id
+        ));
+    }
     let detail = if used.is_empty() {
         match interfaces.len() {
             0 => "none, and no usable address besides loopback".to_string(),

@@ -73,6 +73,34 @@ fn a_healthy_host_is_all_ok() {
 }
 
 #[test]
+fn a_subflow_laminar_endpoint_warns_with_a_fix() {
+    let mut f = healthy();
+    f.endpoints = Ok(vec![
+        endpoint(1, "198.18.0.1", EndpointFlags::SUBFLOW),
+        endpoint(
+            2,
+            "198.18.1.1",
+            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR,
+        ),
+    ]);
+    let line = checks(&f)
+        .into_iter()
+        .find(|c| c.id == "endpoints")
+        .unwrap();
+    assert_eq!(line.status, Status::Warn, "{line:?}");
+    assert!(line.detail.contains("198.18.1.1"), "{line:?}");
+    assert!(line.detail.contains("local_addr_max"), "{line:?}");
+    let fix = line.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("mptcp endpoint del --id 2; mptcp endpoint add 198.18.1.1 --id 2 --subflow"),
+        "{fix}"
+    );
+    // `laminar` alone (no `subflow`) is not counted that way.
+    f.endpoints = Ok(vec![endpoint(2, "198.18.1.1", EndpointFlags::LAMINAR)]);
+    assert_eq!(status_of(&f, "endpoints"), Status::Ok);
+}
+
+#[test]
 fn two_interfaces_without_endpoints_warn_with_a_fix() {
     let mut f = healthy();
     f.endpoints = Ok(vec![]);

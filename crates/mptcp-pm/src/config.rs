@@ -3,7 +3,7 @@
 //! line it is on and the reason, before anything is touched.
 //!
 //! ```toml
-//! role = "client"                 # "client": subflow (+ laminar) endpoints; "server": signal
+//! role = "client"                 # "client": subflow endpoints; "server": signal
 //! ipv4 = true                     # per address family on/off
 //! ipv6 = true
 //! require_default_route = true    # an address needs a default route of its family on its link
@@ -46,8 +46,8 @@ use toml::Spanned;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Opens extra subflows from every address (`subflow`, plus `laminar` where the
-    /// kernel knows it, Linux 6.18+).
+    /// Opens extra subflows from every address (`subflow`; not `laminar`, see the
+    /// crate docs, "Flags").
     #[default]
     Client,
     /// Announces every address to its peers (`signal`).

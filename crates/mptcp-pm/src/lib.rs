@@ -51,9 +51,20 @@
 //!   `require_default_route = false` turns the rule off. Where mptcpd gives up waiting
 //!   for a route after about 30 ms, a route that appears later is a change like any
 //!   other and is acted on when it comes.
-//! - **Flags.** Role `client`: `subflow`, plus `laminar` where the kernel knows it
-//!   (tried; on `EINVAL` the daemon drops it for good and says so). Role `server`:
-//!   `signal`. A per-interface rule (first match by name glob) replaces them and sets a
+//! - **Flags.** Role `client`: `subflow`. Not `laminar` beside it, although Linux
+//!   6.18 knows it: the kernel then counts an endpoint again in a connection's
+//!   `local_addr_used` each time it opens a subflow from it towards an address the
+//!   peer announced (even while the count already holds it), and removing the endpoint
+//!   takes only one back. After a few subflows lost and announcements received
+//!   again the count passes `local_addr_max` (measured: 4 of 3, two endpoints in
+//!   use), and from then on the connection gets no subflow from any endpoint, not
+//!   even after the endpoints are removed and added back (the chaos soak's
+//!   connections left with no subflow and `local_addr_used` 3 of 3 through every
+//!   re-arm). With `subflow` alone the count stays right and a re-arm brings the
+//!   subflows back. Subflows towards announced addresses then leave from the address
+//!   the routes pick; to follow them from every path (a balancer's join port) give
+//!   the interfaces `fullmesh` by a rule. A rule may still ask for `laminar` (tried;
+//!   on `EINVAL` the daemon drops it for good and says so). Role `server`: `signal`. A per-interface rule (first match by name glob) replaces them and sets a
 //!   priority and per-family switches: `backup` on a costly link, which mptcpd's single
 //!   global flag set cannot express. `signal` with `fullmesh`, `fullmesh` without
 //!   `subflow` and `implicit` are refused at start.

@@ -125,11 +125,7 @@ fn pm_client_follows_addresses_links_and_dad() {
         [ipaddr("198.18.10.1"), ipaddr("198.18.11.1")]
     );
     for e in endpoints(&ns) {
-        assert_eq!(
-            e.flags,
-            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR,
-            "{e}"
-        );
+        assert_eq!(e.flags, EndpointFlags::SUBFLOW, "{e}");
         assert!(e.ifindex.is_some(), "bound to its interface: {e}");
     }
     let old_id = endpoints(&ns)
@@ -844,7 +840,7 @@ fn pm_eight_endpoint_cap_priorities_exclude_and_dry_run() {
         let want = if e.address.to_string().starts_with("198.18.11.") {
             EndpointFlags::SUBFLOW | EndpointFlags::BACKUP
         } else {
-            EndpointFlags::SUBFLOW | EndpointFlags::LAMINAR
+            EndpointFlags::SUBFLOW
         };
         assert_eq!(e.flags, want, "{e}");
     }

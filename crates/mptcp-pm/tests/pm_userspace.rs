@@ -902,3 +902,90 @@ fn rearm_after_every_subflow_reset(then_userspace: bool) {
     still_flows(&client, &mut server, b"again");
     d.stop().0.expect("the daemon stops cleanly");
 }
+
+/// The server's side of [`pm_client_endpoints_keep_the_kernels_count_through_announcements`]:
+/// `ip mptcp endpoint` in the server's namespace (iproute2).
+fn server_endpoint(net: &TestNet, args: &[&str]) {
+    let mut all = vec!["mptcp", "endpoint"];
+    all.extend_from_slice(args);
+    if let Err(e) = net.server().exec("ip", &all) {
+        panic!("ip {} (iproute2) in the server: {e}", all.join(" "));
+    }
+}
+
+/// The client role's endpoints keep the kernel's count of a connection's used
+/// addresses right. With `laminar` beside `subflow`, Linux 6.18 counts an endpoint
+/// again each time it opens a subflow from it towards an address the server
+/// announced, and removing the endpoint takes one back: two rounds of path 1's
+/// subflows reset and the server's address announced again took `local_addr_used`
+/// to 3 of 2 here (the test fails so with `subflow laminar` endpoints), past which
+/// removing and adding back the endpoint (a re-arm) gives no subflow (the chaos soak's connections at 3 of 3 with no subflow through every
+/// re-arm). With `subflow` alone the count stays within its limit and the re-arm
+/// gives the subflow back.
+#[test]
+fn pm_client_endpoints_keep_the_kernels_count_through_announcements() {
+    let KernelRun {
+        net,
+        _listener,
+        state: _state,
+        daemon: d,
+        client,
+        mut server,
+    } = kernel_run_with_a_connection("recount", 7950);
+    let count = |c: &TcpStream| {
+        let i = c
+            .mptcp_info()
+            .unwrap()
+            .expect("MPTCP_INFO of an MPTCP connection");
+        (i.local_addr_used, i.local_addr_max)
+    };
+    server_endpoint(&net, &["add", "198.18.1.2", "id", "9", "signal"]);
+    for round in 1..=3 {
+        reset_subflows_from(&net, &["198.18.1.1"]);
+        std::thread::sleep(Duration::from_millis(300));
+        server_endpoint(&net, &["delete", "id", "9"]);
+        std::thread::sleep(Duration::from_millis(300));
+        server_endpoint(&net, &["add", "198.18.1.2", "id", "9", "signal"]);
+        std::thread::sleep(Duration::from_millis(700));
+        let (used, max) = count(&client);
+        eprintln!("round {round}: local_addr_used {used} of {max}");
+        assert!(
+            used <= max,
+            "round {round}: local_addr_used {used} of {max}"
+        );
+    }
+    // A re-arm by hand, as the daemon makes one: path 1's endpoint removed and added
+    // back with its id, flags and interface.
+    reset_subflows_from(&net, &["198.18.1.1"]);
+    within_3s("a subflow from 198.18.1.1 after ss -K", || {
+        ports_from(&client, "198.18.1.1").is_empty()
+    });
+    let ours = common::endpoints(net.client())
+        .into_iter()
+        .find(|e| e.address == ipaddr("198.18.1.1"))
+        .expect("the daemon's endpoint for 198.18.1.1");
+    assert_eq!(ours.flags, mptcp_netlink::EndpointFlags::SUBFLOW, "{ours}");
+
+    net.client()
+        .run(|| {
+            let pm = mptcp_netlink::PathManager::open().unwrap();
+            pm.delete_endpoint(ours.id).unwrap();
+            let mut again = mptcp_netlink::NewEndpoint::new(ours.address)
+                .id(ours.id)
+                .flags(ours.flags);
+            if let Some(i) = ours.ifindex {
+                again = again.interface(i);
+            }
+            pm.add_endpoint(&again).unwrap();
+        })
+        .unwrap();
+    within_3s(
+        &format!(
+            "no subflow from 198.18.1.1 after the re-arm (local_addr_used {:?})",
+            count(&client)
+        ),
+        || !ports_from(&client, "198.18.1.1").is_empty(),
+    );
+    still_flows(&client, &mut server, b"again");
+    d.stop().0.expect("the daemon stops cleanly");
+}

@@ -89,6 +89,11 @@ pub struct EndpointAdd {
     #[arg(long)]
     pub fullmesh: bool,
     /// Use this address for subflows towards addresses the peer announces (Linux 6.18).
+    ///
+    /// Beside --subflow, Linux 6.18 counts the address again in a connection's used
+    /// addresses each time it follows an announcement from it, until the connection
+    /// opens no subflow at all (`mptcp doctor` warns of it); --fullmesh follows
+    /// announcements without that.
     #[arg(long)]
     pub laminar: bool,
 }

@@ -20,8 +20,9 @@ use crate::output::{self, Output};
 
 pub(crate) const PM_HELP: &str = "\
 The daemon watches links, addresses and routes over rtnetlink and gives every usable
-address an endpoint: `subflow` (and `laminar`, Linux 6.18+) as a client, `signal` as a
-server, or what the configuration's rules say. A link that loses carrier loses its
+address an endpoint: `subflow` as a client (not `laminar` beside it: Linux 6.18 then
+over-counts the addresses a connection uses, and stops opening its subflows), `signal` as
+a server, or what the configuration's rules say. A link that loses carrier loses its
 endpoints at once (the kernel closes those subflows; connections go on over the others);
 when it comes back so do they. Endpoints made by hand or by other tools are left alone.
 Limits are sized to the endpoints unless the configuration fixes them.
