@@ -126,6 +126,20 @@
 //! MPTCP off for the whole host; the second dial is then plain TCP too (outcome
 //! `fell_back`), and `mptcp doctor` says so.
 //!
+//! # Connections that fall back after the handshake
+//!
+//! A dial can be MPTCP when it returns and plain TCP later. When the handshake's
+//! last packets are lost (the third ACK and the first data, which carry the
+//! MP_CAPABLE option; a path that goes dark just after the server's answer), the
+//! server's kernel completes the connection from a later packet without it and
+//! falls back to plain TCP (`MPCapableFallbackACK`), and the client's follows when
+//! the server's first plain segment arrives (`MPCapableDataFallback`). The
+//! connection is then on one path for life and fails with it. A relay that fails
+//! notes it: [`RecordCore::upstream_fell_back_later`]. (Linux 6.18 can also fail to
+//! follow, `FallbackFailed`: the client goes on as MPTCP against a plain TCP
+//! peer, re-sends at the MPTCP level what that peer already has, and the peer reads
+//! those bytes twice; the chaos soak caught a Convert message read twice that way.)
+//!
 //! # Memory per connection
 //!
 //! Bounded, and independent of the transfer's size. A direction moves bytes in

@@ -366,6 +366,68 @@ fn proxy_redials_with_mptcp_when_the_first_syns_were_lost() {
     assert_eq!(chain.server_proxy.wait_records(3).len(), 3);
 }
 
+/// A dial that is MPTCP when it returns and plain TCP later: the MPTCP option is
+/// stripped from what the client sends after its SYN (as when the third ACK and the
+/// first data are lost and a later segment arrives first), so the server's kernel
+/// completes the connection as plain TCP and the client's follows when the answer
+/// comes. Such a connection is on one path for life; when it fails, the client-side
+/// record says so.
+#[test]
+fn a_dial_that_falls_back_after_the_handshake_is_recorded_when_it_fails() {
+    let chain = Chain::new(testnet(None));
+    let port = SERVER_PROXY_PORT.to_string();
+    let rule = [
+        "PREROUTING",
+        "-p",
+        "tcp",
+        "--dport",
+        &port,
+        "!",
+        "--syn",
+        "-j",
+        "TCPOPTSTRIP",
+        "--strip-options",
+        "30",
+    ];
+    let iptables = |action: &str| {
+        let args = [&["-w", "-t", "mangle", action][..], &rule].concat();
+        let out = chain.net.server().netns().exec("iptables", args);
+        out.unwrap_or_else(|e| panic!("this test needs iptables with TCPOPTSTRIP: {e}"));
+    };
+    iptables("-A");
+    let listener = chain.backend_listener();
+    let backend = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(b"partial").unwrap();
+        // Read by the client before the reset follows.
+        thread::sleep(Duration::from_millis(500));
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s); // RST
+    });
+    let mut client = chain.client();
+    client.write_all(b"hello").unwrap();
+    let mut got = [0u8; 7];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"partial");
+    backend.join().unwrap();
+    let mut rest = Vec::new();
+    let err = client
+        .read_to_end(&mut rest)
+        .expect_err("the backend's reset reaches the client as an error");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    iptables("-D");
+    let c = &chain.client_proxy.wait_records(1)[0];
+    assert_eq!(c.end, EndReason::UpstreamReset, "{c:?}");
+    assert_eq!(c.upstream_mptcp, Some(MptcpStatus::Active), "{c:?}");
+    assert!(c.upstream_fell_back_later, "{c:?}");
+    let s = &chain.server_proxy.wait_records(1)[0];
+    assert_eq!(s.client_mptcp, Some(MptcpStatus::PlainTcp), "{s:?}");
+}
+
 /// An answer written, and its end of stream passed on, just after the only path
 /// its MPTCP connection had went dark: the client opens a subflow over another
 /// path, and the answer, then the end of stream, come over it. (The relay holds

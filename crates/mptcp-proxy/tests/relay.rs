@@ -154,6 +154,9 @@ fn backend_reset_reaches_the_client_as_a_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
     let r = &proxy.wait_records(1)[0];
     assert_eq!(r.end, EndReason::UpstreamReset, "{r:?}");
+    // Plain TCP from its dial on (the backend does not speak MPTCP): not a late
+    // fallback.
+    assert!(!r.upstream_fell_back_later, "{r:?}");
     let text = proxy.metrics.encode();
     assert!(
         text.lines().any(

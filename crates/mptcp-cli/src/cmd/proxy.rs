@@ -60,7 +60,8 @@ resets them at once. The PROXY v2 header carries TLV 0xEC (1 byte: 0 plain TCP,
 JSON lines: {\"type\": \"listening\", \"route\", \"listen\", \"to\", \"metrics\"},
 {\"type\": \"connection\", \"time\", \"route\", \"client\", \"upstream\", \"client_mptcp\",
 \"upstream_mptcp\" (active|fell_back|plain_tcp), \"upstream_redial\" (mptcp|fell_back|failed|
-timed_out: the first dial fell back to TCP after losing its SYNs; what a second gave), \"client_subflows\",
+timed_out: the first dial fell back to TCP after losing its SYNs; what a second gave),
+\"upstream_fell_back_later\" (true: MPTCP when dialled, plain TCP when the relay failed), \"client_subflows\",
 \"upstream_subflows\", \"bytes_to_upstream\", \"bytes_to_client\", \"duration\" (seconds),
 \"relay\" (splice|copy|mixed), \"end\" (closed|client_reset|upstream_reset|client_error|upstream_error|
 idle_timeout|connect_timeout|connect_refused|connect_failed|shutdown), \"error\"},
@@ -464,6 +465,9 @@ fn format_record(out: &Output, at: SystemTime, r: &ConnRecord) -> Result<String,
     );
     if let Some(redial) = r.upstream_redial {
         line.push_str(&format!(" redial {}", redial.as_str()));
+    }
+    if r.upstream_fell_back_later {
+        line.push_str(" upstream fell back later");
     }
     if let Some(e) = &r.error {
         line.push_str(&format!(" ({e})"));

@@ -321,6 +321,18 @@ impl<'a> Dial<'a> {
     }
 }
 
+/// Notes on a failed relay's record that its upstream, MPTCP when dialled, is plain
+/// TCP now (one `getsockopt`, on errors only): the server fell back when the
+/// handshake's last packets were lost, and this side followed (see the crate docs,
+/// "Connections that fall back after the handshake").
+fn note_late_fallback(upstream: &TcpStream, core: &mut RecordCore) {
+    if core.upstream_mptcp == Some(MptcpStatus::Active)
+        && upstream.mptcp_status().ok() == Some(MptcpStatus::FellBack)
+    {
+        core.upstream_fell_back_later = true;
+    }
+}
+
 /// The lifecycle every listener of one proxy or gateway shares: the phase, the
 /// descriptor pressure, the connections' tasks.
 pub(crate) struct Pipeline {
@@ -553,6 +565,9 @@ async fn session<F: Front>(
         )
         .await;
         record.relay_ended(end);
+        if record.error_kind().is_some() {
+            note_late_fallback(&upstream, record.core());
+        }
     }
     drop(client);
     drop(upstream);

@@ -34,6 +34,12 @@ pub struct RecordCore {
     /// SYNs"). `None`: one dial.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_redial: Option<Redial>,
+    /// The upstream connection was MPTCP when dialled and had fallen back to plain
+    /// TCP, one path, by the time the relay ended in an error (see the crate docs,
+    /// "Connections that fall back after the handshake"). Only looked at when the
+    /// relay failed (one `getsockopt`); `false` is left out of the JSON.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upstream_fell_back_later: bool,
     /// Most subflows seen at once on the client connection (1 for plain TCP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_subflows: Option<u32>,
@@ -92,6 +98,7 @@ impl RecordCore {
             client_mptcp,
             upstream_mptcp: None,
             upstream_redial: None,
+            upstream_fell_back_later: false,
             client_subflows: None,
             upstream_subflows: None,
             bytes_to_upstream: 0,

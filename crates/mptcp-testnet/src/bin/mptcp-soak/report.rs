@@ -2,7 +2,7 @@
 //! growth of memory and descriptors, endpoints left, the exporter against the
 //! clients, the converter's dials; a table (unless `--json`), then the JSON line, on stdout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,8 @@ pub fn report(c: &Context) -> bool {
     let (mut failed_up_userspace, mut failed_after_blackout) = (0u64, 0u64);
     let daemon_records = client_daemon_records(&c.args.dir);
     let dials_failed = dial_failures(&daemon_records);
+    let one_path = fell_back_to_tcp(&daemon_records);
+    let mut failed_fell_back = 0u64;
     let (redialed, redialed_mptcp) = redials(&daemon_records);
     let (mut sent, mut verified, mut corrupt) = (0u64, 0u64, 0u64);
     let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
@@ -170,6 +172,17 @@ pub fn report(c: &Context) -> bool {
                     // after the timeout. Every path was down for that connection.
                     failed_down += 1;
                     class = "dial_in_blackout";
+                } else if op.local_port.is_some_and(|p| {
+                    one_path.get(&(op.route, p)).is_some_and(|lives| {
+                        let life = (op.end - op.start).as_secs_f64();
+                        lives.iter().any(|d| (d - life).abs() <= LIFE_MATCH_S)
+                    })
+                }) {
+                    // Its relay leg was plain TCP when it failed (fell back during
+                    // or after the handshake: mptcp-proxy's crate docs, "Connections
+                    // that fall back after the handshake"): one path, lost with it.
+                    failed_fell_back += 1;
+                    class = "fell_back_to_tcp";
                 } else if overlaps(life, &blackouts) {
                     // Counted apart, not yet a violation: what the 10-minute soak
                     // still has most of (README, "Chaos soak").
@@ -391,6 +404,11 @@ pub fn report(c: &Context) -> bool {
         failed_after_blackout.to_string(),
         "counted (0 wanted)",
     );
+    row(
+        "failed, relay leg fell back to TCP (one path)",
+        failed_fell_back.to_string(),
+        "counted",
+    );
     row("failed, proxy killed", failed_proxy.to_string(), "counted");
     row(
         "failed dial, its path went",
@@ -511,6 +529,7 @@ pub fn report(c: &Context) -> bool {
     out["mptcp_counters_moved"] = json!(c.counters_moved);
     out["no_strip"] = json!(c.args.no_strip);
     out["failed_after_blackout_paths_back"] = json!(failed_after_blackout);
+    out["failed_fell_back_to_tcp"] = json!(failed_fell_back);
     out["completed_waiting_past_timeout"] = json!(slow_ok);
     out["longest_write_block_ms"] = json!(longest_write_block.as_millis() as u64);
     out["stall_ms_by_route"] = stall_summary(stalls_by_route);
@@ -555,12 +574,41 @@ fn dial_failures(records: &[(Route, Value)]) -> std::collections::HashSet<(Route
         if v["end"] != "connect_failed" && v["end"] != "connect_timeout" {
             continue;
         }
-        let port = v["client"]
-            .as_str()
-            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-            .map(|a| a.port());
-        if let Some(p) = port {
+        if let Some(p) = client_port(v) {
             out.insert((*route, p));
+        }
+    }
+    out
+}
+
+/// The port of a daemon record's `client` (`127.0.0.1:PORT`).
+fn client_port(v: &Value) -> Option<u16> {
+    v["client"]
+        .as_str()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+}
+
+/// How close a daemon record's duration must be to a failed op's life to be taken
+/// for its record (a client port is reused over a run).
+const LIFE_MATCH_S: f64 = 1.0;
+
+/// The failed connections whose relay leg was plain TCP when it failed, by client
+/// port, with their durations (s): it fell back at the dial (`upstream_mptcp`
+/// `fell_back`) or later (`upstream_fell_back_later`). Such a connection lives on
+/// one path. A failed op takes this class only when one of its port's durations
+/// matches its life ([`LIFE_MATCH_S`]): a path-up failure is not excused by
+/// another connection that had its port.
+fn fell_back_to_tcp(records: &[(Route, Value)]) -> HashMap<(Route, u16), Vec<f64>> {
+    let mut out: HashMap<(Route, u16), Vec<f64>> = HashMap::new();
+    for (route, v) in records {
+        if v["error"].is_null()
+            || (v["upstream_mptcp"] != "fell_back" && v["upstream_fell_back_later"] != true)
+        {
+            continue;
+        }
+        if let (Some(p), Some(d)) = (client_port(v), v["duration"].as_f64()) {
+            out.entry((*route, p)).or_default().push(d);
         }
     }
     out
