@@ -17,14 +17,13 @@
 #   perf/gateway/defer_accept_join.sh [SECONDS...]     (default: 0 1 5)
 # Measured on 6.18 (unshaped veths): 0 -> 0.0 s, 1 -> 1.1 s, 5 -> 7.2-7.4 s.
 set -euo pipefail
-[ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
+# shellcheck source=perf/two-path-netns.sh
+. "$(dirname "$0")/../two-path-netns.sh"
+two_path_needs python3
 defers=("$@"); [ ${#defers[@]} -gt 0 ] || defers=(0 1 5)
 c=dajc$$ s=dajs$$
 cleanup() { ip netns del "$c" 2>/dev/null || true; ip netns del "$s" 2>/dev/null || true; }
 trap cleanup EXIT
-# shellcheck source=perf/two-path-netns.sh
-. "$(dirname "$0")/../two-path-netns.sh"
 two_path_netns "$c" "$s"
 ip netns exec "$s" ip mptcp endpoint add 198.18.2.2 dev s2 signal
 for defer in "${defers[@]}"; do

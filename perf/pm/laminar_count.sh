@@ -21,13 +21,10 @@
 #   (default: "subflow laminar" "subflow"); MPTCP=path/to/mptcp (default: built)
 # Measured on 6.18: see the end of this file.
 set -euo pipefail
-[ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
-for tool in python3 ss; do
-    command -v "$tool" >/dev/null || { echo "$tool is missing (apt install python3 iproute2)" >&2; exit 1; }
-done
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=perf/two-path-netns.sh
 . "$here/../two-path-netns.sh"
+two_path_needs python3 ss
 if [ -z "${MPTCP:-}" ]; then
     (cd "$here/../.." && cargo build --quiet -p mptcp-cli)
     MPTCP="$here/../../${CARGO_TARGET_DIR:-target}/debug/mptcp"

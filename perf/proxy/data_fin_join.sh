@@ -21,12 +21,9 @@
 # SYN, MPJoinAckRx stays 0: the join's third ACK is refused); settle -> the
 # answer 0.0 s after the new path was added, over the joined subflow.
 set -euo pipefail
-[ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
-for tool in python3 iptables nstat; do
-    command -v "$tool" >/dev/null || { echo "$tool is missing (apt install python3 iptables iproute2)" >&2; exit 1; }
-done
 # shellcheck source=perf/two-path-netns.sh
 . "$(dirname "$0")/../two-path-netns.sh"
+two_path_needs python3 iptables nstat
 modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(fin settle)
 run() {
     local mode=$1 c=dfjc$$ s=dfjs$$

@@ -134,8 +134,9 @@
 //! server's kernel completes the connection from a later packet without it and
 //! falls back to plain TCP (`MPCapableFallbackACK`), and the client's follows when
 //! the server's first plain segment arrives (`MPCapableDataFallback`). The
-//! connection is then on one path for life and fails with it. A relay that fails
-//! notes it: [`RecordCore::upstream_fell_back_later`]. (Linux 6.18 can also fail to
+//! connection is then on one path for life and fails with it (`perf/proxy/late_fallback.sh`:
+//! the client's packets after its SYN lost for 1 s or 3 s, and both ends are plain
+//! TCP). A relay that fails notes it: [`RecordCore::upstream_fell_back_later`]. (Linux 6.18 can also fail to
 //! follow, `FallbackFailed`: the client goes on as MPTCP against a plain TCP
 //! peer, re-sends at the MPTCP level what that peer already has, and the peer reads
 //! those bytes twice; the chaos soak caught a Convert message read twice that way.)

@@ -173,10 +173,7 @@ pub fn report(c: &Context) -> bool {
                     failed_down += 1;
                     class = "dial_in_blackout";
                 } else if op.local_port.is_some_and(|p| {
-                    one_path.get(&(op.route, p)).is_some_and(|lives| {
-                        let life = (op.end - op.start).as_secs_f64();
-                        lives.iter().any(|d| (d - life).abs() <= LIFE_MATCH_S)
-                    })
+                    fell_back_matches(&one_path, op.route, p, (op.end - op.start).as_secs_f64())
                 }) {
                     // Its relay leg was plain TCP when it failed (fell back during
                     // or after the handshake: mptcp-proxy's crate docs, "Connections
@@ -614,6 +611,20 @@ fn fell_back_to_tcp(records: &[(Route, Value)]) -> HashMap<(Route, u16), Vec<f64
     out
 }
 
+/// Whether the failed op of `route` from client port `port` that lived `life`
+/// seconds is one of [`fell_back_to_tcp`]'s: a record of its port whose duration is
+/// within [`LIFE_MATCH_S`] of its life.
+fn fell_back_matches(
+    one_path: &HashMap<(Route, u16), Vec<f64>>,
+    route: Route,
+    port: u16,
+    life: f64,
+) -> bool {
+    one_path
+        .get(&(route, port))
+        .is_some_and(|lives| lives.iter().any(|d| (d - life).abs() <= LIFE_MATCH_S))
+}
+
 /// The client daemons' second dials after a SYN-loss fallback (`upstream_redial`
 /// in their records), and how many of them got MPTCP. Each is one more MPTCP
 /// `connect()` than the connections handed to the daemons.
@@ -739,6 +750,51 @@ fn stall_summary(by_route: BTreeMap<&str, (Vec<u64>, Vec<u64>)>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_is_a_fallback_only_with_its_own_record() {
+        let line = |client: &str, mptcp: &str, later: bool, error: bool, duration: f64| {
+            let mut v = json!({
+                "client": client, "upstream_mptcp": mptcp, "duration": duration,
+            });
+            if later {
+                v["upstream_fell_back_later"] = json!(true);
+            }
+            if error {
+                v["error"] = json!("upstream: Connection timed out (os error 110)");
+            }
+            v
+        };
+        let records = vec![
+            (
+                Route::Gateway,
+                line("127.0.0.1:35584", "active", true, true, 21.5),
+            ),
+            (
+                Route::Proxy,
+                line("127.0.0.1:40000", "fell_back", false, true, 3.0),
+            ),
+            // Fell back, but ended cleanly: not a failure's record.
+            (
+                Route::Proxy,
+                line("127.0.0.1:40001", "fell_back", false, false, 3.0),
+            ),
+            // MPTCP to the end.
+            (
+                Route::Proxy,
+                line("127.0.0.1:40002", "active", false, true, 3.0),
+            ),
+        ];
+        let m = fell_back_to_tcp(&records);
+        assert!(fell_back_matches(&m, Route::Gateway, 35584, 21.9));
+        // The same port's record, but another connection's life (a reused port).
+        assert!(!fell_back_matches(&m, Route::Gateway, 35584, 40.0));
+        // Another route's record of that port.
+        assert!(!fell_back_matches(&m, Route::Proxy, 35584, 21.5));
+        assert!(fell_back_matches(&m, Route::Proxy, 40000, 3.4));
+        assert!(!fell_back_matches(&m, Route::Proxy, 40001, 3.0));
+        assert!(!fell_back_matches(&m, Route::Proxy, 40002, 3.0));
+    }
 
     #[test]
     fn stall_summary_per_route() {
