@@ -363,11 +363,15 @@ fn endpoints_check(facts: &Facts) -> Check {
             WHAT,
             Status::Warn,
             format!(
-                "{e}: `laminar` beside `subflow` makes the kernel count this address again                  in a connection's used addresses each time it follows an announcement                  from it; past local_addr_max the connection opens no subflow at all,                  even after its endpoints are removed and added back"
+                "{e}: `laminar` beside `subflow` makes the kernel count this address again \
+                 in a connection's used addresses each time it follows an announcement \
+                 from it; past local_addr_max the connection opens no subflow at all, \
+                 even after its endpoints are removed and added back"
             ),
         )
         .fix(format!(
-            "mptcp endpoint del --id {id}; mptcp endpoint add {} --id {id} --subflow{}              (add --fullmesh to follow announcements from every path)",
+            "mptcp endpoint del --id {id}; mptcp endpoint add {} --id {id} --subflow{} \
+             (add --fullmesh to follow announcements from every path)",
             e.address,
             e.ifindex
                 .and(e.interface.as_deref())

@@ -64,7 +64,8 @@
 //!   subflows back. Subflows towards announced addresses then leave from the address
 //!   the routes pick; to follow them from every path (a balancer's join port) give
 //!   the interfaces `fullmesh` by a rule. A rule may still ask for `laminar` (tried;
-//!   on `EINVAL` the daemon drops it for good and says so). Role `server`: `signal`. A per-interface rule (first match by name glob) replaces them and sets a
+//!   on `EINVAL` the daemon drops it for good and says so). Role `server`: `signal`.
+//!   A per-interface rule (first match by name glob) replaces them and sets a
 //!   priority and per-family switches: `backup` on a costly link, which mptcpd's single
 //!   global flag set cannot express. `signal` with `fullmesh`, `fullmesh` without
 //!   `subflow` and `implicit` are refused at start.
