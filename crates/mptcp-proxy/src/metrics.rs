@@ -9,6 +9,8 @@
 //! | `mptcp_proxy_errors_total` | counter | `route`, `kind` (see [`ErrorKind`](crate::EndReason::error_kind)) |
 //! | `mptcp_proxy_relay_total` | counter | `route`, `mode` (`splice`/`copy`/`mixed`) |
 //! | `mptcp_proxy_redials_total` | counter | `route`, `outcome` (`mptcp`/`fell_back`/`failed`/`timed_out`): second dials after a fallback caused by lost SYNs |
+//! | `mptcp_proxy_converter_retries_total` | counter | `route`, `reason` (`no_answer`/`lost`): gateway client roles, Convert exchanges made again on a new connection because the first gave no answer |
+//! | `mptcp_proxy_convert_duplicates_total` | counter | `route`: converter, second copies of a Convert message dropped (the kernel delivered a fallen-back connection's first bytes twice) |
 //!
 //! They are served by [`mptcp_metrics::serve`] (text format 0.0.4, labels sorted by
 //! name), on [`Config::metrics`](crate::Config::metrics) for a proxy.
@@ -31,6 +33,8 @@ pub struct Metrics {
     errors: IntCounterVec,
     relay: IntCounterVec,
     redials: IntCounterVec,
+    converter_retries: IntCounterVec,
+    convert_duplicates: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -77,6 +81,16 @@ impl Metrics {
                     "redials_total",
                     "MPTCP dials made again because the first fell back to TCP after losing its SYNs, by outcome",
                     &["route", "outcome"],
+                )?,
+                converter_retries: registry.counter_vec(
+                    "converter_retries_total",
+                    "Convert exchanges made again on a new connection because the first gave no answer, by reason",
+                    &["route", "reason"],
+                )?,
+                convert_duplicates: registry.counter_vec(
+                    "convert_duplicates_total",
+                    "Second copies of a client's Convert message dropped by the converter",
+                    &["route"],
                 )?,
                 registry: registry.clone(),
             })
@@ -171,6 +185,23 @@ impl RouteMetrics {
         self.metrics
             .redials
             .with_label_values(&[&self.route, outcome])
+            .inc();
+    }
+
+    /// A Convert exchange made again on a new connection (gateway client
+    /// roles). Rare: looked up by label each time.
+    pub(crate) fn converter_retry(&self, reason: &str) {
+        self.metrics
+            .converter_retries
+            .with_label_values(&[&self.route, reason])
+            .inc();
+    }
+
+    /// A second copy of a Convert message dropped (converter). Rare.
+    pub(crate) fn convert_duplicate(&self) {
+        self.metrics
+            .convert_duplicates
+            .with_label_values(&[&self.route])
             .inc();
     }
 

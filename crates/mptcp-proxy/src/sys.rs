@@ -234,6 +234,14 @@ pub(crate) fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(rustix::io::read(fd, buf)?)
 }
 
+/// `recv(fd, buf, MSG_PEEK | MSG_DONTWAIT)`: what a socket has queued, left
+/// there; `WouldBlock` if nothing.
+pub(crate) fn peek(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::net::{recv, RecvFlags};
+    // (bytes copied, length of the data): the same for a stream socket.
+    Ok(recv(fd, buf, RecvFlags::PEEK | RecvFlags::DONTWAIT)?.0)
+}
+
 /// `read(pipe_r, buf)`: what a pipe still holds when splice out is refused.
 pub(crate) fn read_pipe(pipe: &Pipe, buf: &mut [u8]) -> io::Result<usize> {
     Ok(rustix::io::read(&pipe.read, buf)?)

@@ -14,7 +14,7 @@ use common::gateway::{run_gateway, socks5_connect, RunningGateway};
 use common::{
     check_drain_then_reset, echo_backend, pattern, require_mptcp, round_trip, wait_records,
 };
-use mptcp_proxy::gateway::{GatewayConfig, GatewayEnd, Mode};
+use mptcp_proxy::gateway::{ConverterRetry, GatewayConfig, GatewayEnd, Mode};
 
 fn socks5_config() -> GatewayConfig {
     GatewayConfig::new("127.0.0.1:0".parse().unwrap(), Mode::Socks5)
@@ -243,4 +243,133 @@ fn gateway_dials_wait_for_a_descriptor_under_pressure() {
         records.iter().all(|r| r.end == GatewayEnd::Closed),
         "{records:#?}"
     );
+}
+
+/// What the hand-made converter of [`fake_converter`] does with one connection.
+#[derive(Clone, Copy, Debug)]
+enum Converter {
+    /// Reads the Convert message, then closes without an answer.
+    Closes,
+    /// Reads the Convert message and never answers (holds the connection until
+    /// the gateway gives it up).
+    Silent,
+    /// Reads the Convert message, answers it (no TLV: success) and echoes.
+    Answers,
+}
+
+/// A converter on loopback that treats its connections as `script` says, in
+/// order; returns its address and, once done, the Convert messages it read.
+fn fake_converter(script: Vec<Converter>) -> (SocketAddr, thread::JoinHandle<Vec<Vec<u8>>>) {
+    let listener = mptcp_net::ListenConfig::new()
+        .listen("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .expect("an MPTCP listener on loopback");
+    let addr = listener.local_addr().unwrap();
+    let run = thread::spawn(move || {
+        let mut read = Vec::new();
+        for step in script {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut msg = [0u8; 24];
+            s.read_exact(&mut msg).unwrap();
+            read.push(msg.to_vec());
+            match step {
+                Converter::Closes => drop(s),
+                Converter::Silent => {
+                    // Until the gateway resets it.
+                    let mut b = [0u8; 1];
+                    let _ = s.read(&mut b);
+                }
+                Converter::Answers => {
+                    let ok = mptcp_proxy::convert::encode(&Default::default()).unwrap();
+                    s.write_all(&ok).unwrap();
+                    let mut b = [0u8; 64];
+                    loop {
+                        match s.read(&mut b) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => s.write_all(&b[..n]).unwrap(),
+                        }
+                    }
+                }
+            }
+        }
+        read
+    });
+    (addr, run)
+}
+
+/// A converter connection lost before its answer (closed, or silent for the
+/// handshake timeout) is given up and the exchange made once more on a new
+/// one: nothing of the client's was sent, and the client is served. Twice
+/// lost, the client gets the failure.
+#[test]
+fn gateway_makes_the_convert_exchange_again_when_the_first_gets_no_answer() {
+    require_mptcp();
+    let dest: SocketAddr = "198.18.7.7:9".parse().unwrap();
+    for (script, why, served) in [
+        (
+            vec![Converter::Closes, Converter::Answers],
+            ConverterRetry::Lost,
+            true,
+        ),
+        (
+            vec![Converter::Silent, Converter::Answers],
+            ConverterRetry::NoAnswer,
+            true,
+        ),
+        (
+            vec![Converter::Closes, Converter::Silent],
+            ConverterRetry::Lost,
+            false,
+        ),
+    ] {
+        let (conv, fake) = fake_converter(script.clone());
+        let mut config = socks5_config().converter(conv.to_string());
+        config.handshake_timeout = Duration::from_millis(700);
+        let gw = RunningGateway::start(config);
+        let tunnel = socks5_connect(gw.started.addr, dest);
+        if served {
+            let mut s = tunnel.unwrap_or_else(|e| panic!("{script:?}: {e}\n{}", gw.dump()));
+            s.write_all(b"hello").unwrap();
+            let mut b = [0u8; 5];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"hello", "{script:?}");
+            drop(s);
+        } else {
+            let e = tunnel.expect_err("a tunnel though no converter connection answered");
+            assert!(e.to_string().contains("SOCKS5 reply"), "{script:?}: {e}");
+        }
+        let rec = gw.wait_records(1).remove(0);
+        assert_eq!(rec.converter_retry, Some(why), "{script:?}: {rec:?}");
+        let want_end = if served {
+            GatewayEnd::Closed
+        } else {
+            GatewayEnd::ConnectFailed
+        };
+        assert_eq!(rec.end, want_end, "{script:?}: {rec:?}");
+        let text = gw.started.metrics.encode();
+        let line = format!(
+            "mptcp_proxy_converter_retries_total{{reason=\"{}\",route=",
+            why.as_str()
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&line) && l.ends_with(" 1")),
+            "{line}... 1 missing:\n{text}"
+        );
+        drop(gw);
+        // Both connections carried the same Convert message, and only that.
+        let read = fake.join().expect("the fake converter");
+        assert_eq!(read.len(), 2, "{script:?}");
+        assert_eq!(read[0], read[1], "{script:?}");
+        assert_eq!(
+            mptcp_proxy::convert::parse(&read[0])
+                .ok()
+                .and_then(|p| match p {
+                    mptcp_proxy::convert::Parsed::Done(m, 24) => m.connect(),
+                    _ => None,
+                }),
+            Some(dest),
+            "{script:?}"
+        );
+    }
 }

@@ -917,3 +917,89 @@ fn gateway_aggregation_two_shaped_paths_and_path0_cut() {
     assert_eq!(last.end, GatewayEnd::Closed, "{last:?}");
     assert_eq!(last.bytes_to_upstream, big as u64, "{last:?}");
 }
+
+/// Linux 6.18 can deliver the first bytes of an MPTCP connection that fell back
+/// to TCP after its handshake twice (an MPTCP-level retransmission of them is
+/// new data to plain TCP): a converter once passed a second copy of the Convert
+/// message on to the server. It now drops an exact copy that follows the message
+/// on a plain TCP connection, and nothing else: not a different message, not a
+/// part of one, and not on an MPTCP connection (which the kernel keeps in order
+/// by data sequence number).
+#[test]
+fn converter_drops_a_second_copy_of_the_convert_message_on_plain_tcp() {
+    const SINK_PORT: u16 = 8100;
+    let net = network(false, false);
+    let server_ip = net.server().addr(0).unwrap();
+    let listener = net
+        .router()
+        .unwrap()
+        .run(|| TcpListener::bind(("0.0.0.0", SINK_PORT)))
+        .unwrap()
+        .expect("a listener on the router");
+    let cases = 4;
+    let sink = thread::spawn(move || {
+        (0..cases)
+            .map(|_| {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).unwrap();
+                got
+            })
+            .collect::<Vec<_>>()
+    });
+    let conv = converter("0.0.0.0:5124", "198.18.0.0/16").allow_private_destinations(true);
+    let conv = start(&net, On::Server, vec![conv]);
+    let at = SocketAddr::new(server_ip, CONVERTER_PORT);
+    let msg = connect_msg([198, 19, 0, 254], SINK_PORT);
+    let other = connect_msg([198, 19, 0, 254], SINK_PORT + 1);
+    let cat = |parts: &[&[u8]]| parts.concat();
+    // (MPTCP?, what the client sends after its Convert message, what the server
+    // must get).
+    let payload: &[u8] = b"payload";
+    let cases_sent: [(bool, Vec<u8>, Vec<u8>); 4] = [
+        (false, cat(&[&msg, payload]), payload.to_vec()),
+        (false, cat(&[&other, payload]), cat(&[&other, payload])),
+        (false, cat(&[&msg[..10], b"x"]), cat(&[&msg[..10], b"x"])),
+        (true, cat(&[&msg, payload]), cat(&[&msg, payload])),
+    ];
+    for (mptcp, after, _) in &cases_sent {
+        let bytes = cat(&[&msg, after]);
+        let mptcp = *mptcp;
+        let answer = net
+            .client()
+            .run(move || {
+                let mut s = if mptcp {
+                    mptcp_net::Dialer::new().dial(at).unwrap()
+                } else {
+                    TcpStream::connect(at).unwrap()
+                };
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                // One write: the copy is queued when the converter has read the
+                // message, as when the kernel delivers both at once.
+                s.write_all(&bytes).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut answer = Vec::new();
+                let _ = s.read_to_end(&mut answer);
+                answer
+            })
+            .unwrap();
+        assert_eq!(error_code(&answer), None, "refused: {answer:?}");
+    }
+    let got = sink.join().expect("the sink");
+    for ((mptcp, _, want), got) in cases_sent.iter().zip(&got) {
+        assert_eq!(got, want, "MPTCP {mptcp}");
+    }
+    let records = conv.wait_records(cases);
+    let dropped: Vec<bool> = records
+        .iter()
+        .map(|r| r.convert_duplicate_dropped)
+        .collect();
+    assert_eq!(dropped.iter().filter(|&&d| d).count(), 1, "{records:#?}");
+    let text = conv.started.metrics.encode();
+    assert!(
+        text.lines()
+            .any(|l| l == "mptcp_proxy_convert_duplicates_total{route=\"convert\"} 1"),
+        "{text}"
+    );
+}

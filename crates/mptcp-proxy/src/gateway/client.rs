@@ -4,12 +4,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{pass_on, sys, Ctx, GatewayEnd, GatewayRecord, Mode};
-use crate::convert::{self, ErrorCode, Parsed};
+use super::{pass_on, sys, ConverterRetry, Ctx, GatewayEnd, GatewayRecord, Mode};
+use crate::convert::{self, ErrorCode, Message, Parsed};
 use crate::http_connect;
 use crate::relay::Side;
 use crate::session::Dial;
@@ -262,41 +263,90 @@ async fn dial_upstream(
         return Ok((s, Vec::new()));
     };
     let addr = resolve(dest).await.map_err(Failure::Dial)?;
-    let mut s = dial.dial(converter.as_str()).await.map_err(Failure::Dial)?;
-    record.fastopen = Some(sys::fastopen_connect(&s));
-    // With TCP_FASTOPEN_CONNECT, connect() returned at once: this write is
-    // what the SYN carries.
-    let msg = convert::connect_request(addr, false);
-    s.write_all(&msg).await.map_err(Failure::Dial)?;
+    let request = convert::connect_request(addr, false);
+    let mut retried = false;
+    loop {
+        let mut s = dial.dial(converter.as_str()).await.map_err(Failure::Dial)?;
+        record.fastopen = Some(sys::fastopen_connect(&s));
+        let (msg, rest) = match exchange(&mut s, &request, ctx.config.handshake_timeout).await {
+            Ok(v) => v,
+            Err(Exchange::Bad(e)) => return Err(Failure::BadAnswer(e)),
+            Err(Exchange::Lost(why, e)) if !retried => {
+                // Nothing of the client's has been sent: the converter saw at
+                // most a Convert message, and the server an empty connection.
+                retried = true;
+                record.converter_retry = Some(why);
+                ctx.shared.metrics.converter_retry(why.as_str());
+                tracing::info!(
+                    client = %record.core.client,
+                    converter = %converter,
+                    "no answer from the converter ({e}); trying a new connection"
+                );
+                crate::sys::set_reset_on_close(&s);
+                continue;
+            }
+            Err(Exchange::Lost(_, e)) => return Err(Failure::Dial(e)),
+        };
+        if let Some(code) = msg.error() {
+            record.convert_error = Some(code.0);
+            return Err(Failure::Convert(code));
+        }
+        return Ok((s, rest));
+    }
+}
+
+/// How a Convert exchange failed.
+enum Exchange {
+    /// The answer was not a valid Convert message.
+    Bad(String),
+    /// No answer: none in time, or the connection closed or failed first.
+    Lost(ConverterRetry, io::Error),
+}
+
+/// Sends `request` on a new converter connection (with `TCP_FASTOPEN_CONNECT`,
+/// `connect()` returned at once and this write is what the SYN carries) and
+/// reads the converter's answer: the message and the server bytes after it.
+async fn exchange(
+    s: &mut TcpStream,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<(Message, Vec<u8>), Exchange> {
+    s.write_all(request)
+        .await
+        .map_err(|e| Exchange::Lost(ConverterRetry::Lost, e))?;
+    let mut bad = false;
     let answer = tokio::time::timeout(
-        ctx.config.handshake_timeout,
+        timeout,
         read_until(
-            &mut s,
+            s,
             Vec::new(),
             convert::MAX_MESSAGE,
             &mut |b| match convert::parse(b) {
                 Ok(Parsed::Done(m, n)) => Ok(Some((m, n))),
                 Ok(Parsed::Incomplete(_)) => Ok(None),
-                Err(e) => Err(e.to_string()),
+                Err(e) => {
+                    bad = true;
+                    Err(e.to_string())
+                }
             },
         ),
     )
     .await;
-    let (msg, rest) = match answer {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return Err(Failure::BadAnswer(e)),
-        Err(_) => {
-            return Err(Failure::Dial(io::Error::new(
+    match answer {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if bad => Err(Exchange::Bad(e)),
+        Ok(Err(e)) => Err(Exchange::Lost(
+            ConverterRetry::Lost,
+            io::Error::new(io::ErrorKind::ConnectionAborted, format!("converter: {e}")),
+        )),
+        Err(_) => Err(Exchange::Lost(
+            ConverterRetry::NoAnswer,
+            io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no answer from the converter within the handshake timeout",
-            )))
-        }
-    };
-    if let Some(code) = msg.error() {
-        record.convert_error = Some(code.0);
-        return Err(Failure::Convert(code));
+            ),
+        )),
     }
-    Ok((s, rest))
 }
 
 /// Learns the destination from the local client and reaches it; a failure is

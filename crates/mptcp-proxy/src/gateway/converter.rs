@@ -3,6 +3,7 @@
 
 use std::io;
 
+use mptcp_net::MptcpStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -22,14 +23,18 @@ pub(crate) struct Pending {
 /// converter supports on the client side.
 const KIND_MPTCP: u8 = 30;
 
-/// Reads one Convert message, bounded by [`convert::MAX_MESSAGE`]; returns it and
-/// the bytes that came after it (application data for the server).
-async fn read_message(s: &mut TcpStream) -> Result<(Message, Vec<u8>), ReadError> {
+/// Reads one Convert message, bounded by [`convert::MAX_MESSAGE`]; returns it,
+/// its bytes, and the bytes that came after it (application data for the
+/// server).
+async fn read_message(s: &mut TcpStream) -> Result<(Message, Vec<u8>, Vec<u8>), ReadError> {
     let mut buf = Vec::with_capacity(64);
     let mut chunk = [0u8; convert::MAX_MESSAGE];
     loop {
         match convert::parse(&buf) {
-            Ok(Parsed::Done(msg, n)) => return Ok((msg, buf.split_off(n))),
+            Ok(Parsed::Done(msg, n)) => {
+                let after = buf.split_off(n);
+                return Ok((msg, buf, after));
+            }
             Ok(Parsed::Incomplete(need)) => {
                 // Read no further than the message needs (its length is known
                 // after 4 bytes), so the data after it stays in the socket
@@ -46,6 +51,46 @@ async fn read_message(s: &mut TcpStream) -> Result<(Message, Vec<u8>), ReadError
             }
             Err(e) => return Err(ReadError::Parse(e)),
         }
+    }
+}
+
+/// Drops an exact copy of the Convert message `raw` from the start of what
+/// follows it (`early`, then the socket's queue, looked at without waiting):
+/// Linux can deliver the first bytes of a connection that fell back to TCP
+/// twice (see the [module docs](super), "Convert messages delivered twice").
+/// `true` if a copy was dropped; anything else is left as it was.
+fn drop_duplicate(client: &TcpStream, raw: &[u8], early: &mut Vec<u8>) -> bool {
+    if early.len() >= raw.len() {
+        if early.starts_with(raw) {
+            early.drain(..raw.len());
+            return true;
+        }
+        return false;
+    }
+    if !raw.starts_with(early) {
+        return false;
+    }
+    let missing = &raw[early.len()..];
+    let mut peeked = [0u8; convert::MAX_MESSAGE];
+    let peeked = &mut peeked[..missing.len()];
+    if !matches!(crate::sys::peek(client, peeked), Ok(n) if n == missing.len()) || peeked != missing
+    {
+        return false;
+    }
+    // The bytes are queued: this read takes exactly them.
+    let mut taken = [0u8; convert::MAX_MESSAGE];
+    let taken = &mut taken[..missing.len()];
+    match client.try_read(taken) {
+        Ok(n) if n == missing.len() => {
+            early.clear();
+            true
+        }
+        // Cannot happen (the peek saw them); keep whatever was read.
+        Ok(n) => {
+            early.extend_from_slice(&taken[..n]);
+            false
+        }
+        Err(_) => false,
     }
 }
 
@@ -115,7 +160,19 @@ pub(crate) async fn reach(
     }
     let read = tokio::time::timeout(ctx.config.handshake_timeout, read_message(client)).await;
     let (msg, early) = match read {
-        Ok(Ok(m)) => m,
+        Ok(Ok((msg, raw, mut early))) => {
+            if record.core.client_mptcp != Some(MptcpStatus::Active)
+                && drop_duplicate(client, &raw, &mut early)
+            {
+                record.convert_duplicate_dropped = true;
+                ctx.shared.metrics.convert_duplicate();
+                tracing::warn!(
+                    client = %peer,
+                    "dropped a second copy of the Convert message (the kernel delivered the first bytes of a connection that fell back twice)"
+                );
+            }
+            (msg, early)
+        }
         Ok(Err(ReadError::Parse(e))) => {
             record.fail(GatewayEnd::BadHandshake, e.to_string());
             refuse(client, record, e.to_tlv()).await;

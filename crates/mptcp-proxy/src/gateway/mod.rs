@@ -67,6 +67,40 @@
 //!   `perf/gateway/defer_accept_join.sh` reproduces it with two Python
 //!   sockets). A converter exists for its MPTCP clients' extra subflows.
 //!
+//! # Connections lost before the converter's answer
+//!
+//! A client role that loses its converter connection before the converter's
+//! answer (no answer within the handshake timeout, or the connection closed,
+//! reset or failed a write) gives it up with a reset and makes the exchange once
+//! more on a new connection. That is safe: until the answer, the gateway has
+//! sent the Convert message and nothing of the client's, so the converter has at
+//! most opened an empty connection to the server. The record's
+//! [`GatewayRecord::converter_retry`] says why; `mptcp_proxy_converter_retries_total`
+//! counts them. A refusal (an Error TLV) or an answer that is not a Convert
+//! message is final. The case it is for: an MPTCP dial made as its path fails
+//! can be left with no subflow before it is fully established (the kernel adds
+//! subflows only to established connections), and with no answer.
+//!
+//! # Convert messages delivered twice
+//!
+//! On Linux 6.18 an MPTCP connection can fall back to TCP after its first data
+//! was sent twice: once on the subflow, and once more by an MPTCP-level
+//! retransmission, which plain TCP then takes for new data (the kernel's
+//! `__mptcp_retrans`; upstream discussion: multipath-tcp/mptcp_net-next issue
+//! 519). The converter then reads the client's Convert message twice, and a
+//! 10-minute chaos soak saw the second copy passed on to the server as the
+//! start of its stream. So on a connection that is not MPTCP (fell back, or
+//! plain TCP), an exact copy of the Convert message that directly follows it,
+//! already queued when the message has been read, is dropped
+//! ([`GatewayRecord::convert_duplicate_dropped`],
+//! `mptcp_proxy_convert_duplicates_total`). Anything else is passed on as sent:
+//! a different message, part of one, or any bytes on an MPTCP connection, whose
+//! data sequence numbers keep duplicates out. A client would have to ask the
+//! converter to connect, then tell the server to connect to that same server,
+//! to send such a copy itself. The client side of such a connection usually
+//! cannot complete the fallback (the kernel counts `FallbackFailed`) and gets no
+//! answer: the retry above serves it.
+//!
 //! # Not done yet
 //!
 //! Cookie TLV checks (the converter never asks for one), the Extended TCP Header
@@ -315,6 +349,38 @@ pub struct GatewayRecord {
     /// The RFC 8803 error code sent (convert) or received (client roles).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub convert_error: Option<u8>,
+    /// Client roles with a converter: why the first converter connection was
+    /// given up before its answer and the exchange made again on a new one (see
+    /// the [module docs](self), "Connections lost before the converter's
+    /// answer"). The record's `end` says how the second went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converter_retry: Option<ConverterRetry>,
+    /// Converter: a second copy of the client's Convert message came right after
+    /// the first on a plain TCP connection and was dropped (see the [module
+    /// docs](self), "Convert messages delivered twice").
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub convert_duplicate_dropped: bool,
+}
+
+/// Why a gateway gave up a converter connection before the converter's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ConverterRetry {
+    /// No answer within the handshake timeout.
+    NoAnswer,
+    /// The connection closed, was reset, or failed a write before the answer.
+    Lost,
+}
+
+impl ConverterRetry {
+    /// The name used in records and in `mptcp_proxy_converter_retries_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConverterRetry::NoAnswer => "no_answer",
+            ConverterRetry::Lost => "lost",
+        }
+    }
 }
 
 record_core!(GatewayRecord);
@@ -388,6 +454,8 @@ impl Front for Ctx {
             fastopen: None,
             end: GatewayEnd::Closed,
             convert_error: None,
+            converter_retry: None,
+            convert_duplicate_dropped: false,
         }
     }
 

@@ -294,6 +294,12 @@ fn format_record(out: &Output, at: SystemTime, r: &GatewayRecord) -> Result<Stri
             mptcp_proxy::convert::ErrorCode(c)
         ));
     }
+    if let Some(why) = r.converter_retry {
+        line.push_str(&format!(" converter retried ({})", why.as_str()));
+    }
+    if r.convert_duplicate_dropped {
+        line.push_str(" duplicate Convert message dropped");
+    }
     if let Some(e) = &r.error {
         line.push_str(&format!(" ({e})"));
     }

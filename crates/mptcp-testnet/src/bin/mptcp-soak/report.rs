@@ -105,6 +105,8 @@ pub fn report(c: &Context) -> bool {
     let one_path = fell_back_to_tcp(&daemon_records);
     let mut failed_fell_back = 0u64;
     let (redialed, redialed_mptcp) = redials(&daemon_records);
+    let converter_retried = converter_retries(&daemon_records);
+    let duplicates_dropped = convert_duplicates(&c.args.dir);
     let (mut sent, mut verified, mut corrupt) = (0u64, 0u64, 0u64);
     let (mut failed_up, mut failed_down, mut failed_proxy) = (0u64, 0u64, 0u64);
     let mut failed_dial = 0u64;
@@ -285,9 +287,9 @@ pub fn report(c: &Context) -> bool {
     // request/response loop keeps one for all its rounds), and the client daemons
     // dial at most once per connection handed to them, plus once for the readiness
     // check's connection to the client proxy (its dial can come after the first
-    // scrape), plus once for each second dial after a SYN-loss fallback (their
-    // records say); so ops ok <= connects <= handed + 1 + redials. Nothing
-    // established is left.
+    // scrape), plus once for each second dial after a SYN-loss fallback and for
+    // each Convert exchange made again (their records say); so ops ok <= connects
+    // <= handed + 1 + redials + retries. Nothing established is left.
     let delta = |name: &str| {
         metric(&c.scrape_after, name, "client") - metric(&c.scrape_before, name, "client")
     };
@@ -298,7 +300,7 @@ pub fn report(c: &Context) -> bool {
     let connects = syn_tx + disabled + token_fallback;
     let handed = ops.iter().filter(|op| op.handed).count() as u64;
     let established_left = sum_metric(&c.scrape_after, "mptcp_connections{", &["established"]);
-    let most = handed + 1 + redialed;
+    let most = handed + 1 + redialed + converter_retried;
     let exporter_ok =
         ok_ops as f64 <= connects && connects <= most as f64 && established_left == 0.0;
     // The converter: every SYN on its uplink goes to the origin's sink.
@@ -439,7 +441,7 @@ pub fn report(c: &Context) -> bool {
     );
     row("endpoints left", endpoints_left.to_string(), "0");
     row(
-        "exporter: ops ok <= connects <= handed+1+redials",
+        "exporter: ops ok <= connects <= handed+1+redials+retries",
         format!("{ok_ops} <= {connects:.0} <= {most}"),
         "consistent",
     );
@@ -451,6 +453,16 @@ pub fn report(c: &Context) -> bool {
     row(
         "relays' second dials after lost SYNs",
         format!("{redialed} ({redialed_mptcp} got MPTCP)"),
+        "",
+    );
+    row(
+        "gateway: Convert exchanges made again",
+        converter_retried.to_string(),
+        "",
+    );
+    row(
+        "converter: duplicate Convert messages dropped",
+        duplicates_dropped.to_string(),
         "",
     );
     row(
@@ -537,6 +549,8 @@ pub fn report(c: &Context) -> bool {
     out["checksum"] = json!(c.args.checksum);
     out["relay_redials"] = json!(redialed);
     out["relay_redials_mptcp"] = json!(redialed_mptcp);
+    out["converter_retries"] = json!(converter_retried);
+    out["convert_duplicates_dropped"] = json!(duplicates_dropped);
     out["idle_timeout_s"] = json!(c.args.idle_timeout.as_secs());
     println!("{out}");
     violations.is_empty()
@@ -636,6 +650,26 @@ fn redials(records: &[(Route, Value)]) -> (u64, u64) {
         .collect();
     let mptcp = outcomes.iter().filter(|r| **r == "mptcp").count() as u64;
     (outcomes.len() as u64, mptcp)
+}
+
+/// The gateway's Convert exchanges made again on a new converter connection
+/// (`converter_retry` in its records): each is one more MPTCP `connect()`.
+fn converter_retries(records: &[(Route, Value)]) -> u64 {
+    records
+        .iter()
+        .filter(|(_, v)| !v["converter_retry"].is_null())
+        .count() as u64
+}
+
+/// The converter's records (`converter.out`) that dropped a second copy of a
+/// Convert message (`convert_duplicate_dropped`): bytes the kernel delivered
+/// twice, kept from the sink.
+fn convert_duplicates(dir: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(dir.join("converter.out")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["convert_duplicate_dropped"] == true)
+        .count() as u64
 }
 
 /// Every RSS and descriptor sample as a JSON line in `samples.jsonl` (daemon,
