@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{echo, pattern, round_trip, sink, start_config_in, upload, Running};
+use common::{
+    echo, pattern, round_trip, sink, start_config_in, strip_mptcp_after_syn, upload, Running,
+};
 use mptcp_net::MptcpStatus;
 use mptcp_proxy::{Config, EndReason, ProxyProtocol, Redial, Route};
 use mptcp_testnet::{Endpoints, TestNet};
@@ -375,24 +377,8 @@ fn proxy_redials_with_mptcp_when_the_first_syns_were_lost() {
 #[test]
 fn a_dial_that_falls_back_after_the_handshake_is_recorded_when_it_fails() {
     let chain = Chain::new(testnet(None));
-    let port = SERVER_PROXY_PORT.to_string();
-    let rule = [
-        "PREROUTING",
-        "-p",
-        "tcp",
-        "--dport",
-        &port,
-        "!",
-        "--syn",
-        "-j",
-        "TCPOPTSTRIP",
-        "--strip-options",
-        "30",
-    ];
     let iptables = |action: &str| {
-        let args = [&["-w", "-t", "mangle", action][..], &rule].concat();
-        let out = chain.net.server().netns().exec("iptables", args);
-        out.unwrap_or_else(|e| panic!("this test needs iptables with TCPOPTSTRIP: {e}"));
+        strip_mptcp_after_syn(chain.net.server().netns(), action, SERVER_PROXY_PORT, &[]);
     };
     iptables("-A");
     let listener = chain.backend_listener();

@@ -27,9 +27,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::gateway::{socks5_connect, RunningGateway};
-use common::{sink, upload};
+use common::{sink, strip_mptcp_after_syn, upload};
 use mptcp_net::MptcpStatus;
-use mptcp_proxy::gateway::{Gateway, GatewayConfig, GatewayEnd, Mode};
+use mptcp_proxy::gateway::{ConverterRetry, Gateway, GatewayConfig, GatewayEnd, Mode};
 use mptcp_proxy::Metrics;
 use mptcp_testnet::support::{curl, http_server, pattern, KillOnDrop, TestDir};
 use mptcp_testnet::{Host, Netns, TestNet};
@@ -1002,4 +1002,108 @@ fn converter_drops_a_second_copy_of_the_convert_message_on_plain_tcp() {
             .any(|l| l == "mptcp_proxy_convert_duplicates_total{route=\"convert\"} 1"),
         "{text}"
     );
+}
+
+/// A converter connection that was MPTCP when dialled but fell back to TCP after
+/// its handshake (the server's kernel completed it from a third ACK without
+/// MPTCP, here stripped from the first non-SYN packet the converter's host
+/// receives) would carry the client on one path for life. The gateway sees it
+/// when the answer comes, before any byte of the client's, and makes the
+/// exchange again on a new connection, which is MPTCP.
+#[test]
+fn gateway_replaces_a_converter_connection_that_fell_back_after_its_handshake() {
+    need("iptables", "iptables");
+    const ECHO_PORT: u16 = 8200;
+    let net = network(false, false);
+    let server_ip = net.server().addr(0).unwrap();
+    let listener = net
+        .router()
+        .unwrap()
+        .run(|| TcpListener::bind(("0.0.0.0", ECHO_PORT)))
+        .unwrap()
+        .expect("a listener on the router");
+    // Echoes each connection until it closes; the first (opened by the converter
+    // for the connection the gateway gave up) may be empty.
+    let echo = thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut b = [0u8; 64];
+            while let Ok(n) = s.read(&mut b) {
+                if n == 0 || s.write_all(&b[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    // The first packet after a SYN that reaches the converter's port: the
+    // first connection's third ACK (nth, packet 0: the first of every million).
+    let iptables = |action: &str| {
+        let first = [
+            "-m",
+            "statistic",
+            "--mode",
+            "nth",
+            "--every",
+            "1000000",
+            "--packet",
+            "0",
+        ];
+        strip_mptcp_after_syn(net.server().netns(), action, CONVERTER_PORT, &first);
+    };
+    iptables("-A");
+    let conv = converter("0.0.0.0:5124", "198.18.0.0/16").allow_private_destinations(true);
+    let converter = start(&net, On::Server, vec![conv]);
+    let conv_addr = SocketAddr::new(server_ip, CONVERTER_PORT);
+    let gateway = start(
+        &net,
+        On::Client,
+        vec![client("127.0.0.1:0", Mode::Socks5, conv_addr)],
+    );
+    let socks = gateway.addr(Mode::Socks5);
+    let dest = SocketAddr::new(web_addr(), ECHO_PORT);
+    let echoed = net
+        .client()
+        .run(move || {
+            let mut s = socks5_connect(socks, dest)?;
+            s.write_all(b"hello")?;
+            let mut b = [0u8; 5];
+            s.read_exact(&mut b)?;
+            Ok::<_, std::io::Error>(b)
+        })
+        .unwrap();
+    iptables("-D");
+    let echoed = echoed.unwrap_or_else(|e| {
+        panic!(
+            "no echo through the gateway: {e}\ngateway: {}\nconverter: {}",
+            gateway.dump(),
+            converter.dump()
+        )
+    });
+    assert_eq!(&echoed, b"hello");
+    let rec = gateway.wait_records(1).remove(0);
+    assert_eq!(
+        rec.converter_retry,
+        Some(ConverterRetry::FellBack),
+        "{rec:?}\nconverter: {}",
+        converter.dump()
+    );
+    assert_eq!(rec.upstream_mptcp, Some(MptcpStatus::Active), "{rec:?}");
+    assert_eq!(rec.end, GatewayEnd::Closed, "{rec:?}");
+    let conv_records = converter.wait_records(2);
+    let active = conv_records
+        .iter()
+        .filter(|r| r.client_mptcp == Some(MptcpStatus::Active))
+        .count();
+    assert_eq!(active, 1, "{conv_records:#?}");
+    let text = gateway.started.metrics.encode();
+    assert!(
+        text.lines()
+            .any(|l| l
+                == "mptcp_proxy_converter_retries_total{reason=\"fell_back\",route=\"socks5\"} 1"),
+        "{text}"
+    );
+    drop(gateway);
+    drop(converter);
+    echo.join().expect("the echo server");
 }

@@ -84,8 +84,9 @@ Multipath gateway (RFC 8803, 0-RTT TCP Convert Protocol):
   \"upstream\", \"client_mptcp\", \"upstream_mptcp\", \"fastopen\", \"bytes_to_upstream\",
   \"bytes_to_client\", \"duration\", \"relay\", \"end\" (closed|bad_handshake|refused|
   connect_failed|reset|idle_timeout|shutdown), \"convert_error\" (RFC 8803 code),
-  \"converter_retry\" (no_answer|lost: the first converter connection gave no answer and
-  the exchange was made again on a new one; nothing of the client's had been sent),
+  \"converter_retry\" (no_answer|lost|fell_back: the first converter connection gave no
+  answer, or fell back to TCP after its handshake, and the exchange was made again on a
+  new one; nothing of the client's had been sent),
   \"convert_duplicate_dropped\" (converter: a second copy of the Convert message, which
   Linux can deliver on a connection that fell back to TCP, was dropped), \"error\"}.";
 

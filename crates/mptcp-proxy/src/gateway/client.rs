@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mptcp_net::{MptcpExt, MptcpStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -291,8 +292,28 @@ async fn dial_upstream(
             record.convert_error = Some(code.0);
             return Err(Failure::Convert(code));
         }
+        if !retried && fell_back_since_dial(dial, &s) {
+            retried = true;
+            record.converter_retry = Some(ConverterRetry::FellBack);
+            ctx.shared
+                .metrics
+                .converter_retry(ConverterRetry::FellBack.as_str());
+            tracing::info!(
+                client = %record.core.client,
+                converter = %converter,
+                "the converter connection fell back to TCP after its handshake; trying a new connection"
+            );
+            crate::sys::set_reset_on_close(&s);
+            continue;
+        }
         return Ok((s, rest));
     }
+}
+
+/// Whether `s`, MPTCP when `dial` made it, is plain TCP now (one `getsockopt`).
+fn fell_back_since_dial(dial: &Dial<'_>, s: &TcpStream) -> bool {
+    dial.known_status(s) == Some(Some(MptcpStatus::Active))
+        && s.mptcp_status().ok() == Some(MptcpStatus::FellBack)
 }
 
 /// How a Convert exchange failed.

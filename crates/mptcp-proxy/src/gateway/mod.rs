@@ -81,6 +81,15 @@
 //! can be left with no subflow before it is fully established (the kernel adds
 //! subflows only to established connections), and with no answer.
 //!
+//! The same holds for a connection that was MPTCP when dialled and is plain TCP
+//! when the answer comes: its third ACK and first data were lost, and the
+//! server's kernel completed the handshake from a later segment without MPTCP
+//! and fell back (mptcp-proxy's crate docs, "Connections that fall back after
+//! the handshake"). Such a connection lives on one path and dies with it, so it
+//! is replaced too, still before any byte of the client's (one `getsockopt`
+//! after each answer; `fell_back` in the record and the counter). A connection
+//! that fell back at its dial (its SYNs lost) had its second dial already.
+//!
 //! # Convert messages delivered twice
 //!
 //! On Linux 6.18 an MPTCP connection can fall back to TCP after its first data
@@ -371,6 +380,10 @@ pub enum ConverterRetry {
     NoAnswer,
     /// The connection closed, was reset, or failed a write before the answer.
     Lost,
+    /// MPTCP when dialled, plain TCP by the time the answer came: the server
+    /// completed the handshake without its last MPTCP packets and fell back, and
+    /// a plain TCP connection lives on one path.
+    FellBack,
 }
 
 impl ConverterRetry {
@@ -379,6 +392,7 @@ impl ConverterRetry {
         match self {
             ConverterRetry::NoAnswer => "no_answer",
             ConverterRetry::Lost => "lost",
+            ConverterRetry::FellBack => "fell_back",
         }
     }
 }

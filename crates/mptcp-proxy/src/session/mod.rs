@@ -219,7 +219,7 @@ impl<'a> Dial<'a> {
 
     /// The MPTCP status of `stream` if this dial already read it (it returned
     /// that stream): one `getsockopt` a connection fewer.
-    fn known_status(&self, stream: &TcpStream) -> Option<Option<MptcpStatus>> {
+    pub(crate) fn known_status(&self, stream: &TcpStream) -> Option<Option<MptcpStatus>> {
         let known = *self.status.lock().unwrap_or_else(|e| e.into_inner());
         known
             .filter(|(fd, _)| *fd == stream.as_raw_fd())

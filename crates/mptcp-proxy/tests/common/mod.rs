@@ -212,6 +212,33 @@ pub fn sink(listener: TcpListener, n: usize, warm_up: u64) -> JoinHandle<()> {
     })
 }
 
+/// `iptables -t mangle ACTION PREROUTING` (`-A` or `-D`) in `ns` of a rule that
+/// strips the MPTCP option (kind 30) from the TCP packets to `port` other than
+/// SYNs, `only` narrowing which (more match options, or none): the server's
+/// kernel then completes a connection from a third ACK without MP_CAPABLE and
+/// falls back to TCP.
+#[allow(dead_code)] // Not every test file uses it.
+pub fn strip_mptcp_after_syn(ns: &mptcp_testnet::Netns, action: &str, port: u16, only: &[&str]) {
+    let port = port.to_string();
+    let head = [
+        "-w",
+        "-t",
+        "mangle",
+        action,
+        "PREROUTING",
+        "-p",
+        "tcp",
+        "--dport",
+        &port,
+        "!",
+        "--syn",
+    ];
+    let tail = ["-j", "TCPOPTSTRIP", "--strip-options", "30"];
+    let args = [&head[..], only, &tail].concat();
+    let out = ns.exec("iptables", args);
+    out.unwrap_or_else(|e| panic!("this test needs iptables with TCPOPTSTRIP: {e}"));
+}
+
 // Not every test file uses them.
 #[allow(unused_imports)]
 pub use mptcp_testnet::support::{echo, pattern, round_trip};
