@@ -140,6 +140,12 @@
 //! follow, `FallbackFailed`: the client goes on as MPTCP against a plain TCP
 //! peer, re-sends at the MPTCP level what that peer already has, and the peer reads
 //! those bytes twice; the chaos soak caught a Convert message read twice that way.)
+//! A relay cannot undo either: the client's bytes flow at once. The gateway's
+//! client roles can, since they send nothing of the client's before the
+//! converter's answer: a converter connection that fell back by then is replaced
+//! by a new one, and the converter drops a Convert message delivered twice
+//! ([`gateway`], "Connections lost before the converter's answer" and "Convert
+//! messages delivered twice").
 //!
 //! # Memory per connection
 //!
