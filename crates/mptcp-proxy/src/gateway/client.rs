@@ -265,48 +265,37 @@ async fn dial_upstream(
     };
     let addr = resolve(dest).await.map_err(Failure::Dial)?;
     let request = convert::connect_request(addr, false);
-    let mut retried = false;
     loop {
         let mut s = dial.dial(converter.as_str()).await.map_err(Failure::Dial)?;
         record.fastopen = Some(sys::fastopen_connect(&s));
-        let (msg, rest) = match exchange(&mut s, &request, ctx.config.handshake_timeout).await {
-            Ok(v) => v,
-            Err(Exchange::Bad(e)) => return Err(Failure::BadAnswer(e)),
-            Err(Exchange::Lost(why, e)) if !retried => {
-                // Nothing of the client's has been sent: the converter saw at
-                // most a Convert message, and the server an empty connection.
-                retried = true;
-                record.converter_retry = Some(why);
-                ctx.shared.metrics.converter_retry(why.as_str());
-                tracing::info!(
-                    client = %record.core.client,
-                    converter = %converter,
-                    "no answer from the converter ({e}); trying a new connection"
-                );
-                crate::sys::set_reset_on_close(&s);
-                continue;
+        let retried = record.converter_retry.is_some();
+        // Why this connection cannot carry the client, if it cannot.
+        let (why, what) = match exchange(&mut s, &request, ctx.config.handshake_timeout).await {
+            Ok((msg, rest)) => {
+                if let Some(code) = msg.error() {
+                    record.convert_error = Some(code.0);
+                    return Err(Failure::Convert(code));
+                }
+                if retried || !fell_back_since_dial(dial, &s) {
+                    return Ok((s, rest));
+                }
+                let what = "fell back to TCP after its handshake".to_string();
+                (ConverterRetry::FellBack, what)
             }
-            Err(Exchange::Lost(_, e)) => return Err(Failure::Dial(e)),
+            Err(Exchange::Bad(e)) => return Err(Failure::BadAnswer(e)),
+            Err(Exchange::Lost(_, e)) if retried => return Err(Failure::Dial(e)),
+            Err(Exchange::Lost(why, e)) => (why, format!("no answer: {e}")),
         };
-        if let Some(code) = msg.error() {
-            record.convert_error = Some(code.0);
-            return Err(Failure::Convert(code));
-        }
-        if !retried && fell_back_since_dial(dial, &s) {
-            retried = true;
-            record.converter_retry = Some(ConverterRetry::FellBack);
-            ctx.shared
-                .metrics
-                .converter_retry(ConverterRetry::FellBack.as_str());
-            tracing::info!(
-                client = %record.core.client,
-                converter = %converter,
-                "the converter connection fell back to TCP after its handshake; trying a new connection"
-            );
-            crate::sys::set_reset_on_close(&s);
-            continue;
-        }
-        return Ok((s, rest));
+        // Nothing of the client's has been sent: the converter saw at most a
+        // Convert message, and the server an empty connection.
+        record.converter_retry = Some(why);
+        ctx.shared.metrics.converter_retry(why.as_str());
+        tracing::info!(
+            client = %record.core.client,
+            converter = %converter,
+            "converter connection given up ({what}); trying a new connection"
+        );
+        crate::sys::set_reset_on_close(&s);
     }
 }
 

@@ -71,23 +71,20 @@ fn drop_duplicate(client: &TcpStream, raw: &[u8], early: &mut Vec<u8>) -> bool {
         return false;
     }
     let missing = &raw[early.len()..];
-    let mut peeked = [0u8; convert::MAX_MESSAGE];
-    let peeked = &mut peeked[..missing.len()];
-    if !matches!(crate::sys::peek(client, peeked), Ok(n) if n == missing.len()) || peeked != missing
-    {
+    let mut buf = [0u8; convert::MAX_MESSAGE];
+    let buf = &mut buf[..missing.len()];
+    if !matches!(crate::sys::peek(client, buf), Ok(n) if n == missing.len()) || buf != missing {
         return false;
     }
     // The bytes are queued: this read takes exactly them.
-    let mut taken = [0u8; convert::MAX_MESSAGE];
-    let taken = &mut taken[..missing.len()];
-    match client.try_read(taken) {
+    match client.try_read(buf) {
         Ok(n) if n == missing.len() => {
             early.clear();
             true
         }
         // Cannot happen (the peek saw them); keep whatever was read.
         Ok(n) => {
-            early.extend_from_slice(&taken[..n]);
+            early.extend_from_slice(&buf[..n]);
             false
         }
         Err(_) => false,
