@@ -8,7 +8,7 @@
 #
 # Why `mptcp pm run --role client` gives `subflow` alone (crates/mptcp-pm/src/lib.rs,
 # "Flags"; the test `pm_client_endpoints_keep_the_kernels_count_through_announcements`
-# in crates/mptcp-pm/tests/pm_userspace.rs; README, "Endpoints counted twice").
+# in crates/mptcp-pm/tests/pm_userspace.rs; SOAK.md, "Endpoints counted twice").
 #
 # As root. Two namespaces joined by two veth paths (perf/two-path-netns.sh); the
 # client's endpoints, 198.18.1.1 (the connection's first path) and 198.18.2.1, get
