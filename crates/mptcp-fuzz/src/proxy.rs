@@ -286,9 +286,14 @@ pub fn socks5(data: &[u8]) {
 
 /// HTTP CONNECT: a parsed head ends with its blank line within the bound and parses the
 /// same without the bytes after it; one byte less waits; the host and port written back
-/// into a request line parse to the same. Refusals answer with a 4xx.
+/// into a request line parse to the same. Refusals answer with a 4xx, and a head
+/// refused from its first bytes stays refused whatever follows them.
 pub fn http_connect(data: &[u8]) {
-    match http_connect::parse(data) {
+    let whole = http_connect::parse(data);
+    if http_connect::parse(&data[..data.len() / 2]).is_err() {
+        assert!(whole.is_err(), "refused at half, not whole: {whole:?}");
+    }
+    match whole {
         Ok(Some((host, port, n))) => {
             assert!(n <= data.len() && n <= http_connect::MAX_HEAD);
             assert_eq!(&data[n - 4..n], b"\r\n\r\n");

@@ -45,8 +45,29 @@ impl HttpConnectError {
 /// Parses a CONNECT request head at the start of `buf`: `Ok(None)` until the
 /// blank line has arrived, then `(host, port, head length)`. The host keeps no
 /// brackets (`[2001:db8::1]:443` gives `2001:db8::1`).
+///
+/// A head is refused as soon as its first bytes rule it out, without waiting
+/// for the blank line: a method that is not CONNECT once its space has come,
+/// a byte no method may hold, or a complete request line that is bad. Bytes
+/// that could still begin a CONNECT request wait. So a client sending garbage
+/// is answered at once instead of holding its connection until the handshake
+/// timeout, and what is refused early is refused with the same error whole.
+///
+/// ```
+/// use mptcp_proxy::http_connect::{parse, HttpConnectError};
+///
+/// assert_eq!(parse(b"CONNECT 198.18.0.1:443 HTTP/1.1\r\n"), Ok(None));
+/// assert_eq!(
+///     parse(b"CONNECT 198.18.0.1:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+///     Ok(Some(("198.18.0.1".into(), 443, 44)))
+/// );
+/// // Refused before the blank line.
+/// assert_eq!(parse(b"GET /"), Err(HttpConnectError::Method("GET".into())));
+/// assert_eq!(parse(b"\x16\x03\x01"), Err(HttpConnectError::Malformed));
+/// ```
 pub fn parse(buf: &[u8]) -> Result<Option<(String, u16, usize)>, HttpConnectError> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        refuse_early(buf)?;
         if buf.len() >= MAX_HEAD {
             return Err(HttpConnectError::TooLong);
         }
@@ -57,18 +78,61 @@ pub fn parse(buf: &[u8]) -> Result<Option<(String, u16, usize)>, HttpConnectErro
         return Err(HttpConnectError::TooLong);
     }
     let line_end = buf.windows(2).position(|w| w == b"\r\n").unwrap_or(end);
-    let line = std::str::from_utf8(&buf[..line_end]).map_err(|_| HttpConnectError::Malformed)?;
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (host, port) = request_line(&buf[..line_end])?;
+    Ok(Some((host, port, head_len)))
+}
+
+/// Before the blank line: the error the head will be refused with whatever
+/// follows, if its bytes so far already decide it.
+fn refuse_early(buf: &[u8]) -> Result<(), HttpConnectError> {
+    if let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") {
+        return request_line(&buf[..line_end]).map(drop);
+    }
+    if let Some(space) = buf.iter().position(|&b| b == b' ') {
+        return check_method(&buf[..space]);
+    }
+    // The method so far; a CR at the end may begin the line's CRLF.
+    let method = buf.strip_suffix(b"\r").unwrap_or(buf);
+    if method.iter().all(|&b| is_tchar(b)) && !(method.is_empty() && buf.len() == 1) {
+        Ok(())
+    } else {
+        Err(HttpConnectError::Malformed)
+    }
+}
+
+/// A method is a token (RFC 9110 §5.6.2), and here it is CONNECT.
+fn check_method(method: &[u8]) -> Result<(), HttpConnectError> {
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(HttpConnectError::Malformed);
+    }
+    if method != b"CONNECT" {
+        return Err(HttpConnectError::Method(
+            String::from_utf8_lossy(method).chars().take(16).collect(),
+        ));
+    }
+    Ok(())
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `CONNECT host:port HTTP/1.x`, the request line without its CRLF. The
+/// method is judged first, as [`refuse_early`] judges it.
+fn request_line(line: &[u8]) -> Result<(String, u16), HttpConnectError> {
+    let (method, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(space) => (&line[..space], Some(&line[space + 1..])),
+        None => (line, None),
+    };
+    check_method(method)?;
+    let rest = rest.ok_or(HttpConnectError::Malformed)?;
+    let rest = std::str::from_utf8(rest).map_err(|_| HttpConnectError::Malformed)?;
+    let mut parts = rest.split(' ');
+    let (Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(HttpConnectError::Malformed);
     };
     if !version.starts_with("HTTP/1.") {
         return Err(HttpConnectError::Malformed);
-    }
-    if method != "CONNECT" {
-        return Err(HttpConnectError::Method(method.chars().take(16).collect()));
     }
     let bad = || HttpConnectError::Target(target.chars().take(64).collect());
     let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
@@ -80,7 +144,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(String, u16, usize)>, HttpConnectErro
     if host.is_empty() || port == 0 || host.contains(['/', '@', ' ']) {
         return Err(bad());
     }
-    Ok(Some((host.to_string(), port, head_len)))
+    Ok((host.to_string(), port))
 }
 
 /// The answer once the tunnel is open.
@@ -130,5 +194,57 @@ mod tests {
         assert!(HttpConnectError::TooLong
             .response()
             .starts_with(b"HTTP/1.1 431"));
+    }
+
+    #[test]
+    fn garbage_is_refused_before_the_blank_line() {
+        use HttpConnectError::*;
+        assert_eq!(parse(b"GET /"), Err(Method("GET".into())));
+        assert_eq!(parse(b"\x16\x03\x01\x02\x00"), Err(Malformed));
+        assert_eq!(parse(b"\r"), Err(Malformed));
+        assert_eq!(parse(b" CONNECT"), Err(Malformed));
+        assert_eq!(parse(b"CONNECT a:1 SPDY/3\r\n"), Err(Malformed));
+        assert!(matches!(
+            parse(b"CONNECT host HTTP/1.1\r\nHost: h"),
+            Err(Target(_))
+        ));
+        // What could still begin a CONNECT request, or name a method, waits.
+        for wait in [
+            &b""[..],
+            b"C",
+            b"CONNEC",
+            b"CONNECT",
+            b"CONNECT\r",
+            b"GE",
+            b"GET\r",
+        ] {
+            assert_eq!(parse(wait), Ok(None), "{wait:?}");
+        }
+    }
+
+    #[test]
+    fn a_head_refused_early_is_refused_alike_whole() {
+        let heads: [&[u8]; 9] = [
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET\r\n\r\n",
+            b"G@T / HTTP/1.1\r\n\r\n",
+            b"GET /\xff HTTP/1.1\r\n\r\n",
+            b"CONNECT a:1 HTTP/1.1 x\r\n\r\n",
+            b"CONNECT a:1 SPDY/3\r\nHost: a\r\n\r\n",
+            b"CONNECT a HTTP/1.1\r\n\r\n",
+            b"CONNECT\r\n\r\n",
+            b"\r\n\r\n",
+        ];
+        for head in heads {
+            let whole = parse(head);
+            assert!(whole.is_err(), "{head:?}");
+            for cut in 0..head.len() {
+                let part = parse(&head[..cut]);
+                assert!(
+                    part == Ok(None) || part == whole,
+                    "{head:?} cut at {cut}: {part:?}"
+                );
+            }
+        }
     }
 }

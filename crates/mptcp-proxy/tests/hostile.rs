@@ -89,3 +89,50 @@ fn socks5_intake_outlasts_idle_garbage_and_reset_clients() {
     assert!(after <= 64, "{after} descriptors left");
     gw.stop();
 }
+
+/// Garbage at the HTTP CONNECT intake is answered from its first bytes, not
+/// when the handshake timeout ends it: a TLS hello, random bytes, another
+/// method, a bad request line whose headers never end. The timeout here is a
+/// minute, and each answer must come well before it.
+#[test]
+fn http_connect_intake_answers_garbage_without_waiting_for_the_blank_line() {
+    require_mptcp();
+    let mut config = GatewayConfig::new("127.0.0.1:0".parse().unwrap(), Mode::HttpConnect);
+    config.handshake_timeout = Duration::from_secs(60);
+    let gw = RunningGateway::start(config);
+    let addr = gw.started.addr;
+    let junk: [(&[u8], &str); 4] = [
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            "HTTP/1.1 400 ",
+        ),
+        (&[0xa5u8; 600], "HTTP/1.1 400 "),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 405 "),
+        (
+            b"CONNECT 198.18.0.1 HTTP/1.1\r\nHost: x\r\n",
+            "HTTP/1.1 400 ",
+        ),
+    ];
+    for (j, want) in junk {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(j).unwrap();
+        let mut answer = Vec::new();
+        let r = s.read_to_end(&mut answer);
+        assert!(
+            r.is_ok()
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{j:?}: no answer within 20 s of a 60 s handshake timeout: {r:?}"
+        );
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(want), "{j:?}: {answer:?}");
+    }
+    let records = wait_records(&gw.started.records, 4);
+    let bad = records
+        .iter()
+        .filter(|r| r.end == GatewayEnd::BadHandshake)
+        .count();
+    assert_eq!(bad, 4, "{records:?}");
+    gw.stop();
+}
