@@ -163,8 +163,14 @@ fn checksum_check(facts: &Facts) -> Check {
         return c;
     }
     let detail = match facts.sysctl("checksum_enabled") {
-        Some("0") => "off (the default; needed only where middleboxes rewrite payloads)",
-        Some(_) => "on: every segment is checksummed (costs CPU; needed only where middleboxes rewrite payloads)",
+        Some("0") => {
+            "off (the default; turn on at both ends where a middlebox may rewrite payloads \
+             or strip MPTCP options mid-connection, which can misplace data without them)"
+        }
+        Some(_) => {
+            "on: every mapping is checksummed (costs CPU; guards against middleboxes that \
+             rewrite payloads or strip MPTCP options)"
+        }
         None => "not on this kernel",
     };
     Check::new(ID, WHAT, Status::Ok, detail.into())
