@@ -93,11 +93,10 @@ fn refuse_early(buf: &[u8]) -> Result<(), HttpConnectError> {
     }
     // The method so far; a CR at the end may begin the line's CRLF.
     let method = buf.strip_suffix(b"\r").unwrap_or(buf);
-    if method.iter().all(|&b| is_tchar(b)) && !(method.is_empty() && buf.len() == 1) {
-        Ok(())
-    } else {
-        Err(HttpConnectError::Malformed)
+    if buf == b"\r" || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(HttpConnectError::Malformed);
     }
+    Ok(())
 }
 
 /// A method is a token (RFC 9110 §5.6.2), and here it is CONNECT.

@@ -17,6 +17,20 @@ fn descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Reads until the daemon closes the connection (a reset counts as closed);
+/// any other outcome, a read timeout above all, fails with `context`.
+fn read_until_closed(s: &mut TcpStream, context: &str) -> Vec<u8> {
+    let mut got = Vec::new();
+    let r = s.read_to_end(&mut got);
+    assert!(
+        r.is_ok()
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{context}: {r:?}"
+    );
+    got
+}
+
 #[test]
 fn socks5_intake_outlasts_idle_garbage_and_reset_clients() {
     require_mptcp();
@@ -40,14 +54,7 @@ fn socks5_intake_outlasts_idle_garbage_and_reset_clients() {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = s.write_all(j);
-        let mut rest = Vec::new();
-        let r = s.read_to_end(&mut rest);
-        assert!(
-            r.is_ok()
-                || r.as_ref()
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-            "{j:?}: {r:?}"
-        );
+        read_until_closed(&mut s, &format!("{j:?}"));
     }
     // Connect-and-reset.
     for _ in 0..200 {
@@ -72,12 +79,10 @@ fn socks5_intake_outlasts_idle_garbage_and_reset_clients() {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         s.set_read_timeout(Some(left)).unwrap();
-        let mut rest = Vec::new();
-        match s.read_to_end(&mut rest) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("an idle client still open after the handshake timeout: {e}"),
-        }
+        read_until_closed(
+            &mut s,
+            "an idle client still open after the handshake timeout",
+        );
     }
     let records = wait_records(&gw.started.records, 1000);
     let bad = records
@@ -117,13 +122,9 @@ fn http_connect_intake_answers_garbage_without_waiting_for_the_blank_line() {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.write_all(j).unwrap();
-        let mut answer = Vec::new();
-        let r = s.read_to_end(&mut answer);
-        assert!(
-            r.is_ok()
-                || r.as_ref()
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-            "{j:?}: no answer within 20 s of a 60 s handshake timeout: {r:?}"
+        let answer = read_until_closed(
+            &mut s,
+            &format!("{j:?}: no answer within 20 s of a 60 s handshake timeout"),
         );
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with(want), "{j:?}: {answer:?}");
