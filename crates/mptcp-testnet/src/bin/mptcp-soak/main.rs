@@ -341,9 +341,10 @@ fn run(args: &Args) -> Result<bool, String> {
     let run_end = Instant::now();
     result?;
     // Idle again: connections the clients gave up on during a blackout can stay
-    // open in the far daemons (no path told them) until the proxies' idle timeout;
-    // wait for it, at most, then take the last samples and scrape.
-    let settle = Instant::now() + args.idle_timeout + Duration::from_secs(5);
+    // open in the far daemons (no path told them) until the proxies' idle timeout,
+    // or past it while their peer still acknowledges bytes; wait for them, at most
+    // as long as at the quiet point, then take the last samples and scrape.
+    let settle = Instant::now() + back_to_idle_within(args.idle_timeout);
     let mut idle_fds_after = daemons.fd_counts();
     while Instant::now() < settle
         && idle_fds_after.iter().any(|(n, &a)| {
@@ -493,6 +494,15 @@ fn counters_moved(
         .collect()
 }
 
+/// How long the daemons may take to close the connections they still hold once
+/// the clients have stopped: a relay keeps a connection past its idle timeout
+/// while the peer still acknowledges bytes (slowly, after a blackout, or an
+/// orphaned peer draining after the server proxy was killed): up to two idle
+/// timeouts.
+fn back_to_idle_within(idle_timeout: Duration) -> Duration {
+    idle_timeout * 2 + Duration::from_secs(5)
+}
+
 /// The daemons read idle after the warm-up (see [`work::Pause`]).
 pub struct Quiet {
     /// Seconds after the start.
@@ -530,9 +540,7 @@ fn quiet_point(
         std::thread::sleep(Duration::from_millis(20));
     }
     let workers_idle = pause.waiting() == workers;
-    // A relay keeps a connection past its idle timeout while the peer still
-    // acknowledges bytes (slowly, after a blackout): up to two idle timeouts.
-    let fds_back = Instant::now() + idle_timeout * 2 + Duration::from_secs(5);
+    let fds_back = Instant::now() + back_to_idle_within(idle_timeout);
     // The daemons holding more descriptors than before the load (connections).
     let busy = |now: &BTreeMap<String, (u32, daemons::Sample)>| -> Vec<String> {
         now.iter()
