@@ -295,6 +295,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let pause = work::Pause::default();
     let view = daemons.view();
     let warmup = Duration::from_secs(args.seconds / 4);
+    let back_to_idle = back_to_idle_within(args.idle_timeout, &net);
     let mut quiet = None;
     let stop_counters = AtomicBool::new(false);
     let result = std::thread::scope(|s| -> Result<(), String> {
@@ -315,7 +316,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 &idle_fds_before,
                 start + warmup,
                 args.concurrency,
-                args.idle_timeout,
+                back_to_idle,
                 deadline,
             )
         });
@@ -344,7 +345,7 @@ fn run(args: &Args) -> Result<bool, String> {
     // open in the far daemons (no path told them) until the proxies' idle timeout,
     // or past it while their peer still acknowledges bytes; wait for them, at most
     // as long as at the quiet point, then take the last samples and scrape.
-    let settle = Instant::now() + back_to_idle_within(args.idle_timeout);
+    let settle = Instant::now() + back_to_idle;
     let mut idle_fds_after = daemons.fd_counts();
     while Instant::now() < settle
         && idle_fds_after.iter().any(|(n, &a)| {
@@ -495,12 +496,18 @@ fn counters_moved(
 }
 
 /// How long the daemons may take to close the connections they still hold once
-/// the clients have stopped: a relay keeps a connection past its idle timeout
-/// while the peer still acknowledges bytes (slowly, after a blackout, or an
-/// orphaned peer draining after the server proxy was killed): up to two idle
-/// timeouts.
-fn back_to_idle_within(idle_timeout: Duration) -> Duration {
-    idle_timeout * 2 + Duration::from_secs(5)
+/// the clients have stopped. A relay keeps a connection past its idle timeout
+/// while its peer still acknowledges bytes: slowly after a blackout (up to two
+/// idle timeouts), or from the MPTCP socket of a killed server proxy, which the
+/// kernel keeps orphaned and taking data until `net.mptcp.close_timeout` after
+/// the kill (60 s by default; the 60 s CI soak saw the reset come 61 s after it).
+fn back_to_idle_within(idle_timeout: Duration, net: &net::SoakNet) -> Duration {
+    let close_timeout = [net.tn.client(), net.tn.server()]
+        .iter()
+        .filter_map(|h| h.sysctl("net.mptcp.close_timeout").ok()?.parse().ok())
+        .max()
+        .unwrap_or(60);
+    (idle_timeout * 2).max(Duration::from_secs(close_timeout)) + Duration::from_secs(5)
 }
 
 /// The daemons read idle after the warm-up (see [`work::Pause`]).
@@ -527,7 +534,7 @@ fn quiet_point(
     idle_fds: &BTreeMap<String, u64>,
     warm: Instant,
     workers: usize,
-    idle_timeout: Duration,
+    back_to_idle: Duration,
     deadline: Instant,
 ) -> Quiet {
     let start = Instant::now();
@@ -540,7 +547,7 @@ fn quiet_point(
         std::thread::sleep(Duration::from_millis(20));
     }
     let workers_idle = pause.waiting() == workers;
-    let fds_back = Instant::now() + back_to_idle_within(idle_timeout);
+    let fds_back = Instant::now() + back_to_idle;
     // The daemons holding more descriptors than before the load (connections).
     let busy = |now: &BTreeMap<String, (u32, daemons::Sample)>| -> Vec<String> {
         now.iter()
